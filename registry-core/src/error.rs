@@ -1,0 +1,142 @@
+//! The one error type of the core: what went wrong with an input, with the stored data, or with
+//! the storage backend underneath. The HTTP adapter maps each variant to an OCI error code in one
+//! table; nothing here knows about status codes.
+
+use crate::digest::Digest;
+
+/// Result alias used throughout the core and by storage backends.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a registry operation or a storage backend can fail with.
+///
+/// Storage backends return only the storage categories ([`Error::NotFound`],
+/// [`Error::RangeNotSatisfiable`], [`Error::NotImplemented`], [`Error::Storage`]); the registry
+/// logic turns a missing key into the domain error that fits (blob unknown, manifest unknown…).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A digest string does not follow `algorithm:encoded`, or its algorithm is not supported.
+    #[error("invalid digest {digest:?}: {reason}")]
+    DigestInvalid {
+        /// The rejected text.
+        digest: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The bytes received do not hash to the digest the client announced.
+    #[error("digest mismatch: expected {expected}, content hashes to {actual}")]
+    DigestMismatch {
+        /// The digest the client announced.
+        expected: Digest,
+        /// The digest of what was received.
+        actual: Digest,
+    },
+    /// A repository name does not follow the distribution-spec grammar.
+    #[error("invalid repository name {name:?}")]
+    NameInvalid {
+        /// The rejected name.
+        name: String,
+    },
+    /// The repository has no content at all.
+    #[error("repository {name} is not known")]
+    NameUnknown {
+        /// The repository asked for.
+        name: String,
+    },
+    /// A tag does not follow the tag grammar.
+    #[error("invalid tag {tag:?}")]
+    TagInvalid {
+        /// The rejected tag.
+        tag: String,
+    },
+    /// The blob is not in the repository.
+    #[error("blob {digest} is not known to this repository")]
+    BlobUnknown {
+        /// The blob asked for.
+        digest: Digest,
+    },
+    /// No upload session has this id (never started, finished, cancelled or purged).
+    #[error("upload {id} is not known")]
+    BlobUploadUnknown {
+        /// The session id asked for.
+        id: String,
+    },
+    /// The upload request is malformed or its body length does not match what it announced.
+    #[error("invalid upload: {reason}")]
+    BlobUploadInvalid {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A chunk did not start where the upload stands.
+    #[error("chunk starts at {requested}, the upload has {current} bytes")]
+    ChunkOutOfOrder {
+        /// Where the chunk claimed to start.
+        requested: u64,
+        /// How many bytes the upload holds.
+        current: u64,
+    },
+    /// A read range lies outside the object.
+    #[error("range not satisfiable for an object of {size} bytes")]
+    RangeNotSatisfiable {
+        /// Size of the whole object.
+        size: u64,
+    },
+    /// The manifest is malformed, of an unsupported kind, or inconsistent with its request.
+    #[error("invalid manifest: {reason}")]
+    ManifestInvalid {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The manifest is larger than the configured limit.
+    #[error("manifest of {size} bytes exceeds the limit of {limit} bytes")]
+    ManifestTooLarge {
+        /// Size received or announced.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The manifest references a blob or child manifest the repository does not hold.
+    #[error("manifest references {digest}, which this repository does not hold")]
+    ManifestBlobUnknown {
+        /// The missing reference.
+        digest: Digest,
+    },
+    /// No manifest for this tag or digest.
+    #[error("manifest {reference} is not known")]
+    ManifestUnknown {
+        /// The tag or digest asked for.
+        reference: String,
+    },
+    /// Storage category: the key does not exist.
+    #[error("no object at {key}")]
+    NotFound {
+        /// The missing key.
+        key: String,
+    },
+    /// Storage category: the backend cannot do this operation.
+    #[error("operation not supported by this storage backend: {operation}")]
+    NotImplemented {
+        /// The operation refused.
+        operation: &'static str,
+    },
+    /// Storage category: the backend failed (I/O error, unreachable service, corrupt state).
+    #[error("storage failure: {source}")]
+    Storage {
+        /// The backend's own error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Wraps a backend's private error as [`Error::Storage`].
+    pub fn storage(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Storage {
+            source: source.into(),
+        }
+    }
+
+    /// True when this is the storage category for a missing key.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}

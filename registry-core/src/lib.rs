@@ -1,0 +1,35 @@
+//! The core of an OCI distribution registry, usable without HTTP.
+//!
+//! - [`digest`]: content digests and a resumable streaming hash.
+//! - [`reference`]: repository names, tags and references, per the distribution-spec grammar.
+//! - [`manifest`]: validation of the four manifest kinds and OCI artifacts.
+//! - [`storage`]: the [`Storage`] trait that backends implement, and [`StorageExt`].
+//! - [`paths`]: the storage layout, drawn once.
+//! - [`upload`]: the state of an upload spanning many requests.
+//! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`].
+//! - [`error`]: the one [`Error`] type.
+//! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
+
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod paths;
+pub mod reference;
+pub mod registry;
+pub mod storage;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+pub mod upload;
+
+pub use digest::{Algorithm, Digest, Digester};
+pub use error::{Error, Result};
+pub use manifest::{Descriptor, Manifest, ManifestKind};
+pub use reference::{Reference, RepositoryName, Tag};
+pub use registry::{
+    BlobContent, BlobInfo, ManifestContent, ManifestInfo, Page, Registry, RegistryConfig,
+};
+pub use storage::{
+    ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, Storage,
+    StorageExt,
+};
+pub use upload::{UploadSession, UploadStatus};

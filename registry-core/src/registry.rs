@@ -1,0 +1,853 @@
+//! [`Registry`]: every distribution-spec operation, written once over any [`Storage`].
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Algorithm, Digest, Digester};
+use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, Manifest};
+use crate::paths;
+use crate::reference::{Reference, RepositoryName, Tag};
+use crate::storage::{ByteStream, GetRange, Storage, StorageExt, join};
+use crate::upload::{UploadSession, UploadStatus};
+
+/// Default manifest size limit: 4 MiB, as distribution.
+pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+
+/// How a [`Registry`] checks what it is given.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Manifests larger than this many bytes are refused.
+    pub max_manifest_size: u64,
+    /// Refuse manifests whose config, layers or index children are not in the repository.
+    pub validate_references: bool,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
+            validate_references: true,
+        }
+    }
+}
+
+/// Size and digest of a blob in a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The blob's size in bytes.
+    pub size: u64,
+}
+
+/// A blob being read: its size, the range being sent and the bytes.
+pub struct BlobContent {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// The whole blob's size in bytes.
+    pub size: u64,
+    /// The bytes carried by `stream`.
+    pub range: Range<u64>,
+    /// The blob's bytes in `range`.
+    pub stream: ByteStream,
+}
+
+impl std::fmt::Debug for BlobContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobContent")
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is known about a stored manifest without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestInfo {
+    /// Digest of the stored bytes.
+    pub digest: Digest,
+    /// Media type to serve it with.
+    pub media_type: String,
+    /// Size of the stored bytes.
+    pub size: u64,
+    /// The manifest's subject, if it has one.
+    pub subject: Option<Digest>,
+}
+
+/// A stored manifest: the exact bytes received and what describes them.
+#[derive(Debug, Clone)]
+pub struct ManifestContent {
+    /// Digest, media type and size.
+    pub info: ManifestInfo,
+    /// The bytes as received at push.
+    pub bytes: Bytes,
+}
+
+/// One page of a listing, and whether more follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The items, in lexical order.
+    pub items: Vec<String>,
+    /// True when items after the last one exist.
+    pub more: bool,
+}
+
+/// The record at a manifest's revision link.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestLink {
+    media_type: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<Digest>,
+}
+
+/// A registry over any [`Storage`]: the operations of the OCI distribution spec, without HTTP.
+///
+/// Cheap to clone; clones share the storage.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use registry_core::{Registry, RegistryConfig, Storage};
+/// # async fn demo(storage: Arc<dyn Storage>) -> registry_core::Result<()> {
+/// let registry = Registry::new(storage, RegistryConfig::default());
+/// let repo = "library/hello".parse()?;
+/// let data = bytes::Bytes::from_static(b"layer bytes");
+/// let digest = registry_core::Digest::of(&data);
+/// let body = futures::stream::once(async move { Ok(data) }).boxed();
+/// # use futures::StreamExt;
+/// registry.put_blob(&repo, &digest, body, None).await?;
+/// assert_eq!(registry.stat_blob(&repo, &digest).await?.size, 11);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+    config: Arc<RegistryConfig>,
+}
+
+/// Bytes seen by a stream on its way into storage: their count and hash, and why the body failed.
+struct Tap {
+    digester: Digester,
+    len: u64,
+    expected: Option<u64>,
+    body_error: Option<String>,
+}
+
+fn lock(tap: &Mutex<Tap>) -> std::sync::MutexGuard<'_, Tap> {
+    tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Hashes and counts `data` as the backend reads it, and cuts it off once it exceeds `expected`.
+fn tapped(data: ByteStream, tap: Arc<Mutex<Tap>>) -> ByteStream {
+    data.map(move |item| {
+        let mut t = lock(&tap);
+        match item {
+            Ok(chunk) => {
+                t.len += chunk.len() as u64;
+                if let Some(expected) = t.expected
+                    && t.len > expected
+                {
+                    let reason = format!("body is longer than the {expected} bytes announced");
+                    t.body_error = Some(reason.clone());
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, reason));
+                }
+                t.digester.update(&chunk);
+                Ok(chunk)
+            }
+            Err(e) => {
+                t.body_error = Some(format!("request body failed: {e}"));
+                Err(e)
+            }
+        }
+    })
+    .boxed()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn parse_record<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::storage(format!("corrupt record at {key}: {e}")))
+}
+
+fn parse_digest_link(key: &str, bytes: &[u8]) -> Result<Digest> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| Error::storage(format!("corrupt link at {key}")))
+}
+
+fn to_json(value: &impl Serialize) -> Result<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(Error::storage)
+}
+
+fn paginate(mut items: Vec<String>, n: Option<usize>, last: Option<&str>) -> Page {
+    if let Some(last) = last {
+        items.retain(|i| i.as_str() > last);
+    }
+    let more = n.is_some_and(|n| items.len() > n);
+    if let Some(n) = n {
+        items.truncate(n);
+    }
+    Page { items, more }
+}
+
+impl Registry {
+    /// A registry over `storage`.
+    pub fn new(storage: Arc<dyn Storage>, config: RegistryConfig) -> Registry {
+        Registry {
+            storage,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The storage underneath, for tools that walk it (garbage collection, scrub).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    // ---- blobs ----
+
+    /// Size of a blob in the repository. [`Error::BlobUnknown`] when the repository lacks it.
+    pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
+        self.require_layer(repo, digest).await?;
+        let meta = self
+            .storage
+            .head(&paths::blob_data(digest))
+            .await
+            .map_err(|e| self.blob_error(e, digest))?;
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size: meta.size,
+        })
+    }
+
+    /// Streams a blob, or a range of it.
+    pub async fn get_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<GetRange>,
+    ) -> Result<BlobContent> {
+        self.require_layer(repo, digest).await?;
+        let res = self
+            .storage
+            .get(&paths::blob_data(digest), range)
+            .await
+            .map_err(|e| self.blob_error(e, digest))?;
+        Ok(BlobContent {
+            digest: digest.clone(),
+            size: res.size,
+            range: res.range,
+            stream: res.stream,
+        })
+    }
+
+    /// Removes a blob from a repository. Its bytes stay for other repositories (and for garbage
+    /// collection to reclaim when nothing links them).
+    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.require_layer(repo, digest).await?;
+        self.storage.delete(&paths::layer_link(repo, digest)).await
+    }
+
+    /// Stores a whole blob in one go, when its digest is known up front (a monolithic push).
+    ///
+    /// The bytes are hashed as they stream into a multipart upload at the blob's final key, which
+    /// is completed only once the digest (and `expected_len`, if given) matched.
+    pub async fn put_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        data: ByteStream,
+        expected_len: Option<u64>,
+    ) -> Result<BlobInfo> {
+        let key = paths::blob_data(digest);
+        let id = self.storage.create_multipart(&key).await?;
+        let tap = Arc::new(Mutex::new(Tap {
+            digester: Digester::new(digest.algorithm()),
+            len: 0,
+            expected: expected_len,
+            body_error: None,
+        }));
+        let stored = self
+            .storage
+            .put_part(&key, &id, 0, tapped(data, tap.clone()))
+            .await;
+        let checked = Self::check_tap(&tap, stored).and_then(|(part, digester, len)| {
+            let actual = digester.finish();
+            if actual != *digest {
+                return Err(Error::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+            Ok((part, len))
+        });
+        let (part, len) = match checked {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.storage.abort_multipart(&key, &id).await?;
+                return Err(e);
+            }
+        };
+        let parts = if len == 0 { Vec::new() } else { vec![part] };
+        self.storage.complete_multipart(&key, &id, parts).await?;
+        self.link_layer(repo, digest).await?;
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size: len,
+        })
+    }
+
+    /// Links a blob into `repo` from `from`, or from anywhere in the store when `from` is `None`,
+    /// without copying bytes. [`Error::BlobUnknown`] when the source lacks it.
+    pub async fn mount_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        from: Option<&RepositoryName>,
+    ) -> Result<BlobInfo> {
+        if let Some(from) = from {
+            self.require_layer(from, digest).await?;
+        }
+        let meta = self
+            .storage
+            .head(&paths::blob_data(digest))
+            .await
+            .map_err(|e| self.blob_error(e, digest))?;
+        self.link_layer(repo, digest).await?;
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size: meta.size,
+        })
+    }
+
+    // ---- uploads ----
+
+    /// Starts an upload session in `repo`.
+    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let multipart = self
+            .storage
+            .create_multipart(&paths::upload_data(&id))
+            .await?;
+        let session = UploadSession {
+            id,
+            repository: repo.clone(),
+            multipart,
+            parts: Vec::new(),
+            offset: 0,
+            hash_state: hex::encode(Digester::new(Algorithm::Sha256).state()),
+            started_at: now_secs(),
+        };
+        self.save_session(&session).await?;
+        Ok(UploadStatus::from(&session))
+    }
+
+    /// Where an upload stands.
+    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
+        Ok(UploadStatus::from(&self.load_session(repo, id).await?))
+    }
+
+    /// Appends a chunk to an upload. `offset`, when the client gave one, must equal the bytes
+    /// already received ([`Error::ChunkOutOfOrder`] otherwise, with the current offset);
+    /// `expected_len`, when given, must equal the bytes the body carries.
+    pub async fn append_chunk(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        offset: Option<u64>,
+        data: ByteStream,
+        expected_len: Option<u64>,
+    ) -> Result<UploadStatus> {
+        let mut session = self.load_session(repo, id).await?;
+        if let Some(requested) = offset
+            && requested != session.offset
+        {
+            return Err(Error::ChunkOutOfOrder {
+                requested,
+                current: session.offset,
+            });
+        }
+        self.write_part(&mut session, data, expected_len).await?;
+        self.save_session(&session).await?;
+        Ok(UploadStatus::from(&session))
+    }
+
+    /// Ends an upload: stores an optional last chunk, checks the digest of everything received,
+    /// and only then makes the blob visible in the repository. On a digest mismatch nothing is
+    /// stored and the session ends.
+    pub async fn complete_upload(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        last_chunk: Option<(ByteStream, Option<u64>)>,
+    ) -> Result<BlobInfo> {
+        let mut session = self.load_session(repo, id).await?;
+        if let Some((data, expected_len)) = last_chunk {
+            self.write_part(&mut session, data, expected_len).await?;
+            self.save_session(&session).await?;
+        }
+        let data_key = paths::upload_data(&session.id);
+        let sha256 = Self::session_digester(&session)?.finish();
+        if digest.algorithm() == sha256.algorithm() && sha256 != *digest {
+            self.end_session(&session).await?;
+            return Err(Error::DigestMismatch {
+                expected: digest.clone(),
+                actual: sha256,
+            });
+        }
+        self.storage
+            .complete_multipart(&data_key, &session.multipart, session.parts.clone())
+            .await
+            .map_err(|e| Self::upload_error(e, id))?;
+        if digest.algorithm() != sha256.algorithm() {
+            let actual = self.hash_object(&data_key, digest.algorithm()).await?;
+            if actual != *digest {
+                self.end_session(&session).await?;
+                return Err(Error::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+        }
+        self.storage
+            .rename(&data_key, &paths::blob_data(digest))
+            .await?;
+        self.link_layer(repo, digest).await?;
+        self.storage.delete(&paths::upload_session(id)).await?;
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size: session.offset,
+        })
+    }
+
+    /// Abandons an upload and frees what it stored.
+    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+        let session = self.load_session(repo, id).await?;
+        self.end_session(&session).await
+    }
+
+    // ---- manifests ----
+
+    /// Stores a manifest's exact bytes under a tag or its digest, after validating them.
+    ///
+    /// Order of writes (each atomic): the bytes, the revision link, the referrers entry, the tag.
+    /// A crash between two leaves at worst unreferenced data, never a tag pointing at nothing.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<ManifestInfo> {
+        let limit = self.config.max_manifest_size;
+        if bytes.len() as u64 > limit {
+            return Err(Error::ManifestTooLarge {
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
+        let manifest = Manifest::parse(&bytes, content_type)?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let mut d = Digester::new(expected.algorithm());
+                d.update(&bytes);
+                let actual = d.finish();
+                if actual != *expected {
+                    return Err(Error::DigestMismatch {
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::of(&bytes),
+        };
+        if self.config.validate_references {
+            self.check_references(repo, &manifest).await?;
+        }
+        let info = ManifestInfo {
+            digest: digest.clone(),
+            media_type: manifest.media_type.clone(),
+            size: bytes.len() as u64,
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+        };
+        self.storage.put(&paths::blob_data(&digest), bytes).await?;
+        let link = ManifestLink {
+            media_type: info.media_type.clone(),
+            size: info.size,
+            subject: info.subject.clone(),
+        };
+        self.storage
+            .put(&paths::manifest_link(repo, &digest), to_json(&link)?)
+            .await?;
+        if let Some(subject) = &info.subject {
+            let entry = Descriptor {
+                media_type: info.media_type.clone(),
+                digest: digest.clone(),
+                size: info.size,
+                artifact_type: manifest.referrer_artifact_type(),
+                annotations: manifest.annotations.clone(),
+                urls: None,
+                platform: None,
+            };
+            self.storage
+                .put(&paths::referrer(repo, subject, &digest), to_json(&entry)?)
+                .await?;
+        }
+        if let Reference::Tag(tag) = reference {
+            self.storage
+                .put(&paths::tag_link(repo, tag), Bytes::from(digest.to_string()))
+                .await?;
+        }
+        Ok(info)
+    }
+
+    /// Digest, media type and size of a manifest, by tag or digest.
+    pub async fn stat_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<ManifestInfo> {
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => self.resolve_tag(repo, t).await?,
+        };
+        let key = paths::manifest_link(repo, &digest);
+        let bytes = self
+            .storage
+            .get_opt(&key)
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown {
+                reference: reference.to_string(),
+            })?;
+        let link: ManifestLink = parse_record(&key, &bytes)?;
+        Ok(ManifestInfo {
+            digest,
+            media_type: link.media_type,
+            size: link.size,
+            subject: link.subject,
+        })
+    }
+
+    /// A manifest's bytes as received, by tag or digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<ManifestContent> {
+        let info = self.stat_manifest(repo, reference).await?;
+        let bytes = self
+            .storage
+            .get_opt(&paths::blob_data(&info.digest))
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown {
+                reference: reference.to_string(),
+            })?;
+        Ok(ManifestContent { info, bytes })
+    }
+
+    /// Deletes a manifest from a repository, with every tag pointing at it and its referrers entry.
+    pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        let info = self
+            .stat_manifest(repo, &Reference::Digest(digest.clone()))
+            .await?;
+        for tag in self.storage.list(&paths::tags(repo)).await?.prefixes {
+            let Ok(tag) = tag.parse::<Tag>() else {
+                continue;
+            };
+            let key = paths::tag_link(repo, &tag);
+            if let Some(bytes) = self.storage.get_opt(&key).await?
+                && parse_digest_link(&key, &bytes)? == *digest
+            {
+                self.storage.delete(&key).await?;
+            }
+        }
+        if let Some(subject) = &info.subject {
+            self.storage
+                .delete(&paths::referrer(repo, subject, digest))
+                .await?;
+        }
+        self.storage
+            .delete(&paths::manifest_link(repo, digest))
+            .await
+    }
+
+    /// Removes a tag; the manifest it pointed at stays.
+    pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<()> {
+        self.resolve_tag(repo, tag).await?;
+        self.storage.delete(&paths::tag_link(repo, tag)).await
+    }
+
+    // ---- listings ----
+
+    /// Tags of a repository in lexical order, at most `n` after `last`.
+    /// [`Error::NameUnknown`] when the repository holds nothing at all.
+    pub async fn list_tags(
+        &self,
+        repo: &RepositoryName,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Page> {
+        let tags = self.storage.list(&paths::tags(repo)).await?.prefixes;
+        if tags.is_empty() {
+            let level = self.storage.list(&paths::repository(repo)).await?;
+            if level.objects.is_empty() && level.prefixes.is_empty() {
+                return Err(Error::NameUnknown {
+                    name: repo.to_string(),
+                });
+            }
+        }
+        Ok(paginate(tags, n, last))
+    }
+
+    /// Repositories holding at least one manifest, in lexical order, at most `n` after `last`.
+    pub async fn list_repositories(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        let mut names = Vec::new();
+        let mut pending = vec![(paths::REPOSITORIES.to_owned(), String::new())];
+        while let Some((key, name)) = pending.pop() {
+            for p in self.storage.list(&key).await?.prefixes {
+                if p == paths::MANIFESTS_DIR {
+                    names.push(name.clone());
+                } else if !p.starts_with('_') {
+                    pending.push((join(&key, &p), join(&name, &p)));
+                }
+            }
+        }
+        names.sort();
+        Ok(paginate(names, n, last))
+    }
+
+    /// Descriptors of the manifests in `repo` whose subject is `subject`, optionally only those of
+    /// one artifact type. Read from an index kept at manifest push: no scan.
+    pub async fn list_referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let entries = self.storage.list(&paths::referrers(repo, subject)).await?;
+        let storage = self.storage.clone();
+        let descriptors: Vec<Option<Descriptor>> = futures::stream::iter(entries.objects)
+            .map(move |o| {
+                let storage = storage.clone();
+                async move {
+                    match storage.get_opt(&o.key).await? {
+                        Some(bytes) => parse_record(&o.key, &bytes).map(Some),
+                        None => Ok(None),
+                    }
+                }
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        Ok(descriptors
+            .into_iter()
+            .flatten()
+            .filter(|d| artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)))
+            .collect())
+    }
+
+    // ---- helpers ----
+
+    async fn require_layer(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        if self
+            .storage
+            .exists(&paths::layer_link(repo, digest))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::BlobUnknown {
+                digest: digest.clone(),
+            })
+        }
+    }
+
+    async fn link_layer(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.storage
+            .put(
+                &paths::layer_link(repo, digest),
+                Bytes::from(digest.to_string()),
+            )
+            .await
+    }
+
+    fn blob_error(&self, e: Error, digest: &Digest) -> Error {
+        if e.is_not_found() {
+            Error::BlobUnknown {
+                digest: digest.clone(),
+            }
+        } else {
+            e
+        }
+    }
+
+    fn upload_error(e: Error, id: &str) -> Error {
+        if e.is_not_found() {
+            Error::BlobUploadUnknown { id: id.to_owned() }
+        } else {
+            e
+        }
+    }
+
+    async fn resolve_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Digest> {
+        let key = paths::tag_link(repo, tag);
+        let bytes = self
+            .storage
+            .get_opt(&key)
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown {
+                reference: tag.to_string(),
+            })?;
+        parse_digest_link(&key, &bytes)
+    }
+
+    async fn check_references(&self, repo: &RepositoryName, manifest: &Manifest) -> Result<()> {
+        let blobs = manifest
+            .blob_references()
+            .map(|d| (paths::layer_link(repo, &d.digest), d.digest.clone()));
+        let children = manifest
+            .manifests
+            .iter()
+            .map(|d| (paths::manifest_link(repo, &d.digest), d.digest.clone()));
+        let checks: Vec<_> = blobs.chain(children).collect();
+        let storage = self.storage.clone();
+        futures::stream::iter(checks)
+            .map(move |(key, digest)| {
+                let storage = storage.clone();
+                async move {
+                    if storage.exists(&key).await? {
+                        Ok(())
+                    } else {
+                        Err(Error::ManifestBlobUnknown { digest })
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn load_session(&self, repo: &RepositoryName, id: &str) -> Result<UploadSession> {
+        let unknown = || Error::BlobUploadUnknown {
+            id: id.chars().take(100).collect(),
+        };
+        let well_formed =
+            id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !well_formed {
+            return Err(unknown());
+        }
+        let key = paths::upload_session(id);
+        let bytes = self.storage.get_opt(&key).await?.ok_or_else(unknown)?;
+        let session: UploadSession = parse_record(&key, &bytes)?;
+        if session.repository != *repo {
+            return Err(unknown());
+        }
+        Ok(session)
+    }
+
+    async fn save_session(&self, session: &UploadSession) -> Result<()> {
+        self.storage
+            .put(&paths::upload_session(&session.id), to_json(session)?)
+            .await
+    }
+
+    async fn end_session(&self, session: &UploadSession) -> Result<()> {
+        let data_key = paths::upload_data(&session.id);
+        self.storage
+            .abort_multipart(&data_key, &session.multipart)
+            .await?;
+        self.storage.delete(&data_key).await?;
+        self.storage
+            .delete(&paths::upload_session(&session.id))
+            .await
+    }
+
+    fn session_digester(session: &UploadSession) -> Result<Digester> {
+        let state = hex::decode(&session.hash_state)
+            .map_err(|_| Error::storage("corrupt digest state in upload session"))?;
+        Digester::resume(&state)
+    }
+
+    /// Takes the outcome of a tapped `put_part`: a body failure is the client's fault, whatever
+    /// the backend reported; a short body fails too.
+    fn check_tap<T>(tap: &Mutex<Tap>, stored: Result<T>) -> Result<(T, Digester, u64)> {
+        let mut t = lock(tap);
+        if let Some(reason) = t.body_error.take() {
+            return Err(Error::BlobUploadInvalid { reason });
+        }
+        let part = stored?;
+        if let Some(expected) = t.expected
+            && t.len != expected
+        {
+            return Err(Error::BlobUploadInvalid {
+                reason: format!("body has {} bytes, {expected} were announced", t.len),
+            });
+        }
+        let digester = std::mem::replace(&mut t.digester, Digester::new(Algorithm::Sha256));
+        Ok((part, digester, t.len))
+    }
+
+    async fn write_part(
+        &self,
+        session: &mut UploadSession,
+        data: ByteStream,
+        expected_len: Option<u64>,
+    ) -> Result<()> {
+        let tap = Arc::new(Mutex::new(Tap {
+            digester: Self::session_digester(session)?,
+            len: 0,
+            expected: expected_len,
+            body_error: None,
+        }));
+        let stored = self
+            .storage
+            .put_part(
+                &paths::upload_data(&session.id),
+                &session.multipart,
+                session.parts.len(),
+                tapped(data, tap.clone()),
+            )
+            .await
+            .map_err(|e| Self::upload_error(e, &session.id));
+        let (part, digester, len) = Self::check_tap(&tap, stored)?;
+        if len > 0 {
+            session.parts.push(part);
+            session.offset += len;
+            session.hash_state = hex::encode(digester.state());
+        }
+        Ok(())
+    }
+
+    async fn hash_object(&self, key: &str, algorithm: Algorithm) -> Result<Digest> {
+        let mut digester = Digester::new(algorithm);
+        let mut stream = self.storage.get(key, None).await?.stream;
+        while let Some(chunk) = stream.try_next().await.map_err(Error::storage)? {
+            digester.update(&chunk);
+        }
+        Ok(digester.finish())
+    }
+}

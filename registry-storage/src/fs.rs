@@ -1,0 +1,399 @@
+//! [`FilesystemStorage`]: one file per object under a root folder.
+//!
+//! Layout under the root: each key is a relative path; `.tmp/` holds files being written,
+//! `.multipart/<id>/` the parts of uploads in progress. Names starting with `.` are never keys.
+//!
+//! Every put writes a temporary file, fsyncs it and renames it into place, then fsyncs the
+//! folder, so a crash at any instant leaves either the old object or the new one. Parts are
+//! fsynced before `put_part` returns. Several processes on one host may share a root: nothing is
+//! held in memory between calls.
+
+use std::io::{ErrorKind, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use registry_core::storage::join;
+use registry_core::{
+    ByteStream, Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, Result,
+    Storage,
+};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+const TMP: &str = ".tmp";
+const MULTIPART: &str = ".multipart";
+const READ_CHUNK: usize = 256 * 1024;
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+/// A store in a folder of the local filesystem.
+#[derive(Debug, Clone)]
+pub struct FilesystemStorage {
+    root: PathBuf,
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    Error::storage(e)
+}
+
+fn not_found(key: &str) -> Error {
+    Error::NotFound {
+        key: key.to_owned(),
+    }
+}
+
+fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl FilesystemStorage {
+    /// A store rooted at `root`, which is created if missing.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in [root.join(TMP), root.join(MULTIPART)] {
+            std::fs::create_dir_all(&dir).map_err(io_error)?;
+        }
+        Ok(FilesystemStorage { root })
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file of a key, refusing keys that are not plain relative paths.
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        let ok = key.is_empty()
+            || key
+                .split('/')
+                .all(|c| !c.is_empty() && !c.starts_with('.') && !c.contains('\0'));
+        if !ok {
+            return Err(Error::storage(format!("invalid storage key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn upload_dir(&self, key: &str, id: &MultipartId) -> Result<PathBuf> {
+        if !is_id(&id.0) {
+            return Err(not_found(key));
+        }
+        Ok(self.root.join(MULTIPART).join(&id.0))
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.root.join(TMP).join(unique())
+    }
+
+    /// Renames `from` onto the file of `to`, creating its folders (again, if a concurrent delete
+    /// pruned them meanwhile), then makes the rename durable.
+    async fn install(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        let parent = to.parent().unwrap_or(&self.root);
+        let mut attempts = 0;
+        loop {
+            match tokio::fs::rename(from, to).await {
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
+                    if tokio::fs::metadata(from).await.is_err() {
+                        return Err(e);
+                    }
+                    tokio::fs::create_dir_all(parent).await?;
+                    attempts += 1;
+                }
+                other => break other?,
+            }
+        }
+        sync_dir(parent).await
+    }
+
+    /// Removes the now-empty folders above a removed file, up to the root.
+    async fn prune(&self, file: &Path) {
+        let mut dir = file.parent();
+        while let Some(d) = dir {
+            if d == self.root || !d.starts_with(&self.root) {
+                break;
+            }
+            if tokio::fs::remove_dir(d).await.is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+
+    /// Streams `data` into a new temporary file, fsynced; the file is removed on failure.
+    async fn write_tmp(&self, data: ByteStream) -> Result<PathBuf> {
+        let tmp = self.tmp_path();
+        match write_file(&tmp, data).await {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(io_error(e))
+            }
+        }
+    }
+}
+
+async fn write_file(path: &Path, mut data: ByteStream) -> std::io::Result<()> {
+    let file = tokio::fs::File::create(path).await?;
+    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    while let Some(chunk) = data.try_next().await? {
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    out.into_inner().sync_data().await
+}
+
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await
+}
+
+fn meta(key: String, m: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        key,
+        size: m.len(),
+        last_modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    }
+}
+
+#[async_trait]
+impl Storage for FilesystemStorage {
+    async fn get(&self, key: &str, range: Option<GetRange>) -> Result<GetResult> {
+        let path = self.path(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
+            Err(e) => return Err(io_error(e)),
+        };
+        let m = file.metadata().await.map_err(io_error)?;
+        if !m.is_file() {
+            return Err(not_found(key));
+        }
+        let size = m.len();
+        let range = match range {
+            Some(r) => r.resolve(size)?,
+            None => 0..size,
+        };
+        if range.start > 0 {
+            file.seek(SeekFrom::Start(range.start))
+                .await
+                .map_err(io_error)?;
+        }
+        let reader = file.take(range.end - range.start);
+        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).boxed();
+        Ok(GetResult {
+            size,
+            range,
+            stream,
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(m) if m.is_file() => Ok(meta(key.to_owned(), &m)),
+            Ok(_) => Err(not_found(key)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(not_found(key)),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        let path = self.path(key)?;
+        let tmp = self
+            .write_tmp(futures::stream::once(async { Ok(data) }).boxed())
+            .await?;
+        if let Err(e) = self.install(&tmp, &path).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io_error(e));
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                self.prune(&path).await;
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<ListResult> {
+        let dir = self.path(prefix)?;
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(ListResult::default());
+            }
+            Err(e) => return Err(io_error(e)),
+        };
+        let mut out = ListResult::default();
+        while let Some(entry) = entries.next_entry().await.map_err(io_error)? {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let m = match entry.metadata().await {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(e)),
+            };
+            if m.is_dir() {
+                out.prefixes.push(name);
+            } else if m.is_file() {
+                out.objects.push(meta(join(prefix, &name), &m));
+            }
+        }
+        out.objects.sort_by(|a, b| a.key.cmp(&b.key));
+        out.prefixes.sort();
+        Ok(out)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.path(from)?, self.path(to)?);
+        match self.install(&src, &dst).await {
+            Ok(()) => {
+                self.prune(&src).await;
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(not_found(from)),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn create_multipart(&self, _key: &str) -> Result<MultipartId> {
+        let id = unique();
+        tokio::fs::create_dir(self.root.join(MULTIPART).join(&id))
+            .await
+            .map_err(io_error)?;
+        Ok(MultipartId(id))
+    }
+
+    async fn put_part(
+        &self,
+        key: &str,
+        id: &MultipartId,
+        part_idx: usize,
+        data: ByteStream,
+    ) -> Result<PartId> {
+        let dir = self.upload_dir(key, id)?;
+        if !tokio::fs::try_exists(&dir).await.map_err(io_error)? {
+            return Err(not_found(key));
+        }
+        let tmp = self.write_tmp(data).await?;
+        let name = format!("{part_idx}-{}", unique());
+        match tokio::fs::rename(&tmp, dir.join(&name)).await {
+            Ok(()) => Ok(PartId(name)),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                if e.kind() == ErrorKind::NotFound {
+                    Err(not_found(key))
+                } else {
+                    Err(io_error(e))
+                }
+            }
+        }
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        id: &MultipartId,
+        parts: Vec<PartId>,
+    ) -> Result<()> {
+        let dir = self.upload_dir(key, id)?;
+        let path = self.path(key)?;
+        if !tokio::fs::try_exists(&dir).await.map_err(io_error)? {
+            return Err(not_found(key));
+        }
+        let mut files = Vec::with_capacity(parts.len());
+        for part in &parts {
+            if !part
+                .0
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(Error::storage(format!("invalid part id {:?}", part.0)));
+            }
+            files.push(dir.join(&part.0));
+        }
+        let assembled = if let [single] = files.as_slice() {
+            single.clone()
+        } else {
+            let tmp = self.tmp_path();
+            let target = tmp.clone();
+            let joined = tokio::task::spawn_blocking(move || concatenate(&files, &target))
+                .await
+                .map_err(Error::storage)?;
+            if let Err(e) = joined {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io_error(e));
+            }
+            tmp
+        };
+        match self.install(&assembled, &path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
+            Err(e) => return Err(io_error(e)),
+        }
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn abort_multipart(&self, key: &str, id: &MultipartId) -> Result<()> {
+        let dir = self.upload_dir(key, id)?;
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Writes the parts one after another into `target` (copy_file_range underneath), fsynced.
+fn concatenate(parts: &[PathBuf], target: &Path) -> std::io::Result<()> {
+    let mut out = std::fs::File::create(target)?;
+    for part in parts {
+        let mut input = std::fs::File::open(part)?;
+        std::io::copy(&mut input, &mut out)?;
+    }
+    out.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use registry_core::Storage;
+
+    use super::FilesystemStorage;
+
+    registry_core::storage_testsuite!({
+        let dir = tempfile::tempdir().unwrap();
+        move || Arc::new(FilesystemStorage::new(dir.path()).unwrap()) as Arc<dyn Storage>
+    });
+
+    #[test]
+    fn keys_cannot_escape_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::new(dir.path()).unwrap();
+        for bad in [
+            "../x",
+            "a/../../x",
+            "a//b",
+            ".tmp/x",
+            "a/.multipart",
+            "/etc/passwd",
+        ] {
+            assert!(s.path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
