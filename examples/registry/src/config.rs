@@ -1,0 +1,118 @@
+//! The server's configuration: defaults, then the TOML file, then flags and environment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// Where the registry stores its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSpec {
+    /// `fs:PATH`: files under a folder.
+    Filesystem(PathBuf),
+    /// `memory`: nothing survives a restart.
+    Memory,
+}
+
+impl FromStr for StorageSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            _ if s == "memory" => Ok(StorageSpec::Memory),
+            Some(("fs", path)) if !path.is_empty() => Ok(StorageSpec::Filesystem(path.into())),
+            _ => Err(format!("unknown storage {s:?}: use fs:PATH or memory")),
+        }
+    }
+}
+
+impl fmt::Display for StorageSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageSpec::Filesystem(p) => write!(f, "fs:{}", p.display()),
+            StorageSpec::Memory => f.write_str("memory"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where to store.
+    pub storage: StorageSpec,
+    /// Largest manifest accepted, in bytes.
+    pub max_manifest_size: u64,
+    /// Refuse manifests whose blobs or children are missing from the repository.
+    pub validate_references: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let core = registry_core::RegistryConfig::default();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            storage: StorageSpec::Filesystem(PathBuf::from("./registry-data")),
+            max_manifest_size: core.max_manifest_size,
+            validate_references: core.validate_references,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; an unknown key or a bad value is an error naming it.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_specs() {
+        assert_eq!(
+            "memory".parse::<StorageSpec>().unwrap(),
+            StorageSpec::Memory
+        );
+        assert_eq!(
+            "fs:/var/lib/r".parse::<StorageSpec>().unwrap(),
+            StorageSpec::Filesystem("/var/lib/r".into())
+        );
+        for bad in ["", "fs:", "s4://x", "disk"] {
+            assert!(bad.parse::<StorageSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_file() {
+        let c: Config = toml::from_str(
+            "listen = \"0.0.0.0:8080\"\nstorage = \"memory\"\nmax_manifest_size = 10",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.storage, StorageSpec::Memory);
+        assert_eq!(c.max_manifest_size, 10);
+        assert!(c.validate_references);
+        let err = toml::from_str::<Config>("listn = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+        assert!(toml::from_str::<Config>("storage = \"disk\"").is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! The one error type of the HTTP adapter, and the one table from OCI error code to HTTP status and
+//! message. Every failure reaches the client as `{"errors":[{"code","message","detail"}]}`.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, StatusCode};
+use registry_core::Error;
+
+/// An OCI error code, from the distribution spec (plus the few distribution adds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `BLOB_UNKNOWN`
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`
+    ManifestUnknown,
+    /// `NAME_INVALID`
+    NameInvalid,
+    /// `NAME_UNKNOWN`
+    NameUnknown,
+    /// `SIZE_INVALID`
+    SizeInvalid,
+    /// `UNAUTHORIZED`
+    Unauthorized,
+    /// `DENIED`
+    Denied,
+    /// `UNSUPPORTED`
+    Unsupported,
+    /// `TOOMANYREQUESTS`
+    TooManyRequests,
+    /// `RANGE_INVALID` (distribution's code for an unsatisfiable range)
+    RangeInvalid,
+    /// `PAGINATION_NUMBER_INVALID` (distribution's code for a bad `n`)
+    PaginationNumberInvalid,
+    /// `UNAVAILABLE`: the storage failed
+    Unavailable,
+    /// `UNKNOWN`: a bug
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code's string, default status and message: the table.
+    pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
+        use ErrorCode::*;
+        match self {
+            BlobUnknown => (
+                "BLOB_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob unknown to registry",
+            ),
+            BlobUploadInvalid => (
+                "BLOB_UPLOAD_INVALID",
+                StatusCode::BAD_REQUEST,
+                "blob upload invalid",
+            ),
+            BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob upload unknown to registry",
+            ),
+            DigestInvalid => (
+                "DIGEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided digest did not match uploaded content",
+            ),
+            ManifestBlobUnknown => (
+                "MANIFEST_BLOB_UNKNOWN",
+                StatusCode::BAD_REQUEST,
+                "manifest references a manifest or blob unknown to registry",
+            ),
+            ManifestInvalid => (
+                "MANIFEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "manifest invalid",
+            ),
+            ManifestUnknown => (
+                "MANIFEST_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "manifest unknown to registry",
+            ),
+            NameInvalid => (
+                "NAME_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid repository name",
+            ),
+            NameUnknown => (
+                "NAME_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "repository name not known to registry",
+            ),
+            SizeInvalid => (
+                "SIZE_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided length did not match content length",
+            ),
+            Unauthorized => (
+                "UNAUTHORIZED",
+                StatusCode::UNAUTHORIZED,
+                "authentication required",
+            ),
+            Denied => (
+                "DENIED",
+                StatusCode::FORBIDDEN,
+                "requested access to the resource is denied",
+            ),
+            Unsupported => (
+                "UNSUPPORTED",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the operation is unsupported",
+            ),
+            TooManyRequests => (
+                "TOOMANYREQUESTS",
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests",
+            ),
+            RangeInvalid => (
+                "RANGE_INVALID",
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "invalid content range",
+            ),
+            PaginationNumberInvalid => (
+                "PAGINATION_NUMBER_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid number of results requested",
+            ),
+            Unavailable => (
+                "UNAVAILABLE",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unavailable, try again",
+            ),
+            Unknown => (
+                "UNKNOWN",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "unknown error",
+            ),
+        }
+    }
+}
+
+/// An error response: an OCI code, a status (the code's default unless overridden), a detail and
+/// extra headers.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    status: StatusCode,
+    detail: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// An error with the code's default status.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            status: code.describe().1,
+            detail: detail.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same error with another status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The same error with a header added to its response.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The OCI code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        use ErrorCode::*;
+        let detail = e.to_string();
+        let (code, status) = match &e {
+            Error::DigestInvalid { .. } | Error::DigestMismatch { .. } => (DigestInvalid, None),
+            Error::NameInvalid { .. } => (NameInvalid, None),
+            Error::NameUnknown { .. } => (NameUnknown, None),
+            Error::TagInvalid { .. } | Error::ManifestInvalid { .. } => (ManifestInvalid, None),
+            Error::BlobUnknown { .. } => (BlobUnknown, None),
+            Error::BlobUploadUnknown { .. } => (BlobUploadUnknown, None),
+            Error::BlobUploadInvalid { .. } => (BlobUploadInvalid, None),
+            Error::ChunkOutOfOrder { .. } => {
+                (BlobUploadInvalid, Some(StatusCode::RANGE_NOT_SATISFIABLE))
+            }
+            Error::RangeNotSatisfiable { .. } => (RangeInvalid, None),
+            Error::ManifestTooLarge { .. } => (SizeInvalid, Some(StatusCode::PAYLOAD_TOO_LARGE)),
+            Error::ManifestBlobUnknown { .. } => (ManifestBlobUnknown, None),
+            Error::ManifestUnknown { .. } => (ManifestUnknown, None),
+            Error::NotImplemented { .. } => (Unsupported, None),
+            Error::Storage { .. } => (Unavailable, None),
+            _ => (Unknown, None),
+        };
+        let mut err = ApiError::new(code, detail);
+        if let Some(status) = status {
+            err = err.with_status(status);
+        }
+        if let Error::RangeNotSatisfiable { size } = e
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            err = err.with_header(http::header::CONTENT_RANGE, v);
+        }
+        err
+    }
+}
+
+/// The detail of a 5xx answer, left in the response's extensions for the logging layer.
+#[derive(Debug, Clone)]
+pub struct ServerErrorDetail(pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, _, message) = self.code.describe();
+        let body = serde_json::json!({
+            "errors": [{ "code": code, "message": message, "detail": self.detail }]
+        });
+        let mut res = (self.status, axum::Json(body)).into_response();
+        res.extensions_mut().insert(self.code);
+        if self.status.is_server_error() {
+            res.extensions_mut().insert(ServerErrorDetail(self.detail));
+        }
+        for (name, value) in self.headers {
+            res.headers_mut().append(name, value);
+        }
+        res
+    }
+}

@@ -1,0 +1,68 @@
+//! `GET`, `HEAD` and `DELETE /v2/<name>/blobs/<digest>`.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method, StatusCode, header};
+use registry_core::{Digest, RepositoryName};
+
+use crate::error::ApiError;
+use crate::headers::{self, value};
+use crate::{CONTENT_DIGEST_HEADER, Ctx};
+
+/// `GET|HEAD /v2/<name>/blobs/<digest>`: the blob's bytes (206 for a `Range`), or its size.
+pub(crate) async fn get(
+    cx: Ctx,
+    name: RepositoryName,
+    digest: Digest,
+) -> Result<Response, ApiError> {
+    let mut res = if cx.method == Method::HEAD {
+        let info = cx.registry.stat_blob(&name, &digest).await?;
+        let mut res = StatusCode::OK.into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, value(info.size));
+        res
+    } else {
+        let range = headers::range(&cx.headers)?;
+        let partial = range.is_some();
+        let blob = cx.registry.get_blob(&name, &digest, range).await?;
+        let len = blob.range.end - blob.range.start;
+        let mut res = Response::new(Body::from_stream(blob.stream));
+        res.headers_mut().insert(header::CONTENT_LENGTH, value(len));
+        if partial {
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            res.headers_mut().insert(
+                header::CONTENT_RANGE,
+                value(format!(
+                    "bytes {}-{}/{}",
+                    blob.range.start,
+                    blob.range.end - 1,
+                    blob.size
+                )),
+            );
+        }
+        res
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(CONTENT_DIGEST_HEADER, value(&digest));
+    h.insert(header::ETAG, value(format!("\"{digest}\"")));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    Ok(res)
+}
+
+/// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository (202).
+pub(crate) async fn delete(
+    cx: Ctx,
+    name: RepositoryName,
+    digest: Digest,
+) -> Result<Response, ApiError> {
+    cx.registry.delete_blob(&name, &digest).await?;
+    Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
+}

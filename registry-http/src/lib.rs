@@ -1,0 +1,176 @@
+//! The OCI distribution API (Docker Registry HTTP API V2) as an axum [`Router`] over a
+//! [`registry_core::Registry`]: mount it in any axum or tower server, at the root or under a prefix.
+//!
+//! - [`route`]: the API's paths parsed into a [`Route`].
+//! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
+//! - [`headers`]: `Range`, `Content-Range` and friends.
+//! - `handlers`: one module per endpoint family.
+//! - `testing` (feature `testing`): [`testing::TestRegistry`], an in-process registry for tests.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use registry_core::{Registry, RegistryConfig};
+//! use registry_storage::MemoryStorage;
+//!
+//! let registry = Registry::new(Arc::new(MemoryStorage::new()), RegistryConfig::default());
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/hello", axum::routing::get(|| async { "hi" }))
+//!     .nest("/registry", registry_http::router(registry));
+//! # drop(app);
+//! ```
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{OriginalUri, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http::{HeaderMap, HeaderValue, Method};
+use registry_core::{ByteStream, Registry};
+use tracing::Instrument;
+
+pub mod error;
+mod handlers;
+pub mod headers;
+pub mod route;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{ApiError, ErrorCode};
+pub use route::Route;
+
+/// `Docker-Distribution-API-Version`, sent on every response.
+pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+/// `Docker-Content-Digest`
+pub const CONTENT_DIGEST_HEADER: &str = "docker-content-digest";
+/// `Docker-Upload-UUID`
+pub const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
+/// `OCI-Subject`
+pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
+/// `OCI-Filters-Applied`
+pub const OCI_FILTERS_APPLIED_HEADER: &str = "oci-filters-applied";
+
+/// The distribution API routes (`/v2/…`) with their state applied, and a layer that logs every
+/// request in a tracing span and adds `Docker-Distribution-API-Version`.
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+        .with_state(registry)
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// What a handler gets: the registry and the parts of the request it may read.
+pub(crate) struct Ctx {
+    pub registry: Registry,
+    /// The path before `/v2/` when the router is nested, so that `Location` values work.
+    pub prefix: String,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: HashMap<String, String>,
+    pub body: Body,
+}
+
+impl Ctx {
+    /// A URL path under this registry, e.g. `self.url("/v2/a/blobs/…")`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
+    }
+
+    /// The request body as a stream of bytes for storage.
+    pub fn take_body(&mut self) -> ByteStream {
+        use futures::{StreamExt, TryStreamExt};
+        std::mem::take(&mut self.body)
+            .into_data_stream()
+            .map_err(std::io::Error::other)
+            .boxed()
+    }
+
+    /// A query parameter.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+}
+
+async fn dispatch(
+    State(registry): State<Registry>,
+    OriginalUri(original): OriginalUri,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let prefix = original
+        .path()
+        .strip_suffix(path)
+        .unwrap_or_default()
+        .to_owned();
+    let rest = path
+        .strip_prefix("/v2/")
+        .or_else(|| (path == "/v2").then_some(""));
+    let route = match rest.and_then(Route::parse) {
+        Some(Ok(route)) => route,
+        Some(Err(e)) => return e.into_response(),
+        None => {
+            return ApiError::new(ErrorCode::Unsupported, format!("no such endpoint: {path}"))
+                .with_status(http::StatusCode::NOT_FOUND)
+                .into_response();
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("route", route.kind());
+    if let Some(repo) = route.repository() {
+        span.record("repository", repo.as_str());
+    }
+    let query = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let cx = Ctx {
+        registry,
+        prefix,
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        body,
+    };
+    match handlers::handle(cx, route).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Logs one line per request, in a span carrying method, path, route and repository, with status,
+/// bytes sent and latency; adds the API version header.
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        route = tracing::field::Empty,
+        repository = tracing::field::Empty,
+    );
+    let mut res = next.run(req).instrument(span.clone()).await;
+    res.headers_mut()
+        .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    let bytes = res
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let latency_us = start.elapsed().as_micros() as u64;
+    let status = res.status().as_u16();
+    let _entered = span.enter();
+    match res.extensions().get::<error::ServerErrorDetail>() {
+        Some(detail) => {
+            tracing::warn!(status, bytes, latency_us, error = %detail.0, "request failed")
+        }
+        None => tracing::info!(status, bytes, latency_us, "request"),
+    }
+    res
+}
