@@ -7,6 +7,7 @@
 //! - [`paths`]: the storage layout, drawn once.
 //! - [`upload`]: the state of an upload spanning many requests.
 //! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`].
+//! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 
@@ -16,6 +17,7 @@ pub mod manifest;
 pub mod paths;
 pub mod reference;
 pub mod registry;
+pub mod scrub;
 pub mod storage;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;

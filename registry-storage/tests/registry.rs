@@ -786,3 +786,56 @@ async fn filesystem_upload_continues_in_a_new_instance() {
     let memory = MemoryStorage::new();
     assert!(memory.list("").await.unwrap().prefixes.is_empty());
 }
+
+#[tokio::test]
+async fn scrub_reports_corruption_and_dangling_links() {
+    let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("a");
+    let (manifest, _) = push_image(&r, &a, "v1", "x").await;
+    let clean = registry_core::scrub::scrub(&r).await.unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert_eq!((clean.blobs, clean.links), (3, 4));
+
+    let layer = Digest::of(b"layer of x");
+    s.put(&paths::blob_data(&layer), Bytes::from_static(b"tampered"))
+        .await
+        .unwrap();
+    s.delete(&paths::blob_data(&manifest)).await.unwrap();
+    s.put("blobs/sha256/zz/stray", Bytes::from_static(b"?"))
+        .await
+        .unwrap();
+    let report = registry_core::scrub::scrub(&r).await.unwrap();
+    use registry_core::scrub::Problem;
+    assert!(
+        report.problems.contains(&Problem::CorruptBlob {
+            key: paths::blob_data(&layer),
+            actual: Digest::of(b"tampered")
+        }),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.contains(&Problem::DanglingLink {
+            key: paths::manifest_link(&a, &manifest),
+            target: paths::blob_data(&manifest)
+        }),
+        "{:?}",
+        report.problems
+    );
+    assert!(report.problems.contains(&Problem::StrayObject {
+        key: "blobs/sha256/zz/stray".into()
+    }));
+    s.delete(&paths::manifest_link(&a, &manifest))
+        .await
+        .unwrap();
+    let report = registry_core::scrub::scrub(&r).await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::DanglingLink { key, .. } if key.contains("/tags/v1/"))),
+        "{:?}",
+        report.problems
+    );
+}
