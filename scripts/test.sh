@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v podman >/dev/null || need+=(podman)
 command -v curl >/dev/null || need+=(curl)
 command -v unshare >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then

@@ -116,3 +116,33 @@ async fn push_pull_mount_and_referrers() {
         .unwrap();
     assert!(filtered.manifests.is_empty());
 }
+
+#[tokio::test]
+async fn in_process_test_registry() {
+    let registry = registry_http::testing::TestRegistry::start().await.unwrap();
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let image: Reference = format!("{}/embedded/app:v1", registry.host())
+        .parse()
+        .unwrap();
+    let layers = vec![ImageLayer::new(noise(1, 5000), LAYER.into(), None)];
+    let config = Config::new(b"{}".to_vec(), CONFIG.into(), None);
+    client
+        .push(&image, &layers, config, &RegistryAuth::Anonymous, None)
+        .await
+        .unwrap();
+    let repo = "embedded/app".parse().unwrap();
+    let tags = registry
+        .registry()
+        .list_tags(&repo, None, None)
+        .await
+        .unwrap();
+    assert_eq!(tags.items, ["v1"]);
+    let pulled = client
+        .pull(&image, &RegistryAuth::Anonymous, vec![LAYER])
+        .await
+        .unwrap();
+    assert_eq!(pulled.layers[0].data, layers[0].data);
+}

@@ -6,48 +6,8 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use registry_core::Digest;
-use support::{Layout, Server, verify_layout_blobs};
-
-/// Runs skopeo with its own blob-info cache (bind-mounted under a private mount namespace when
-/// the machine allows it), so that no other run's cache makes it skip or mount blobs.
-fn skopeo(cache: &Path, args: &[&str]) -> Result<String, String> {
-    let isolated = Command::new("unshare")
-        .args(["-m", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut cmd = if isolated {
-        std::fs::create_dir_all("/var/lib/containers/cache").unwrap();
-        let mut c = Command::new("unshare");
-        c.args([
-            "-m",
-            "sh",
-            "-c",
-            "mount --bind \"$1\" /var/lib/containers/cache && shift && exec skopeo \"$@\"",
-            "_",
-        ]);
-        c.arg(cache);
-        c
-    } else {
-        Command::new("skopeo")
-    };
-    cmd.arg("--insecure-policy").args(args);
-    cmd.env("REGISTRY_AUTH_FILE", cache.join("auth.json"));
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run skopeo (apt-get install skopeo): {e}"));
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "skopeo {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
+use support::{Layout, Server, skopeo, verify_layout_blobs};
 
 struct Env {
     _tmp: tempfile::TempDir,

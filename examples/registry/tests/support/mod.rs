@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -202,4 +203,41 @@ pub fn verify_layout_blobs(dir: &Path) -> usize {
         n += 1;
     }
     n
+}
+
+/// Runs skopeo with its own blob-info cache (bind-mounted under a private mount namespace when
+/// the machine allows it), so that no other run's cache makes it skip or mount blobs.
+pub fn skopeo(cache: &Path, args: &[&str]) -> Result<String, String> {
+    let isolated = Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = if isolated {
+        std::fs::create_dir_all("/var/lib/containers/cache").unwrap();
+        let mut c = Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /var/lib/containers/cache && shift && exec skopeo \"$@\"",
+            "_",
+        ]);
+        c.arg(cache);
+        c
+    } else {
+        Command::new("skopeo")
+    };
+    cmd.arg("--insecure-policy").args(args);
+    cmd.env("REGISTRY_AUTH_FILE", cache.join("auth.json"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run skopeo (apt-get install skopeo): {e}"));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "skopeo {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
