@@ -5,6 +5,7 @@
 //! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - `handlers`: one module per endpoint family.
+//! - [`server`]: [`serve`], a server loop with connection and header-timeout limits.
 //! - `testing` (feature `testing`): [`testing::TestRegistry`], an in-process registry for tests.
 //!
 //! ```
@@ -20,7 +21,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -36,11 +38,13 @@ pub mod error;
 mod handlers;
 pub mod headers;
 pub mod route;
+pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{ApiError, ErrorCode};
 pub use route::Route;
+pub use server::{ServeOptions, serve};
 
 /// `Docker-Distribution-API-Version`, sent on every response.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -53,14 +57,44 @@ pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
 /// `OCI-Filters-Applied`
 pub const OCI_FILTERS_APPLIED_HEADER: &str = "oci-filters-applied";
 
+/// How the HTTP layer treats requests.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// A request body that sends nothing for this long fails (the upload can be resumed).
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            body_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    registry: Registry,
+    options: Arc<HttpOptions>,
+}
+
 /// The distribution API routes (`/v2/…`) with their state applied, and a layer that logs every
 /// request in a tracing span and adds `Docker-Distribution-API-Version`.
 pub fn router(registry: Registry) -> Router {
+    router_with(registry, HttpOptions::default())
+}
+
+/// [`router`] with options.
+pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
+    let state = AppState {
+        registry,
+        options: Arc::new(options),
+    };
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
-        .with_state(registry)
+        .with_state(state)
         .layer(axum::middleware::from_fn(log_request))
 }
 
@@ -73,6 +107,7 @@ pub(crate) struct Ctx {
     pub headers: HeaderMap,
     pub query: HashMap<String, String>,
     pub body: Body,
+    pub options: Arc<HttpOptions>,
 }
 
 impl Ctx {
@@ -81,13 +116,27 @@ impl Ctx {
         format!("{}{path}", self.prefix)
     }
 
-    /// The request body as a stream of bytes for storage.
+    /// The request body as a stream of bytes for storage; it fails when the client sends nothing
+    /// for [`HttpOptions::body_idle_timeout`].
     pub fn take_body(&mut self) -> ByteStream {
         use futures::{StreamExt, TryStreamExt};
-        std::mem::take(&mut self.body)
+        let idle = self.options.body_idle_timeout;
+        let body = std::mem::take(&mut self.body)
             .into_data_stream()
-            .map_err(std::io::Error::other)
-            .boxed()
+            .map_err(std::io::Error::other);
+        futures::stream::unfold(Some(body), move |state| async move {
+            let mut body = state?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(item)) => Some((item, Some(body))),
+                Ok(None) => None,
+                Err(_) => {
+                    let e =
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "request body stalled");
+                    Some((Err(e), None))
+                }
+            }
+        })
+        .boxed()
     }
 
     /// A query parameter.
@@ -97,7 +146,7 @@ impl Ctx {
 }
 
 async fn dispatch(
-    State(registry): State<Registry>,
+    State(AppState { registry, options }): State<AppState>,
     OriginalUri(original): OriginalUri,
     req: Request,
 ) -> Response {
@@ -137,6 +186,7 @@ async fn dispatch(
         headers: parts.headers,
         query,
         body,
+        options,
     };
     match handlers::handle(cx, route).await {
         Ok(res) => res,

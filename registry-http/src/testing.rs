@@ -35,11 +35,12 @@ impl TestRegistry {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let app = crate::router(registry.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "test registry stopped");
-            }
-        });
+        let task = tokio::spawn(crate::serve(
+            listener,
+            app,
+            crate::ServeOptions::default(),
+            std::future::pending(),
+        ));
         Ok(TestRegistry {
             addr,
             registry,

@@ -66,7 +66,8 @@ impl FilesystemStorage {
         &self.root
     }
 
-    /// The file of a key, refusing keys that are not plain relative paths.
+    /// The file of a key, refusing keys that are not plain relative paths and paths that cross a
+    /// symbolic link below the root (one planted in the store must not let a name escape it).
     fn path(&self, key: &str) -> Result<PathBuf> {
         let ok = key.is_empty()
             || key
@@ -74,6 +75,20 @@ impl FilesystemStorage {
                 .all(|c| !c.is_empty() && !c.starts_with('.') && !c.contains('\0'));
         if !ok {
             return Err(Error::storage(format!("invalid storage key {key:?}")));
+        }
+        let mut path = self.root.clone();
+        for component in key.split('/').filter(|c| !c.is_empty()) {
+            path.push(component);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::storage(format!(
+                        "refusing to follow the symbolic link {} in the storage root",
+                        path.display()
+                    )));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
         }
         Ok(self.root.join(key))
     }
@@ -395,5 +410,30 @@ mod tests {
         ] {
             assert!(s.path(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[tokio::test]
+    async fn symlinks_below_the_root_are_not_followed() {
+        use bytes::Bytes;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"outside").unwrap();
+        let s = FilesystemStorage::new(dir.path().join("root")).unwrap();
+        std::fs::create_dir_all(dir.path().join("root/repositories")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("root/repositories/evil"))
+            .unwrap();
+        assert!(
+            s.put("repositories/evil/x", Bytes::from_static(b"x"))
+                .await
+                .is_err()
+        );
+        assert!(!outside.path().join("x").exists(), "wrote through the link");
+        assert!(s.get("repositories/evil/secret", None).await.is_err());
+        assert!(s.list("repositories/evil").await.is_err());
+        assert!(s.delete("repositories/evil/secret").await.is_err());
+        assert!(
+            outside.path().join("secret").exists(),
+            "deleted through the link"
+        );
     }
 }

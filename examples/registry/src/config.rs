@@ -57,6 +57,12 @@ pub struct Config {
     pub max_manifest_size: u64,
     /// Refuse manifests whose blobs or children are missing from the repository.
     pub validate_references: bool,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Seconds a client has to send request headers (also the keep-alive idle limit).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may send nothing before the request fails.
+    pub body_idle_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -67,6 +73,9 @@ impl Default for Config {
             storage: StorageSpec::Filesystem(PathBuf::from("./registry-data")),
             max_manifest_size: core.max_manifest_size,
             validate_references: core.validate_references,
+            max_connections: 4096,
+            header_read_timeout_secs: 30,
+            body_idle_timeout_secs: 60,
         }
     }
 }

@@ -4,13 +4,15 @@
 //! The standalone registry: the distribution API over filesystem or in-memory storage. Flags:
 //! `--listen ADDR`, `--storage fs:PATH|memory`, `--config FILE`, each also read from
 //! `REGISTRY_LISTEN`, `REGISTRY_STORAGE` and `REGISTRY_CONFIG`. A flag beats the config file,
-//! which beats the defaults. SIGTERM and Ctrl-C stop it gracefully.
+//! which beats the defaults. SIGTERM and Ctrl-C stop it gracefully. Subcommands: `scrub` checks
+//! the store, `check-config FILE` checks a configuration file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use registry_core::{Registry, RegistryConfig, Storage};
 use registry_storage::{FilesystemStorage, MemoryStorage};
 
@@ -23,14 +25,30 @@ use config::{Config, StorageSpec};
 #[command(name = "registry", version, about = "An OCI distribution registry")]
 struct Args {
     /// Address to listen on [default: 127.0.0.1:5000]
-    #[arg(long, env = "REGISTRY_LISTEN")]
+    #[arg(long, env = "REGISTRY_LISTEN", global = true)]
     listen: Option<SocketAddr>,
     /// Where to store: `fs:PATH` or `memory` [default: fs:./registry-data]
-    #[arg(long, env = "REGISTRY_STORAGE")]
+    #[arg(long, env = "REGISTRY_STORAGE", global = true)]
     storage: Option<StorageSpec>,
     /// A TOML configuration file
-    #[arg(long, env = "REGISTRY_CONFIG")]
+    #[arg(long, env = "REGISTRY_CONFIG", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the registry (what runs without a subcommand).
+    Serve,
+    /// Re-hash every blob and check every link and tag; report problems without repairing them.
+    /// Exits with 1 when it finds any.
+    Scrub,
+    /// Check a configuration file and print the configuration it gives.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -43,13 +61,26 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Err(e) = run(Args::parse()).await {
+    let args = Args::parse();
+    let result = match args.command {
+        Some(Command::CheckConfig { ref file }) => check_config(file),
+        Some(Command::Scrub) => match settings(&args) {
+            Ok(config) => scrub(config).await,
+            Err(e) => Err(e),
+        },
+        Some(Command::Serve) | None => match settings(&args) {
+            Ok(config) => serve(config).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = result {
         tracing::error!("{e}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+/// The configuration in force: defaults, then the file, then flags and environment.
+fn settings(args: &Args) -> Result<Config, String> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -57,9 +88,13 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    if let Some(storage) = args.storage {
-        config.storage = storage;
+    if let Some(storage) = &args.storage {
+        config.storage = storage.clone();
     }
+    Ok(config)
+}
+
+fn registry(config: &Config) -> Result<Registry, String> {
     let storage: Arc<dyn Storage> = match &config.storage {
         StorageSpec::Filesystem(path) => Arc::new(
             FilesystemStorage::new(path)
@@ -67,13 +102,17 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         StorageSpec::Memory => Arc::new(MemoryStorage::new()),
     };
-    let registry = Registry::new(
+    Ok(Registry::new(
         storage,
         RegistryConfig {
             max_manifest_size: config.max_manifest_size,
             validate_references: config.validate_references,
         },
-    );
+    ))
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let registry = registry(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -81,11 +120,46 @@ async fn run(args: Args) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     tracing::info!(%addr, storage = %config.storage, "registry listening on http://{addr}");
-    axum::serve(listener, registry_http::router(registry))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
+    let options = registry_http::HttpOptions {
+        body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
+    };
+    let limits = registry_http::ServeOptions {
+        max_connections: config.max_connections,
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        ..Default::default()
+    };
+    let router = registry_http::router_with(registry, options);
+    registry_http::serve(listener, router, limits, shutdown()).await;
     tracing::info!("registry stopped");
+    Ok(())
+}
+
+async fn scrub(config: Config) -> Result<(), String> {
+    let registry = registry(&config)?;
+    let report = registry_core::scrub::scrub(&registry)
+        .await
+        .map_err(|e| format!("scrub failed: {e}"))?;
+    for problem in &report.problems {
+        println!("{problem:?}");
+    }
+    println!(
+        "scrub: {} blobs ({} bytes) re-hashed, {} links checked, {} problems",
+        report.blobs,
+        report.bytes,
+        report.links,
+        report.problems.len()
+    );
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} problems found", report.problems.len()))
+    }
+}
+
+fn check_config(file: &std::path::Path) -> Result<(), String> {
+    let config = Config::load(file)?;
+    println!("{config:#?}");
+    println!("{}: valid", file.display());
     Ok(())
 }
 
