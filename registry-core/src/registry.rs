@@ -418,10 +418,30 @@ impl Registry {
                 actual: sha256,
             });
         }
-        self.storage
+        match self
+            .storage
             .complete_multipart(&data_key, &session.multipart, session.parts.clone())
             .await
-            .map_err(|e| Self::upload_error(e, id))?;
+        {
+            Ok(()) => {}
+            // A crash after an earlier completion, before the session ended: finish its work.
+            Err(e) if e.is_not_found() && !self.storage.exists(&data_key).await? => {
+                let done =
+                    sha256 == *digest && self.storage.exists(&paths::blob_data(digest)).await?;
+                if !done {
+                    self.storage.delete(&paths::upload_session(id)).await?;
+                    return Err(Error::BlobUploadUnknown { id: id.to_owned() });
+                }
+                self.link_layer(repo, digest).await?;
+                self.storage.delete(&paths::upload_session(id)).await?;
+                return Ok(BlobInfo {
+                    digest: digest.clone(),
+                    size: session.offset,
+                });
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
         if digest.algorithm() != sha256.algorithm() {
             let actual = self.hash_object(&data_key, digest.algorithm()).await?;
             if actual != *digest {

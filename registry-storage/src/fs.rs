@@ -349,7 +349,12 @@ impl Storage for FilesystemStorage {
                 .map_err(Error::storage)?;
             if let Err(e) = joined {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(io_error(e));
+                // A part gone means an earlier completion already consumed this upload.
+                return Err(if e.kind() == ErrorKind::NotFound {
+                    not_found(key)
+                } else {
+                    io_error(e)
+                });
             }
             tmp
         };

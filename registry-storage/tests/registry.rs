@@ -85,6 +85,7 @@ on_both_backends!(
     catalog,
     referrers,
     concurrent_pushes_of_one_blob_and_manifest,
+    completion_interrupted_by_a_crash_can_be_retried,
 );
 
 async fn monolithic_blob_push(s: Arc<dyn Storage>) {
@@ -837,5 +838,85 @@ async fn scrub_reports_corruption_and_dangling_links() {
             .any(|p| matches!(p, Problem::DanglingLink { key, .. } if key.contains("/tags/v1/"))),
         "{:?}",
         report.problems
+    );
+}
+
+async fn completion_interrupted_by_a_crash_can_be_retried(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("a");
+    let session_of = |id: String| {
+        let s = s.clone();
+        async move {
+            let bytes = s.get_bytes(&paths::upload_session(&id)).await.unwrap();
+            serde_json::from_slice::<registry_core::UploadSession>(&bytes).unwrap()
+        }
+    };
+    for (data, renamed) in [
+        (&b"completed, not renamed"[..], false),
+        (b"completed and renamed", true),
+    ] {
+        let d = Digest::of(data);
+        let up = r.start_upload(&a).await.unwrap();
+        r.append_chunk(&a, &up.id, Some(0), body(&data[..5]), None)
+            .await
+            .unwrap();
+        r.append_chunk(&a, &up.id, Some(5), body(&data[5..]), None)
+            .await
+            .unwrap();
+        // What a crash during the first PUT may leave: the storage upload completed (and perhaps
+        // moved into place), the session not yet ended.
+        let session = session_of(up.id.clone()).await;
+        s.complete_multipart(
+            &paths::upload_data(&up.id),
+            &session.multipart,
+            session.parts,
+        )
+        .await
+        .unwrap();
+        if renamed {
+            s.rename(&paths::upload_data(&up.id), &paths::blob_data(&d))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            r.upload_status(&a, &up.id).await.unwrap().offset,
+            data.len() as u64
+        );
+        r.complete_upload(&a, &up.id, &d, None).await.unwrap();
+        assert_eq!(read(r.get_blob(&a, &d, None).await.unwrap()).await, data);
+        assert!(matches!(
+            r.upload_status(&a, &up.id).await,
+            Err(Error::BlobUploadUnknown { .. })
+        ));
+    }
+    // The same state with a digest the upload did not hash to: refused, nothing linked.
+    let up = r.start_upload(&a).await.unwrap();
+    r.append_chunk(&a, &up.id, Some(0), body(b"mine"), None)
+        .await
+        .unwrap();
+    let session = session_of(up.id.clone()).await;
+    s.complete_multipart(
+        &paths::upload_data(&up.id),
+        &session.multipart,
+        session.parts,
+    )
+    .await
+    .unwrap();
+    s.rename(
+        &paths::upload_data(&up.id),
+        &paths::blob_data(&Digest::of(b"mine")),
+    )
+    .await
+    .unwrap();
+    let other = Digest::of(b"completed and renamed");
+    r.delete_blob(&a, &other).await.unwrap();
+    let err = r
+        .complete_upload(&a, &up.id, &other, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    assert!(
+        r.stat_blob(&a, &other).await.is_err(),
+        "linked a blob the upload did not carry"
     );
 }

@@ -241,3 +241,243 @@ pub fn skopeo(cache: &Path, args: &[&str]) -> Result<String, String> {
         ))
     }
 }
+
+impl Server {
+    /// Kills the server with SIGKILL and waits for it to die.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small HTTP client of the distribution API, for tests that push and pull many images.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// An image as a test pushes it: its blobs and manifest.
+#[derive(Clone, Debug)]
+pub struct TestImage {
+    pub blobs: Vec<Vec<u8>>,
+    pub manifest: Vec<u8>,
+}
+
+impl TestImage {
+    /// An OCI manifest over a config made from `seed` and the given layers.
+    pub fn new(seed: u64, layers: Vec<Vec<u8>>) -> TestImage {
+        let config =
+            format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed}}}").into_bytes();
+        let layer_descs: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": Digest::of(l).to_string(), "size": l.len()}))
+            .collect();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(&config).to_string(), "size": config.len()},
+            "layers": layer_descs,
+        });
+        let mut blobs = vec![config];
+        blobs.extend(layers);
+        TestImage {
+            blobs,
+            manifest: serde_json::to_vec(&manifest).unwrap(),
+        }
+    }
+
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.manifest)
+    }
+}
+
+impl Api {
+    pub fn new(addr: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A monolithic push (`POST ?digest=`).
+    pub async fn push_blob_monolithic(&self, repo: &str, data: &[u8]) -> Result<(), String> {
+        let d = Digest::of(data);
+        let r = self
+            .http
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+            .body(data.to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        expect(r, 201).await.map(drop)
+    }
+
+    /// Starts an upload and returns its location path.
+    pub async fn start_upload(&self, repo: &str) -> Result<String, String> {
+        let r = self
+            .http
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = expect(r, 202).await?;
+        Ok(r.headers()
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned())
+    }
+
+    /// Sends a chunk at an offset; returns the new offset.
+    pub async fn patch(&self, location: &str, offset: u64, chunk: &[u8]) -> Result<u64, String> {
+        let range = format!("{offset}-{}", offset + chunk.len() as u64 - 1);
+        let r = self
+            .http
+            .patch(self.url(location))
+            .header("content-range", range)
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = expect(r, 202).await?;
+        let range = r.headers().get("range").unwrap().to_str().unwrap();
+        Ok(range.split('-').nth(1).unwrap().parse::<u64>().unwrap() + 1)
+    }
+
+    /// Where an upload stands: `Some(offset)`, or `None` when the registry does not know it.
+    pub async fn upload_offset(&self, location: &str) -> Result<Option<u64>, String> {
+        let r = self
+            .http
+            .get(self.url(location))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() == 404 {
+            return Ok(None);
+        }
+        let r = expect(r, 204).await?;
+        let range = r.headers().get("range").unwrap().to_str().unwrap();
+        let end: u64 = range.split('-').nth(1).unwrap().parse().unwrap();
+        Ok(Some(if range == "0-0" { 0 } else { end + 1 }))
+    }
+
+    /// Completes an upload with its digest.
+    pub async fn complete(&self, location: &str, digest: &Digest) -> Result<(), String> {
+        let r = self
+            .http
+            .put(self.url(&format!("{location}?digest={digest}")))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        expect(r, 201).await.map(drop)
+    }
+
+    /// A chunked push in two chunks.
+    pub async fn push_blob_chunked(&self, repo: &str, data: &[u8]) -> Result<(), String> {
+        let loc = self.start_upload(repo).await?;
+        let (a, b) = data.split_at(data.len() / 2);
+        let offset = self.patch(&loc, 0, a).await?;
+        let offset = self.patch(&loc, offset, b).await?;
+        assert_eq!(offset, data.len() as u64);
+        self.complete(&loc, &Digest::of(data)).await
+    }
+
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        manifest: &[u8],
+    ) -> Result<(), String> {
+        let r = self
+            .http
+            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        expect(r, 201).await.map(drop)
+    }
+
+    /// Pushes every blob (alternating monolithic and chunked) and the manifest under `tag`.
+    pub async fn push_image(&self, repo: &str, tag: &str, image: &TestImage) -> Result<(), String> {
+        for (i, blob) in image.blobs.iter().enumerate() {
+            if i % 2 == 0 {
+                self.push_blob_monolithic(repo, blob).await?;
+            } else {
+                self.push_blob_chunked(repo, blob).await?;
+            }
+        }
+        self.put_manifest(repo, tag, &image.manifest).await
+    }
+
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
+        let r = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        expect(r, 200).await
+    }
+
+    /// Pulls a manifest and all its blobs, verifying every digest; returns the manifest's digest.
+    pub async fn pull_verified(&self, repo: &str, reference: &str) -> Result<Digest, String> {
+        let r = self
+            .get(&format!("/v2/{repo}/manifests/{reference}"))
+            .await?;
+        let header = r
+            .headers()
+            .get("docker-content-digest")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = r.bytes().await.map_err(|e| e.to_string())?;
+        let digest = Digest::of(&bytes);
+        if digest.to_string() != header {
+            return Err(format!(
+                "manifest {reference} served with digest {header} but hashes to {digest}"
+            ));
+        }
+        let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut refs = vec![m["config"]["digest"].as_str().unwrap().to_owned()];
+        refs.extend(
+            m["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_owned()),
+        );
+        for d in refs {
+            let blob = self
+                .get(&format!("/v2/{repo}/blobs/{d}"))
+                .await?
+                .bytes()
+                .await
+                .map_err(|e| e.to_string())?;
+            if Digest::of(&blob).to_string() != d {
+                return Err(format!("blob {d} served with other content"));
+            }
+        }
+        Ok(digest)
+    }
+}
+
+async fn expect(r: reqwest::Response, status: u16) -> Result<reqwest::Response, String> {
+    if r.status().as_u16() == status {
+        Ok(r)
+    } else {
+        let (s, path) = (r.status(), r.url().path().to_owned());
+        Err(format!(
+            "{path} {s}: {}",
+            r.text().await.unwrap_or_default()
+        ))
+    }
+}
