@@ -20,4 +20,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 cargo package --no-verify --locked --allow-dirty -p registry-core -p registry-storage -p registry-http >/dev/null
+./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 echo "scripts/test.sh: all checks passed"

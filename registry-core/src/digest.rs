@@ -210,9 +210,25 @@ impl Digester {
     }
 
     /// Restores a hash from [`Digester::state`]; fails on bytes that are not such a state.
+    ///
+    /// The `sha2` state holds a count of hashed blocks; a corrupt count near its maximum would
+    /// overflow when the hash ends, so counts beyond any real upload (2^50 blocks) are refused.
     pub fn resume(state: &[u8]) -> Result<Digester> {
+        const MAX_BLOCKS: u128 = 1 << 50;
         let corrupt = || Error::storage("corrupt digest state in upload session");
         let (tag, rest) = state.split_first().ok_or_else(corrupt)?;
+        let (counter_at, counter_len) = match *tag {
+            t if t == Algorithm::Sha256 as u8 => (32, 8),
+            _ => (64, 16),
+        };
+        let mut counter = [0u8; 16];
+        let bytes = rest
+            .get(counter_at..counter_at + counter_len)
+            .ok_or_else(corrupt)?;
+        counter[..counter_len].copy_from_slice(bytes);
+        if u128::from_le_bytes(counter) >= MAX_BLOCKS {
+            return Err(corrupt());
+        }
         match *tag {
             t if t == Algorithm::Sha256 as u8 => {
                 let s = SerializedState::<Sha256>::try_from(rest).map_err(|_| corrupt())?;
@@ -289,5 +305,15 @@ mod tests {
         assert!(Digester::resume(&[]).is_err());
         assert!(Digester::resume(&[0, 1, 2]).is_err());
         assert!(Digester::resume(&[9; 105]).is_err());
+    }
+
+    #[test]
+    fn absurd_block_counts_are_refused() {
+        for alg in [Algorithm::Sha256, Algorithm::Sha512] {
+            let mut state = Digester::new(alg).state();
+            let at = 1 + if alg == Algorithm::Sha256 { 32 } else { 64 };
+            state[at + 7] = 0xff;
+            assert!(Digester::resume(&state).is_err(), "{alg}");
+        }
     }
 }
