@@ -64,7 +64,8 @@ pub fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError
     if b < a {
         return Err(bad());
     }
-    Ok(Some((a, b - a + 1)))
+    let len = (b - a).checked_add(1).ok_or_else(bad)?;
+    Ok(Some((a, len)))
 }
 
 /// The request's `Content-Length`, if present and valid.
@@ -135,7 +136,7 @@ mod tests {
         assert_eq!(r("0-99").unwrap(), Some((0, 100)));
         assert_eq!(r("bytes 100-199/*").unwrap(), Some((100, 100)));
         assert_eq!(r("bytes=5-5").unwrap(), Some((5, 1)));
-        for bad in ["", "5", "9-1", "a-b", "-1", "1-"] {
+        for bad in ["", "5", "9-1", "a-b", "-1", "1-", "0-18446744073709551615"] {
             assert!(r(bad).is_err(), "{bad:?}");
         }
     }
