@@ -1,0 +1,263 @@
+//! Run with: `cargo run --release -p registry-bench -- --url http://127.0.0.1:5000 all`
+//!
+//! Drives any registry over HTTP/1.1 and prints one line per figure (JSON lines with `--json`):
+//! monolithic and chunked blob push, blob pull, manifest GET by tag and blob HEAD rates with latency
+//! percentiles at a given concurrency, image push and pull with parallel transfers, and the
+//! loopback TCP rate as a limit. Each connection is a plain hyper HTTP/1.1 connection, so the
+//! client costs little next to the server.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+mod client;
+mod figures;
+
+use client::{Conn, Data};
+use figures::Figure;
+
+/// Flags common to every benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "registry-bench", about = "Benchmark an OCI registry over HTTP")]
+struct Args {
+    /// Base URL of the registry, e.g. http://127.0.0.1:5000
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    url: String,
+    /// Print JSON lines instead of text
+    #[arg(long)]
+    json: bool,
+    /// Repository the benchmark writes to
+    #[arg(long, default_value = "bench/data")]
+    repo: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Monolithic push (`POST ?digest=`) of one blob.
+    Push {
+        /// Blob size in MiB
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
+    /// Chunked push (`POST`, `PATCH` with Content-Range per chunk, `PUT ?digest=`).
+    PushChunked {
+        /// Blob size in MiB
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// Chunk size in MiB
+        #[arg(long, default_value_t = 8)]
+        chunk_mib: u64,
+    },
+    /// Pull of one blob (pushed first).
+    Pull {
+        /// Blob size in MiB
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
+    /// Manifest GET by tag: requests per second and latency percentiles.
+    ManifestGet {
+        /// Connections, each sending requests one after another
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds to run
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Blob HEAD: requests per second and latency percentiles.
+    BlobHead {
+        /// Connections, each sending requests one after another
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds to run
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Push then pull an image of N layers with C parallel transfers.
+    Image {
+        /// Layers
+        #[arg(long, default_value_t = 4)]
+        layers: u64,
+        /// Layer size in MiB
+        #[arg(long, default_value_t = 32)]
+        layer_mib: u64,
+        /// Parallel transfers
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
+    /// Loopback TCP rate (no registry involved): the transfer limit of this machine.
+    Loopback {
+        /// Bytes to send, in MiB
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+    },
+    /// Every figure with its default settings.
+    All,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args).await {
+        eprintln!("registry-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let base = client::Base::parse(&args.url)?;
+    let print = |f: Figure| f.print(args.json);
+    match &args.command {
+        Command::Push { mib } => print(push(&base, &args.repo, *mib, None).await?),
+        Command::PushChunked { mib, chunk_mib } => {
+            print(push(&base, &args.repo, *mib, Some(*chunk_mib)).await?)
+        }
+        Command::Pull { mib } => print(pull(&base, &args.repo, *mib).await?),
+        Command::ManifestGet {
+            concurrency,
+            seconds,
+        } => print(rate(&base, &args.repo, Target::Manifest, *concurrency, *seconds).await?),
+        Command::BlobHead {
+            concurrency,
+            seconds,
+        } => print(rate(&base, &args.repo, Target::BlobHead, *concurrency, *seconds).await?),
+        Command::Image {
+            layers,
+            layer_mib,
+            parallel,
+        } => {
+            for f in image(&base, &args.repo, *layers, *layer_mib, *parallel).await? {
+                print(f);
+            }
+        }
+        Command::Loopback { mib } => print(figures::loopback(*mib).await?),
+        Command::All => {
+            print(figures::loopback(1024).await?);
+            print(push(&base, &args.repo, 1024, None).await?);
+            print(push(&base, &args.repo, 1024, Some(8)).await?);
+            print(pull(&base, &args.repo, 1024).await?);
+            print(rate(&base, &args.repo, Target::Manifest, 64, 10).await?);
+            print(rate(&base, &args.repo, Target::BlobHead, 64, 10).await?);
+            for f in image(&base, &args.repo, 4, 32, 4).await? {
+                print(f);
+            }
+        }
+    }
+    Ok(())
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Pushes a blob of `mib` MiB, monolithic or in chunks of `chunk_mib`.
+async fn push(
+    base: &client::Base,
+    repo: &str,
+    mib: u64,
+    chunk_mib: Option<u64>,
+) -> Result<Figure, String> {
+    let data = Data::new(mib * MIB, 1 + mib + chunk_mib.unwrap_or(0));
+    let mut conn = Conn::open(base).await?;
+    let started = Instant::now();
+    match chunk_mib {
+        None => conn.push_monolithic(repo, &data).await?,
+        Some(c) => conn.push_chunked(repo, &data, c * MIB).await?,
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let name = match chunk_mib {
+        None => format!("push_monolithic_{mib}MiB"),
+        Some(c) => format!("push_chunked_{mib}MiB_{c}MiB_chunks"),
+    };
+    Ok(Figure::throughput(&name, data.len, secs))
+}
+
+/// Pulls a blob of `mib` MiB, pushing it first.
+async fn pull(base: &client::Base, repo: &str, mib: u64) -> Result<Figure, String> {
+    let data = Data::new(mib * MIB, 7 + mib);
+    let mut conn = Conn::open(base).await?;
+    conn.push_monolithic(repo, &data).await?;
+    let started = Instant::now();
+    let got = conn.pull(repo, &data.digest).await?;
+    let secs = started.elapsed().as_secs_f64();
+    if got != data.len {
+        return Err(format!("pulled {got} bytes of {}", data.len));
+    }
+    Ok(Figure::throughput(
+        &format!("pull_{mib}MiB"),
+        data.len,
+        secs,
+    ))
+}
+
+/// What a rate benchmark asks for.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Manifest,
+    BlobHead,
+}
+
+/// Requests per second and latency percentiles of one kind of small request.
+async fn rate(
+    base: &client::Base,
+    repo: &str,
+    target: Target,
+    concurrency: usize,
+    seconds: u64,
+) -> Result<Figure, String> {
+    let mut conn = Conn::open(base).await?;
+    let (manifest_path, blob_path) = conn.seed_image(repo).await?;
+    let (name, method, path) = match target {
+        Target::Manifest => ("manifest_get_by_tag", http::Method::GET, manifest_path),
+        Target::BlobHead => ("blob_head", http::Method::HEAD, blob_path),
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let workers = (0..concurrency).map(|_| {
+        let (base, method, path) = (base.clone(), method.clone(), path.clone());
+        tokio::spawn(async move {
+            let mut conn = Conn::open(&base).await?;
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                conn.small(method.clone(), &path).await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, String>(latencies)
+        })
+    });
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for w in futures::future::join_all(workers).await {
+        all.extend(w.map_err(|e| e.to_string())??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Figure::rate(&format!("{name}_c{concurrency}"), all, secs))
+}
+
+/// Pushes then pulls an image of `layers` layers with `parallel` transfers at once.
+async fn image(
+    base: &client::Base,
+    repo: &str,
+    layers: u64,
+    layer_mib: u64,
+    parallel: usize,
+) -> Result<Vec<Figure>, String> {
+    let blobs: Vec<Data> = (0..layers)
+        .map(|i| Data::new(layer_mib * MIB, 1000 + i))
+        .collect();
+    let total = blobs.iter().map(|b| b.len).sum::<u64>();
+    let started = Instant::now();
+    client::transfer_all(base, repo, &blobs, parallel, true).await?;
+    let mut conn = Conn::open(base).await?;
+    let tag = conn.put_image_manifest(repo, &blobs).await?;
+    let push_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    conn.small(http::Method::GET, &format!("/v2/{repo}/manifests/{tag}"))
+        .await?;
+    client::transfer_all(base, repo, &blobs, parallel, false).await?;
+    let pull_secs = started.elapsed().as_secs_f64();
+    let name = format!("image_{layers}x{layer_mib}MiB_p{parallel}");
+    Ok(vec![
+        Figure::throughput(&format!("{name}_push"), total, push_secs),
+        Figure::throughput(&format!("{name}_pull"), total, pull_secs),
+    ])
+}
