@@ -11,6 +11,7 @@
 //! - [`error`]: the one [`Error`] type.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 
+mod cache;
 pub mod digest;
 pub mod error;
 pub mod manifest;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::Caches;
 use crate::digest::{Algorithm, Digest, Digester};
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest};
@@ -26,6 +27,12 @@ pub struct RegistryConfig {
     pub max_manifest_size: u64,
     /// Refuse manifests whose config, layers or index children are not in the repository.
     pub validate_references: bool,
+    /// How long a repository's manifest revision read from storage is trusted without reading it
+    /// again. A delete through this process is seen at once; one through another process sharing
+    /// the storage within this time. Zero disables the cache.
+    pub metadata_ttl: std::time::Duration,
+    /// Bytes of manifests kept in memory, by digest (they never change).
+    pub manifest_cache_bytes: u64,
 }
 
 impl Default for RegistryConfig {
@@ -33,6 +40,8 @@ impl Default for RegistryConfig {
         RegistryConfig {
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
             validate_references: true,
+            metadata_ttl: std::time::Duration::from_secs(5),
+            manifest_cache_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -131,6 +140,7 @@ struct ManifestLink {
 pub struct Registry {
     storage: Arc<dyn Storage>,
     config: Arc<RegistryConfig>,
+    caches: Arc<Caches>,
 }
 
 /// Bytes seen by a stream on its way into storage: their count and hash, and why the body failed.
@@ -212,6 +222,10 @@ impl Registry {
     pub fn new(storage: Arc<dyn Storage>, config: RegistryConfig) -> Registry {
         Registry {
             storage,
+            caches: Arc::new(Caches::new(
+                config.manifest_cache_bytes,
+                config.metadata_ttl,
+            )),
             config: Arc::new(config),
         }
     }
@@ -231,14 +245,21 @@ impl Registry {
     /// Size of a blob in the repository. [`Error::BlobUnknown`] when the repository lacks it.
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
         self.require_layer(repo, digest).await?;
-        let meta = self
-            .storage
-            .head(&paths::blob_data(digest))
-            .await
-            .map_err(|e| self.blob_error(e, digest))?;
+        let size = match self.caches.blob_size(digest) {
+            Some(size) => size,
+            None => {
+                let meta = self
+                    .storage
+                    .head(&paths::blob_data(digest))
+                    .await
+                    .map_err(|e| self.blob_error(e, digest))?;
+                self.caches.put_blob_size(digest, meta.size);
+                meta.size
+            }
+        };
         Ok(BlobInfo {
             digest: digest.clone(),
-            size: meta.size,
+            size,
         })
     }
 
@@ -514,7 +535,9 @@ impl Registry {
             size: bytes.len() as u64,
             subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
         };
-        self.storage.put(&paths::blob_data(&digest), bytes).await?;
+        self.storage
+            .put(&paths::blob_data(&digest), bytes.clone())
+            .await?;
         let link = ManifestLink {
             media_type: info.media_type.clone(),
             size: info.size,
@@ -542,6 +565,8 @@ impl Registry {
                 .put(&paths::tag_link(repo, tag), Bytes::from(digest.to_string()))
                 .await?;
         }
+        self.caches.put_manifest_bytes(&digest, &bytes);
+        self.caches.put_revision(repo, &info);
         Ok(info)
     }
 
@@ -555,6 +580,9 @@ impl Registry {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(t) => self.resolve_tag(repo, t).await?,
         };
+        if let Some(info) = self.caches.revision(repo, &digest) {
+            return Ok(info);
+        }
         let key = paths::manifest_link(repo, &digest);
         let bytes = self
             .storage
@@ -564,12 +592,14 @@ impl Registry {
                 reference: reference.to_string(),
             })?;
         let link: ManifestLink = parse_record(&key, &bytes)?;
-        Ok(ManifestInfo {
+        let info = ManifestInfo {
             digest,
             media_type: link.media_type,
             size: link.size,
             subject: link.subject,
-        })
+        };
+        self.caches.put_revision(repo, &info);
+        Ok(info)
     }
 
     /// A manifest's bytes as received, by tag or digest.
@@ -579,6 +609,9 @@ impl Registry {
         reference: &Reference,
     ) -> Result<ManifestContent> {
         let info = self.stat_manifest(repo, reference).await?;
+        if let Some(bytes) = self.caches.manifest_bytes(&info.digest) {
+            return Ok(ManifestContent { info, bytes });
+        }
         let bytes = self
             .storage
             .get_opt(&paths::blob_data(&info.digest))
@@ -586,6 +619,15 @@ impl Registry {
             .ok_or_else(|| Error::ManifestUnknown {
                 reference: reference.to_string(),
             })?;
+        let mut check = Digester::new(info.digest.algorithm());
+        check.update(&bytes);
+        if check.finish() != info.digest {
+            return Err(Error::storage(format!(
+                "stored manifest {} does not match its digest",
+                info.digest
+            )));
+        }
+        self.caches.put_manifest_bytes(&info.digest, &bytes);
         Ok(ManifestContent { info, bytes })
     }
 
@@ -610,6 +652,7 @@ impl Registry {
                 .delete(&paths::referrer(repo, subject, digest))
                 .await?;
         }
+        self.caches.forget_revision(repo, digest);
         self.storage
             .delete(&paths::manifest_link(repo, digest))
             .await

@@ -20,12 +20,33 @@ use registry_core::{
     ByteStream, Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, Result,
     Storage,
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 const TMP: &str = ".tmp";
 const MULTIPART: &str = ".multipart";
-const READ_CHUNK: usize = 256 * 1024;
-const WRITE_BUFFER: usize = 1024 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
+/// Reads up to this size are done in one blocking call and returned whole.
+const SMALL_READ: u64 = 64 * 1024;
+
+/// A key opened for reading.
+enum Opened {
+    /// The bytes asked for, read at once.
+    Whole {
+        size: u64,
+        range: std::ops::Range<u64>,
+        bytes: Bytes,
+    },
+    /// The file, positioned at the range's start.
+    File {
+        file: std::fs::File,
+        size: u64,
+        range: std::ops::Range<u64>,
+    },
+}
+/// Chunks queued for the writing thread, and the most it writes in one call (request body chunks
+/// are at most a few hundred KiB, so this bounds the bytes in flight to a few MiB).
+const WRITE_QUEUE: usize = 16;
+/// Chunks read ahead of a slow consumer.
+const READ_AHEAD: usize = 4;
 
 /// A store in a folder of the local filesystem.
 #[derive(Debug, Clone)]
@@ -138,6 +159,44 @@ impl FilesystemStorage {
         }
     }
 
+    /// Opens a key for reading in one blocking call: small ranges are read at once, larger ones are
+    /// left to stream from the open file.
+    fn open_for_read(&self, key: &str, range: Option<GetRange>) -> Result<Opened> {
+        use std::io::{Read, Seek};
+        let path = self.path(key)?;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
+            Err(e) => return Err(io_error(e)),
+        };
+        let m = file.metadata().map_err(io_error)?;
+        if !m.is_file() {
+            return Err(not_found(key));
+        }
+        let size = m.len();
+        let range = match range {
+            Some(r) => r.resolve(size)?,
+            None => 0..size,
+        };
+        if range.start > 0 {
+            file.seek(SeekFrom::Start(range.start)).map_err(io_error)?;
+        }
+        let len = range.end - range.start;
+        if len > SMALL_READ {
+            return Ok(Opened::File { file, size, range });
+        }
+        let mut buf = Vec::with_capacity(len as usize);
+        file.take(len).read_to_end(&mut buf).map_err(io_error)?;
+        if buf.len() as u64 != len {
+            return Err(Error::storage(format!("{key} changed size while read")));
+        }
+        Ok(Opened::Whole {
+            size,
+            range,
+            bytes: Bytes::from(buf),
+        })
+    }
+
     /// Streams `data` into a new temporary file, fsynced; the file is removed on failure.
     async fn write_tmp(&self, data: ByteStream) -> Result<PathBuf> {
         let tmp = self.tmp_path();
@@ -151,14 +210,92 @@ impl FilesystemStorage {
     }
 }
 
+/// Streams `data` into a new file and fsyncs it. A blocking thread writes what the stream yields,
+/// batched into vectored writes, while the stream goes on: the bytes are never copied in user space.
 async fn write_file(path: &Path, mut data: ByteStream) -> std::io::Result<()> {
-    let file = tokio::fs::File::create(path).await?;
-    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-    while let Some(chunk) = data.try_next().await? {
-        out.write_all(&chunk).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let path = path.to_owned();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::create(&path)?;
+        let mut batch = Vec::with_capacity(WRITE_QUEUE);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < WRITE_QUEUE {
+                match rx.try_recv() {
+                    Ok(chunk) => batch.push(chunk),
+                    Err(_) => break,
+                }
+            }
+            write_all_vectored(&mut file, &batch)?;
+            batch.clear();
+        }
+        file.sync_data()
+    });
+    let mut fed = Ok(());
+    loop {
+        match data.try_next().await {
+            Ok(Some(chunk)) if chunk.is_empty() => {}
+            Ok(Some(chunk)) => {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                fed = Err(e);
+                break;
+            }
+        }
     }
-    out.flush().await?;
-    out.into_inner().sync_data().await
+    drop(tx);
+    let written = writer.await.map_err(std::io::Error::other)?;
+    fed.and(written)
+}
+
+fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Write};
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        let n = file.write_vectored(slices)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
+/// Streams `len` bytes of an open file: a blocking thread reads chunks straight into the buffers
+/// that are sent, a few ahead of the consumer.
+fn read_stream(file: std::fs::File, len: u64) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(READ_CHUNK as u64);
+            let mut buf = Vec::with_capacity(n as usize);
+            let item = match (&mut file).take(n).read_to_end(&mut buf) {
+                Ok(k) if k as u64 == n => Ok(Bytes::from(buf)),
+                Ok(_) => Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "file shrank while read",
+                )),
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.blocking_send(item).is_err() || failed {
+                return;
+            }
+            left -= n;
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -176,42 +313,36 @@ fn meta(key: String, m: &std::fs::Metadata) -> ObjectMeta {
 #[async_trait]
 impl Storage for FilesystemStorage {
     async fn get(&self, key: &str, range: Option<GetRange>) -> Result<GetResult> {
-        let path = self.path(key)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
-            Err(e) => return Err(io_error(e)),
-        };
-        let m = file.metadata().await.map_err(io_error)?;
-        if !m.is_file() {
-            return Err(not_found(key));
-        }
-        let size = m.len();
-        let range = match range {
-            Some(r) => r.resolve(size)?,
-            None => 0..size,
-        };
-        if range.start > 0 {
-            file.seek(SeekFrom::Start(range.start))
-                .await
-                .map_err(io_error)?;
-        }
-        let reader = file.take(range.end - range.start);
-        let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).boxed();
-        Ok(GetResult {
-            size,
-            range,
-            stream,
+        let this = self.clone();
+        let key = key.to_owned();
+        let opened = tokio::task::spawn_blocking(move || this.open_for_read(&key, range))
+            .await
+            .map_err(Error::storage)??;
+        Ok(match opened {
+            Opened::Whole { size, range, bytes } => GetResult {
+                size,
+                range,
+                stream: futures::stream::once(async { Ok(bytes) }).boxed(),
+            },
+            Opened::File { file, size, range } => GetResult {
+                size,
+                stream: read_stream(file, range.end - range.start),
+                range,
+            },
         })
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        match tokio::fs::metadata(self.path(key)?).await {
-            Ok(m) if m.is_file() => Ok(meta(key.to_owned(), &m)),
-            Ok(_) => Err(not_found(key)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(not_found(key)),
+        let this = self.clone();
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || match std::fs::metadata(this.path(&key)?) {
+            Ok(m) if m.is_file() => Ok(meta(key, &m)),
+            Ok(_) => Err(not_found(&key)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(not_found(&key)),
             Err(e) => Err(io_error(e)),
-        }
+        })
+        .await
+        .map_err(Error::storage)?
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {

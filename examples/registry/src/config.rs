@@ -63,6 +63,9 @@ pub struct Config {
     pub header_read_timeout_secs: u64,
     /// Seconds a request body may send nothing before the request fails.
     pub body_idle_timeout_secs: u64,
+    /// Seconds a manifest revision read from storage is trusted before it is read again (how soon
+    /// a delete through another replica is seen); 0 disables the cache.
+    pub metadata_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             max_connections: 4096,
             header_read_timeout_secs: 30,
             body_idle_timeout_secs: 60,
+            metadata_ttl_secs: core.metadata_ttl.as_secs(),
         }
     }
 }

@@ -107,6 +107,8 @@ fn registry(config: &Config) -> Result<Registry, String> {
         RegistryConfig {
             max_manifest_size: config.max_manifest_size,
             validate_references: config.validate_references,
+            metadata_ttl: Duration::from_secs(config.metadata_ttl_secs),
+            ..RegistryConfig::default()
         },
     ))
 }

@@ -1,0 +1,92 @@
+//! In-memory caches that spare storage round trips on hot reads. What is cached by digest is
+//! immutable (a manifest's bytes, a blob's size); what a repository says about a digest (its
+//! manifest revision) is cached for a short time only, and dropped at once when this process
+//! deletes it, so another replica's delete is seen within [`crate::RegistryConfig::metadata_ttl`].
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use crate::digest::Digest;
+use crate::reference::RepositoryName;
+use crate::registry::ManifestInfo;
+
+#[derive(Clone)]
+struct ByLength;
+
+impl Weighter<Digest, Bytes> for ByLength {
+    fn weight(&self, _: &Digest, v: &Bytes) -> u64 {
+        v.len() as u64 + 64
+    }
+}
+
+/// The caches of one [`crate::Registry`].
+pub(crate) struct Caches {
+    manifest_bytes: Cache<Digest, Bytes, ByLength>,
+    revisions: Cache<(RepositoryName, Digest), (ManifestInfo, Instant)>,
+    blob_sizes: Cache<Digest, u64>,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caches {
+    /// Caches holding at most `manifest_bytes` bytes of manifests.
+    pub fn new(manifest_bytes: u64, ttl: Duration) -> Caches {
+        Caches {
+            manifest_bytes: Cache::with_weighter(1024, manifest_bytes.max(1), ByLength),
+            revisions: Cache::new(16 * 1024),
+            blob_sizes: Cache::new(64 * 1024),
+            ttl,
+        }
+    }
+
+    pub fn manifest_bytes(&self, d: &Digest) -> Option<Bytes> {
+        self.manifest_bytes.get(d)
+    }
+
+    pub fn put_manifest_bytes(&self, d: &Digest, bytes: &Bytes) {
+        self.manifest_bytes.insert(d.clone(), bytes.clone());
+    }
+
+    pub fn revision(&self, repo: &RepositoryName, d: &Digest) -> Option<ManifestInfo> {
+        let key = (repo.clone(), d.clone());
+        match self.revisions.get(&key) {
+            Some((info, at)) if at.elapsed() < self.ttl => Some(info),
+            Some(_) => {
+                self.revisions.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put_revision(&self, repo: &RepositoryName, info: &ManifestInfo) {
+        if !self.ttl.is_zero() {
+            self.revisions.insert(
+                (repo.clone(), info.digest.clone()),
+                (info.clone(), Instant::now()),
+            );
+        }
+    }
+
+    pub fn forget_revision(&self, repo: &RepositoryName, d: &Digest) {
+        self.revisions.remove(&(repo.clone(), d.clone()));
+    }
+
+    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
+        self.blob_sizes.get(d)
+    }
+
+    pub fn put_blob_size(&self, d: &Digest, size: u64) {
+        self.blob_sizes.insert(d.clone(), size);
+    }
+}
