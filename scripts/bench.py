@@ -216,6 +216,11 @@ def main():
                 peak.setdefault(plan, {})[server.name] = max(p, peak.get(plan, {}).get(server.name, 0))
                 for f in figures:
                     results.setdefault(f["name"], {}).setdefault(server.name, []).append(f)
+        rss = {}  # blob size -> server -> (peak MiB, MB/s)
+        for size_mib in ([64, 1024] if args.quick else [64, 4096]):
+            for server in (ours, peer):
+                figures, _, p = measure(server, lambda s: bench(s, "--repo", f"bench/rss{size_mib}", "push", "--mib", str(size_mib)))
+                rss.setdefault(size_mib, {})[server.name] = (p, figures[0]["value"])
         sha, disk, loop = limits(tmp)
     finally:
         ours.stop()
@@ -244,6 +249,9 @@ def main():
         c = {s: statistics.median(x) for s, x in cpu[plan].items()}
         print(f"{plan:<14} cpu ours {c['ours']:6.2f} s  peer {c['peer']:6.2f} s   "
               f"peak rss ours {peak[plan]['ours']:6.1f}  peer {peak[plan]['peer']:6.1f}")
+    for size_mib, by in rss.items():
+        print(f"peak rss pushing {size_mib} MiB: ours {by['ours'][0]:.1f} MiB ({by['ours'][1]:.0f} MB/s), "
+              f"peer {by['peer'][0]:.1f} MiB ({by['peer'][1]:.0f} MB/s)")
     print(f"idle rss at start: ours {idle['ours']:.1f} MiB, peer {idle['peer']:.1f} MiB")
 
 

@@ -1,12 +1,16 @@
 //! [`FilesystemStorage`]: one file per object under a root folder.
 //!
 //! Layout under the root: each key is a relative path; `.tmp/` holds files being written,
-//! `.multipart/<id>/` the parts of uploads in progress. Names starting with `.` are never keys.
+//! `.multipart/<id>/data` the parts of an upload in progress, appended one after another
+//! ([`upload`]). Names starting with `.` are never keys.
 //!
 //! Every put writes a temporary file, fsyncs it and renames it into place, then fsyncs the
 //! folder, so a crash at any instant leaves either the old object or the new one. Parts are
 //! fsynced before `put_part` returns. Several processes on one host may share a root: nothing is
-//! held in memory between calls.
+//! held in memory between calls, and appends to an upload hold a file lock.
+//!
+//! - [`io`]: streams into and out of files on blocking threads, without user-space copies.
+//! - [`upload`]: multipart uploads as appends to one file; completion is usually a rename.
 
 use std::io::{ErrorKind, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -14,16 +18,18 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use registry_core::storage::join;
 use registry_core::{
     ByteStream, Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, Result,
     Storage,
 };
 
+mod io;
+mod upload;
+
 const TMP: &str = ".tmp";
 const MULTIPART: &str = ".multipart";
-const READ_CHUNK: usize = 1024 * 1024;
 /// Reads up to this size are done in one blocking call and returned whole.
 const SMALL_READ: u64 = 64 * 1024;
 
@@ -42,11 +48,6 @@ enum Opened {
         range: std::ops::Range<u64>,
     },
 }
-/// Chunks queued for the writing thread, and the most it writes in one call (request body chunks
-/// are at most a few hundred KiB, so this bounds the bytes in flight to a few MiB).
-const WRITE_QUEUE: usize = 16;
-/// Chunks read ahead of a slow consumer.
-const READ_AHEAD: usize = 4;
 
 /// A store in a folder of the local filesystem.
 #[derive(Debug, Clone)]
@@ -210,92 +211,24 @@ impl FilesystemStorage {
     }
 }
 
-/// Streams `data` into a new file and fsyncs it. A blocking thread writes what the stream yields,
-/// batched into vectored writes, while the stream goes on: the bytes are never copied in user space.
-async fn write_file(path: &Path, mut data: ByteStream) -> std::io::Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+/// Streams `data` into a new file and fsyncs it; the file is removed when the stream fails or
+/// the write is abandoned.
+async fn write_file(path: &Path, data: ByteStream) -> std::io::Result<()> {
+    let (tx, mut rx) = io::channel();
     let path = path.to_owned();
     let writer = tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::create(&path)?;
-        let mut batch = Vec::with_capacity(WRITE_QUEUE);
-        while let Some(first) = rx.blocking_recv() {
-            batch.push(first);
-            while batch.len() < WRITE_QUEUE {
-                match rx.try_recv() {
-                    Ok(chunk) => batch.push(chunk),
-                    Err(_) => break,
-                }
-            }
-            write_all_vectored(&mut file, &batch)?;
-            batch.clear();
+        let written = std::fs::File::create(&path).and_then(|mut file| {
+            io::drain(&mut rx, &mut file)?;
+            file.sync_data()
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&path);
         }
-        file.sync_data()
+        written
     });
-    let mut fed = Ok(());
-    loop {
-        match data.try_next().await {
-            Ok(Some(chunk)) if chunk.is_empty() => {}
-            Ok(Some(chunk)) => {
-                if tx.send(chunk).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                fed = Err(e);
-                break;
-            }
-        }
-    }
-    drop(tx);
+    let fed = io::feed(data, tx).await;
     let written = writer.await.map_err(std::io::Error::other)?;
     fed.and(written)
-}
-
-fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> std::io::Result<()> {
-    use std::io::{IoSlice, Write};
-    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
-    let mut slices = &mut slices[..];
-    while !slices.is_empty() {
-        let n = file.write_vectored(slices)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
-}
-
-/// Streams `len` bytes of an open file: a blocking thread reads chunks straight into the buffers
-/// that are sent, a few ahead of the consumer.
-fn read_stream(file: std::fs::File, len: u64) -> ByteStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = file;
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(READ_CHUNK as u64);
-            let mut buf = Vec::with_capacity(n as usize);
-            let item = match (&mut file).take(n).read_to_end(&mut buf) {
-                Ok(k) if k as u64 == n => Ok(Bytes::from(buf)),
-                Ok(_) => Err(std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "file shrank while read",
-                )),
-                Err(e) => Err(e),
-            };
-            let failed = item.is_err();
-            if tx.blocking_send(item).is_err() || failed {
-                return;
-            }
-            left -= n;
-        }
-    });
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
-    .boxed()
 }
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -326,7 +259,7 @@ impl Storage for FilesystemStorage {
             },
             Opened::File { file, size, range } => GetResult {
                 size,
-                stream: read_stream(file, range.end - range.start),
+                stream: io::read_stream(file, range.end - range.start),
                 range,
             },
         })
@@ -426,26 +359,19 @@ impl Storage for FilesystemStorage {
         &self,
         key: &str,
         id: &MultipartId,
-        part_idx: usize,
+        _part_idx: usize,
         data: ByteStream,
     ) -> Result<PartId> {
         let dir = self.upload_dir(key, id)?;
-        if !tokio::fs::try_exists(&dir).await.map_err(io_error)? {
-            return Err(not_found(key));
-        }
-        let tmp = self.write_tmp(data).await?;
-        let name = format!("{part_idx}-{}", unique());
-        match tokio::fs::rename(&tmp, dir.join(&name)).await {
-            Ok(()) => Ok(PartId(name)),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                if e.kind() == ErrorKind::NotFound {
-                    Err(not_found(key))
-                } else {
-                    Err(io_error(e))
-                }
-            }
-        }
+        let (tx, mut rx) = io::channel();
+        let writer = tokio::task::spawn_blocking(move || upload::append(&dir, &mut rx));
+        let fed = io::feed(data, tx).await;
+        let stored = writer.await.map_err(Error::storage)?;
+        fed.map_err(io_error)?;
+        stored.map_err(|e| match e.kind() {
+            ErrorKind::NotFound => not_found(key),
+            _ => io_error(e),
+        })
     }
 
     async fn complete_multipart(
@@ -459,36 +385,21 @@ impl Storage for FilesystemStorage {
         if !tokio::fs::try_exists(&dir).await.map_err(io_error)? {
             return Err(not_found(key));
         }
-        let mut files = Vec::with_capacity(parts.len());
-        for part in &parts {
-            if !part
-                .0
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
-                return Err(Error::storage(format!("invalid part id {:?}", part.0)));
-            }
-            files.push(dir.join(&part.0));
+        let assembled = self.tmp_path();
+        let target = assembled.clone();
+        let upload = dir.clone();
+        let built = tokio::task::spawn_blocking(move || upload::assemble(&upload, &parts, &target))
+            .await
+            .map_err(Error::storage)?;
+        if let Err(e) = built {
+            let _ = tokio::fs::remove_file(&assembled).await;
+            // A data file gone means an earlier completion already consumed this upload.
+            return Err(if e.kind() == ErrorKind::NotFound {
+                not_found(key)
+            } else {
+                io_error(e)
+            });
         }
-        let assembled = if let [single] = files.as_slice() {
-            single.clone()
-        } else {
-            let tmp = self.tmp_path();
-            let target = tmp.clone();
-            let joined = tokio::task::spawn_blocking(move || concatenate(&files, &target))
-                .await
-                .map_err(Error::storage)?;
-            if let Err(e) = joined {
-                let _ = std::fs::remove_file(&tmp);
-                // A part gone means an earlier completion already consumed this upload.
-                return Err(if e.kind() == ErrorKind::NotFound {
-                    not_found(key)
-                } else {
-                    io_error(e)
-                });
-            }
-            tmp
-        };
         match self.install(&assembled, &path).await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
@@ -507,16 +418,6 @@ impl Storage for FilesystemStorage {
             _ => Ok(()),
         }
     }
-}
-
-/// Writes the parts one after another into `target` (copy_file_range underneath), fsynced.
-fn concatenate(parts: &[PathBuf], target: &Path) -> std::io::Result<()> {
-    let mut out = std::fs::File::create(target)?;
-    for part in parts {
-        let mut input = std::fs::File::open(part)?;
-        std::io::copy(&mut input, &mut out)?;
-    }
-    out.sync_data()
 }
 
 #[cfg(test)]
@@ -571,5 +472,64 @@ mod tests {
             outside.path().join("secret").exists(),
             "deleted through the link"
         );
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> Vec<registry_core::ByteStream> {
+        use futures::StreamExt;
+        parts
+            .iter()
+            .map(|&p| {
+                let b = bytes::Bytes::from_static(p);
+                futures::stream::once(async move { Ok(b) }).boxed()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn completing_parts_that_lie_end_to_end_is_a_rename() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::new(dir.path()).unwrap();
+        let id = s.create_multipart("obj").await.unwrap();
+        let mut receipts = Vec::new();
+        for (i, part) in chunks(&[b"aaa", b"bb", b"c"]).into_iter().enumerate() {
+            receipts.push(s.put_part("obj", &id, i, part).await.unwrap());
+        }
+        let data = dir.path().join(".multipart").join(&id.0).join("data");
+        let inode = std::fs::metadata(&data).unwrap().ino();
+        s.complete_multipart("obj", &id, receipts).await.unwrap();
+        let done = std::fs::metadata(dir.path().join("obj")).unwrap();
+        assert_eq!(done.ino(), inode, "the parts were copied, not renamed");
+        assert_eq!(std::fs::read(dir.path().join("obj")).unwrap(), b"aaabbc");
+    }
+
+    #[tokio::test]
+    async fn bytes_left_by_a_crash_between_parts_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::new(dir.path()).unwrap();
+        let id = s.create_multipart("obj").await.unwrap();
+        let mut parts = chunks(&[b"first-", b"second"]).into_iter();
+        let p0 = s
+            .put_part("obj", &id, 0, parts.next().unwrap())
+            .await
+            .unwrap();
+        let data = dir.path().join(".multipart").join(&id.0).join("data");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&data)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"GARBAGE").unwrap();
+        let p1 = s
+            .put_part("obj", &id, 1, parts.next().unwrap())
+            .await
+            .unwrap();
+        s.complete_multipart("obj", &id, vec![p0, p1])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("obj")).unwrap(),
+            b"first-second"
+        );
+        assert!(!dir.path().join(".multipart").join(&id.0).exists());
     }
 }
