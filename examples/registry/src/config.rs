@@ -66,6 +66,9 @@ pub struct Config {
     /// Seconds a manifest revision read from storage is trusted before it is read again (how soon
     /// a delete through another replica is seen); 0 disables the cache.
     pub metadata_ttl_secs: u64,
+    /// Filesystem storage: stat and read small files on the request's thread (fast on local
+    /// disks); `false` moves them to blocking threads (for network filesystems).
+    pub fs_inline_reads: bool,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             header_read_timeout_secs: 30,
             body_idle_timeout_secs: 60,
             metadata_ttl_secs: core.metadata_ttl.as_secs(),
+            fs_inline_reads: true,
         }
     }
 }

@@ -98,7 +98,8 @@ fn registry(config: &Config) -> Result<Registry, String> {
     let storage: Arc<dyn Storage> = match &config.storage {
         StorageSpec::Filesystem(path) => Arc::new(
             FilesystemStorage::new(path)
-                .map_err(|e| format!("cannot use storage folder {}: {e}", path.display()))?,
+                .map_err(|e| format!("cannot use storage folder {}: {e}", path.display()))?
+                .inline_reads(config.fs_inline_reads),
         ),
         StorageSpec::Memory => Arc::new(MemoryStorage::new()),
     };
