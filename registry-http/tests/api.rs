@@ -89,6 +89,12 @@ async fn get(app: &Router, uri: &str) -> Res {
     send(app, Method::GET, uri, &[], Body::empty()).await
 }
 
+async fn head_status(app: &Router, uri: &str) -> StatusCode {
+    send(app, Method::HEAD, uri, &[], Body::empty())
+        .await
+        .status
+}
+
 async fn push_blob(app: &Router, repo: &str, data: &[u8]) -> Digest {
     let d = Digest::of(data);
     let len = data.len().to_string();
@@ -278,15 +284,7 @@ async fn monolithic_push_errors_store_nothing() {
         (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
     );
     assert_eq!(
-        send(
-            &app,
-            Method::HEAD,
-            &format!("/v2/a/blobs/{wrong}"),
-            &[],
-            Body::empty()
-        )
-        .await
-        .status,
+        head_status(&app, &format!("/v2/a/blobs/{wrong}")).await,
         StatusCode::NOT_FOUND
     );
     let res = send(
@@ -454,28 +452,12 @@ async fn upload_completion_errors() {
         (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
     );
     assert_eq!(
-        send(
-            &app,
-            Method::HEAD,
-            &format!("/v2/a/blobs/{wrong}"),
-            &[],
-            Body::empty()
-        )
-        .await
-        .status,
+        head_status(&app, &format!("/v2/a/blobs/{wrong}")).await,
         StatusCode::NOT_FOUND
     );
     let d = Digest::of(b"data");
     assert_eq!(
-        send(
-            &app,
-            Method::HEAD,
-            &format!("/v2/a/blobs/{d}"),
-            &[],
-            Body::empty()
-        )
-        .await
-        .status,
+        head_status(&app, &format!("/v2/a/blobs/{d}")).await,
         StatusCode::NOT_FOUND
     );
     let unknown = "/v2/a/blobs/uploads/0123456789abcdef0123456789abcdef";

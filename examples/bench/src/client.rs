@@ -291,7 +291,7 @@ impl Conn {
         Ok(())
     }
 
-    /// Pushes a config and the blobs' manifest under tag `image`; returns the tag.
+    /// Pushes a config and the layers' manifest under tag `image`; returns the tag.
     pub async fn put_image_manifest(
         &mut self,
         repo: &str,
@@ -299,6 +299,32 @@ impl Conn {
     ) -> Result<String, String> {
         let config = Data::new(512, 99);
         self.push_monolithic(repo, &config).await?;
+        self.put_manifest(repo, "image", &config, layers).await?;
+        Ok("image".into())
+    }
+
+    /// Pushes a small image tagged `bench`; returns the manifest path and a layer's blob path.
+    pub async fn seed_image(&mut self, repo: &str) -> Result<(String, String), String> {
+        let layer = Data::new(1024, 3);
+        self.push_monolithic(repo, &layer).await?;
+        let config = Data::new(512, 4);
+        self.push_monolithic(repo, &config).await?;
+        self.put_manifest(repo, "bench", &config, std::slice::from_ref(&layer))
+            .await?;
+        Ok((
+            format!("/v2/{repo}/manifests/bench"),
+            format!("/v2/{repo}/blobs/{}", layer.digest),
+        ))
+    }
+
+    /// Puts an OCI image manifest over a config and layers under `tag`.
+    async fn put_manifest(
+        &mut self,
+        repo: &str,
+        tag: &str,
+        config: &Data,
+        layers: &[Data],
+    ) -> Result<(), String> {
         let layers: Vec<serde_json::Value> = layers
             .iter()
             .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l.digest.to_string(), "size": l.len}))
@@ -317,47 +343,14 @@ impl Conn {
         let res = self
             .expect(
                 Method::PUT,
-                &format!("/v2/{repo}/manifests/image"),
+                &format!("/v2/{repo}/manifests/{tag}"),
                 &headers,
                 full(body),
                 StatusCode::CREATED,
             )
             .await?;
         res.into_body().collect().await.map_err(|e| e.to_string())?;
-        Ok("image".into())
-    }
-
-    /// Pushes a small image tagged `bench`; returns the manifest path and a layer's blob path.
-    pub async fn seed_image(&mut self, repo: &str) -> Result<(String, String), String> {
-        let layer = Data::new(1024, 3);
-        self.push_monolithic(repo, &layer).await?;
-        let config = Data::new(512, 4);
-        self.push_monolithic(repo, &config).await?;
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.len},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer.digest.to_string(), "size": layer.len}],
-        });
-        let body = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
-        let headers = [(
-            "content-type",
-            "application/vnd.oci.image.manifest.v1+json".to_owned(),
-        )];
-        let res = self
-            .expect(
-                Method::PUT,
-                &format!("/v2/{repo}/manifests/bench"),
-                &headers,
-                full(body),
-                StatusCode::CREATED,
-            )
-            .await?;
-        res.into_body().collect().await.map_err(|e| e.to_string())?;
-        Ok((
-            format!("/v2/{repo}/manifests/bench"),
-            format!("/v2/{repo}/blobs/{}", layer.digest),
-        ))
+        Ok(())
     }
 }
 
