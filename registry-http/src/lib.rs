@@ -2,6 +2,7 @@
 //! [`registry_core::Registry`]: mount it in any axum or tower server, at the root or under a prefix.
 //!
 //! - [`route`]: the API's paths parsed into a [`Route`].
+//! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in, and [`Htpasswd`].
 //! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - `handlers`: one module per endpoint family.
@@ -34,6 +35,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use registry_core::{ByteStream, Registry};
 use tracing::Instrument;
 
+pub mod auth;
 pub mod error;
 mod handlers;
 pub mod headers;
@@ -42,9 +44,10 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use auth::{AccessControl, Action, Credentials, Htpasswd, Identity, Resource};
 pub use error::{ApiError, ErrorCode};
 pub use route::Route;
-pub use server::{ServeOptions, serve};
+pub use server::{ServeOptions, serve, tls_acceptor};
 
 /// `Docker-Distribution-API-Version`, sent on every response.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -58,16 +61,28 @@ pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
 pub const OCI_FILTERS_APPLIED_HEADER: &str = "oci-filters-applied";
 
 /// How the HTTP layer treats requests.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpOptions {
     /// A request body that sends nothing for this long fails (the upload can be resumed).
     pub body_idle_timeout: Duration,
+    /// Who may do what; `None` lets everyone do everything.
+    pub access: Option<Arc<dyn AccessControl>>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("body_idle_timeout", &self.body_idle_timeout)
+            .field("access", &self.access.is_some())
+            .finish()
+    }
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             body_idle_timeout: Duration::from_secs(60),
+            access: None,
         }
     }
 }
@@ -108,6 +123,8 @@ pub(crate) struct Ctx {
     pub query: HashMap<String, String>,
     pub body: Body,
     pub options: Arc<HttpOptions>,
+    /// The caller, when access control identified one.
+    pub identity: Option<Identity>,
 }
 
 impl Ctx {
@@ -143,6 +160,14 @@ impl Ctx {
     pub fn query(&self, key: &str) -> Option<&str> {
         self.query.get(key).map(String::as_str)
     }
+
+    /// Whether the caller may do `actions` on `resource` (always, without access control).
+    pub fn may(&self, resource: Resource<'_>, actions: &[Action]) -> bool {
+        self.options
+            .access
+            .as_ref()
+            .is_none_or(|a| a.allows(self.identity.as_ref(), resource, actions))
+    }
 }
 
 async fn dispatch(
@@ -174,6 +199,10 @@ async fn dispatch(
     if let Some(repo) = route.repository() {
         span.record("repository", repo.as_str());
     }
+    let identity = match check_access(&options, &parts.method, &parts.headers, &route).await {
+        Ok(identity) => identity,
+        Err(refused) => return refused,
+    };
     let query = parts
         .uri
         .query()
@@ -187,10 +216,71 @@ async fn dispatch(
         query,
         body,
         options,
+        identity,
     };
     match handlers::handle(cx, route).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
+    }
+}
+
+/// What a request needs: the resource and the actions on it.
+fn required_access<'a>(method: &Method, route: &'a Route) -> (Resource<'a>, Vec<Action>) {
+    let action = match (method, route) {
+        (_, Route::Base) => return (Resource::Base, Vec::new()),
+        (_, Route::Catalog) => return (Resource::Catalog, Vec::new()),
+        (&Method::DELETE, Route::Manifest(..) | Route::Blob(..)) => Action::Delete,
+        (&Method::PUT, Route::Manifest(..)) | (_, Route::Uploads(_) | Route::Upload(..)) => {
+            Action::Push
+        }
+        _ => Action::Pull,
+    };
+    let repo = route
+        .repository()
+        .map_or(Resource::Base, Resource::Repository);
+    (repo, vec![action])
+}
+
+/// Asks the access control, if any, whether the request may go on: the caller's identity, or the
+/// response refusing it (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
+async fn check_access(
+    options: &HttpOptions,
+    method: &Method,
+    headers: &HeaderMap,
+    route: &Route,
+) -> Result<Option<Identity>, Response> {
+    let Some(access) = &options.access else {
+        return Ok(None);
+    };
+    let (resource, actions) = required_access(method, route);
+    let unauthorized = || {
+        let challenge = headers::value(access.challenge(resource, &actions));
+        ApiError::new(ErrorCode::Unauthorized, "authentication required")
+            .with_header(http::header::WWW_AUTHENTICATE, challenge)
+            .into_response()
+    };
+    let who = match access.identify(&Credentials::from_headers(headers)).await {
+        Ok(who) => who,
+        Err(reason) => {
+            tracing::info!(%reason, "authentication failed");
+            return Err(unauthorized());
+        }
+    };
+    if access.allows(who.as_ref(), resource, &actions) {
+        Ok(who)
+    } else if who.is_none() {
+        Err(unauthorized())
+    } else {
+        let what: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+        Err(ApiError::new(
+            ErrorCode::Denied,
+            format!(
+                "{} may not {} here",
+                who.map(|w| w.name).unwrap_or_default(),
+                what.join(",")
+            ),
+        )
+        .into_response())
     }
 }
 

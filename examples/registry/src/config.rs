@@ -69,6 +69,12 @@ pub struct Config {
     /// Filesystem storage: stat and read small files on the request's thread (fast on local
     /// disks); `false` moves them to blocking threads (for network filesystems).
     pub fs_inline_reads: bool,
+    /// An htpasswd file of bcrypt entries: every request then needs Basic credentials.
+    pub htpasswd: Option<PathBuf>,
+    /// A PEM certificate chain: the server speaks HTTPS (HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -84,6 +90,9 @@ impl Default for Config {
             body_idle_timeout_secs: 60,
             metadata_ttl_secs: core.metadata_ttl.as_secs(),
             fs_inline_reads: true,
+            htpasswd: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

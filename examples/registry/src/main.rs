@@ -33,6 +33,15 @@ struct Args {
     /// A TOML configuration file
     #[arg(long, env = "REGISTRY_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// Require Basic authentication against this htpasswd file (bcrypt entries, `htpasswd -B`)
+    #[arg(long, env = "REGISTRY_HTPASSWD", global = true)]
+    htpasswd: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, env = "REGISTRY_TLS_CERT", global = true, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, env = "REGISTRY_TLS_KEY", global = true, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -91,6 +100,13 @@ fn settings(args: &Args) -> Result<Config, String> {
     if let Some(storage) = &args.storage {
         config.storage = storage.clone();
     }
+    if let Some(htpasswd) = &args.htpasswd {
+        config.htpasswd = Some(htpasswd.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls_cert = Some(cert.clone());
+        config.tls_key = Some(key.clone());
+    }
     Ok(config)
 }
 
@@ -116,17 +132,30 @@ fn registry(config: &Config) -> Result<Registry, String> {
 
 async fn serve(config: Config) -> Result<(), String> {
     let registry = registry(&config)?;
+    let access = match &config.htpasswd {
+        Some(path) => Some(Arc::new(registry_http::Htpasswd::load(path, "registry")?)
+            as Arc<dyn registry_http::AccessControl>),
+        None => None,
+    };
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(registry_http::tls_acceptor(cert, key)?),
+        (None, None) => None,
+        _ => return Err("tls_cert and tls_key go together".into()),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    tracing::info!(%addr, storage = %config.storage, "registry listening on http://{addr}");
+    tracing::info!(%addr, storage = %config.storage, auth = access.is_some(), "registry listening on {scheme}://{addr}");
     let options = registry_http::HttpOptions {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
+        access,
     };
     let limits = registry_http::ServeOptions {
+        tls,
         max_connections: config.max_connections,
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         ..Default::default()

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use registry_core::{Digest, Error, RepositoryName, UploadStatus};
 
+use crate::auth::{Action, Resource};
 use crate::error::ApiError;
 use crate::headers::{self, value};
 use crate::{CONTENT_DIGEST_HEADER, Ctx, UPLOAD_UUID_HEADER};
@@ -61,10 +62,18 @@ pub(crate) async fn start(mut cx: Ctx, name: RepositoryName) -> Result<Response,
             Some(f) => Some(f.parse::<RepositoryName>()?),
             None => None,
         };
-        match cx.registry.mount_blob(&name, &digest, from.as_ref()).await {
-            Ok(_) => return Ok(created(&cx, &name, &digest)),
-            Err(Error::BlobUnknown { .. }) => {}
-            Err(e) => return Err(e.into()),
+        // A blob is mounted only from where the caller may read it: a named repository it may
+        // pull, or (without `from`) anywhere only when nobody's access is restricted.
+        let readable = match &from {
+            Some(from) => cx.may(Resource::Repository(from), &[Action::Pull]),
+            None => cx.options.access.is_none(),
+        };
+        if readable {
+            match cx.registry.mount_blob(&name, &digest, from.as_ref()).await {
+                Ok(_) => return Ok(created(&cx, &name, &digest)),
+                Err(Error::BlobUnknown { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     } else if let Some(digest) = digest_param(&cx, "digest")? {
         let len = headers::content_length(&cx.headers)?;

@@ -33,8 +33,9 @@ impl Server {
                 .next()
                 .expect("registry exited before listening")
                 .unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let url = rest.split_whitespace().next().unwrap();
+                break url.split_once("://").unwrap().1.to_owned();
             }
         };
         std::thread::spawn(move || lines.for_each(drop));

@@ -1,0 +1,381 @@
+//! Login and TLS with real clients against the real binary: `--htpasswd` (Basic auth, every
+//! endpoint refused without credentials), and `--tls-cert/--tls-key` with a test CA that skopeo,
+//! podman and curl trust through `--cert-dir`/`--cacert`; HTTP/2 by ALPN.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Layout, Server, skopeo};
+
+const USER: &str = "testuser";
+const PASS: &str = "testpass";
+
+fn htpasswd(dir: &Path) -> String {
+    let path = dir.join("htpasswd");
+    std::fs::write(
+        &path,
+        format!("{USER}:{}\n", bcrypt::hash(PASS, 5).unwrap()),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A CA and a certificate for 127.0.0.1 and localhost signed by it: (cert-dir with ca.crt,
+/// server certificate file, server key file).
+fn test_pki(dir: &Path) -> (std::path::PathBuf, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "registry test CA");
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::write(certs.join("ca.crt"), ca_cert.pem()).unwrap();
+    let (cert_file, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (
+        certs,
+        cert_file.to_str().unwrap().to_owned(),
+        key_file.to_str().unwrap().to_owned(),
+    )
+}
+
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-D", "-", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = text
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (code, text)
+}
+
+fn auth_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let cache = dir.join(name);
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("auth.json"), r#"{"auths":{}}"#).unwrap();
+    cache
+}
+
+#[test]
+fn every_endpoint_needs_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--htpasswd", &htpasswd(tmp.path())],
+    );
+    let base = format!("http://{}", server.addr);
+    let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let upload = "0123456789abcdef0123456789abcdef";
+    let endpoints = [
+        ("GET", "/v2/".to_owned()),
+        ("GET", "/v2/_catalog".to_owned()),
+        ("GET", "/v2/a/tags/list".to_owned()),
+        ("GET", "/v2/a/manifests/latest".to_owned()),
+        ("HEAD", "/v2/a/manifests/latest".to_owned()),
+        ("PUT", "/v2/a/manifests/latest".to_owned()),
+        ("DELETE", format!("/v2/a/manifests/{d}")),
+        ("GET", format!("/v2/a/blobs/{d}")),
+        ("HEAD", format!("/v2/a/blobs/{d}")),
+        ("DELETE", format!("/v2/a/blobs/{d}")),
+        ("POST", "/v2/a/blobs/uploads/".to_owned()),
+        ("POST", format!("/v2/a/blobs/uploads/?mount={d}&from=b")),
+        ("GET", format!("/v2/a/blobs/uploads/{upload}")),
+        ("PATCH", format!("/v2/a/blobs/uploads/{upload}")),
+        ("PUT", format!("/v2/a/blobs/uploads/{upload}?digest={d}")),
+        ("DELETE", format!("/v2/a/blobs/uploads/{upload}")),
+        ("GET", format!("/v2/a/referrers/{d}")),
+    ];
+    for (method, path) in &endpoints {
+        let mut args = vec!["-X", method, "--data-binary", ""];
+        if *method == "HEAD" {
+            args = vec!["-I"];
+        }
+        let url = format!("{base}{path}");
+        args.push(&url);
+        let (code, head) = curl(&args);
+        assert_eq!(code, 401, "{method} {path}");
+        assert!(
+            head.to_lowercase()
+                .contains("www-authenticate: basic realm=\"registry\""),
+            "{method} {path}: {head}"
+        );
+    }
+    let started = Instant::now();
+    let (code, _) = curl(&["-u", &format!("{USER}:wrong"), &format!("{base}/v2/")]);
+    assert_eq!(code, 401);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "a failed login is answered at once"
+    );
+    assert_eq!(
+        curl(&["-u", &format!("nobody:{PASS}"), &format!("{base}/v2/")]).0,
+        401
+    );
+    assert_eq!(
+        curl(&["-u", &format!("{USER}:{PASS}"), &format!("{base}/v2/")]).0,
+        200
+    );
+    assert_eq!(
+        curl(&[
+            "-u",
+            &format!("{USER}:{PASS}"),
+            &format!("{base}/v2/_catalog")
+        ])
+        .0,
+        200
+    );
+}
+
+#[test]
+fn skopeo_login_push_pull_over_plain_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--htpasswd", &htpasswd(tmp.path())],
+    );
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let image = layout.image(21, 2, 100_000, "amd64");
+    layout.tag("app", image);
+    let user = auth_file(tmp.path(), "user");
+    let anon = auth_file(tmp.path(), "anon");
+    let host = server.addr.clone();
+    assert!(
+        skopeo(
+            &user,
+            &[
+                "login",
+                "--tls-verify=false",
+                "-u",
+                USER,
+                "-p",
+                "wrong",
+                &host
+            ]
+        )
+        .is_err()
+    );
+    skopeo(
+        &user,
+        &["login", "--tls-verify=false", "-u", USER, "-p", PASS, &host],
+    )
+    .unwrap();
+    let src = format!("oci:{}:app", layout.dir.display());
+    let dest = format!("docker://{host}/{USER}/app:v1");
+    skopeo(
+        &user,
+        &["copy", "-q", "--dest-tls-verify=false", &src, &dest],
+    )
+    .unwrap();
+    skopeo(&user, &["inspect", "--tls-verify=false", &dest]).unwrap();
+    let err = skopeo(&anon, &["inspect", "--tls-verify=false", &dest]).unwrap_err();
+    assert!(
+        err.to_lowercase().contains("auth") || err.contains("401"),
+        "{err}"
+    );
+    assert!(
+        skopeo(
+            &anon,
+            &[
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                &src,
+                &format!("docker://{host}/anon/app:v1")
+            ]
+        )
+        .is_err()
+    );
+    skopeo(&user, &["logout", &host]).unwrap();
+    assert!(skopeo(&user, &["inspect", "--tls-verify=false", &dest]).is_err());
+}
+
+#[test]
+fn tls_with_a_test_ca_for_skopeo_podman_and_curl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (certs, cert, key) = test_pki(tmp.path());
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &[
+            "--htpasswd",
+            &htpasswd(tmp.path()),
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
+    let host = server.addr.clone();
+    let ca = certs.join("ca.crt");
+    let ca = ca.to_str().unwrap();
+    let (code, _) = curl(&[
+        "--cacert",
+        ca,
+        "--http2",
+        "-u",
+        &format!("{USER}:{PASS}"),
+        "-w",
+        "\n%{http_version}",
+        &format!("https://{host}/v2/"),
+    ]);
+    assert_eq!(code, 2, "HTTP/2 was not negotiated");
+    let (code, _) = curl(&[
+        "--cacert",
+        ca,
+        "--http1.1",
+        "-u",
+        &format!("{USER}:{PASS}"),
+        &format!("https://{host}/v2/"),
+    ]);
+    assert_eq!(code, 200);
+    assert_ne!(
+        curl(&[&format!("https://{host}/v2/")]).0,
+        401,
+        "an untrusted certificate was accepted"
+    );
+    assert_ne!(
+        curl(&[&format!("http://{host}/v2/")]).0,
+        200,
+        "plain HTTP answered on the TLS port"
+    );
+
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let image = layout.image(22, 2, 100_000, "amd64");
+    let digest = image["digest"].as_str().unwrap().to_owned();
+    layout.tag("app", image);
+    let user = auth_file(tmp.path(), "user");
+    let cert_dir = certs.to_str().unwrap();
+    skopeo(
+        &user,
+        &[
+            "login",
+            "--cert-dir",
+            cert_dir,
+            "-u",
+            USER,
+            "-p",
+            PASS,
+            &host,
+        ],
+    )
+    .unwrap();
+    let dest = format!("docker://{host}/{USER}/app:v1");
+    skopeo(
+        &user,
+        &[
+            "copy",
+            "-q",
+            "--dest-cert-dir",
+            cert_dir,
+            &format!("oci:{}:app", layout.dir.display()),
+            &dest,
+        ],
+    )
+    .unwrap();
+    let raw = skopeo(&user, &["inspect", "--raw", "--cert-dir", cert_dir, &dest]).unwrap();
+    assert_eq!(
+        registry_core::Digest::of(raw.as_bytes()).to_string(),
+        digest
+    );
+    assert!(
+        skopeo(
+            &auth_file(tmp.path(), "other"),
+            &["login", "--tls-verify=true", "-u", USER, "-p", PASS, &host]
+        )
+        .is_err(),
+        "login without the CA succeeded"
+    );
+
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman")
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--root",
+            ])
+            .arg(tmp.path().join("proot"))
+            .arg("--runroot")
+            .arg(tmp.path().join("prunroot"))
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", tmp.path().join("podman-auth.json"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    std::fs::write(tmp.path().join("podman-auth.json"), r#"{"auths":{}}"#).unwrap();
+    assert!(
+        !podman(&[
+            "login",
+            "--cert-dir",
+            cert_dir,
+            "-u",
+            USER,
+            "-p",
+            "wrong",
+            &host
+        ])
+        .0
+    );
+    let (ok, err) = podman(&[
+        "login",
+        "--cert-dir",
+        cert_dir,
+        "-u",
+        USER,
+        "-p",
+        PASS,
+        &host,
+    ]);
+    assert!(ok, "podman login: {err}");
+    let (ok, err) = podman(&[
+        "pull",
+        "-q",
+        "--cert-dir",
+        cert_dir,
+        &format!("{host}/{USER}/app:v1"),
+    ]);
+    assert!(ok, "podman pull: {err}");
+    let (ok, err) = podman(&[
+        "tag",
+        &format!("{host}/{USER}/app:v1"),
+        &format!("{host}/{USER}/copy:v2"),
+    ]);
+    assert!(ok, "podman tag: {err}");
+    let (ok, err) = podman(&[
+        "push",
+        "-q",
+        "--cert-dir",
+        cert_dir,
+        &format!("{host}/{USER}/copy:v2"),
+    ]);
+    assert!(ok, "podman push: {err}");
+}
