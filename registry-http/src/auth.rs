@@ -313,7 +313,7 @@ mod tests {
             );
         }
         assert!(
-            !format!("{:?}", Credentials::from_headers(&basic("u", "secret"))).contains("secret")
+            !format!("{:?}", Credentials::from_headers(&basic("u", "hunter2"))).contains("hunter2")
         );
     }
 
