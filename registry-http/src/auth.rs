@@ -20,6 +20,8 @@ use http::HeaderMap;
 use registry_core::RepositoryName;
 use sha2::{Digest as _, Sha256};
 
+use crate::policy::AccessRules;
+
 /// Credentials a request carries in its `Authorization` header.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
@@ -79,13 +81,26 @@ impl Credentials {
     }
 }
 
-/// An authenticated caller.
+/// A caller that presented valid credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The user name.
+    /// The user name (empty for the bearer of an anonymous token).
     pub name: String,
     /// Groups the user belongs to, for policies that grant by group.
     pub groups: Vec<String>,
+    /// What a bearer token grants, when the identity comes from one.
+    pub grants: Option<Vec<crate::token::Grant>>,
+}
+
+impl Identity {
+    /// A user known by name, without groups or token grants.
+    pub fn user(name: impl Into<String>) -> Identity {
+        Identity {
+            name: name.into(),
+            groups: Vec::new(),
+            grants: None,
+        }
+    }
 }
 
 /// What a request does to a repository.
@@ -131,8 +146,14 @@ pub trait AccessControl: Send + Sync + 'static {
     /// Whether `who` (`None`: anonymous) may do every one of `actions` on `resource`.
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool;
 
-    /// The `WWW-Authenticate` value of a 401 for this resource and these actions.
-    fn challenge(&self, resource: Resource<'_>, actions: &[Action]) -> String;
+    /// How to refuse `who`: `Some(WWW-Authenticate value)` for a 401 that invites the client to
+    /// (re)authenticate, `None` for a 403 `DENIED`.
+    fn challenge(
+        &self,
+        who: Option<&Identity>,
+        resource: Resource<'_>,
+        actions: &[Action],
+    ) -> Option<String>;
 }
 
 /// How long a verified password is remembered, so that bcrypt runs once per client, not per request.
@@ -140,8 +161,10 @@ const VERIFIED_FOR: Duration = Duration::from_secs(60);
 /// How long a failed login waits before it is answered.
 const FAILURE_DELAY: Duration = Duration::from_millis(500);
 
-/// Basic authentication against an htpasswd file of bcrypt entries; every user may do everything.
+/// Basic authentication against an htpasswd file of bcrypt entries. Without rules every user may
+/// do everything and anonymous callers nothing; with [`Htpasswd::with_rules`] the rules decide.
 pub struct Htpasswd {
+    rules: Option<AccessRules>,
     realm: String,
     users: HashMap<String, String>,
     verified: Mutex<HashMap<(String, [u8; 32]), Instant>>,
@@ -196,11 +219,51 @@ impl Htpasswd {
             .unwrap_or(bcrypt::DEFAULT_COST);
         let decoy = bcrypt::hash(uuid_like(), cost).map_err(|e| format!("bcrypt: {e}"))?;
         Ok(Htpasswd {
+            rules: None,
             realm: realm.to_owned(),
             users,
             verified: Mutex::new(HashMap::new()),
             decoy,
         })
+    }
+
+    /// Whether a user of this name is in the file.
+    pub fn knows(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The same users, with access decided by `rules`.
+    pub fn with_rules(mut self, rules: AccessRules) -> Htpasswd {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// What `who` may do on `resource` under the rules (or under the default: users everything).
+    pub(crate) fn permits(
+        &self,
+        who: Option<&Identity>,
+        resource: Resource<'_>,
+        actions: &[Action],
+    ) -> bool {
+        let Some(rules) = &self.rules else {
+            return who.is_some();
+        };
+        let (user, groups) = match who {
+            Some(w) => (Some(w.name.as_str()), w.groups.as_slice()),
+            None => (None, &[][..]),
+        };
+        match resource {
+            Resource::Base => {
+                who.is_some()
+                    || !rules.granted(None, &[], "").is_empty()
+                    || rules.catalog(None, &[])
+            }
+            Resource::Catalog => rules.catalog(user, groups),
+            Resource::Repository(repo) => {
+                let granted = rules.granted(user, groups, repo.as_str());
+                actions.iter().all(|a| granted.contains(a))
+            }
+        }
     }
 
     fn remembered(&self, user: &str, fingerprint: [u8; 32]) -> bool {
@@ -238,10 +301,7 @@ impl AccessControl for Htpasswd {
         };
         let fingerprint: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();
         if self.users.contains_key(&user) && self.remembered(&user, fingerprint) {
-            return Ok(Some(Identity {
-                name: user,
-                groups: Vec::new(),
-            }));
+            return Ok(Some(Identity::user(user)));
         }
         let hash = self.users.get(&user).cloned();
         let known = hash.is_some();
@@ -252,22 +312,25 @@ impl AccessControl for Htpasswd {
                 .unwrap_or(false);
         if ok && known {
             self.remember(&user, fingerprint);
-            Ok(Some(Identity {
-                name: user,
-                groups: Vec::new(),
-            }))
+            Ok(Some(Identity::user(user)))
         } else {
             tokio::time::sleep(FAILURE_DELAY).await;
             Err(format!("wrong user or password for {user:?}"))
         }
     }
 
-    fn allows(&self, who: Option<&Identity>, _resource: Resource<'_>, _actions: &[Action]) -> bool {
-        who.is_some()
+    fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
+        self.permits(who, resource, actions)
     }
 
-    fn challenge(&self, _resource: Resource<'_>, _actions: &[Action]) -> String {
-        format!("Basic realm=\"{}\"", self.realm.replace('"', ""))
+    fn challenge(
+        &self,
+        who: Option<&Identity>,
+        _resource: Resource<'_>,
+        _actions: &[Action],
+    ) -> Option<String> {
+        who.is_none()
+            .then(|| format!("Basic realm=\"{}\"", self.realm.replace('"', "")))
     }
 }
 
@@ -357,8 +420,10 @@ mod tests {
         assert_eq!(h.identify(&Credentials::Anonymous).await.unwrap(), None);
         assert!(!h.allows(None, Resource::Base, &[]));
         assert_eq!(
-            h.challenge(Resource::Catalog, &[]),
+            h.challenge(None, Resource::Catalog, &[]).unwrap(),
             "Basic realm=\"registry\""
         );
+        let alice = Identity::user("alice");
+        assert_eq!(h.challenge(Some(&alice), Resource::Catalog, &[]), None);
     }
 }

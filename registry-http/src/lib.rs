@@ -39,10 +39,12 @@ pub mod auth;
 pub mod error;
 mod handlers;
 pub mod headers;
+pub mod policy;
 pub mod route;
 pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod token;
 
 pub use auth::{AccessControl, Action, Credentials, Htpasswd, Identity, Resource};
 pub use error::{ApiError, ErrorCode};
@@ -253,34 +255,31 @@ async fn check_access(
         return Ok(None);
     };
     let (resource, actions) = required_access(method, route);
-    let unauthorized = || {
-        let challenge = headers::value(access.challenge(resource, &actions));
-        ApiError::new(ErrorCode::Unauthorized, "authentication required")
-            .with_header(http::header::WWW_AUTHENTICATE, challenge)
+    let refuse = |who: Option<&Identity>| match access.challenge(who, resource, &actions) {
+        Some(challenge) => ApiError::new(ErrorCode::Unauthorized, "authentication required")
+            .with_header(http::header::WWW_AUTHENTICATE, headers::value(challenge))
+            .into_response(),
+        None => {
+            let what: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+            let name = who.map(|w| w.name.as_str()).unwrap_or_default();
+            ApiError::new(
+                ErrorCode::Denied,
+                format!("{name} may not {} here", what.join(",")),
+            )
             .into_response()
+        }
     };
     let who = match access.identify(&Credentials::from_headers(headers)).await {
         Ok(who) => who,
         Err(reason) => {
             tracing::info!(%reason, "authentication failed");
-            return Err(unauthorized());
+            return Err(refuse(None));
         }
     };
     if access.allows(who.as_ref(), resource, &actions) {
         Ok(who)
-    } else if who.is_none() {
-        Err(unauthorized())
     } else {
-        let what: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
-        Err(ApiError::new(
-            ErrorCode::Denied,
-            format!(
-                "{} may not {} here",
-                who.map(|w| w.name).unwrap_or_default(),
-                what.join(",")
-            ),
-        )
-        .into_response())
+        Err(refuse(who.as_ref()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The server's configuration: defaults, then the TOML file, then flags and environment.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,46 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Token authentication: the built-in issuer, or an outside token server's keys.
+    pub token: Option<TokenConfig>,
+    /// Groups for the access rules: group name -> user names.
+    pub groups: HashMap<String, Vec<String>>,
+    /// Access rules; without any, every authenticated user may do everything.
+    pub access: Vec<registry_http::policy::Rule>,
+}
+
+/// The `[token]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Serve the built-in token issuer at `/token`, authenticating the htpasswd users.
+    #[serde(default)]
+    pub issue: bool,
+    /// The URL clients get tokens from; by default this server's own `/token`.
+    pub realm: Option<String>,
+    /// The service tokens are for (their audience).
+    #[serde(default = "default_service")]
+    pub service: String,
+    /// The issuer tokens name.
+    #[serde(default = "default_service")]
+    pub issuer: String,
+    /// Lifetime of issued tokens, in seconds (at most 3600).
+    #[serde(default = "default_lifetime")]
+    pub lifetime_secs: u64,
+    /// The issuer's signing key (PKCS#8 PEM, EC P-256); generated at start when absent.
+    pub key: Option<PathBuf>,
+    /// An outside token server's keys, as a JWKS file.
+    pub jwks: Option<PathBuf>,
+    /// An outside token server's public key, as a PEM file (RSA, EC P-256 or Ed25519).
+    pub public_key: Option<PathBuf>,
+}
+
+fn default_service() -> String {
+    "registry".to_owned()
+}
+
+fn default_lifetime() -> u64 {
+    300
 }
 
 impl Default for Config {
@@ -93,6 +134,9 @@ impl Default for Config {
             htpasswd: None,
             tls_cert: None,
             tls_key: None,
+            token: None,
+            groups: HashMap::new(),
+            access: Vec::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use registry_core::{Registry, RegistryConfig, Storage};
 use registry_storage::{FilesystemStorage, MemoryStorage};
 
+mod auth;
 mod config;
 
 use config::{Config, StorageSpec};
@@ -132,11 +133,6 @@ fn registry(config: &Config) -> Result<Registry, String> {
 
 async fn serve(config: Config) -> Result<(), String> {
     let registry = registry(&config)?;
-    let access = match &config.htpasswd {
-        Some(path) => Some(Arc::new(registry_http::Htpasswd::load(path, "registry")?)
-            as Arc<dyn registry_http::AccessControl>),
-        None => None,
-    };
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(registry_http::tls_acceptor(cert, key)?),
         (None, None) => None,
@@ -149,6 +145,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let auth::Auth {
+        access,
+        token_routes,
+    } = auth::access_control(&config, &format!("{scheme}://{addr}/token"))?;
     tracing::info!(%addr, storage = %config.storage, auth = access.is_some(), "registry listening on {scheme}://{addr}");
     let options = registry_http::HttpOptions {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
@@ -160,7 +160,10 @@ async fn serve(config: Config) -> Result<(), String> {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         ..Default::default()
     };
-    let router = registry_http::router_with(registry, options);
+    let mut router = registry_http::router_with(registry, options);
+    if let Some(tokens) = token_routes {
+        router = router.merge(tokens);
+    }
     registry_http::serve(listener, router, limits, shutdown()).await;
     tracing::info!("registry stopped");
     Ok(())

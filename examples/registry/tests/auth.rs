@@ -379,3 +379,216 @@ fn tls_with_a_test_ca_for_skopeo_podman_and_curl() {
     ]);
     assert!(ok, "podman push: {err}");
 }
+
+#[test]
+fn built_in_token_issuer_with_access_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let users = tmp.path().join("htpasswd");
+    std::fs::write(
+        &users,
+        format!(
+            "{USER}:{}\nadmin:{}\n",
+            bcrypt::hash(PASS, 5).unwrap(),
+            bcrypt::hash("adminpass", 5).unwrap()
+        ),
+    )
+    .unwrap();
+    let config = tmp.path().join("registry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"htpasswd = "{}"
+[token]
+issue = true
+service = "registry.test"
+[groups]
+admins = ["admin"]
+[[access]]
+repositories = ["{{user}}/*"]
+users = ["*"]
+actions = ["*"]
+[[access]]
+repositories = ["public/*"]
+users = ["anonymous"]
+actions = ["pull"]
+[[access]]
+repositories = ["public/*"]
+groups = ["admins"]
+actions = ["push"]
+catalog = true
+"#,
+            users.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let host = server.addr.clone();
+    let (code, head) = curl(&[&format!("http://{host}/v2/")]);
+    assert_eq!(code, 401);
+    assert!(
+        head.contains(&format!(
+            "Bearer realm=\"http://{host}/token\",service=\"registry.test\""
+        )),
+        "{head}"
+    );
+
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let image = layout.image(23, 1, 50_000, "amd64");
+    layout.tag("app", image);
+    let src = format!("oci:{}:app", layout.dir.display());
+    let user = auth_file(tmp.path(), "user");
+    let admin = auth_file(tmp.path(), "admin");
+    let anon = auth_file(tmp.path(), "anon");
+    let tls = "--tls-verify=false";
+    assert!(
+        skopeo(&user, &["login", tls, "-u", USER, "-p", "wrong", &host]).is_err(),
+        "wrong password accepted"
+    );
+    skopeo(&user, &["login", tls, "-u", USER, "-p", PASS, &host]).unwrap();
+    skopeo(
+        &admin,
+        &["login", tls, "-u", "admin", "-p", "adminpass", &host],
+    )
+    .unwrap();
+    let own = format!("docker://{host}/{USER}/app:v1");
+    skopeo(
+        &user,
+        &["copy", "-q", "--dest-tls-verify=false", &src, &own],
+    )
+    .unwrap();
+    let other = skopeo(
+        &user,
+        &[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://{host}/admin/app:v1"),
+        ],
+    );
+    assert!(other.is_err(), "pushed into another user's namespace");
+    let public = format!("docker://{host}/public/app:v1");
+    assert!(
+        skopeo(
+            &user,
+            &["copy", "-q", "--dest-tls-verify=false", &src, &public]
+        )
+        .is_err(),
+        "a user pushed to public/"
+    );
+    skopeo(
+        &admin,
+        &["copy", "-q", "--dest-tls-verify=false", &src, &public],
+    )
+    .unwrap();
+    skopeo(&anon, &["inspect", tls, &public]).unwrap();
+    assert!(
+        skopeo(&anon, &["inspect", tls, &own]).is_err(),
+        "anonymous pull of a private repository"
+    );
+    assert!(
+        skopeo(&admin, &["inspect", tls, &own]).is_err(),
+        "admin read another user's repository"
+    );
+    skopeo(&user, &["inspect", tls, &own]).unwrap();
+
+    // podman over plain HTTP, through the token flow.
+    std::fs::write(tmp.path().join("podman-auth.json"), r#"{"auths":{}}"#).unwrap();
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--root",
+            ])
+            .arg(tmp.path().join("proot"))
+            .arg("--runroot")
+            .arg(tmp.path().join("prunroot"))
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", tmp.path().join("podman-auth.json"))
+            .output()
+            .unwrap()
+    };
+    assert!(
+        !podman(&["login", tls, "-u", USER, "-p", "wrong", &host])
+            .status
+            .success()
+    );
+    let out = podman(&["login", tls, "-u", USER, "-p", PASS, &host]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = podman(&["pull", "-q", tls, &format!("{host}/{USER}/app:v1")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !podman(&[
+            "push",
+            "-q",
+            tls,
+            &format!("{host}/{USER}/app:v1"),
+            &format!("docker://{host}/admin/stolen:v1")
+        ])
+        .status
+        .success()
+    );
+
+    // The OAuth2 form: a password grant with a refresh token, then a refresh grant.
+    let post = |form: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-d", form, &format!("http://{host}/token")])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let scope = format!("repository:{USER}/app:pull");
+    let first = post(&format!(
+        "grant_type=password&username={USER}&password={PASS}&service=registry.test&scope={scope}&access_type=offline&client_id=test"
+    ));
+    let refresh = first["refresh_token"]
+        .as_str()
+        .expect("no refresh token")
+        .to_owned();
+    assert!(first["access_token"].is_string());
+    let again = post(&format!(
+        "grant_type=refresh_token&refresh_token={refresh}&service=registry.test&scope={scope}&client_id=test"
+    ));
+    let token = again["access_token"].as_str().unwrap();
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("http://{host}/v2/{USER}/app/tags/list"),
+    ]);
+    assert_eq!(code, 200);
+    let (code, head) = curl(&[
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("http://{host}/v2/{USER}/app/manifests/v1"),
+    ]);
+    assert_eq!(code, 401, "a pull token deleted");
+    assert!(head.contains("insufficient_scope"), "{head}");
+    let wrong = post(&format!(
+        "grant_type=password&username={USER}&password=nope&service=registry.test&scope={scope}"
+    ));
+    assert!(wrong.get("access_token").is_none());
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {refresh}"),
+        &format!("http://{host}/v2/{USER}/app/tags/list"),
+    ]);
+    assert_eq!(code, 401, "a refresh token was accepted as an access token");
+}

@@ -1,0 +1,202 @@
+//! Access rules: which users and groups may do which actions on which repositories, and who may
+//! list the catalog. Nothing is allowed that no rule grants.
+//!
+//! ```
+//! use registry_http::policy::{AccessRules, Rule};
+//! use registry_http::Action;
+//! let rules = AccessRules::new(vec![
+//!     Rule { repositories: vec!["public/*".into()], users: vec!["anonymous".into()], actions: vec!["pull".into()], ..Default::default() },
+//!     Rule { repositories: vec!["{user}/*".into()], users: vec!["*".into()], actions: vec!["*".into()], ..Default::default() },
+//! ], Default::default());
+//! assert!(rules.granted(None, &[], "public/app").contains(&Action::Pull));
+//! assert!(rules.granted(Some("alice"), &[], "alice/app").contains(&Action::Push));
+//! assert!(!rules.granted(Some("alice"), &[], "bob/app").contains(&Action::Push));
+//! ```
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+
+use crate::auth::Action;
+
+/// One rule: everyone it names may do its actions on the repositories it matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rule {
+    /// Repository patterns: a name, `prefix/*`, `*`, or `{user}/*` (the caller's own namespace,
+    /// the Docker Hub convention).
+    pub repositories: Vec<String>,
+    /// User names; `*` is any authenticated user, `anonymous` everyone, with or without credentials.
+    pub users: Vec<String>,
+    /// Groups (from the groups table) whose members the rule applies to.
+    pub groups: Vec<String>,
+    /// `pull`, `push`, `delete`, or `*` for all three.
+    pub actions: Vec<String>,
+    /// The rule also lets its users list the catalog.
+    pub catalog: bool,
+}
+
+/// A set of rules and the groups they name.
+#[derive(Debug, Clone, Default)]
+pub struct AccessRules {
+    rules: Vec<Rule>,
+    groups: HashMap<String, Vec<String>>,
+}
+
+fn matches(pattern: &str, user: Option<&str>, repo: &str) -> bool {
+    let pattern = match (pattern.contains("{user}"), user) {
+        (true, Some(u)) => pattern.replace("{user}", u),
+        (true, None) => return false,
+        (false, _) => pattern.to_owned(),
+    };
+    match pattern.strip_suffix('*') {
+        Some("") => true,
+        Some(prefix) => repo.starts_with(prefix),
+        None => repo == pattern,
+    }
+}
+
+impl AccessRules {
+    /// Rules, and groups as group name -> member user names.
+    pub fn new(rules: Vec<Rule>, groups: HashMap<String, Vec<String>>) -> AccessRules {
+        AccessRules { rules, groups }
+    }
+
+    /// Checks that every action named is known; returns the first that is not.
+    pub fn validate(&self) -> Result<(), String> {
+        for rule in &self.rules {
+            for a in &rule.actions {
+                if !matches!(a.as_str(), "pull" | "push" | "delete" | "*") {
+                    return Err(format!(
+                        "unknown action {a:?} in an access rule (pull, push, delete, *)"
+                    ));
+                }
+            }
+            for g in &rule.groups {
+                if !self.groups.contains_key(g) {
+                    return Err(format!(
+                        "access rule names group {g:?}, which the groups table lacks"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn applies(&self, rule: &Rule, user: Option<&str>, groups: &[String]) -> bool {
+        rule.users.iter().any(|u| match (u.as_str(), user) {
+            ("anonymous", _) => true,
+            ("*", Some(_)) => true,
+            (name, Some(user)) => name == user,
+            _ => false,
+        }) || user.is_some_and(|user| {
+            rule.groups.iter().any(|g| {
+                groups.contains(g)
+                    || self
+                        .groups
+                        .get(g)
+                        .is_some_and(|members| members.iter().any(|m| m == user))
+            })
+        })
+    }
+
+    /// The actions `user` (`None`: anonymous), member of `groups`, may do on `repo`.
+    pub fn granted(&self, user: Option<&str>, groups: &[String], repo: &str) -> HashSet<Action> {
+        let mut granted = HashSet::new();
+        for rule in &self.rules {
+            if self.applies(rule, user, groups)
+                && rule.repositories.iter().any(|p| matches(p, user, repo))
+            {
+                for a in &rule.actions {
+                    match a.as_str() {
+                        "pull" => granted.insert(Action::Pull),
+                        "push" => granted.insert(Action::Push),
+                        "delete" => granted.insert(Action::Delete),
+                        "*" => {
+                            granted.extend([Action::Pull, Action::Push, Action::Delete]);
+                            true
+                        }
+                        _ => false,
+                    };
+                }
+            }
+        }
+        granted
+    }
+
+    /// Whether `user` may list the catalog.
+    pub fn catalog(&self, user: Option<&str>, groups: &[String]) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.catalog && self.applies(r, user, groups))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(repos: &[&str], users: &[&str], groups: &[&str], actions: &[&str]) -> Rule {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        Rule {
+            repositories: v(repos),
+            users: v(users),
+            groups: v(groups),
+            actions: v(actions),
+            catalog: false,
+        }
+    }
+
+    #[test]
+    fn grants_follow_the_rules() {
+        let mut groups = HashMap::new();
+        groups.insert("team".to_owned(), vec!["carol".to_owned()]);
+        let rules = AccessRules::new(
+            vec![
+                rule(&["library/*"], &["anonymous"], &[], &["pull"]),
+                rule(&["{user}/*"], &["*"], &[], &["*"]),
+                rule(&["team/*"], &[], &["team"], &["pull", "push"]),
+                rule(&["exact"], &["dave"], &[], &["delete"]),
+            ],
+            groups,
+        );
+        rules.validate().unwrap();
+        let g = |u: Option<&str>, r: &str| {
+            let mut v: Vec<&str> = rules
+                .granted(u, &[], r)
+                .into_iter()
+                .map(|a| a.as_str())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(g(None, "library/alpine"), ["pull"]);
+        assert!(g(None, "alice/app").is_empty());
+        assert!(g(None, "libraryx").is_empty());
+        assert_eq!(g(Some("alice"), "alice/app"), ["delete", "pull", "push"]);
+        assert!(g(Some("alice"), "bob/app").is_empty());
+        assert!(g(Some("alice"), "alice").is_empty());
+        assert_eq!(g(Some("carol"), "team/x"), ["pull", "push"]);
+        assert_eq!(g(Some("dave"), "exact"), ["delete"]);
+        assert!(g(Some("dave"), "exact/sub").is_empty());
+        assert_eq!(g(Some("bob"), "library/alpine"), ["pull"]);
+        assert!(!rules.catalog(Some("alice"), &[]));
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        assert!(
+            AccessRules::new(vec![rule(&["*"], &["*"], &[], &["write"])], HashMap::new())
+                .validate()
+                .is_err()
+        );
+        assert!(
+            AccessRules::new(
+                vec![rule(&["*"], &[], &["ghosts"], &["pull"])],
+                HashMap::new()
+            )
+            .validate()
+            .is_err()
+        );
+    }
+}
