@@ -185,4 +185,12 @@ mod tests {
         assert!(err.contains("listn"), "{err}");
         assert!(toml::from_str::<Config>("storage = \"disk\"").is_err());
     }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let c: Config = toml::from_str(include_str!("../registry.example.toml")).unwrap();
+        assert!(c.token.unwrap().issue);
+        assert_eq!(c.access.len(), 3);
+        assert_eq!(c.groups["admins"], ["alice"]);
+    }
 }

@@ -193,6 +193,7 @@ async fn scrub(config: Config) -> Result<(), String> {
 
 fn check_config(file: &std::path::Path) -> Result<(), String> {
     let config = Config::load(file)?;
+    auth::access_control(&config, "https://check.invalid/token")?;
     println!("{config:#?}");
     println!("{}: valid", file.display());
     Ok(())
