@@ -253,11 +253,7 @@ impl Htpasswd {
             None => (None, &[][..]),
         };
         match resource {
-            Resource::Base => {
-                who.is_some()
-                    || !rules.granted(None, &[], "").is_empty()
-                    || rules.catalog(None, &[])
-            }
+            Resource::Base => who.is_some() || rules.admits_anonymous(),
             Resource::Catalog => rules.catalog(user, groups),
             Resource::Repository(repo) => {
                 let granted = rules.granted(user, groups, repo.as_str());
@@ -425,5 +421,38 @@ mod tests {
         );
         let alice = Identity::user("alice");
         assert_eq!(h.challenge(Some(&alice), Resource::Catalog, &[]), None);
+    }
+
+    #[tokio::test]
+    async fn rules_decide_with_users() {
+        use crate::policy::{AccessRules, Rule};
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let rules = AccessRules::new(
+            vec![Rule {
+                repositories: vec!["public/*".into()],
+                users: vec!["anonymous".into()],
+                actions: vec!["pull".into()],
+                ..Default::default()
+            }],
+            HashMap::new(),
+        );
+        let h = Htpasswd::parse(&format!("alice:{hash}"), "r")
+            .unwrap()
+            .with_rules(rules);
+        let public: RepositoryName = "public/x".parse().unwrap();
+        let private: RepositoryName = "alice/x".parse().unwrap();
+        assert!(h.allows(None, Resource::Base, &[]));
+        assert!(h.allows(None, Resource::Repository(&public), &[Action::Pull]));
+        assert!(!h.allows(None, Resource::Repository(&public), &[Action::Push]));
+        let alice = Identity::user("alice");
+        assert!(
+            !h.allows(
+                Some(&alice),
+                Resource::Repository(&private),
+                &[Action::Pull]
+            ),
+            "a user got what no rule grants"
+        );
+        assert!(!h.allows(Some(&alice), Resource::Catalog, &[]));
     }
 }

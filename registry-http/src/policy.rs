@@ -124,6 +124,13 @@ impl AccessRules {
         granted
     }
 
+    /// Whether some rule applies to callers without credentials.
+    pub fn admits_anonymous(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.users.iter().any(|u| u == "anonymous"))
+    }
+
     /// Whether `user` may list the catalog.
     pub fn catalog(&self, user: Option<&str>, groups: &[String]) -> bool {
         self.rules
