@@ -743,4 +743,53 @@ mod tests {
         ));
         assert!(!auth.allows(who.as_ref(), Resource::Repository(&repo), &[Action::Delete]));
     }
+
+    #[tokio::test]
+    async fn a_loaded_key_signs_what_its_pem_public_key_verifies() {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let users = Arc::new(Htpasswd::parse("", "r").unwrap());
+        let issuer = TokenIssuer::new(
+            users,
+            "svc",
+            "iss",
+            Duration::from_secs(60),
+            Some(pair.serialize_pem().as_bytes()),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("token.pub.pem");
+        std::fs::write(&public, pair.public_key_pem()).unwrap();
+        let auth = TokenAuth::new("https://r.test/token", "svc", "iss")
+            .with_pem_file(&public)
+            .unwrap();
+        let token = issuer
+            .sign(
+                "carol",
+                vec![scope("repository:carol/x:pull")],
+                Duration::from_secs(60),
+                None,
+            )
+            .unwrap();
+        let who = auth
+            .identify(&Credentials::Bearer(token))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(who.name, "carol");
+        assert!(
+            TokenIssuer::new(
+                Arc::new(Htpasswd::parse("", "r").unwrap()),
+                "s",
+                "i",
+                Duration::from_secs(1),
+                Some(b"not a key")
+            )
+            .is_err()
+        );
+        assert!(
+            TokenAuth::new("r", "s", "i")
+                .with_pem_file(&dir.path().join("missing.pem"))
+                .is_err()
+        );
+    }
 }
