@@ -314,29 +314,12 @@ fn tls_with_a_test_ca_for_skopeo_podman_and_curl() {
     );
 
     let podman = |args: &[&str]| {
-        let out = Command::new("podman")
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--root",
-            ])
-            .arg(tmp.path().join("proot"))
-            .arg("--runroot")
-            .arg(tmp.path().join("prunroot"))
-            .args(args)
-            .env("REGISTRY_AUTH_FILE", tmp.path().join("podman-auth.json"))
-            .output()
-            .unwrap();
+        let out = support::podman(tmp.path(), args);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    std::fs::write(tmp.path().join("podman-auth.json"), r#"{"auths":{}}"#).unwrap();
     assert!(
         !podman(&[
             "login",
@@ -501,26 +484,7 @@ catalog = true
     skopeo(&user, &["inspect", tls, &own]).unwrap();
 
     // podman over plain HTTP, through the token flow.
-    std::fs::write(tmp.path().join("podman-auth.json"), r#"{"auths":{}}"#).unwrap();
-    let podman = |args: &[&str]| {
-        Command::new("podman")
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--root",
-            ])
-            .arg(tmp.path().join("proot"))
-            .arg("--runroot")
-            .arg(tmp.path().join("prunroot"))
-            .args(args)
-            .env("REGISTRY_AUTH_FILE", tmp.path().join("podman-auth.json"))
-            .output()
-            .unwrap()
-    };
+    let podman = |args: &[&str]| support::podman(tmp.path(), args);
     assert!(
         !podman(&["login", tls, "-u", USER, "-p", "wrong", &host])
             .status

@@ -8,28 +8,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use support::{Layout, Server, skopeo};
 
 fn podman(root: &Path, args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .args([
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "file",
-            "--root",
-        ])
-        .arg(root.join("root"))
-        .arg("--runroot")
-        .arg(root.join("runroot"))
-        .args(args)
-        .env("REGISTRY_AUTH_FILE", root.join("auth.json"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run podman (apt-get install podman): {e}"));
+    let out = support::podman(root, args);
     assert!(
         out.status.success(),
         "podman {args:?} failed: {}",
@@ -45,7 +28,6 @@ fn pull_push_pull() {
     let cache = tmp.path().join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::write(cache.join("auth.json"), r#"{"auths":{}}"#).unwrap();
-    std::fs::write(tmp.path().join("auth.json"), r#"{"auths":{}}"#).unwrap();
     let mut layout = Layout::new(&tmp.path().join("layout"));
     let image = layout.image(9, 3, 300_000, "amd64");
     layout.tag("app", image);

@@ -482,3 +482,29 @@ async fn expect(r: reqwest::Response, status: u16) -> Result<reqwest::Response, 
         ))
     }
 }
+
+/// Runs podman with the vfs driver, its storage and auth file under `root` (podman works so on
+/// machines without overlay or systemd).
+pub fn podman(root: &Path, args: &[&str]) -> std::process::Output {
+    let auth = root.join("podman-auth.json");
+    if !auth.exists() {
+        std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    }
+    Command::new("podman")
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            "--root",
+        ])
+        .arg(root.join("podman-root"))
+        .arg("--runroot")
+        .arg(root.join("podman-runroot"))
+        .args(args)
+        .env("REGISTRY_AUTH_FILE", auth)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run podman (apt-get install podman): {e}"))
+}
