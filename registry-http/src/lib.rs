@@ -59,6 +59,8 @@ pub const CONTENT_DIGEST_HEADER: &str = "docker-content-digest";
 pub const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
 /// `OCI-Subject`
 pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
+/// `X-Request-Id`: taken from the request when it carries a sane one, else made up; echoed back.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// `OCI-Filters-Applied`
 pub const OCI_FILTERS_APPLIED_HEADER: &str = "oci-filters-applied";
 
@@ -69,6 +71,8 @@ pub struct HttpOptions {
     pub body_idle_timeout: Duration,
     /// Who may do what; `None` lets everyone do everything.
     pub access: Option<Arc<dyn AccessControl>>,
+    /// Refuse every write (uploads, manifest puts, deletes) with 405 `UNSUPPORTED`; reads go on.
+    pub read_only: bool,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -76,6 +80,7 @@ impl std::fmt::Debug for HttpOptions {
         f.debug_struct("HttpOptions")
             .field("body_idle_timeout", &self.body_idle_timeout)
             .field("access", &self.access.is_some())
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -85,6 +90,7 @@ impl Default for HttpOptions {
         HttpOptions {
             body_idle_timeout: Duration::from_secs(60),
             access: None,
+            read_only: false,
         }
     }
 }
@@ -95,8 +101,9 @@ struct AppState {
     options: Arc<HttpOptions>,
 }
 
-/// The distribution API routes (`/v2/…`) with their state applied, and a layer that logs every
-/// request in a tracing span and adds `Docker-Distribution-API-Version`.
+/// The distribution API routes (`/v2/…`) with their state applied, `/healthz` (alive) and
+/// `/readyz` (storage reachable), and a layer that logs every request in a tracing span with a
+/// request id (echoed as `X-Request-Id`) and adds `Docker-Distribution-API-Version`.
 pub fn router(registry: Registry) -> Router {
     router_with(registry, HttpOptions::default())
 }
@@ -111,8 +118,22 @@ pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(ready))
         .with_state(state)
         .layer(axum::middleware::from_fn(log_request))
+}
+
+/// `GET /readyz`: 200 when a storage read succeeds, 503 otherwise.
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.registry.storage().list("").await {
+        Ok(_) => "ok".into_response(),
+        Err(e) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("storage: {e}"),
+        )
+            .into_response(),
+    }
 }
 
 /// What a handler gets: the registry and the parts of the request it may read.
@@ -201,6 +222,10 @@ async fn dispatch(
     if let Some(repo) = route.repository() {
         span.record("repository", repo.as_str());
     }
+    let writes = !matches!(parts.method, Method::GET | Method::HEAD);
+    if options.read_only && writes && route != Route::Base {
+        return ApiError::new(ErrorCode::Unsupported, "the registry is read-only").into_response();
+    }
     let identity = match check_access(&options, &parts.method, &parts.headers, &route).await {
         Ok(identity) => identity,
         Err(refused) => return refused,
@@ -287,8 +312,20 @@ async fn check_access(
 /// bytes sent and latency; adds the API version header.
 async fn log_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let span = tracing::info_span!(
         "request",
+        id = %id,
         method = %req.method(),
         path = %req.uri().path(),
         route = tracing::field::Empty,
@@ -297,6 +334,8 @@ async fn log_request(req: Request, next: Next) -> Response {
     let mut res = next.run(req).instrument(span.clone()).await;
     res.headers_mut()
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
+    res.headers_mut()
+        .insert(REQUEST_ID_HEADER, headers::value(&id));
     let bytes = res
         .headers()
         .get(http::header::CONTENT_LENGTH)

@@ -946,3 +946,62 @@ async fn push_blob_at(app: &Router) {
         assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.body);
     }
 }
+
+#[tokio::test]
+async fn read_only_health_and_request_ids() {
+    let registry = Registry::new(Arc::new(MemoryStorage::new()), RegistryConfig::default());
+    let writable = registry_http::router(registry.clone());
+    let (d, _) = push_image(&writable, "ro", "v1").await;
+    let options = registry_http::HttpOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    let app = registry_http::router_with(registry, options);
+    assert_eq!(
+        get(&app, "/v2/ro/manifests/v1").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(get(&app, "/v2/ro/tags/list").await.status, StatusCode::OK);
+    for (method, uri) in [
+        (Method::POST, "/v2/ro/blobs/uploads/".to_owned()),
+        (Method::PUT, "/v2/ro/manifests/v2".to_owned()),
+        (Method::DELETE, format!("/v2/ro/manifests/{d}")),
+        (Method::DELETE, "/v2/ro/manifests/v1".to_owned()),
+    ] {
+        let res = send(&app, method.clone(), &uri, &[], Body::empty()).await;
+        assert_eq!(
+            (res.status, res.code().as_str()),
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            "{method} {uri}"
+        );
+    }
+    assert_eq!(
+        get(&app, "/v2/ro/manifests/v1").await.status,
+        StatusCode::OK,
+        "a write went through"
+    );
+
+    for path in ["/healthz", "/readyz"] {
+        let res = get(&app, path).await;
+        assert_eq!((res.status, &res.body[..]), (StatusCode::OK, &b"ok"[..]));
+    }
+    let res = send(
+        &app,
+        Method::GET,
+        "/v2/",
+        &[("x-request-id", "abc-123")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(res.header("x-request-id"), "abc-123");
+    let res = send(
+        &app,
+        Method::GET,
+        "/v2/",
+        &[("x-request-id", "bad id!")],
+        Body::empty(),
+    )
+    .await;
+    let made = res.header("x-request-id");
+    assert!(made.len() == 32 && made != "bad id!", "{made}");
+}

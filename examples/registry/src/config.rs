@@ -82,6 +82,8 @@ pub struct Config {
     pub groups: HashMap<String, Vec<String>>,
     /// Access rules; without any, every authenticated user may do everything.
     pub access: Vec<registry_http::policy::Rule>,
+    /// Refuse every write while reads go on.
+    pub read_only: bool,
 }
 
 /// The `[token]` table.
@@ -137,6 +139,7 @@ impl Default for Config {
             token: None,
             groups: HashMap::new(),
             access: Vec::new(),
+            read_only: false,
         }
     }
 }

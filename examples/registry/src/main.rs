@@ -43,6 +43,9 @@ struct Args {
     /// The PEM private key of --tls-cert
     #[arg(long, env = "REGISTRY_TLS_KEY", global = true, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Refuse every write while reads go on
+    #[arg(long, env = "REGISTRY_READ_ONLY", global = true)]
+    read_only: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -101,6 +104,9 @@ fn settings(args: &Args) -> Result<Config, String> {
     if let Some(storage) = &args.storage {
         config.storage = storage.clone();
     }
+    if args.read_only {
+        config.read_only = true;
+    }
     if let Some(htpasswd) = &args.htpasswd {
         config.htpasswd = Some(htpasswd.clone());
     }
@@ -153,6 +159,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let options = registry_http::HttpOptions {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
         access,
+        read_only: config.read_only,
     };
     let limits = registry_http::ServeOptions {
         tls,

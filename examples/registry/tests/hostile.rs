@@ -434,3 +434,17 @@ fn a_symlink_in_the_store_does_not_let_a_name_escape() {
     assert_eq!(r.status, 200);
     assert_alive(&server);
 }
+
+#[test]
+fn read_only_flag_refuses_writes_and_serves_health() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), &["--read-only"]);
+    let r = request(&server, "POST", "/v2/a/blobs/uploads/", &[], b"");
+    assert_eq!((r.status, r.code().as_str()), (405, "UNSUPPORTED"));
+    assert_eq!(
+        request(&server, "GET", "/v2/_catalog", &[], b"").status,
+        200
+    );
+    assert_eq!(request(&server, "GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(request(&server, "GET", "/readyz", &[], b"").status, 200);
+}
