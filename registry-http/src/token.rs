@@ -792,4 +792,64 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[tokio::test]
+    async fn outside_rs256_tokens_verified_with_a_jwks_file() {
+        use aws_lc_rs::rsa::{KeyPair, KeySize};
+        use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let public = pair.public_key();
+        let n = b64.encode(public.modulus().big_endian_without_leading_zero());
+        let e = b64.encode(public.exponent().big_endian_without_leading_zero());
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(
+            &jwks,
+            format!(r#"{{"keys":[{{"kty":"RSA","n":"{n}","e":"{e}","kid":"r1","alg":"RS256"}}]}}"#),
+        )
+        .unwrap();
+        let auth = TokenAuth::new("https://auth.test/token", "registry.test", "auth.test")
+            .with_jwks_file(&jwks)
+            .unwrap();
+        let claims = Claims {
+            iss: "auth.test".into(),
+            sub: "erin".into(),
+            aud: "registry.test".into(),
+            exp: now() + 60,
+            nbf: now(),
+            iat: now(),
+            jti: "j".into(),
+            access: vec![scope("repository:erin/app:pull")],
+            typ: None,
+        };
+        let signing_input = format!(
+            "{}.{}",
+            b64.encode(br#"{"alg":"RS256","typ":"JWT","kid":"r1"}"#),
+            b64.encode(serde_json::to_vec(&claims).unwrap())
+        );
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            signing_input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        let token = format!("{signing_input}.{}", b64.encode(&sig));
+        let who = auth
+            .identify(&Credentials::Bearer(token.clone()))
+            .await
+            .unwrap();
+        let repo: RepositoryName = "erin/app".parse().unwrap();
+        assert!(auth.allows(who.as_ref(), Resource::Repository(&repo), &[Action::Pull]));
+        let mut tampered = token.into_bytes();
+        let last = tampered.len() - 5;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(
+            auth.identify(&Credentials::Bearer(String::from_utf8(tampered).unwrap()))
+                .await
+                .is_err()
+        );
+    }
 }
