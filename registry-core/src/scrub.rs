@@ -3,7 +3,7 @@
 
 use futures::TryStreamExt;
 
-use crate::digest::{Algorithm, Digest, Digester};
+use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
 use crate::paths;
 use crate::reference::RepositoryName;
@@ -136,10 +136,5 @@ fn link_digest(key: &str) -> Option<Digest> {
     if kind != "_layers" && kind != "revisions" {
         return None;
     }
-    let algorithm = match alg {
-        "sha256" => Algorithm::Sha256,
-        "sha512" => Algorithm::Sha512,
-        _ => return None,
-    };
-    format!("{algorithm}:{hex}").parse().ok()
+    format!("{alg}:{hex}").parse().ok()
 }

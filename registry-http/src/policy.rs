@@ -45,14 +45,14 @@ pub struct AccessRules {
 
 fn matches(pattern: &str, user: Option<&str>, repo: &str) -> bool {
     let pattern = match (pattern.contains("{user}"), user) {
-        (true, Some(u)) => pattern.replace("{user}", u),
+        (true, Some(u)) => std::borrow::Cow::Owned(pattern.replace("{user}", u)),
         (true, None) => return false,
-        (false, _) => pattern.to_owned(),
+        (false, _) => std::borrow::Cow::Borrowed(pattern),
     };
     match pattern.strip_suffix('*') {
         Some("") => true,
         Some(prefix) => repo.starts_with(prefix),
-        None => repo == pattern,
+        None => repo == pattern.as_ref(),
     }
 }
 

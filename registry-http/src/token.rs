@@ -566,6 +566,30 @@ mod tests {
         Grant::parse_scope(s).unwrap()
     }
 
+    /// Access-token claims valid for a minute, from `iss` for `aud`.
+    fn claims(iss: &str, aud: &str, sub: &str, access: &str) -> Claims {
+        Claims {
+            iss: iss.into(),
+            sub: sub.into(),
+            aud: aud.into(),
+            exp: now() + 60,
+            nbf: now(),
+            iat: now(),
+            jti: "j".into(),
+            access: vec![scope(access)],
+            typ: None,
+        }
+    }
+
+    /// A verifier for `registry.test` trusting the keys of this JWKS text, issued by `auth.test`.
+    fn jwks_verifier(dir: &Path, jwks: &str) -> TokenAuth {
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, jwks).unwrap();
+        TokenAuth::new("https://auth.test/token", "registry.test", "auth.test")
+            .with_jwks_file(&path)
+            .unwrap()
+    }
+
     #[test]
     fn scopes() {
         assert_eq!(scope("repository:a/b:pull,push").actions, ["pull", "push"]);
@@ -634,17 +658,13 @@ mod tests {
             "{challenge}"
         );
 
-        let mut expired = Claims {
-            iss: "issuer.test".into(),
-            sub: "alice".into(),
-            aud: "registry.test".into(),
-            exp: now() - 120,
-            nbf: now() - 300,
-            iat: now() - 300,
-            jti: "x".into(),
-            access: vec![scope("repository:alice/app:pull")],
-            typ: None,
-        };
+        let mut expired = claims(
+            "issuer.test",
+            "registry.test",
+            "alice",
+            "repository:alice/app:pull",
+        );
+        (expired.exp, expired.nbf, expired.iat) = (now() - 120, now() - 300, now() - 300);
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(i.kid.clone());
         let sign = |c: &Claims| jsonwebtoken::encode(&header, c, &i.key).unwrap();
@@ -707,28 +727,18 @@ mod tests {
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         let dir = tempfile::tempdir().unwrap();
-        let jwks = dir.path().join("jwks.json");
-        std::fs::write(
-            &jwks,
-            format!(
+        let auth = jwks_verifier(
+            dir.path(),
+            &format!(
                 r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"k1","alg":"EdDSA"}}]}}"#
             ),
-        )
-        .unwrap();
-        let auth = TokenAuth::new("https://auth.test/token", "registry.test", "auth.test")
-            .with_jwks_file(&jwks)
-            .unwrap();
-        let claims = Claims {
-            iss: "auth.test".into(),
-            sub: "bob".into(),
-            aud: "registry.test".into(),
-            exp: now() + 60,
-            nbf: now(),
-            iat: now(),
-            jti: "j".into(),
-            access: vec![scope("repository:bob/app:pull,push")],
-            typ: None,
-        };
+        );
+        let claims = claims(
+            "auth.test",
+            "registry.test",
+            "bob",
+            "repository:bob/app:pull,push",
+        );
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some("k1".into());
         let token =
@@ -803,26 +813,18 @@ mod tests {
         let n = b64.encode(public.modulus().big_endian_without_leading_zero());
         let e = b64.encode(public.exponent().big_endian_without_leading_zero());
         let dir = tempfile::tempdir().unwrap();
-        let jwks = dir.path().join("jwks.json");
-        std::fs::write(
-            &jwks,
-            format!(r#"{{"keys":[{{"kty":"RSA","n":"{n}","e":"{e}","kid":"r1","alg":"RS256"}}]}}"#),
-        )
-        .unwrap();
-        let auth = TokenAuth::new("https://auth.test/token", "registry.test", "auth.test")
-            .with_jwks_file(&jwks)
-            .unwrap();
-        let claims = Claims {
-            iss: "auth.test".into(),
-            sub: "erin".into(),
-            aud: "registry.test".into(),
-            exp: now() + 60,
-            nbf: now(),
-            iat: now(),
-            jti: "j".into(),
-            access: vec![scope("repository:erin/app:pull")],
-            typ: None,
-        };
+        let auth = jwks_verifier(
+            dir.path(),
+            &format!(
+                r#"{{"keys":[{{"kty":"RSA","n":"{n}","e":"{e}","kid":"r1","alg":"RS256"}}]}}"#
+            ),
+        );
+        let claims = claims(
+            "auth.test",
+            "registry.test",
+            "erin",
+            "repository:erin/app:pull",
+        );
         let signing_input = format!(
             "{}.{}",
             b64.encode(br#"{"alg":"RS256","typ":"JWT","kid":"r1"}"#),
