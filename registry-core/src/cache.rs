@@ -11,7 +11,7 @@ use quick_cache::sync::Cache;
 
 use crate::digest::Digest;
 use crate::reference::RepositoryName;
-use crate::registry::ManifestInfo;
+use crate::registry::{BlobLocation, ManifestInfo};
 
 #[derive(Clone)]
 struct ByLength;
@@ -26,7 +26,7 @@ impl Weighter<Digest, Bytes> for ByLength {
 pub(crate) struct Caches {
     manifest_bytes: Cache<Digest, Bytes, ByLength>,
     revisions: Cache<(RepositoryName, Digest), (ManifestInfo, Instant)>,
-    blob_sizes: Cache<Digest, u64>,
+    blob_locations: Cache<Digest, BlobLocation>,
     ttl: Duration,
 }
 
@@ -44,7 +44,7 @@ impl Caches {
         Caches {
             manifest_bytes: Cache::with_weighter(1024, manifest_bytes.max(1), ByLength),
             revisions: Cache::new(16 * 1024),
-            blob_sizes: Cache::new(64 * 1024),
+            blob_locations: Cache::new(64 * 1024),
             ttl,
         }
     }
@@ -82,11 +82,11 @@ impl Caches {
         self.revisions.remove(&(repo.clone(), d.clone()));
     }
 
-    pub fn blob_size(&self, d: &Digest) -> Option<u64> {
-        self.blob_sizes.get(d)
+    pub fn blob_location(&self, d: &Digest) -> Option<BlobLocation> {
+        self.blob_locations.get(d)
     }
 
-    pub fn put_blob_size(&self, d: &Digest, size: u64) {
-        self.blob_sizes.insert(d.clone(), size);
+    pub fn put_blob_location(&self, d: &Digest, location: &BlobLocation) {
+        self.blob_locations.insert(d.clone(), location.clone());
     }
 }

@@ -15,6 +15,7 @@ mod cache;
 pub mod digest;
 pub mod error;
 pub mod manifest;
+mod parts;
 pub mod paths;
 pub mod reference;
 pub mod registry;
@@ -29,10 +30,11 @@ pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest, ManifestKind};
 pub use reference::{Reference, RepositoryName, Tag};
 pub use registry::{
-    BlobContent, BlobInfo, ManifestContent, ManifestInfo, Page, Registry, RegistryConfig,
+    BlobContent, BlobInfo, BlobLocation, ManifestContent, ManifestInfo, Page, Registry,
+    RegistryConfig,
 };
 pub use storage::{
-    ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, Storage,
-    StorageExt,
+    ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
+    Storage, StorageExt,
 };
 pub use upload::{UploadSession, UploadStatus};

@@ -2,7 +2,11 @@
 //!
 //! ```text
 //! <root>
-//! ├── blobs/<alg>/<hex[0..2]>/<hex>/data              bytes of every blob and manifest, once per digest
+//! ├── blobs/<alg>/<hex[0..2]>/<hex>/
+//! │   ├── data                                        bytes of a blob or manifest, once per digest
+//! │   └── location                                    or: where they are (a BlobLocation, JSON)
+//! ├── data/<id>                                       bytes an upload received, until renamed to
+//! │                                                   blobs/…/data (or for good, see below)
 //! ├── repositories/<name>/                            <name> has one or more components
 //! │   ├── _layers/<alg>/<hex>/link                    the blob was pushed or mounted here (holds the digest)
 //! │   ├── _manifests/revisions/<alg>/<hex>/link       the manifest was pushed here (holds a ManifestLink)
@@ -10,8 +14,12 @@
 //! │   └── _referrers/<alg>/<hex>/<alg>-<hex>          descriptor of a manifest whose subject is <alg>:<hex>
 //! └── uploads/<id>/
 //!     ├── session                                     the upload's state (an UploadSession, JSON)
-//!     └── data                                        the object the upload's multipart builds
+//!     └── tail-<offset>                               received bytes too few to be a part yet
 //! ```
+//!
+//! On backends whose rename copies bytes ([`crate::Storage::rename_copies`]: object stores), a
+//! completed streamed upload stays at `data/<id>` and `blobs/…/location` points at it, so
+//! committing a blob of any size costs one small write instead of a copy.
 //!
 //! Repository name components never start with `_`, so `_layers`, `_manifests` and `_referrers`
 //! cannot collide with a deeper repository name.
@@ -26,6 +34,8 @@ pub const REPOSITORIES: &str = "repositories";
 pub const UPLOADS: &str = "uploads";
 /// Prefix of all blob data.
 pub const BLOBS: &str = "blobs";
+/// Prefix of the bytes received by streamed uploads.
+pub const DATA: &str = "data";
 /// The component that marks a folder as a repository holding manifests.
 pub const MANIFESTS_DIR: &str = "_manifests";
 
@@ -33,6 +43,16 @@ pub const MANIFESTS_DIR: &str = "_manifests";
 pub fn blob_data(d: &Digest) -> String {
     format!(
         "{BLOBS}/{}/{}/{}/data",
+        d.algorithm(),
+        &d.hex()[..2],
+        d.hex()
+    )
+}
+
+/// Where a blob's bytes are, when they are not at [`blob_data`].
+pub fn blob_location(d: &Digest) -> String {
+    format!(
+        "{BLOBS}/{}/{}/{}/location",
         d.algorithm(),
         &d.hex()[..2],
         d.hex()
@@ -99,9 +119,19 @@ pub fn upload_session(id: &str) -> String {
     format!("{UPLOADS}/{id}/session")
 }
 
-/// The object an upload's multipart builds before it is moved to its blob key.
+/// The folder of an upload's session and tails.
+pub fn upload(id: &str) -> String {
+    format!("{UPLOADS}/{id}")
+}
+
+/// The object a streamed upload's multipart builds.
 pub fn upload_data(id: &str) -> String {
-    format!("{UPLOADS}/{id}/data")
+    format!("{DATA}/{id}")
+}
+
+/// Bytes an upload received after its last part, when the stream stood at `offset`.
+pub fn upload_tail(id: &str, offset: u64) -> String {
+    format!("{UPLOADS}/{id}/tail-{offset}")
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::cache::Caches;
 use crate::digest::{Algorithm, Digest, Digester};
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest};
+use crate::parts::{End, Multipart};
 use crate::paths;
 use crate::reference::{Reference, RepositoryName, Tag};
 use crate::storage::{ByteStream, GetRange, Storage, StorageExt, join};
@@ -51,6 +52,15 @@ impl Default for RegistryConfig {
 pub struct BlobInfo {
     /// The blob's digest.
     pub digest: Digest,
+    /// The blob's size in bytes.
+    pub size: u64,
+}
+
+/// Where a blob's bytes are stored: at its own key, or where a streamed upload left them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobLocation {
+    /// The storage key holding the bytes.
+    pub key: String,
     /// The blob's size in bytes.
     pub size: u64,
 }
@@ -245,18 +255,7 @@ impl Registry {
     /// Size of a blob in the repository. [`Error::BlobUnknown`] when the repository lacks it.
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
         self.require_layer(repo, digest).await?;
-        let size = match self.caches.blob_size(digest) {
-            Some(size) => size,
-            None => {
-                let meta = self
-                    .storage
-                    .head(&paths::blob_data(digest))
-                    .await
-                    .map_err(|e| self.blob_error(e, digest))?;
-                self.caches.put_blob_size(digest, meta.size);
-                meta.size
-            }
-        };
+        let size = self.locate_blob(digest).await?.size;
         Ok(BlobInfo {
             digest: digest.clone(),
             size,
@@ -271,9 +270,10 @@ impl Registry {
         range: Option<GetRange>,
     ) -> Result<BlobContent> {
         self.require_layer(repo, digest).await?;
+        let location = self.locate_blob(digest).await?;
         let res = self
             .storage
-            .get(&paths::blob_data(digest), range)
+            .get(&location.key, range)
             .await
             .map_err(|e| self.blob_error(e, digest))?;
         Ok(BlobContent {
@@ -282,6 +282,45 @@ impl Registry {
             range: res.range,
             stream: res.stream,
         })
+    }
+
+    /// A URL from which the blob can be read directly from storage for `expires_in`, when the
+    /// backend can sign one; `None` otherwise. [`Error::BlobUnknown`] when the repository lacks it.
+    pub async fn blob_url(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        self.require_layer(repo, digest).await?;
+        let location = self.locate_blob(digest).await?;
+        self.storage.signed_url(&location.key, expires_in).await
+    }
+
+    /// Where a blob's bytes are, in any repository. [`Error::BlobUnknown`] when nowhere.
+    ///
+    /// Cached by digest: content-addressed bytes never change.
+    pub async fn locate_blob(&self, digest: &Digest) -> Result<BlobLocation> {
+        if let Some(location) = self.caches.blob_location(digest) {
+            return Ok(location);
+        }
+        let key = paths::blob_data(digest);
+        let location = match self.storage.head(&key).await {
+            Ok(meta) => BlobLocation {
+                key,
+                size: meta.size,
+            },
+            Err(e) if e.is_not_found() && self.storage.rename_copies() => {
+                let key = paths::blob_location(digest);
+                match self.storage.get_opt(&key).await? {
+                    Some(bytes) => parse_record(&key, &bytes)?,
+                    None => return Err(self.blob_error(e, digest)),
+                }
+            }
+            Err(e) => return Err(self.blob_error(e, digest)),
+        };
+        self.caches.put_blob_location(digest, &location);
+        Ok(location)
     }
 
     /// Removes a blob from a repository. Its bytes stay for other repositories (and for garbage
@@ -294,7 +333,8 @@ impl Registry {
     /// Stores a whole blob in one go, when its digest is known up front (a monolithic push).
     ///
     /// The bytes are hashed as they stream into a multipart upload at the blob's final key, which
-    /// is completed only once the digest (and `expected_len`, if given) matched.
+    /// is completed only once the digest (and `expected_len`, if given) matched. A blob smaller
+    /// than a part on backends that cut parts is written with one put instead.
     pub async fn put_blob(
         &self,
         repo: &RepositoryName,
@@ -303,18 +343,22 @@ impl Registry {
         expected_len: Option<u64>,
     ) -> Result<BlobInfo> {
         let key = paths::blob_data(digest);
-        let id = self.storage.create_multipart(&key).await?;
+        let (mut id, mut parts) = (None, Vec::new());
         let tap = Arc::new(Mutex::new(Tap {
             digester: Digester::new(digest.algorithm()),
             len: 0,
             expected: expected_len,
             body_error: None,
         }));
-        let stored = self
-            .storage
-            .put_part(&key, &id, 0, tapped(data, tap.clone()))
-            .await;
-        let checked = Self::check_tap(&tap, stored).and_then(|(part, digester, len)| {
+        let stored = Multipart {
+            storage: &self.storage,
+            key: &key,
+            id: &mut id,
+            parts: &mut parts,
+        }
+        .write(Bytes::new(), tapped(data, tap.clone()), End::Last)
+        .await;
+        let checked = Self::check_tap(&tap, stored).and_then(|(small, digester, len)| {
             let actual = digester.finish();
             if actual != *digest {
                 return Err(Error::DigestMismatch {
@@ -322,17 +366,20 @@ impl Registry {
                     actual,
                 });
             }
-            Ok((part, len))
+            Ok((small, len))
         });
-        let (part, len) = match checked {
-            Ok(ok) => ok,
-            Err(e) => {
-                self.storage.abort_multipart(&key, &id).await?;
+        let (small, len) = match (checked, &id) {
+            (Ok(ok), _) => ok,
+            (Err(e), Some(id)) => {
+                self.storage.abort_multipart(&key, id).await?;
                 return Err(e);
             }
+            (Err(e), None) => return Err(e),
         };
-        let parts = if len == 0 { Vec::new() } else { vec![part] };
-        self.storage.complete_multipart(&key, &id, parts).await?;
+        match id {
+            Some(id) => self.storage.complete_multipart(&key, &id, parts).await?,
+            None => self.storage.put(&key, small).await?,
+        }
         self.link_layer(repo, digest).await?;
         Ok(BlobInfo {
             digest: digest.clone(),
@@ -351,33 +398,25 @@ impl Registry {
         if let Some(from) = from {
             self.require_layer(from, digest).await?;
         }
-        let meta = self
-            .storage
-            .head(&paths::blob_data(digest))
-            .await
-            .map_err(|e| self.blob_error(e, digest))?;
+        let size = self.locate_blob(digest).await?.size;
         self.link_layer(repo, digest).await?;
         Ok(BlobInfo {
             digest: digest.clone(),
-            size: meta.size,
+            size,
         })
     }
 
     // ---- uploads ----
 
-    /// Starts an upload session in `repo`.
+    /// Starts an upload session in `repo`. Storage is touched for the bytes only once they come.
     pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let multipart = self
-            .storage
-            .create_multipart(&paths::upload_data(&id))
-            .await?;
         let session = UploadSession {
-            id,
+            id: uuid::Uuid::new_v4().simple().to_string(),
             repository: repo.clone(),
-            multipart,
+            multipart: None,
             parts: Vec::new(),
             offset: 0,
+            tail: 0,
             hash_state: hex::encode(Digester::new(Algorithm::Sha256).state()),
             started_at: now_secs(),
         };
@@ -411,13 +450,14 @@ impl Registry {
             });
         }
         self.write_part(&mut session, data, expected_len).await?;
-        self.save_session(&session).await?;
         Ok(UploadStatus::from(&session))
     }
 
     /// Ends an upload: stores an optional last chunk, checks the digest of everything received,
     /// and only then makes the blob visible in the repository. On a digest mismatch nothing is
     /// stored and the session ends.
+    ///
+    /// Every step can be repeated: a client retrying after a crash at any point gets the blob.
     pub async fn complete_upload(
         &self,
         repo: &RepositoryName,
@@ -428,60 +468,107 @@ impl Registry {
         let mut session = self.load_session(repo, id).await?;
         if let Some((data, expected_len)) = last_chunk {
             self.write_part(&mut session, data, expected_len).await?;
-            self.save_session(&session).await?;
         }
-        let data_key = paths::upload_data(&session.id);
         let sha256 = Self::session_digester(&session)?.finish();
-        if digest.algorithm() == sha256.algorithm() && sha256 != *digest {
-            self.end_session(&session).await?;
-            return Err(Error::DigestMismatch {
-                expected: digest.clone(),
-                actual: sha256,
-            });
-        }
-        match self
-            .storage
-            .complete_multipart(&data_key, &session.multipart, session.parts.clone())
-            .await
+        let verify = |actual: Digest| {
+            if actual == *digest {
+                Ok(())
+            } else {
+                Err(Error::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                })
+            }
+        };
+        if digest.algorithm() == sha256.algorithm()
+            && let Err(e) = verify(sha256.clone())
         {
+            self.end_session(&session).await?;
+            return Err(e);
+        }
+        let tail = self.read_tail(&session).await?;
+        let data_key = paths::upload_data(&session.id);
+        let info = BlobInfo {
+            digest: digest.clone(),
+            size: session.offset,
+        };
+        let Some(multipart) = session.multipart.clone() else {
+            // Every byte is in the tail: the digest is known, so they go straight to their place.
+            if digest.algorithm() != sha256.algorithm() {
+                let mut digester = Digester::new(digest.algorithm());
+                digester.update(&tail);
+                if let Err(e) = verify(digester.finish()) {
+                    self.end_session(&session).await?;
+                    return Err(e);
+                }
+            }
+            self.storage.put(&paths::blob_data(digest), tail).await?;
+            self.link_layer(repo, digest).await?;
+            self.forget_session(&session).await?;
+            return Ok(info);
+        };
+        let mut parts = session.parts.clone();
+        let mut multipart_id = Some(multipart.clone());
+        let completed = async {
+            Multipart {
+                storage: &self.storage,
+                key: &data_key,
+                id: &mut multipart_id,
+                parts: &mut parts,
+            }
+            .write(tail, futures::stream::empty().boxed(), End::Last)
+            .await?;
+            self.storage
+                .complete_multipart(&data_key, &multipart, parts)
+                .await
+        }
+        .await;
+        match completed {
             Ok(()) => {}
             // A crash after an earlier completion, before the session ended: finish its work.
             Err(e) if e.is_not_found() && !self.storage.exists(&data_key).await? => {
-                let done =
-                    sha256 == *digest && self.storage.exists(&paths::blob_data(digest)).await?;
+                let done = sha256 == *digest && self.locate_blob(digest).await.is_ok();
                 if !done {
                     self.storage.delete(&paths::upload_session(id)).await?;
                     return Err(Error::BlobUploadUnknown { id: id.to_owned() });
                 }
                 self.link_layer(repo, digest).await?;
-                self.storage.delete(&paths::upload_session(id)).await?;
-                return Ok(BlobInfo {
-                    digest: digest.clone(),
-                    size: session.offset,
-                });
+                self.forget_session(&session).await?;
+                return Ok(info);
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        if digest.algorithm() != sha256.algorithm() {
-            let actual = self.hash_object(&data_key, digest.algorithm()).await?;
-            if actual != *digest {
-                self.end_session(&session).await?;
-                return Err(Error::DigestMismatch {
-                    expected: digest.clone(),
-                    actual,
-                });
+        if digest.algorithm() != sha256.algorithm()
+            && let Err(e) = verify(self.hash_object(&data_key, digest.algorithm()).await?)
+        {
+            self.end_session(&session).await?;
+            return Err(e);
+        }
+        if !self.storage.rename_copies() {
+            self.storage
+                .rename(&data_key, &paths::blob_data(digest))
+                .await?;
+        } else {
+            match self.locate_blob(digest).await {
+                // Already stored (maybe by this very upload, before a crash).
+                Ok(found) if found.key == data_key => {}
+                Ok(_) => self.storage.delete(&data_key).await?,
+                Err(Error::BlobUnknown { .. }) => {
+                    let location = BlobLocation {
+                        key: data_key,
+                        size: session.offset,
+                    };
+                    self.storage
+                        .put(&paths::blob_location(digest), to_json(&location)?)
+                        .await?;
+                }
+                Err(e) => return Err(e),
             }
         }
-        self.storage
-            .rename(&data_key, &paths::blob_data(digest))
-            .await?;
         self.link_layer(repo, digest).await?;
-        self.storage.delete(&paths::upload_session(id)).await?;
-        Ok(BlobInfo {
-            digest: digest.clone(),
-            size: session.offset,
-        })
+        self.forget_session(&session).await?;
+        Ok(info)
     }
 
     /// Abandons an upload and frees what it stored.
@@ -838,15 +925,38 @@ impl Registry {
             .await
     }
 
+    /// Frees everything an unfinished upload stored.
     async fn end_session(&self, session: &UploadSession) -> Result<()> {
         let data_key = paths::upload_data(&session.id);
-        self.storage
-            .abort_multipart(&data_key, &session.multipart)
-            .await?;
+        if let Some(multipart) = &session.multipart {
+            self.storage.abort_multipart(&data_key, multipart).await?;
+        }
         self.storage.delete(&data_key).await?;
+        self.forget_session(session).await
+    }
+
+    /// Removes an upload's session and tail, leaving its data (a completed blob's).
+    async fn forget_session(&self, session: &UploadSession) -> Result<()> {
+        if session.tail > 0 {
+            self.storage
+                .delete(&paths::upload_tail(&session.id, session.offset))
+                .await?;
+        }
         self.storage
             .delete(&paths::upload_session(&session.id))
             .await
+    }
+
+    async fn read_tail(&self, session: &UploadSession) -> Result<Bytes> {
+        if session.tail == 0 {
+            return Ok(Bytes::new());
+        }
+        let key = paths::upload_tail(&session.id, session.offset);
+        let tail = self.storage.get_bytes(&key).await?;
+        if tail.len() as u64 != session.tail {
+            return Err(Error::storage(format!("{key} lost bytes")));
+        }
+        Ok(tail)
     }
 
     fn session_digester(session: &UploadSession) -> Result<Digester> {
@@ -874,6 +984,8 @@ impl Registry {
         Ok((part, digester, t.len))
     }
 
+    /// Stores a chunk after what the session holds and saves the session. Nothing changes in the
+    /// session when it fails; parts stored meanwhile are replaced by the next attempt's.
     async fn write_part(
         &self,
         session: &mut UploadSession,
@@ -886,21 +998,42 @@ impl Registry {
             expected: expected_len,
             body_error: None,
         }));
-        let stored = self
-            .storage
-            .put_part(
-                &paths::upload_data(&session.id),
-                &session.multipart,
-                session.parts.len(),
-                tapped(data, tap.clone()),
-            )
-            .await
-            .map_err(|e| Self::upload_error(e, &session.id));
-        let (part, digester, len) = Self::check_tap(&tap, stored)?;
-        if len > 0 {
-            session.parts.push(part);
-            session.offset += len;
-            session.hash_state = hex::encode(digester.state());
+        let head = self.read_tail(session).await?;
+        let (mut id, mut parts) = (session.multipart.clone(), session.parts.clone());
+        let stored = Multipart {
+            storage: &self.storage,
+            key: &paths::upload_data(&session.id),
+            id: &mut id,
+            parts: &mut parts,
+        }
+        .write(head, tapped(data, tap.clone()), End::Open)
+        .await
+        .map_err(|e| Self::upload_error(e, &session.id));
+        let (tail, digester, len) = Self::check_tap(&tap, stored)?;
+        if len == 0 && id == session.multipart {
+            return Ok(());
+        }
+        let old_tail = (session.tail > 0).then(|| paths::upload_tail(&session.id, session.offset));
+        let offset = session.offset + len;
+        if !tail.is_empty() {
+            self.storage
+                .put(&paths::upload_tail(&session.id, offset), tail.clone())
+                .await?;
+        }
+        let next = UploadSession {
+            multipart: id,
+            parts,
+            offset,
+            tail: tail.len() as u64,
+            hash_state: hex::encode(digester.state()),
+            ..session.clone()
+        };
+        self.save_session(&next).await?;
+        *session = next;
+        if let Some(old) = old_tail
+            && len > 0
+        {
+            self.storage.delete(&old).await?;
         }
         Ok(())
     }

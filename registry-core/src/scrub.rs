@@ -7,7 +7,7 @@ use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
 use crate::paths;
 use crate::reference::RepositoryName;
-use crate::registry::Registry;
+use crate::registry::{BlobLocation, Registry};
 use crate::storage::StorageExt;
 
 /// One inconsistency found by [`scrub`].
@@ -47,9 +47,10 @@ pub struct ScrubReport {
     pub problems: Vec<Problem>,
 }
 
-fn blob_digest(key: &str) -> Option<Digest> {
+/// The digest a blob's data or location record is stored under, and whether it is the location.
+fn blob_digest(key: &str) -> Option<(Digest, bool)> {
     let mut parts = key.split('/');
-    let (Some(paths::BLOBS), Some(alg), Some(_), Some(hex), Some("data"), None) = (
+    let (Some(paths::BLOBS), Some(alg), Some(_), Some(hex), Some(name), None) = (
         parts.next(),
         parts.next(),
         parts.next(),
@@ -60,7 +61,13 @@ fn blob_digest(key: &str) -> Option<Digest> {
         return None;
     };
     let d: Digest = format!("{alg}:{hex}").parse().ok()?;
-    (paths::blob_data(&d) == key).then_some(d)
+    let location = name == "location";
+    let expected = if location {
+        paths::blob_location(&d)
+    } else {
+        paths::blob_data(&d)
+    };
+    (expected == key).then_some((d, location))
 }
 
 /// Re-hashes every blob and checks that every layer link, manifest revision and tag of every
@@ -70,12 +77,32 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
     let mut report = ScrubReport::default();
     let mut blobs = storage.list_recursive(paths::BLOBS);
     while let Some(meta) = blobs.try_next().await? {
-        let Some(expected) = blob_digest(&meta.key) else {
+        let Some((expected, location)) = blob_digest(&meta.key) else {
             report.problems.push(Problem::StrayObject { key: meta.key });
             continue;
         };
+        let mut key = meta.key;
+        if location {
+            let record = storage.get_bytes(&key).await?;
+            match serde_json::from_slice::<BlobLocation>(&record) {
+                Ok(l) if storage.exists(&l.key).await? => key = l.key,
+                Ok(l) => {
+                    report
+                        .problems
+                        .push(Problem::DanglingLink { key, target: l.key });
+                    continue;
+                }
+                Err(_) => {
+                    report.problems.push(Problem::DanglingLink {
+                        key,
+                        target: "an unreadable location".into(),
+                    });
+                    continue;
+                }
+            }
+        }
         let mut digester = Digester::new(expected.algorithm());
-        let mut stream = storage.get(&meta.key, None).await?.stream;
+        let mut stream = storage.get(&key, None).await?.stream;
         while let Some(chunk) = stream.try_next().await.map_err(Error::storage)? {
             report.bytes += chunk.len() as u64;
             digester.update(&chunk);
@@ -83,10 +110,7 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
         report.blobs += 1;
         let actual = digester.finish();
         if actual != expected {
-            report.problems.push(Problem::CorruptBlob {
-                key: meta.key,
-                actual,
-            });
+            report.problems.push(Problem::CorruptBlob { key, actual });
         }
     }
     drop(blobs);
@@ -113,8 +137,22 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
                     continue;
                 }
             }
-        } else if let Some(d) = link_digest(&key) {
-            paths::blob_data(&d)
+        } else if let Some((d, layer)) = link_digest(&key) {
+            report.links += 1;
+            let found = if layer {
+                match registry.locate_blob(&d).await {
+                    Ok(_) => true,
+                    Err(Error::BlobUnknown { .. }) => false,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                storage.exists(&paths::blob_data(&d)).await?
+            };
+            if !found {
+                let target = paths::blob_data(&d);
+                report.problems.push(Problem::DanglingLink { key, target });
+            }
+            continue;
         } else {
             continue;
         };
@@ -126,8 +164,8 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
     Ok(report)
 }
 
-/// The digest a layer or manifest-revision link is named after.
-fn link_digest(key: &str) -> Option<Digest> {
+/// The digest a layer or manifest-revision link is named after, and whether it is a layer's.
+fn link_digest(key: &str) -> Option<(Digest, bool)> {
     let rest = key.strip_suffix("/link")?;
     let mut parts = rest.rsplit('/');
     let hex = parts.next()?;
@@ -136,5 +174,5 @@ fn link_digest(key: &str) -> Option<Digest> {
     if kind != "_layers" && kind != "revisions" {
         return None;
     }
-    format!("{alg}:{hex}").parse().ok()
+    Some((format!("{alg}:{hex}").parse().ok()?, kind == "_layers"))
 }

@@ -100,6 +100,16 @@ pub struct MultipartId(pub String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PartId(pub String);
 
+/// How a backend wants the parts of a multipart upload cut, for stores that hold each part in one
+/// request of known length (S3 and its kin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSize {
+    /// Every part except the last must hold at least this many bytes (5 MiB on S3).
+    pub min: u64,
+    /// The size the registry cuts parts to: the memory one part in flight costs.
+    pub target: u64,
+}
+
 /// A key-to-bytes store: all a backend must implement. Every method is safe to call concurrently
 /// from many tasks and, for backends that say so, from many processes sharing the same data.
 #[async_trait]
@@ -159,6 +169,30 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
 
     /// Abandons an upload and frees its parts. An unknown id is not an error.
     async fn abort_multipart(&self, key: &str, id: &MultipartId) -> Result<()>;
+
+    /// `None` (the default): parts may have any size and [`Storage::put_part`] streams them.
+    /// `Some`: the backend buffers each part, so the registry cuts streams to
+    /// [`PartSize::target`] and keeps anything under [`PartSize::min`] aside until more arrives.
+    fn part_size(&self) -> Option<PartSize> {
+        None
+    }
+
+    /// True when [`Storage::rename`] copies the bytes (object stores). The registry then never
+    /// renames blobs: it leaves an upload's bytes where they landed and records their location.
+    fn rename_copies(&self) -> bool {
+        false
+    }
+
+    /// A URL that lets anyone holding it read `key` until `expires_in` has passed, for backends
+    /// that can sign one (S3); `None` (the default) when they cannot.
+    async fn signed_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let _ = (key, expires_in);
+        Ok(None)
+    }
 }
 
 /// Conveniences over [`Storage`], implemented for every backend.

@@ -17,12 +17,16 @@ pub struct UploadSession {
     pub id: String,
     /// The repository the upload belongs to.
     pub repository: RepositoryName,
-    /// The storage multipart upload receiving the bytes.
-    pub multipart: MultipartId,
+    /// The storage multipart upload receiving the bytes, once one was needed.
+    pub multipart: Option<MultipartId>,
     /// Receipts of the parts stored so far, in order.
     pub parts: Vec<PartId>,
-    /// Bytes received so far.
+    /// Bytes received so far, parts and tail.
     pub offset: u64,
+    /// How many of the last bytes received are kept aside at [`crate::paths::upload_tail`] (at
+    /// `offset`) because they are too few to be a part yet ([`crate::Storage::part_size`]).
+    #[serde(default)]
+    pub tail: u64,
     /// The hash of the bytes received so far ([`crate::Digester::state`]), hex-encoded.
     pub hash_state: String,
     /// When the upload started, in seconds since the Unix epoch.

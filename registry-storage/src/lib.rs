@@ -1,12 +1,18 @@
 //! Storage backends for `registry-core`.
 //!
 //! - [`fs`]: [`FilesystemStorage`], objects as files under a root folder, crash-safe.
+//! - [`object`]: [`ObjectStorage`], any object store with multipart uploads; [`S3Options`] for S3
+//!   and S3-compatible services (Ceph RGW, MinIO, Garage). Replicas may share one bucket.
 //! - [`memory`]: [`MemoryStorage`], everything in memory, for tests and ephemeral registries.
 //!
 //! Each passes `registry_core::storage_testsuite!`.
 
 pub mod fs;
 pub mod memory;
+pub mod object;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use fs::FilesystemStorage;
 pub use memory::MemoryStorage;
+pub use object::{ObjectStorage, S3Options};
