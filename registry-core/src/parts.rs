@@ -70,8 +70,9 @@ impl Multipart<'_> {
         Ok(())
     }
 
-    /// Buffers `target` bytes at a time. While one part is being stored the next one fills, so
-    /// at most two parts are in memory.
+    /// Gathers `target` bytes at a time, as the chunks received (no copy, and no large
+    /// allocation for the allocator to keep). While one part is being stored the next one
+    /// gathers, so at most two parts are in memory.
     async fn write_cut(
         &mut self,
         size: PartSize,
@@ -81,17 +82,22 @@ impl Multipart<'_> {
     ) -> Result<Bytes> {
         let target = usize::try_from(size.target.max(1)).unwrap_or(usize::MAX);
         let min = usize::try_from(size.min).unwrap_or(usize::MAX);
-        let mut buf = BytesMut::from(head);
+        let mut part = Gathered::default();
+        part.push(head);
         let mut in_flight = FuturesOrdered::new();
         let filled = async {
             loop {
-                while buf.len() >= target {
-                    let part = buf.split_to(target).freeze();
-                    self.start_part(part, &mut in_flight).await?;
-                }
-                match next_chunk(&mut data, &mut in_flight, self.parts).await? {
-                    Some(chunk) => buf.extend_from_slice(&chunk),
-                    None => return Ok(()),
+                let Some(mut chunk) = next_chunk(&mut data, &mut in_flight, self.parts).await?
+                else {
+                    return Ok(());
+                };
+                while !chunk.is_empty() {
+                    let take = chunk.len().min(target - part.len);
+                    part.push(chunk.split_to(take));
+                    if part.len == target {
+                        let full = std::mem::take(&mut part);
+                        self.start_part(full.chunks, &mut in_flight).await?;
+                    }
                 }
             }
         }
@@ -99,32 +105,58 @@ impl Multipart<'_> {
         let drained = drain(&mut in_flight, self.parts).await;
         filled?;
         drained?;
-        let written = self.id.is_some();
         let keep = match end {
-            End::Open => buf.len() < min,
-            End::Last => !written,
+            End::Open => part.len < min,
+            End::Last => self.id.is_none(),
         };
-        if keep || buf.is_empty() {
-            return Ok(buf.freeze());
+        if keep || part.len == 0 {
+            return Ok(part.concat());
         }
-        self.start_part(buf.freeze(), &mut in_flight).await?;
+        self.start_part(part.chunks, &mut in_flight).await?;
         drain(&mut in_flight, self.parts).await?;
         Ok(Bytes::new())
     }
 
-    /// Starts storing `part` once the part before it is stored.
-    async fn start_part(&mut self, part: Bytes, in_flight: &mut InFlight) -> Result<()> {
+    /// Starts storing a part once the part before it is stored.
+    async fn start_part(&mut self, chunks: Vec<Bytes>, in_flight: &mut InFlight) -> Result<()> {
         drain(in_flight, self.parts).await?;
         let id = self.id().await?;
         let (storage, key, idx) = (self.storage.clone(), self.key.to_owned(), self.parts.len());
         in_flight.push_back(
             async move {
-                let body = futures::stream::once(async move { Ok(part) }).boxed();
+                let body = futures::stream::iter(chunks.into_iter().map(Ok)).boxed();
                 storage.put_part(&key, &id, idx, body).await
             }
             .boxed(),
         );
         Ok(())
+    }
+}
+
+/// Chunks making up a part, and their total length.
+#[derive(Debug, Default)]
+struct Gathered {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Gathered {
+    fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push(chunk);
+        }
+    }
+
+    fn concat(self) -> Bytes {
+        match <[Bytes; 1]>::try_from(self.chunks) {
+            Ok([one]) => one,
+            Err(chunks) => {
+                let mut all = BytesMut::with_capacity(self.len);
+                chunks.iter().for_each(|c| all.extend_from_slice(c));
+                all.freeze()
+            }
+        }
     }
 }
 

@@ -73,6 +73,9 @@ pub struct HttpOptions {
     pub access: Option<Arc<dyn AccessControl>>,
     /// Refuse every write (uploads, manifest puts, deletes) with 405 `UNSUPPORTED`; reads go on.
     pub read_only: bool,
+    /// Answer blob GETs with 307 to a URL signed for this long, letting clients fetch straight
+    /// from the storage, when the backend signs URLs (S3). `None` (the default) streams blobs.
+    pub blob_redirect: Option<Duration>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -81,6 +84,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("body_idle_timeout", &self.body_idle_timeout)
             .field("access", &self.access.is_some())
             .field("read_only", &self.read_only)
+            .field("blob_redirect", &self.blob_redirect)
             .finish()
     }
 }
@@ -91,6 +95,7 @@ impl Default for HttpOptions {
             body_idle_timeout: Duration::from_secs(60),
             access: None,
             read_only: false,
+            blob_redirect: None,
         }
     }
 }

@@ -346,8 +346,9 @@ pub struct S3Options {
     pub part_size: Option<u64>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
-    /// How long one request may take, retries included, before the registry answers 503
-    /// (30 s when `None`).
+    /// How long one S3 request may take, retries included, before the registry answers 503
+    /// (120 s when `None`: completing a multipart upload of many GB takes S3 a while). An
+    /// unreachable endpoint fails sooner, after a 5 s connect timeout per try.
     pub timeout: Option<Duration>,
 }
 
@@ -390,7 +391,7 @@ impl S3Options {
                 "part size {part} is under S3's minimum of {MIN_PART_SIZE} bytes"
             )));
         }
-        let timeout = self.timeout.unwrap_or(Duration::from_secs(30));
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(120));
         let retry = RetryConfig {
             max_retries: self.max_retries.unwrap_or(3),
             retry_timeout: timeout,

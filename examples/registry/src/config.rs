@@ -15,6 +15,13 @@ pub enum StorageSpec {
     Filesystem(PathBuf),
     /// `memory`: nothing survives a restart.
     Memory,
+    /// `s3://BUCKET[/PREFIX]`: an S3-compatible bucket, shared by any number of replicas.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix inside it (may be empty).
+        prefix: String,
+    },
 }
 
 impl FromStr for StorageSpec {
@@ -23,8 +30,17 @@ impl FromStr for StorageSpec {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once(':') {
             _ if s == "memory" => Ok(StorageSpec::Memory),
+            Some(("s3", _)) => {
+                let o = registry_storage::S3Options::from_url(s).map_err(|e| e.to_string())?;
+                Ok(StorageSpec::S3 {
+                    bucket: o.bucket,
+                    prefix: o.prefix,
+                })
+            }
             Some(("fs", path)) if !path.is_empty() => Ok(StorageSpec::Filesystem(path.into())),
-            _ => Err(format!("unknown storage {s:?}: use fs:PATH or memory")),
+            _ => Err(format!(
+                "unknown storage {s:?}: use fs:PATH, s3://BUCKET[/PREFIX] or memory"
+            )),
         }
     }
 }
@@ -34,6 +50,8 @@ impl fmt::Display for StorageSpec {
         match self {
             StorageSpec::Filesystem(p) => write!(f, "fs:{}", p.display()),
             StorageSpec::Memory => f.write_str("memory"),
+            StorageSpec::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StorageSpec::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -84,6 +102,52 @@ pub struct Config {
     pub access: Vec<registry_http::policy::Rule>,
     /// Refuse every write while reads go on.
     pub read_only: bool,
+    /// How to reach S3 when `storage` is `s3://…`; unset keys come from the `AWS_*` variables.
+    pub s3: S3Config,
+}
+
+/// The `[s3]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The service's URL, for anything but AWS (`AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// The region (`AWS_REGION`).
+    pub region: Option<String>,
+    /// The access key id (`AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<String>,
+    /// The secret access key (`AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<String>,
+    /// Allow a plain `http://` endpoint (`AWS_ALLOW_HTTP`).
+    pub allow_http: Option<bool>,
+    /// Bytes per multipart part, at least 5 MiB (16 MiB by default); each upload in progress
+    /// holds up to two in memory.
+    pub part_size: Option<u64>,
+    /// Retries of a failed S3 request (3 by default).
+    pub max_retries: Option<usize>,
+    /// Seconds an S3 request may take, retries included, before the client gets 503 (120).
+    pub timeout_secs: Option<u64>,
+    /// Answer blob GETs with 307 to a presigned S3 URL valid this many seconds, so that clients
+    /// download straight from S3; off by default.
+    pub redirect_secs: Option<u64>,
+}
+
+impl S3Config {
+    /// The backend options for `bucket` and `prefix`.
+    pub fn options(&self, bucket: &str, prefix: &str) -> registry_storage::S3Options {
+        registry_storage::S3Options {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            allow_http: self.allow_http,
+            part_size: self.part_size,
+            max_retries: self.max_retries,
+            timeout: self.timeout_secs.map(std::time::Duration::from_secs),
+        }
+    }
 }
 
 /// The `[token]` table.
@@ -140,6 +204,7 @@ impl Default for Config {
             groups: HashMap::new(),
             access: Vec::new(),
             read_only: false,
+            s3: S3Config::default(),
         }
     }
 }
@@ -167,7 +232,21 @@ mod tests {
             "fs:/var/lib/r".parse::<StorageSpec>().unwrap(),
             StorageSpec::Filesystem("/var/lib/r".into())
         );
-        for bad in ["", "fs:", "s4://x", "disk"] {
+        assert_eq!(
+            "s3://bucket/a/b".parse::<StorageSpec>().unwrap(),
+            StorageSpec::S3 {
+                bucket: "bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            "s3://bucket/a/b"
+                .parse::<StorageSpec>()
+                .unwrap()
+                .to_string(),
+            "s3://bucket/a/b"
+        );
+        for bad in ["", "fs:", "s4://x", "disk", "s3://", "s3:bucket"] {
             assert!(bad.parse::<StorageSpec>().is_err(), "{bad}");
         }
     }

@@ -2,7 +2,7 @@
 //! `./registry-data`).
 //!
 //! The standalone registry: the distribution API over filesystem or in-memory storage. Flags:
-//! `--listen ADDR`, `--storage fs:PATH|memory`, `--config FILE`, each also read from
+//! `--listen ADDR`, `--storage fs:PATH|s3://BUCKET[/PREFIX]|memory`, `--config FILE`, each also read from
 //! `REGISTRY_LISTEN`, `REGISTRY_STORAGE` and `REGISTRY_CONFIG`. A flag beats the config file,
 //! which beats the defaults. SIGTERM and Ctrl-C stop it gracefully. Subcommands: `scrub` checks
 //! the store, `check-config FILE` checks a configuration file.
@@ -28,7 +28,7 @@ struct Args {
     /// Address to listen on [default: 127.0.0.1:5000]
     #[arg(long, env = "REGISTRY_LISTEN", global = true)]
     listen: Option<SocketAddr>,
-    /// Where to store: `fs:PATH` or `memory` [default: fs:./registry-data]
+    /// Where to store: `fs:PATH`, `s3://BUCKET[/PREFIX]` or `memory` [default: fs:./registry-data]
     #[arg(long, env = "REGISTRY_STORAGE", global = true)]
     storage: Option<StorageSpec>,
     /// A TOML configuration file
@@ -125,6 +125,13 @@ fn registry(config: &Config) -> Result<Registry, String> {
                 .inline_reads(config.fs_inline_reads),
         ),
         StorageSpec::Memory => Arc::new(MemoryStorage::new()),
+        StorageSpec::S3 { bucket, prefix } => Arc::new(
+            config
+                .s3
+                .options(bucket, prefix)
+                .build()
+                .map_err(|e| format!("cannot use {}: {e}", config.storage))?,
+        ),
     };
     Ok(Registry::new(
         storage,
@@ -160,6 +167,7 @@ async fn serve(config: Config) -> Result<(), String> {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
         access,
         read_only: config.read_only,
+        blob_redirect: config.s3.redirect_secs.map(Duration::from_secs),
     };
     let limits = registry_http::ServeOptions {
         tls,

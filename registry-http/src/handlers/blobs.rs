@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
-use registry_core::{Digest, RepositoryName};
+use registry_core::{Digest, Registry, RepositoryName};
 
 use crate::error::ApiError;
 use crate::headers::{self, value};
@@ -21,6 +21,16 @@ pub(crate) async fn get(
         res.headers_mut()
             .insert(header::CONTENT_LENGTH, value(info.size));
         res
+    } else if let Some(url) =
+        redirect(&cx.registry, cx.options.blob_redirect, &name, &digest).await?
+    {
+        let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
+        res.headers_mut().insert(header::LOCATION, url);
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        res.headers_mut()
+            .insert(CONTENT_DIGEST_HEADER, value(&digest));
+        return Ok(res);
     } else {
         let range = headers::range(&cx.headers)?;
         let partial = range.is_some();
@@ -55,6 +65,20 @@ pub(crate) async fn get(
         HeaderValue::from_static("max-age=31536000"),
     );
     Ok(res)
+}
+
+/// Where to send a blob GET instead of streaming it, in redirect mode when the storage signs URLs.
+async fn redirect(
+    registry: &Registry,
+    ttl: Option<std::time::Duration>,
+    name: &RepositoryName,
+    digest: &Digest,
+) -> Result<Option<HeaderValue>, ApiError> {
+    let Some(ttl) = ttl else {
+        return Ok(None);
+    };
+    let url = registry.blob_url(name, digest, ttl).await?;
+    Ok(url.and_then(|u| HeaderValue::try_from(u).ok()))
 }
 
 /// `DELETE /v2/<name>/blobs/<digest>`: unlinks the blob from the repository (202).

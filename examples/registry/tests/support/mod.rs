@@ -19,10 +19,17 @@ pub struct Server {
 impl Server {
     /// Starts the server storing under `data`, with extra flags.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut server = Server::start_with(&format!("fs:{}", data.display()), extra, &[]);
+        server.data = data.to_owned();
+        server
+    }
+
+    /// Starts the server on any `--storage`, with extra flags and environment variables.
+    pub fn start_with(storage: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_registry"))
-            .args(["--listen", "127.0.0.1:0", "--storage"])
-            .arg(format!("fs:{}", data.display()))
+            .args(["--listen", "127.0.0.1:0", "--storage", storage])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn,registry=info")
             .stderr(Stdio::piped())
             .spawn()
@@ -42,7 +49,7 @@ impl Server {
         Server {
             child,
             addr,
-            data: data.to_owned(),
+            data: PathBuf::new(),
         }
     }
 

@@ -1,0 +1,270 @@
+//! The `registry` binary over S3 (`--storage s3://BUCKET/PREFIX`), against moto (an S3 imitation
+//! that enforces the 5 MiB part minimum): skopeo round trip, two replicas sharing one bucket,
+//! redirects to presigned URLs, 503 when S3 is down, and flat memory on a 2 GiB push.
+//!
+//! Needs `moto_server` (`pip install 'moto[server]'`) and skopeo; `./scripts/test.sh` installs both.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use registry_core::{Algorithm, Digest, Digester};
+use registry_storage::testing::MotoServer;
+use support::{Api, Layout, Server, TestImage, noise, skopeo, verify_layout_blobs};
+
+fn moto() -> &'static MotoServer {
+    static MOTO: OnceLock<MotoServer> = OnceLock::new();
+    MOTO.get_or_init(MotoServer::start)
+}
+
+/// A fresh bucket on moto, and the environment a registry needs to reach it.
+fn bucket() -> (String, Vec<(&'static str, String)>) {
+    let name = format!("reg-{}", uuid::Uuid::new_v4().simple());
+    moto().bucket(&name);
+    let env = vec![
+        ("AWS_ENDPOINT_URL", moto().endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+    ];
+    (name, env)
+}
+
+fn start(storage: &str, extra: &[&str], env: &[(&'static str, String)]) -> Server {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_with(storage, extra, &env)
+}
+
+#[test]
+fn skopeo_round_trip() {
+    let (bucket, env) = bucket();
+    let server = start(&format!("s3://{bucket}/registry"), &[], &env);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("auth.json"), r#"{"auths":{}}"#).unwrap();
+    let mut layout = Layout::new(&tmp.path().join("src"));
+    // Layers under a part, over one, and over two (16 MiB parts).
+    let image = layout.image(7, 3, 17 << 20, "amd64");
+    layout.tag("v1", image);
+    let small = layout.image(8, 2, 1000, "arm64");
+    layout.tag("small", small);
+    let repo = format!("docker://{}/team/app", server.addr);
+    for tag in ["v1", "small"] {
+        let src = format!("oci:{}:{tag}", layout.dir.display());
+        let args = ["copy", "-q", "--dest-tls-verify=false", &src];
+        skopeo(&cache, &[&args[..], &[&format!("{repo}:{tag}")]].concat()).unwrap();
+        let out = tmp.path().join(format!("out-{tag}"));
+        let dest = format!("oci:{}:{tag}", out.display());
+        let args = ["copy", "-q", "--src-tls-verify=false"];
+        skopeo(
+            &cache,
+            &[&args[..], &[&format!("{repo}:{tag}"), &dest]].concat(),
+        )
+        .unwrap();
+        assert!(verify_layout_blobs(&out) >= 3, "pulled image lacks blobs");
+    }
+}
+
+/// Replicas share nothing but the bucket: an upload begun on one goes on through the other, and
+/// what one pushed the other serves.
+#[tokio::test]
+async fn two_replicas_share_one_bucket() {
+    let (bucket, env) = bucket();
+    let storage = format!("s3://{bucket}");
+    let a = start(&storage, &[], &env);
+    let b = start(&storage, &[], &env);
+    let (api_a, api_b) = (Api::new(&a.addr), Api::new(&b.addr));
+
+    let data = noise(3, 13 << 20);
+    let location = api_a.start_upload("shared/x").await.unwrap();
+    let mid = api_a.patch(&location, 0, &data[..6 << 20]).await.unwrap();
+    assert_eq!(api_b.upload_offset(&location).await.unwrap(), Some(mid));
+    let end = api_b.patch(&location, mid, &data[6 << 20..]).await.unwrap();
+    assert_eq!(end, data.len() as u64);
+    api_a.complete(&location, &Digest::of(&data)).await.unwrap();
+    let got = api_b
+        .get(&format!("/v2/shared/x/blobs/{}", Digest::of(&data)))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(got == data, "replica B served other bytes");
+
+    let image = TestImage::new(5, vec![noise(6, 7 << 20), noise(7, 100)]);
+    api_a.push_image("shared/img", "v1", &image).await.unwrap();
+    assert_eq!(
+        api_b.pull_verified("shared/img", "v1").await.unwrap(),
+        image.digest()
+    );
+}
+
+/// With `redirect_secs`, blob GETs answer 307 to a presigned URL that serves the bytes; HEAD
+/// and manifests are still answered by the registry.
+#[tokio::test]
+async fn pulls_redirect_to_presigned_urls() {
+    let (bucket, env) = bucket();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("registry.toml");
+    std::fs::write(&config, "[s3]\nredirect_secs = 60\n").unwrap();
+    let server = start(
+        &format!("s3://{bucket}/p"),
+        &["--config", config.to_str().unwrap()],
+        &env,
+    );
+    let api = Api::new(&server.addr);
+    let data = noise(9, 6 << 20);
+    let d = Digest::of(&data);
+    api.push_blob_chunked("r", &data).await.unwrap();
+    let direct = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = direct
+        .get(format!("http://{}/v2/r/blobs/{d}", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 307);
+    let target = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        target.starts_with(&moto().endpoint()) && target.contains("X-Amz-Signature"),
+        "{target}"
+    );
+    let bytes = direct
+        .get(&target)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(bytes == data, "the presigned URL served other bytes");
+    let head = direct
+        .head(format!("http://{}/v2/r/blobs/{d}", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let image = TestImage::new(11, vec![noise(12, 1000)]);
+    api.push_image("r", "t", &image).await.unwrap();
+    assert_eq!(api.pull_verified("r", "t").await.unwrap(), image.digest());
+}
+
+/// S3 unreachable: requests that need it get 503 `UNAVAILABLE` quickly, the process stays up,
+/// `/healthz` answers and `/readyz` says not ready.
+#[tokio::test]
+async fn s3_outage_is_503_and_the_server_lives_on() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("registry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[s3]\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n\
+             access_key_id = \"k\"\nsecret_access_key = \"s\"\nmax_retries = 1\ntimeout_secs = 3\n"
+        ),
+    )
+    .unwrap();
+    let server = start("s3://nowhere", &["--config", config.to_str().unwrap()], &[]);
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", server.addr);
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let res = http.get(url("/v2/a/tags/list")).send().await.unwrap();
+        assert_eq!(res.status(), 503);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["errors"][0]["code"], "UNAVAILABLE", "{body}");
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "took {:?}",
+            started.elapsed()
+        );
+        let res = http.post(url("/v2/a/blobs/uploads/")).send().await.unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    assert_eq!(
+        http.get(url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(http.get(url("/readyz")).send().await.unwrap().status(), 503);
+}
+
+/// A 2 GiB streamed push through the S3 backend keeps the server's peak RSS under 64 MiB plus
+/// two 16 MiB parts.
+#[test]
+fn two_gib_push_keeps_memory_flat() {
+    const CHUNK: usize = 1 << 20;
+    const SIZE: usize = 2 << 30;
+    let (bucket, env) = bucket();
+    let server = start(&format!("s3://{bucket}"), &[], &env);
+    let base = format!("http://{}", server.addr);
+    let out = Command::new("curl")
+        .args(["-sS", "-f", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+        .arg(format!("{base}/v2/big/blobs/uploads/"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8(out.stdout).unwrap();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or(l.strip_prefix("Location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut patch = Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-X",
+            "PATCH",
+            "-H",
+            "Expect:",
+            "-T",
+            "-",
+        ])
+        .arg(format!("{base}{location}"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = patch.stdin.take().unwrap();
+    let mut block = noise(77, CHUNK);
+    let mut digester = Digester::new(Algorithm::Sha256);
+    for i in 0..SIZE / CHUNK {
+        block[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        digester.update(&block);
+        stdin.write_all(&block).unwrap();
+    }
+    drop(stdin);
+    assert!(patch.wait().unwrap().success(), "PATCH failed");
+    let digest = digester.finish();
+    let done = Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PUT",
+        ])
+        .arg(format!("{base}{location}?digest={digest}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&done.stdout), "201");
+    let peak_mib = server.peak_rss_kib() / 1024;
+    eprintln!("peak RSS of the server after a 2 GiB push to S3: {peak_mib} MiB");
+    assert!(peak_mib < 64 + 32, "peak RSS {peak_mib} MiB");
+}
