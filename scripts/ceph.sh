@@ -44,6 +44,8 @@ if ! command -v radosgw >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     radosgw ceph-mon ceph-osd ceph-common curl >/dev/null
 fi
+"$0" stop "$B"
+sleep 1
 for p in $base $rgw_port; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "port $p is taken: set CEPH_PORT" >&2
@@ -51,7 +53,6 @@ for p in $base $rgw_port; do
   fi
 done
 
-"$0" stop "$B"
 rm -rf "$B"
 mkdir -p "$B"/{mon,osd,run,log,rgw}
 fsid=$(cat /proc/sys/kernel/random/uuid)
@@ -78,7 +79,7 @@ osd_pool_default_pgp_num = 8
 osd_pool_default_pg_autoscale_mode = off
 mon_warn_on_pool_no_redundancy = false
 osd_objectstore = memstore
-memstore_device_bytes = 4294967296
+memstore_device_bytes = 6442450944
 osd_memory_target = 939524096
 osd_op_num_shards = 1
 osd_op_num_threads_per_shard = 2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: on a fresh Debian 12 machine with Rust stable, installs what the tests
-# need (skopeo, podman and curl, the real clients; cargo-fuzz), then checks formatting and lints,
+# need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; cargo-fuzz) and
+# starts a Ceph cluster, then checks formatting and lints,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +18,31 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# moto, the S3 imitation the S3 tests start on free ports.
+if ! command -v moto_server >/dev/null; then
+  python3 -m pip install -q 'moto[server]' 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages 'moto[server]'
+  PATH="$PATH:$HOME/.local/bin:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  export PATH
+fi
+
+# A real Ceph cluster for the replica tests (installed from Debian when missing), on the first
+# free ports of a few candidates, stopped when this script ends.
+ceph_dir=$(mktemp -d)
+log=$(mktemp)
+trap './scripts/ceph.sh stop "$ceph_dir"; rm -rf "$ceph_dir" "$log"' EXIT
+for port in 7450 7650 7850 8050; do
+  if CEPH_PORT=$port ./scripts/ceph.sh start "$ceph_dir" >"$ceph_dir.log" 2>&1; then
+    break
+  fi
+  tail -3 "$ceph_dir.log" >&2
+done
+# shellcheck disable=SC1091
+. "$ceph_dir/env"
+rm -f "$ceph_dir.log"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 cargo package --no-verify --locked --allow-dirty -p registry-core -p registry-storage -p registry-http >/dev/null
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
