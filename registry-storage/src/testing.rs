@@ -25,16 +25,27 @@ impl MotoServer {
         let addr = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port");
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+        // moto must not outlive the tests, even when the handle is never dropped (a static): a
+        // shell holds it and kills it once the pipe from this process closes, at its exit.
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                "moto_server -H 127.0.0.1 -p \"$1\" >/dev/null 2>&1 & m=$!; cat >/dev/null; kill $m",
+                "moto",
+                &addr.port().to_string(),
+            ])
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server runs (pip install 'moto[server]')");
+            .expect("sh runs");
         let server = MotoServer { child, addr };
         let deadline = Instant::now() + Duration::from_secs(30);
         while http(addr, "GET", "/").is_none() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start (pip install 'moto[server]')"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         server
@@ -63,7 +74,7 @@ impl MotoServer {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
 }
