@@ -4,14 +4,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use registry_core::{Algorithm, Digester};
-use support::{Server, noise};
+use support::{Server, push_streamed};
 
 const GIB: usize = 1 << 30;
-const CHUNK: usize = 1 << 20;
 
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
@@ -43,41 +40,7 @@ fn one_gib_push_keeps_peak_rss_under_64_mib() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("data"), &[]);
     let base = format!("http://{}", server.addr);
-
-    let started = curl(&["-X", "POST", &format!("{base}/v2/big/blobs/uploads/")]);
-    let location = header(&started, "location").to_owned();
-
-    let mut patch = Command::new("curl")
-        .args([
-            "-sS",
-            "-f",
-            "-o",
-            "/dev/null",
-            "-X",
-            "PATCH",
-            "-H",
-            "Expect:",
-            "-T",
-            "-",
-        ])
-        .arg(format!("{base}{location}"))
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = patch.stdin.take().unwrap();
-    let mut block = noise(42, CHUNK);
-    let mut digester = Digester::new(Algorithm::Sha256);
-    for i in 0..GIB / CHUNK {
-        block[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        digester.update(&block);
-        stdin.write_all(&block).unwrap();
-    }
-    drop(stdin);
-    assert!(patch.wait().unwrap().success(), "PATCH failed");
-    let digest = digester.finish();
-
-    let done = curl(&["-X", "PUT", &format!("{base}{location}?digest={digest}")]);
-    assert!(done.starts_with("HTTP/1.1 201"), "{done}");
+    let digest = push_streamed(&base, "big", GIB, 42);
     let head = curl(&["-I", &format!("{base}/v2/big/blobs/{digest}")]);
     assert_eq!(header(&head, "content-length"), GIB.to_string());
 

@@ -7,13 +7,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use registry_core::{Algorithm, Digest, Digester};
+use registry_core::Digest;
 use registry_storage::testing::MotoServer;
-use support::{Api, Layout, Server, TestImage, noise, skopeo, verify_layout_blobs};
+use support::{Api, Layout, Server, TestImage, noise, push_streamed, skopeo, verify_layout_blobs};
 
 fn moto() -> &'static MotoServer {
     static MOTO: OnceLock<MotoServer> = OnceLock::new();
@@ -201,69 +199,9 @@ async fn s3_outage_is_503_and_the_server_lives_on() {
 /// two 16 MiB parts.
 #[test]
 fn two_gib_push_keeps_memory_flat() {
-    const CHUNK: usize = 1 << 20;
-    const SIZE: usize = 2 << 30;
     let (bucket, env) = bucket();
     let server = start(&format!("s3://{bucket}"), &[], &env);
-    let base = format!("http://{}", server.addr);
-    let out = Command::new("curl")
-        .args(["-sS", "-f", "-o", "/dev/null", "-D", "-", "-X", "POST"])
-        .arg(format!("{base}/v2/big/blobs/uploads/"))
-        .output()
-        .unwrap();
-    let headers = String::from_utf8(out.stdout).unwrap();
-    let location = headers
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("location: ")
-                .or(l.strip_prefix("Location: "))
-        })
-        .unwrap()
-        .trim()
-        .to_owned();
-    let mut patch = Command::new("curl")
-        .args([
-            "-sS",
-            "-f",
-            "-o",
-            "/dev/null",
-            "-X",
-            "PATCH",
-            "-H",
-            "Expect:",
-            "-T",
-            "-",
-        ])
-        .arg(format!("{base}{location}"))
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = patch.stdin.take().unwrap();
-    let mut block = noise(77, CHUNK);
-    let mut digester = Digester::new(Algorithm::Sha256);
-    for i in 0..SIZE / CHUNK {
-        block[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        digester.update(&block);
-        stdin.write_all(&block).unwrap();
-    }
-    drop(stdin);
-    assert!(patch.wait().unwrap().success(), "PATCH failed");
-    let digest = digester.finish();
-    let done = Command::new("curl")
-        .args([
-            "-sS",
-            "-f",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "PUT",
-        ])
-        .arg(format!("{base}{location}?digest={digest}"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&done.stdout), "201");
+    push_streamed(&format!("http://{}", server.addr), "big", 2 << 30, 77);
     let peak_mib = server.peak_rss_kib() / 1024;
     eprintln!("peak RSS of the server after a 2 GiB push to S3: {peak_mib} MiB");
     assert!(peak_mib < 64 + 32, "peak RSS {peak_mib} MiB");

@@ -515,3 +515,58 @@ pub fn podman(root: &Path, args: &[&str]) -> std::process::Output {
         .output()
         .unwrap_or_else(|e| panic!("cannot run podman (apt-get install podman): {e}"))
 }
+
+/// Pushes `size` bytes of noise to `repo` as one chunked-transfer `PATCH` streamed from curl's
+/// stdin (the server never sees a length), then the digest on `PUT`; returns the digest.
+pub fn push_streamed(base: &str, repo: &str, size: usize, seed: u64) -> Digest {
+    const CHUNK: usize = 1 << 20;
+    let out = Command::new("curl")
+        .args(["-sS", "-f", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+        .arg(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8(out.stdout).unwrap();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no location in {headers}"));
+    let mut patch = Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-X",
+            "PATCH",
+            "-H",
+            "Expect:",
+            "-T",
+            "-",
+        ])
+        .arg(format!("{base}{location}"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = patch.stdin.take().unwrap();
+    let mut block = noise(seed, CHUNK);
+    let mut digester = registry_core::Digester::new(registry_core::Algorithm::Sha256);
+    for i in 0..size / CHUNK {
+        block[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        digester.update(&block);
+        stdin.write_all(&block).unwrap();
+    }
+    drop(stdin);
+    assert!(patch.wait().unwrap().success(), "PATCH failed");
+    let digest = digester.finish();
+    let done = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .arg(format!("{base}{location}?digest={digest}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&done.stdout), "201", "PUT failed");
+    digest
+}
