@@ -1,7 +1,7 @@
 //! The core of an OCI distribution registry, usable without HTTP.
 //!
 //! - [`digest`]: content digests and a resumable streaming hash.
-//! - [`reference`]: repository names, tags and references, per the distribution-spec grammar.
+//! - [`reference`](mod@reference): repository names, tags and references, per the distribution-spec grammar.
 //! - [`manifest`]: validation of the four manifest kinds and OCI artifacts.
 //! - [`storage`]: the [`Storage`] trait that backends implement, and [`StorageExt`].
 //! - [`paths`]: the storage layout, drawn once.

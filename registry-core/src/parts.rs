@@ -57,11 +57,11 @@ impl Multipart<'_> {
     }
 
     async fn write_streamed(&mut self, data: ByteStream) -> Result<()> {
-        let id = self.id().await?;
         let mut data = data.peekable();
         if std::pin::Pin::new(&mut data).peek().await.is_none() {
             return Ok(());
         }
+        let id = self.id().await?;
         let part = self
             .storage
             .put_part(self.key, &id, self.parts.len(), data.boxed())

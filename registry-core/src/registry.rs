@@ -1010,7 +1010,7 @@ impl Registry {
         .await
         .map_err(|e| Self::upload_error(e, &session.id));
         let (tail, digester, len) = Self::check_tap(&tap, stored)?;
-        if len == 0 && id == session.multipart {
+        if len == 0 {
             return Ok(());
         }
         let old_tail = (session.tail > 0).then(|| paths::upload_tail(&session.id, session.offset));
@@ -1030,9 +1030,7 @@ impl Registry {
         };
         self.save_session(&next).await?;
         *session = next;
-        if let Some(old) = old_tail
-            && len > 0
-        {
+        if let Some(old) = old_tail {
             self.storage.delete(&old).await?;
         }
         Ok(())

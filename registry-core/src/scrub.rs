@@ -117,7 +117,7 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
     let mut objects = storage.list_recursive(paths::REPOSITORIES);
     while let Some(meta) = objects.try_next().await? {
         let key = meta.key;
-        let target = if key.ends_with("/link") && key.contains("/_manifests/tags/") {
+        let (target, found) = if key.ends_with("/link") && key.contains("/_manifests/tags/") {
             let bytes = storage.get_bytes(&key).await?;
             let digest = std::str::from_utf8(&bytes)
                 .ok()
@@ -128,7 +128,11 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
                 .and_then(|k| k.split("/_manifests/").next())
                 .and_then(|n| n.parse::<RepositoryName>().ok());
             match (repo, digest) {
-                (Some(repo), Some(d)) => paths::manifest_link(&repo, &d),
+                (Some(repo), Some(d)) => {
+                    let target = paths::manifest_link(&repo, &d);
+                    let found = storage.exists(&target).await?;
+                    (target, found)
+                }
                 _ => {
                     report.problems.push(Problem::DanglingLink {
                         key,
@@ -138,7 +142,8 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
                 }
             }
         } else if let Some((d, layer)) = link_digest(&key) {
-            report.links += 1;
+            let target = paths::blob_data(&d);
+            // A layer's bytes may be where its upload left them (object stores): locate them.
             let found = if layer {
                 match registry.locate_blob(&d).await {
                     Ok(_) => true,
@@ -146,18 +151,14 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
                     Err(e) => return Err(e),
                 }
             } else {
-                storage.exists(&paths::blob_data(&d)).await?
+                storage.exists(&target).await?
             };
-            if !found {
-                let target = paths::blob_data(&d);
-                report.problems.push(Problem::DanglingLink { key, target });
-            }
-            continue;
+            (target, found)
         } else {
             continue;
         };
         report.links += 1;
-        if !storage.exists(&target).await? {
+        if !found {
             report.problems.push(Problem::DanglingLink { key, target });
         }
     }

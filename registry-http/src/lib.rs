@@ -7,7 +7,7 @@
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - `handlers`: one module per endpoint family.
 //! - [`server`]: [`serve`], a server loop with connection and header-timeout limits.
-//! - `testing` (feature `testing`): [`testing::TestRegistry`], an in-process registry for tests.
+//! - `testing` (feature `testing`): `testing::TestRegistry`, an in-process registry for tests.
 //!
 //! ```
 //! use std::sync::Arc;

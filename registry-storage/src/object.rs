@@ -15,17 +15,18 @@
 //! Nothing relies on conditional writes ([`S3Options::build`] disables them), so engines that ignore
 //! `If-None-Match` or mishandle `If-Match` (Garage, rclone, Ceph RGW 16) are safe.
 //!
-//! Requests to S3 per blob, with the default 16 MiB parts and a blob of `n` parts (small records
-//! are one request each):
-//! - monolithic push (`POST ?digest=` or `POST` + `PUT` with the body): create the multipart at the
-//!   blob's own key, `n` part uploads, complete, put the layer link: `n + 3` (`2` for a blob under
-//!   one part: one put of the bytes, one put of the link), plus the session get/put of `POST`+`PUT`;
-//! - streamed push (`POST`, `PATCH`…, `PUT ?digest=`): each `PATCH` reads the session (and the
-//!   tail, if one is kept), stores its whole parts, writes the new tail and session; the `PUT`
-//!   stores the tail as the last part, completes, checks for an existing copy, writes the location
-//!   record and the link, deletes the tail and session. One `PATCH` of `n` parts: about `n + 12`;
-//! - pull: the layer link and the blob's size or location (cached after the first time per
-//!   process), then one ranged or whole GET.
+//! Requests to S3 per blob with the default 16 MiB parts, as counted from moto's log by
+//! `scripts/s3-requests.sh` (a blob of `n` parts):
+//! - monolithic push (`POST ?digest=`): create the multipart at the blob's own key, `n` parts,
+//!   complete, put the layer link: `n + 3` (6 for 40 MiB); under one part, one put of the bytes
+//!   and the link: 2;
+//! - streamed push (`POST`, `PATCH`, `PUT ?digest=`): the `POST` puts the session (1); a `PATCH`
+//!   gets the session, creates the multipart on its first part, stores its parts and puts the
+//!   session (`n + 3`, with one get more and a put and a delete of the tail when a remainder under
+//!   5 MiB is kept); the `PUT` gets the session, completes, looks for the blob (two misses), puts
+//!   the location record and the link, deletes the session (7): 14 for 40 MiB in one `PATCH`;
+//! - pull: the layer link, the blob's size or location (the first time per process: a miss on
+//!   its own key, then the record) and one ranged or whole GET: 4, then 2; `HEAD`: 1.
 
 use std::fmt;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use registry_core::{
     ByteStream, Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
     Result, Storage,
 };
+use serde::Deserialize;
 
 /// S3's smallest part (but the last).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -325,11 +327,17 @@ impl Storage for ObjectStorage {
 /// Where and how to reach an S3-compatible bucket. Whatever is left `None` comes from the standard
 /// `AWS_*` environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`, …).
-#[derive(Clone, Default)]
+///
+/// Deserializes from a configuration table of the same keys (`timeout_secs` for the timeout),
+/// without `bucket` and `prefix`, which come from the `s3://` URL; unknown keys are refused.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct S3Options {
     /// The bucket.
+    #[serde(skip)]
     pub bucket: String,
     /// A key prefix inside the bucket, so that one bucket can hold several registries.
+    #[serde(skip)]
     pub prefix: String,
     /// The service's URL, for anything but AWS itself (`http://127.0.0.1:9000`).
     pub endpoint: Option<String>,
@@ -349,7 +357,14 @@ pub struct S3Options {
     /// How long one S3 request may take, retries included, before the registry answers 503
     /// (120 s when `None`: completing a multipart upload of many GB takes S3 a while). An
     /// unreachable endpoint fails sooner, after a 5 s connect timeout per try.
+    #[serde(rename = "timeout_secs", deserialize_with = "seconds")]
     pub timeout: Option<Duration>,
+}
+
+fn seconds<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
 }
 
 impl fmt::Debug for S3Options {

@@ -1048,3 +1048,44 @@ async fn completion_interrupted_by_a_crash_can_be_retried(s: Arc<dyn Storage>) {
         "linked a blob the upload did not carry"
     );
 }
+
+/// On object stores a streamed blob is a location record: scrub hashes the bytes it points at,
+/// and reports a record whose bytes are gone or corrupt.
+#[tokio::test]
+async fn scrub_follows_blob_locations() {
+    let store = Arc::new(object_store::memory::InMemory::new());
+    let s: Arc<dyn Storage> =
+        Arc::new(registry_storage::ObjectStorage::new(store, "").with_part_size(4, 8));
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("a");
+    let data = b"streamed in parts of eight bytes";
+    let d = Digest::of(data);
+    let up = r.start_upload(&a).await.unwrap();
+    r.complete_upload(&a, &up.id, &d, Some((body(data), None)))
+        .await
+        .unwrap();
+    let location: registry_core::BlobLocation =
+        serde_json::from_slice(&s.get_bytes(&paths::blob_location(&d)).await.unwrap()).unwrap();
+    assert_eq!(location.key, paths::upload_data(&up.id));
+    let clean = registry_core::scrub::scrub(&r).await.unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert_eq!((clean.blobs, clean.bytes), (1, data.len() as u64));
+
+    use registry_core::scrub::Problem;
+    s.put(&location.key, Bytes::from_static(b"tampered"))
+        .await
+        .unwrap();
+    let report = registry_core::scrub::scrub(&r).await.unwrap();
+    let corrupt = Problem::CorruptBlob {
+        key: location.key.clone(),
+        actual: Digest::of(b"tampered"),
+    };
+    assert_eq!(report.problems, [corrupt]);
+    s.delete(&location.key).await.unwrap();
+    let report = registry_core::scrub::scrub(&r).await.unwrap();
+    let dangling = Problem::DanglingLink {
+        key: paths::blob_location(&d),
+        target: location.key,
+    };
+    assert!(report.problems.contains(&dangling), "{:?}", report.problems);
+}

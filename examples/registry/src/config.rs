@@ -102,52 +102,13 @@ pub struct Config {
     pub access: Vec<registry_http::policy::Rule>,
     /// Refuse every write while reads go on.
     pub read_only: bool,
-    /// How to reach S3 when `storage` is `s3://…`; unset keys come from the `AWS_*` variables.
-    pub s3: S3Config,
-}
-
-/// The `[s3]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct S3Config {
-    /// The service's URL, for anything but AWS (`AWS_ENDPOINT_URL`).
-    pub endpoint: Option<String>,
-    /// The region (`AWS_REGION`).
-    pub region: Option<String>,
-    /// The access key id (`AWS_ACCESS_KEY_ID`).
-    pub access_key_id: Option<String>,
-    /// The secret access key (`AWS_SECRET_ACCESS_KEY`).
-    pub secret_access_key: Option<String>,
-    /// Allow a plain `http://` endpoint (`AWS_ALLOW_HTTP`).
-    pub allow_http: Option<bool>,
-    /// Bytes per multipart part, at least 5 MiB (16 MiB by default); each upload in progress
-    /// holds up to two in memory.
-    pub part_size: Option<u64>,
-    /// Retries of a failed S3 request (3 by default).
-    pub max_retries: Option<usize>,
-    /// Seconds an S3 request may take, retries included, before the client gets 503 (120).
-    pub timeout_secs: Option<u64>,
-    /// Answer blob GETs with 307 to a presigned S3 URL valid this many seconds, so that clients
-    /// download straight from S3; off by default.
-    pub redirect_secs: Option<u64>,
-}
-
-impl S3Config {
-    /// The backend options for `bucket` and `prefix`.
-    pub fn options(&self, bucket: &str, prefix: &str) -> registry_storage::S3Options {
-        registry_storage::S3Options {
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-            endpoint: self.endpoint.clone(),
-            region: self.region.clone(),
-            access_key_id: self.access_key_id.clone(),
-            secret_access_key: self.secret_access_key.clone(),
-            allow_http: self.allow_http,
-            part_size: self.part_size,
-            max_retries: self.max_retries,
-            timeout: self.timeout_secs.map(std::time::Duration::from_secs),
-        }
-    }
+    /// How to reach S3 when `storage` is `s3://…` (the `[s3]` table: `endpoint`, `region`,
+    /// `access_key_id`, `secret_access_key`, `allow_http`, `part_size`, `max_retries`,
+    /// `timeout_secs`); unset keys come from the `AWS_*` variables.
+    pub s3: registry_storage::S3Options,
+    /// Answer blob GETs with 307 to a storage URL signed for this many seconds, so that clients
+    /// download straight from S3; off by default, and without effect on storage that cannot sign.
+    pub blob_redirect_secs: Option<u64>,
 }
 
 /// The `[token]` table.
@@ -204,7 +165,8 @@ impl Default for Config {
             groups: HashMap::new(),
             access: Vec::new(),
             read_only: false,
-            s3: S3Config::default(),
+            s3: registry_storage::S3Options::default(),
+            blob_redirect_secs: None,
         }
     }
 }
@@ -266,6 +228,16 @@ mod tests {
             .to_string();
         assert!(err.contains("listn"), "{err}");
         assert!(toml::from_str::<Config>("storage = \"disk\"").is_err());
+        let c: Config = toml::from_str("[s3]\npart_size = 8388608\ntimeout_secs = 7").unwrap();
+        assert_eq!(c.s3.part_size, Some(8 << 20));
+        assert_eq!(c.s3.timeout, Some(std::time::Duration::from_secs(7)));
+        let err = toml::from_str::<Config>("[s3]\nbucket = \"b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bucket"),
+            "the bucket comes from --storage: {err}"
+        );
     }
 
     #[test]

@@ -125,13 +125,17 @@ fn registry(config: &Config) -> Result<Registry, String> {
                 .inline_reads(config.fs_inline_reads),
         ),
         StorageSpec::Memory => Arc::new(MemoryStorage::new()),
-        StorageSpec::S3 { bucket, prefix } => Arc::new(
-            config
-                .s3
-                .options(bucket, prefix)
+        StorageSpec::S3 { bucket, prefix } => {
+            let options = registry_storage::S3Options {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                ..config.s3.clone()
+            };
+            let storage = options
                 .build()
-                .map_err(|e| format!("cannot use {}: {e}", config.storage))?,
-        ),
+                .map_err(|e| format!("cannot use {}: {e}", config.storage))?;
+            Arc::new(storage)
+        }
     };
     Ok(Registry::new(
         storage,
@@ -167,7 +171,7 @@ async fn serve(config: Config) -> Result<(), String> {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
         access,
         read_only: config.read_only,
-        blob_redirect: config.s3.redirect_secs.map(Duration::from_secs),
+        blob_redirect: config.blob_redirect_secs.map(Duration::from_secs),
     };
     let limits = registry_http::ServeOptions {
         tls,

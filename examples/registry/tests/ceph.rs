@@ -121,23 +121,9 @@ async fn an_upload_moves_between_replicas() {
     let p = prefix();
     let (a, b) = (ceph.replica(&p), ceph.replica(&p));
     let (api_a, api_b) = (Api::new(&a.addr), Api::new(&b.addr));
-    let data = noise(21, 23 << 20);
-    let location = api_a.start_upload("moves/x").await.unwrap();
-    let mid = api_a.patch(&location, 0, &data[..9 << 20]).await.unwrap();
-    assert_eq!(api_b.upload_offset(&location).await.unwrap(), Some(mid));
-    let end = api_b.patch(&location, mid, &data[9 << 20..]).await.unwrap();
-    assert_eq!(end, data.len() as u64);
-    api_a.complete(&location, &Digest::of(&data)).await.unwrap();
-    for api in [&api_a, &api_b] {
-        let got = api
-            .get(&format!("/v2/moves/x/blobs/{}", Digest::of(&data)))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        assert!(got == data, "a replica served other bytes");
-    }
+    api_a
+        .upload_across(&api_b, "moves/x", &noise(21, 23 << 20), 9 << 20)
+        .await;
 }
 
 #[tokio::test]

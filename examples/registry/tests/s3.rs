@@ -78,21 +78,9 @@ async fn two_replicas_share_one_bucket() {
     let b = start(&storage, &[], &env);
     let (api_a, api_b) = (Api::new(&a.addr), Api::new(&b.addr));
 
-    let data = noise(3, 13 << 20);
-    let location = api_a.start_upload("shared/x").await.unwrap();
-    let mid = api_a.patch(&location, 0, &data[..6 << 20]).await.unwrap();
-    assert_eq!(api_b.upload_offset(&location).await.unwrap(), Some(mid));
-    let end = api_b.patch(&location, mid, &data[6 << 20..]).await.unwrap();
-    assert_eq!(end, data.len() as u64);
-    api_a.complete(&location, &Digest::of(&data)).await.unwrap();
-    let got = api_b
-        .get(&format!("/v2/shared/x/blobs/{}", Digest::of(&data)))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert!(got == data, "replica B served other bytes");
+    api_a
+        .upload_across(&api_b, "shared/x", &noise(3, 13 << 20), 6 << 20)
+        .await;
 
     let image = TestImage::new(5, vec![noise(6, 7 << 20), noise(7, 100)]);
     api_a.push_image("shared/img", "v1", &image).await.unwrap();
@@ -102,14 +90,14 @@ async fn two_replicas_share_one_bucket() {
     );
 }
 
-/// With `redirect_secs`, blob GETs answer 307 to a presigned URL that serves the bytes; HEAD
+/// With `blob_redirect_secs`, blob GETs answer 307 to a presigned URL that serves the bytes; HEAD
 /// and manifests are still answered by the registry.
 #[tokio::test]
 async fn pulls_redirect_to_presigned_urls() {
     let (bucket, env) = bucket();
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("registry.toml");
-    std::fs::write(&config, "[s3]\nredirect_secs = 60\n").unwrap();
+    std::fs::write(&config, "blob_redirect_secs = 60\n").unwrap();
     let server = start(
         &format!("s3://{bucket}/p"),
         &["--config", config.to_str().unwrap()],

@@ -2,15 +2,15 @@
 //!
 //! Layout under the root: each key is a relative path; `.tmp/` holds files being written,
 //! `.multipart/<id>/data` the parts of an upload in progress, appended one after another
-//! ([`upload`]). Names starting with `.` are never keys.
+//! (`upload`). Names starting with `.` are never keys.
 //!
 //! Every put writes a temporary file, fsyncs it and renames it into place, then fsyncs the
 //! folder, so a crash at any instant leaves either the old object or the new one. Parts are
 //! fsynced before `put_part` returns. Several processes on one host may share a root: nothing is
 //! held in memory between calls, and appends to an upload hold a file lock.
 //!
-//! - [`io`]: streams into and out of files on blocking threads, without user-space copies.
-//! - [`upload`]: multipart uploads as appends to one file; completion is usually a rename.
+//! - `io`: streams into and out of files on blocking threads, without user-space copies.
+//! - `upload`: multipart uploads as appends to one file; completion is usually a rename.
 
 use std::io::{ErrorKind, SeekFrom};
 use std::path::{Path, PathBuf};

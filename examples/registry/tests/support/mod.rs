@@ -435,6 +435,28 @@ impl Api {
         expect(r, 200).await
     }
 
+    /// An upload started here, continued by `PATCH` through `other` (after it reports the same
+    /// offset), completed here; then both must serve the blob's exact bytes.
+    pub async fn upload_across(&self, other: &Api, repo: &str, data: &[u8], split: usize) {
+        let location = self.start_upload(repo).await.unwrap();
+        let mid = self.patch(&location, 0, &data[..split]).await.unwrap();
+        assert_eq!(other.upload_offset(&location).await.unwrap(), Some(mid));
+        let end = other.patch(&location, mid, &data[split..]).await.unwrap();
+        assert_eq!(end, data.len() as u64);
+        let digest = Digest::of(data);
+        self.complete(&location, &digest).await.unwrap();
+        for api in [self, other] {
+            let got = api
+                .get(&format!("/v2/{repo}/blobs/{digest}"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert!(got == data, "{} served other bytes", api.base);
+        }
+    }
+
     /// Pulls a manifest and all its blobs, verifying every digest; returns the manifest's digest.
     pub async fn pull_verified(&self, repo: &str, reference: &str) -> Result<Digest, String> {
         let r = self
