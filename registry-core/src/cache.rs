@@ -27,6 +27,7 @@ pub(crate) struct Caches {
     manifest_bytes: Cache<Digest, Bytes, ByLength>,
     revisions: Cache<(RepositoryName, Digest), (ManifestInfo, Instant)>,
     blob_locations: Cache<Digest, BlobLocation>,
+    touched: Cache<Digest, Instant>,
     ttl: Duration,
 }
 
@@ -45,6 +46,7 @@ impl Caches {
             manifest_bytes: Cache::with_weighter(1024, manifest_bytes.max(1), ByLength),
             revisions: Cache::new(16 * 1024),
             blob_locations: Cache::new(64 * 1024),
+            touched: Cache::new(64 * 1024),
             ttl,
         }
     }
@@ -88,5 +90,22 @@ impl Caches {
 
     pub fn put_blob_location(&self, d: &Digest, location: &BlobLocation) {
         self.blob_locations.insert(d.clone(), location.clone());
+    }
+
+    pub fn forget_blob(&self, d: &Digest) {
+        self.blob_locations.remove(d);
+        self.touched.remove(d);
+        self.manifest_bytes.remove(d);
+    }
+
+    /// True when this process marked the blob as in use less than `interval` ago.
+    pub fn touched_within(&self, d: &Digest, interval: Duration) -> bool {
+        self.touched
+            .get(d)
+            .is_some_and(|at| at.elapsed() < interval)
+    }
+
+    pub fn put_touched(&self, d: &Digest) {
+        self.touched.insert(d.clone(), Instant::now());
     }
 }

@@ -7,6 +7,7 @@
 //! - [`paths`]: the storage layout, drawn once.
 //! - [`upload`]: the state of an upload spanning many requests.
 //! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`].
+//! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
@@ -14,6 +15,7 @@
 mod cache;
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod manifest;
 mod parts;
 pub mod paths;

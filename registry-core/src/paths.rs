@@ -4,7 +4,9 @@
 //! <root>
 //! ├── blobs/<alg>/<hex[0..2]>/<hex>/
 //! │   ├── data                                        bytes of a blob or manifest, once per digest
-//! │   └── location                                    or: where they are (a BlobLocation, JSON)
+//! │   ├── location                                    or: where they are (a BlobLocation, JSON)
+//! │   └── used                                        empty; written when a push reuses the blob,
+//! │                                                   its age tells garbage collection it is in use
 //! ├── data/<id>                                       bytes an upload received, until renamed to
 //! │                                                   blobs/…/data (or for good, see below)
 //! ├── repositories/<name>/                            <name> has one or more components
@@ -53,6 +55,16 @@ pub fn blob_data(d: &Digest) -> String {
 pub fn blob_location(d: &Digest) -> String {
     format!(
         "{BLOBS}/{}/{}/{}/location",
+        d.algorithm(),
+        &d.hex()[..2],
+        d.hex()
+    )
+}
+
+/// An empty object whose modification time says when a push last reused the blob.
+pub fn blob_used(d: &Digest) -> String {
+    format!(
+        "{BLOBS}/{}/{}/{}/used",
         d.algorithm(),
         &d.hex()[..2],
         d.hex()
@@ -134,6 +146,80 @@ pub fn upload_tail(id: &str, offset: u64) -> String {
     format!("{UPLOADS}/{id}/tail-{offset}")
 }
 
+/// The kind of object found under [`BLOBS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobObject {
+    /// [`blob_data`]
+    Data,
+    /// [`blob_location`]
+    Location,
+    /// [`blob_used`]
+    Used,
+}
+
+/// The digest and kind of a key under [`BLOBS`]; `None` for a key this layout never builds.
+pub fn parse_blob_key(key: &str) -> Option<(Digest, BlobObject)> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let [BLOBS, alg, _, hex, name] = parts[..] else {
+        return None;
+    };
+    let d: Digest = format!("{alg}:{hex}").parse().ok()?;
+    let (kind, expected) = match name {
+        "data" => (BlobObject::Data, blob_data(&d)),
+        "location" => (BlobObject::Location, blob_location(&d)),
+        "used" => (BlobObject::Used, blob_used(&d)),
+        _ => return None,
+    };
+    (expected == key).then_some((d, kind))
+}
+
+/// What a key under [`REPOSITORIES`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryEntry {
+    /// [`tag_link`]
+    Tag,
+    /// [`manifest_link`]
+    Revision(Digest),
+    /// [`layer_link`]
+    Layer(Digest),
+    /// [`referrer`]
+    Referrer {
+        /// The manifest referred to.
+        subject: Digest,
+        /// The manifest referring to it.
+        referrer: Digest,
+    },
+}
+
+/// The repository and entry a key under [`REPOSITORIES`] is; `None` for a key this layout never
+/// builds.
+pub fn parse_repository_key(key: &str) -> Option<(RepositoryName, RepositoryEntry)> {
+    let rest = key.strip_prefix(REPOSITORIES)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let at = parts.iter().position(|p| p.starts_with('_'))?;
+    let name: RepositoryName = parts[..at].join("/").parse().ok()?;
+    let digest = |alg: &str, hex: &str| format!("{alg}:{hex}").parse::<Digest>().ok();
+    let entry = match parts[at..] {
+        ["_layers", alg, hex, "link"] => RepositoryEntry::Layer(digest(alg, hex)?),
+        [MANIFESTS_DIR, "revisions", alg, hex, "link"] => {
+            RepositoryEntry::Revision(digest(alg, hex)?)
+        }
+        [MANIFESTS_DIR, "tags", tag, "current", "link"] => {
+            tag.parse::<Tag>().ok()?;
+            RepositoryEntry::Tag
+        }
+        ["_referrers", alg, hex, entry] => {
+            let (ralg, rhex) = entry.split_once('-')?;
+            RepositoryEntry::Referrer {
+                subject: digest(alg, hex)?,
+                referrer: digest(ralg, rhex)?,
+            }
+        }
+        _ => return None,
+    };
+    Some((name, entry))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +239,58 @@ mod tests {
             "repositories/a/blobs/c/_manifests/tags/v1/current/link"
         );
         assert!(referrer(&n, &d, &d).starts_with(&referrers(&n, &d)));
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let d = Digest::of(b"x");
+        let e = Digest::of(b"y");
+        let n: RepositoryName = "a/b".parse().unwrap();
+        let t: Tag = "v1".parse().unwrap();
+        assert_eq!(
+            parse_blob_key(&blob_data(&d)),
+            Some((d.clone(), BlobObject::Data))
+        );
+        assert_eq!(
+            parse_blob_key(&blob_location(&d)),
+            Some((d.clone(), BlobObject::Location))
+        );
+        assert_eq!(
+            parse_blob_key(&blob_used(&d)),
+            Some((d.clone(), BlobObject::Used))
+        );
+        let misplaced = blob_data(&d).replace(&format!("/{}/", &d.hex()[..2]), "/00/");
+        for bad in [
+            misplaced.as_str(),
+            "blobs/sha256/x",
+            "blobs/sha256/ab/cd/data",
+        ] {
+            assert_eq!(parse_blob_key(bad), None, "{bad}");
+        }
+        let parse = |k: String| parse_repository_key(&k).map(|(name, e)| (name.to_string(), e));
+        assert_eq!(
+            parse(tag_link(&n, &t)),
+            Some(("a/b".into(), RepositoryEntry::Tag))
+        );
+        assert_eq!(
+            parse(manifest_link(&n, &d)),
+            Some(("a/b".into(), RepositoryEntry::Revision(d.clone())))
+        );
+        assert_eq!(
+            parse(layer_link(&n, &d)),
+            Some(("a/b".into(), RepositoryEntry::Layer(d.clone())))
+        );
+        assert_eq!(
+            parse(referrer(&n, &d, &e)),
+            Some((
+                "a/b".into(),
+                RepositoryEntry::Referrer {
+                    subject: d.clone(),
+                    referrer: e
+                }
+            ))
+        );
+        assert_eq!(parse("repositories/a/_layers/x".into()), None);
+        assert_eq!(parse("repositories/_layers/sha256/x/link".into()), None);
     }
 }

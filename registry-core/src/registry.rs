@@ -34,6 +34,10 @@ pub struct RegistryConfig {
     pub metadata_ttl: std::time::Duration,
     /// Bytes of manifests kept in memory, by digest (they never change).
     pub manifest_cache_bytes: u64,
+    /// How often a push that reuses a stored blob (found by `HEAD`, mounted, or named by a
+    /// manifest) marks it in use, at most, per process. Garbage collection keeps blobs marked within
+    /// its grace period, which must therefore exceed this plus the longest push.
+    pub touch_interval: std::time::Duration,
 }
 
 impl Default for RegistryConfig {
@@ -43,6 +47,7 @@ impl Default for RegistryConfig {
             validate_references: true,
             metadata_ttl: std::time::Duration::from_secs(5),
             manifest_cache_bytes: 16 * 1024 * 1024,
+            touch_interval: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -256,6 +261,11 @@ impl Registry {
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
         self.require_layer(repo, digest).await?;
         let size = self.locate_blob(digest).await?.size;
+        // A push that finds the blob here will reference it: keep garbage collection off it. A
+        // read must not fail for that (read-only storage); the manifest PUT marks it again.
+        if self.touch_blob(digest).await.is_err() {
+            self.caches.put_touched(digest);
+        }
         Ok(BlobInfo {
             digest: digest.clone(),
             size,
@@ -271,11 +281,16 @@ impl Registry {
     ) -> Result<BlobContent> {
         self.require_layer(repo, digest).await?;
         let location = self.locate_blob(digest).await?;
-        let res = self
-            .storage
-            .get(&location.key, range)
-            .await
-            .map_err(|e| self.blob_error(e, digest))?;
+        let res = match self.storage.get(&location.key, range).await {
+            Ok(res) => res,
+            Err(e) => {
+                if e.is_not_found() {
+                    // Collected since it was cached.
+                    self.caches.forget_blob(digest);
+                }
+                return Err(self.blob_error(e, digest));
+            }
+        };
         Ok(BlobContent {
             digest: digest.clone(),
             size: res.size,
@@ -301,9 +316,15 @@ impl Registry {
     ///
     /// Cached by digest: content-addressed bytes never change.
     pub async fn locate_blob(&self, digest: &Digest) -> Result<BlobLocation> {
-        if let Some(location) = self.caches.blob_location(digest) {
-            return Ok(location);
+        match self.caches.blob_location(digest) {
+            Some(location) => Ok(location),
+            None => self.locate_blob_in_storage(digest).await,
         }
+    }
+
+    /// [`Registry::locate_blob`] asking storage, not the cache: for writes that rely on the
+    /// bytes being there now (garbage collection in another process may have removed them).
+    async fn locate_blob_in_storage(&self, digest: &Digest) -> Result<BlobLocation> {
         let key = paths::blob_data(digest);
         let location = match self.storage.head(&key).await {
             Ok(meta) => BlobLocation {
@@ -377,10 +398,14 @@ impl Registry {
             (Err(e), None) => return Err(e),
         };
         match id {
-            Some(id) => self.storage.complete_multipart(&key, &id, parts).await?,
+            Some(id) => {
+                self.mark_assembled(digest).await?;
+                self.storage.complete_multipart(&key, &id, parts).await?
+            }
             None => self.storage.put(&key, small).await?,
         }
         self.link_layer(repo, digest).await?;
+        self.caches.put_touched(digest);
         Ok(BlobInfo {
             digest: digest.clone(),
             size: len,
@@ -398,7 +423,8 @@ impl Registry {
         if let Some(from) = from {
             self.require_layer(from, digest).await?;
         }
-        let size = self.locate_blob(digest).await?.size;
+        let size = self.locate_blob_in_storage(digest).await?.size;
+        self.touch_blob(digest).await?;
         self.link_layer(repo, digest).await?;
         Ok(BlobInfo {
             digest: digest.clone(),
@@ -504,6 +530,7 @@ impl Registry {
             }
             self.storage.put(&paths::blob_data(digest), tail).await?;
             self.link_layer(repo, digest).await?;
+            self.caches.put_touched(digest);
             self.forget_session(&session).await?;
             return Ok(info);
         };
@@ -550,10 +577,13 @@ impl Registry {
                 .rename(&data_key, &paths::blob_data(digest))
                 .await?;
         } else {
-            match self.locate_blob(digest).await {
+            match self.locate_blob_in_storage(digest).await {
                 // Already stored (maybe by this very upload, before a crash).
                 Ok(found) if found.key == data_key => {}
-                Ok(_) => self.storage.delete(&data_key).await?,
+                Ok(_) => {
+                    self.touch_blob(digest).await?;
+                    self.storage.delete(&data_key).await?;
+                }
                 Err(Error::BlobUnknown { .. }) => {
                     let location = BlobLocation {
                         key: data_key,
@@ -567,6 +597,7 @@ impl Registry {
             }
         }
         self.link_layer(repo, digest).await?;
+        self.caches.put_touched(digest);
         self.forget_session(&session).await?;
         Ok(info)
     }
@@ -845,6 +876,41 @@ impl Registry {
             .await
     }
 
+    /// Marks a stored blob as in use by a push ([`paths::blob_used`]), at most once per
+    /// [`RegistryConfig::touch_interval`] per process.
+    async fn touch_blob(&self, digest: &Digest) -> Result<()> {
+        if self
+            .caches
+            .touched_within(digest, self.config.touch_interval)
+        {
+            return Ok(());
+        }
+        self.storage
+            .put(&paths::blob_used(digest), Bytes::new())
+            .await?;
+        self.caches.put_touched(digest);
+        Ok(())
+    }
+
+    /// Marks a blob in use just before a multipart upload assembles it, on stores that date such
+    /// an object from the upload's start (S3): a long upload would otherwise look old to garbage
+    /// collection until its repository links it.
+    async fn mark_assembled(&self, digest: &Digest) -> Result<()> {
+        if self.storage.part_size().is_none() {
+            return Ok(());
+        }
+        self.storage
+            .put(&paths::blob_used(digest), Bytes::new())
+            .await?;
+        self.caches.put_touched(digest);
+        Ok(())
+    }
+
+    /// Drops what this process remembers about a blob that garbage collection removed.
+    pub(crate) fn forget_blob(&self, digest: &Digest) {
+        self.caches.forget_blob(digest);
+    }
+
     fn blob_error(&self, e: Error, digest: &Digest) -> Error {
         if e.is_not_found() {
             Error::BlobUnknown {
@@ -884,16 +950,13 @@ impl Registry {
             .iter()
             .map(|d| (paths::manifest_link(repo, &d.digest), d.digest.clone()));
         let checks: Vec<_> = blobs.chain(children).collect();
-        let storage = self.storage.clone();
         futures::stream::iter(checks)
-            .map(move |(key, digest)| {
-                let storage = storage.clone();
-                async move {
-                    if storage.exists(&key).await? {
-                        Ok(())
-                    } else {
-                        Err(Error::ManifestBlobUnknown { digest })
-                    }
+            .map(move |(key, digest)| async move {
+                if self.storage.exists(&key).await? {
+                    // Keep garbage collection off what this manifest is about to reference.
+                    self.touch_blob(&digest).await
+                } else {
+                    Err(Error::ManifestBlobUnknown { digest })
                 }
             })
             .buffer_unordered(16)
@@ -926,7 +989,7 @@ impl Registry {
     }
 
     /// Frees everything an unfinished upload stored.
-    async fn end_session(&self, session: &UploadSession) -> Result<()> {
+    pub(crate) async fn end_session(&self, session: &UploadSession) -> Result<()> {
         let data_key = paths::upload_data(&session.id);
         if let Some(multipart) = &session.multipart {
             self.storage.abort_multipart(&data_key, multipart).await?;

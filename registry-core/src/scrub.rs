@@ -47,29 +47,6 @@ pub struct ScrubReport {
     pub problems: Vec<Problem>,
 }
 
-/// The digest a blob's data or location record is stored under, and whether it is the location.
-fn blob_digest(key: &str) -> Option<(Digest, bool)> {
-    let mut parts = key.split('/');
-    let (Some(paths::BLOBS), Some(alg), Some(_), Some(hex), Some(name), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let d: Digest = format!("{alg}:{hex}").parse().ok()?;
-    let location = name == "location";
-    let expected = if location {
-        paths::blob_location(&d)
-    } else {
-        paths::blob_data(&d)
-    };
-    (expected == key).then_some((d, location))
-}
-
 /// Re-hashes every blob and checks that every layer link, manifest revision and tag of every
 /// repository points at stored data.
 pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
@@ -77,12 +54,15 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
     let mut report = ScrubReport::default();
     let mut blobs = storage.list_recursive(paths::BLOBS);
     while let Some(meta) = blobs.try_next().await? {
-        let Some((expected, location)) = blob_digest(&meta.key) else {
+        let Some((expected, kind)) = paths::parse_blob_key(&meta.key) else {
             report.problems.push(Problem::StrayObject { key: meta.key });
             continue;
         };
         let mut key = meta.key;
-        if location {
+        if kind == paths::BlobObject::Used {
+            continue;
+        }
+        if kind == paths::BlobObject::Location {
             let record = storage.get_bytes(&key).await?;
             match serde_json::from_slice::<BlobLocation>(&record) {
                 Ok(l) if storage.exists(&l.key).await? => key = l.key,

@@ -1,0 +1,535 @@
+//! Garbage collection: removes what no tag reaches, and abandoned uploads, while pushes go on.
+//!
+//! [`collect`] marks, in every repository, the manifests its tags reach, the children of reachable
+//! indexes and (optionally) the referrers of reachable manifests, then the blobs they name. It
+//! then removes, in an order that never leaves a link to missing bytes:
+//!
+//! 1. untagged manifests nothing reaches (only with [`GcOptions::delete_untagged`]);
+//! 2. layer links to blobs no kept manifest of the repository names;
+//! 3. blobs no repository links any more, with their location record and `used` marker;
+//! 4. bytes of streamed uploads that nothing points at (`data/<id>`), and stale upload tails;
+//! 5. uploads idle for longer than [`GcOptions::upload_max_age`] (aborting their multipart
+//!    uploads on object stores).
+//!
+//! **Safe during pushes.** Nothing younger than [`GcOptions::grace`] is removed: a blob whose
+//! bytes, any link or its `used` marker ([`crate::paths::blob_used`]) changed within the grace
+//! period is kept with all its links, and so is a manifest pushed within it, with everything it
+//! reaches. A push that reuses a stored blob marks it used (on `HEAD`, mount, and manifest `PUT`,
+//! at most once per [`crate::RegistryConfig::touch_interval`]), and a blob's marker and bytes are
+//! read again just before it is removed. The grace period must therefore exceed the touch interval
+//! plus the longest push; the default hour against ten minutes leaves room.
+//!
+//! If a manifest that must be kept cannot be read, collection stops before removing anything.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use futures::TryStreamExt;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::paths;
+use crate::reference::{Reference, RepositoryName};
+use crate::registry::{BlobLocation, Registry};
+use crate::storage::{ObjectMeta, StorageExt};
+use crate::upload::UploadSession;
+
+/// What [`collect`] removes, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Anything written or used more recently than this is kept. Default: one hour.
+    pub grace: Duration,
+    /// Also remove manifests that no tag reaches (by default they are kept, with their blobs).
+    pub delete_untagged: bool,
+    /// Keep the referrers (signatures, SBOMs…) of every kept manifest. Default: true.
+    pub keep_referrers: bool,
+    /// Uploads that received nothing for this long are abandoned and removed. Default: 24 hours.
+    pub upload_max_age: Duration,
+    /// Report what would be removed, and remove nothing.
+    pub dry_run: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace: Duration::from_secs(3600),
+            delete_untagged: false,
+            keep_referrers: true,
+            upload_max_age: Duration::from_secs(24 * 3600),
+            dry_run: false,
+        }
+    }
+}
+
+/// One thing [`collect`] removed (or would remove, in a dry run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A blob's bytes, shared by every repository.
+    Blob {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        bytes: u64,
+    },
+    /// An untagged manifest, from one repository.
+    Manifest {
+        /// The repository.
+        repository: RepositoryName,
+        /// The manifest.
+        digest: Digest,
+    },
+    /// A blob's link from one repository.
+    Link {
+        /// The repository.
+        repository: RepositoryName,
+        /// The blob.
+        digest: Digest,
+    },
+    /// An upload that received nothing for [`GcOptions::upload_max_age`].
+    Upload {
+        /// The upload's id.
+        id: String,
+        /// The bytes it had received.
+        bytes: u64,
+    },
+    /// An object nothing points at: bytes of an upload that lost a race or crashed, a stale tail.
+    Orphan {
+        /// Its key.
+        key: String,
+        /// Its size.
+        bytes: u64,
+    },
+}
+
+impl Removal {
+    /// Storage bytes the removal frees (links and manifest records count as nothing).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Removal::Blob { bytes, .. }
+            | Removal::Upload { bytes, .. }
+            | Removal::Orphan { bytes, .. } => *bytes,
+            Removal::Manifest { .. } | Removal::Link { .. } => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Removal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Removal::Blob { digest, bytes } => write!(f, "blob {digest} ({bytes} bytes)"),
+            Removal::Manifest { repository, digest } => {
+                write!(f, "manifest {repository}@{digest}")
+            }
+            Removal::Link { repository, digest } => write!(f, "link {repository}@{digest}"),
+            Removal::Upload { id, bytes } => write!(f, "upload {id} ({bytes} bytes)"),
+            Removal::Orphan { key, bytes } => write!(f, "orphan {key} ({bytes} bytes)"),
+        }
+    }
+}
+
+/// What a collection saw and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Repositories walked.
+    pub repositories: u64,
+    /// Manifests kept, over all repositories.
+    pub manifests_kept: u64,
+    /// Blobs kept (manifests' bytes included).
+    pub blobs_kept: u64,
+    /// Everything removed, or that would be in a dry run.
+    pub removed: Vec<Removal>,
+    /// True when nothing was actually removed.
+    pub dry_run: bool,
+}
+
+impl GcReport {
+    /// Bytes freed (or that would be).
+    pub fn bytes_freed(&self) -> u64 {
+        self.removed.iter().map(Removal::bytes).sum()
+    }
+}
+
+/// What `blobs/` holds for one digest.
+#[derive(Debug, Default)]
+struct StoredBlob {
+    /// Its objects: data or location record, and the `used` marker.
+    keys: Vec<String>,
+    /// Where a location record points.
+    target: Option<String>,
+    size: u64,
+    newest: Option<SystemTime>,
+}
+
+/// What `repositories/<name>/` holds.
+#[derive(Debug, Default)]
+struct Repo {
+    tags: Vec<String>,
+    revisions: BTreeMap<Digest, SystemTime>,
+    layers: BTreeMap<Digest, SystemTime>,
+    referrers: HashMap<Digest, Vec<Digest>>,
+}
+
+/// What one repository keeps.
+#[derive(Debug, Default)]
+struct Marked {
+    manifests: HashSet<Digest>,
+    blobs: HashSet<Digest>,
+}
+
+/// Runs one collection over the registry's storage; see the module documentation.
+pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let now = SystemTime::now();
+    let cutoff = now
+        .checked_sub(options.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let blobs = list_blobs(registry).await?;
+    let repos = list_repositories(registry).await?;
+    let mut marked = BTreeMap::new();
+    for (name, repo) in &repos {
+        marked.insert(
+            name.clone(),
+            mark(registry, name, repo, options, cutoff).await?,
+        );
+    }
+    let mut gc = Collection {
+        registry,
+        dry_run: options.dry_run,
+        report: GcReport {
+            repositories: repos.len() as u64,
+            dry_run: options.dry_run,
+            ..GcReport::default()
+        },
+    };
+    let fresh = |d: &Digest| {
+        blobs
+            .get(d)
+            .and_then(|b| b.newest)
+            .is_some_and(|t| t > cutoff)
+    };
+    let mut linked = HashSet::new();
+    let mut kept = HashSet::new();
+    for (name, repo) in &repos {
+        let keep = &marked[name];
+        gc.report.manifests_kept += keep.manifests.len() as u64;
+        kept.extend(keep.manifests.iter().cloned());
+        kept.extend(keep.blobs.iter().cloned());
+        for (digest, &modified) in &repo.revisions {
+            if keep.manifests.contains(digest) || modified > cutoff || fresh(digest) {
+                linked.insert(digest.clone());
+            } else {
+                gc.remove_manifest(name, digest).await?;
+            }
+        }
+        for (digest, &modified) in &repo.layers {
+            if keep.blobs.contains(digest) || modified > cutoff || fresh(digest) {
+                linked.insert(digest.clone());
+            } else {
+                gc.remove_link(name, digest).await?;
+            }
+        }
+    }
+    let mut targets = HashSet::new();
+    for (digest, blob) in &blobs {
+        let in_use = kept.contains(digest)
+            || linked.contains(digest)
+            || blob.newest.is_none_or(|t| t > cutoff)
+            || used_since(registry, digest, blob, cutoff).await?;
+        if in_use {
+            gc.report.blobs_kept += 1;
+            targets.extend(blob.target.clone());
+        } else {
+            gc.remove_blob(digest, blob).await?;
+        }
+    }
+    gc.remove_orphans(&targets, cutoff).await?;
+    let idle_since = now
+        .checked_sub(options.upload_max_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    gc.purge_uploads(idle_since, cutoff).await?;
+    Ok(gc.report)
+}
+
+/// True when the blob's objects changed after `cutoff` since they were listed: a push reused it.
+async fn used_since(
+    registry: &Registry,
+    digest: &Digest,
+    blob: &StoredBlob,
+    cutoff: SystemTime,
+) -> Result<bool> {
+    let storage = registry.storage();
+    let mut keys = blob.keys.clone();
+    keys.push(paths::blob_used(digest));
+    for key in keys {
+        match storage.head(&key).await {
+            Ok(meta) if meta.last_modified > cutoff => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// Reads `blobs/`: every digest's objects, size and newest modification.
+async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, StoredBlob>> {
+    let storage = registry.storage();
+    let mut blobs: BTreeMap<Digest, StoredBlob> = BTreeMap::new();
+    let mut listing = storage.list_recursive(paths::BLOBS);
+    while let Some(meta) = listing.try_next().await? {
+        // Objects of any other shape are for scrub to report.
+        let Some((digest, kind)) = paths::parse_blob_key(&meta.key) else {
+            continue;
+        };
+        let blob = blobs.entry(digest).or_default();
+        blob.newest = blob.newest.max(Some(meta.last_modified));
+        match kind {
+            paths::BlobObject::Data => blob.size = meta.size,
+            paths::BlobObject::Location => {
+                if let Some(bytes) = storage.get_opt(&meta.key).await? {
+                    let location: BlobLocation = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::storage(format!("corrupt record at {}: {e}", meta.key))
+                    })?;
+                    blob.size = location.size;
+                    blob.target = Some(location.key);
+                }
+            }
+            paths::BlobObject::Used => continue,
+        }
+        blob.keys.push(meta.key);
+    }
+    Ok(blobs)
+}
+
+/// Reads `repositories/`: every repository's tags, revisions, layer links and referrers.
+async fn list_repositories(registry: &Registry) -> Result<BTreeMap<RepositoryName, Repo>> {
+    let storage = registry.storage();
+    let mut repos: BTreeMap<RepositoryName, Repo> = BTreeMap::new();
+    let mut listing = storage.list_recursive(paths::REPOSITORIES);
+    while let Some(ObjectMeta {
+        key, last_modified, ..
+    }) = listing.try_next().await?
+    {
+        let Some((name, entry)) = paths::parse_repository_key(&key) else {
+            continue;
+        };
+        let repo = repos.entry(name).or_default();
+        match entry {
+            paths::RepositoryEntry::Tag => repo.tags.push(key),
+            paths::RepositoryEntry::Revision(d) => {
+                repo.revisions.insert(d, last_modified);
+            }
+            paths::RepositoryEntry::Layer(d) => {
+                repo.layers.insert(d, last_modified);
+            }
+            paths::RepositoryEntry::Referrer { subject, referrer } => {
+                repo.referrers.entry(subject).or_default().push(referrer);
+            }
+        }
+    }
+    Ok(repos)
+}
+
+/// Marks what one repository keeps: what its tags reach, and every manifest pushed within the
+/// grace period (or every manifest, unless untagged ones go).
+async fn mark(
+    registry: &Registry,
+    name: &RepositoryName,
+    repo: &Repo,
+    options: &GcOptions,
+    cutoff: SystemTime,
+) -> Result<Marked> {
+    let storage = registry.storage();
+    let mut pending: Vec<Digest> = Vec::new();
+    for key in &repo.tags {
+        if let Some(bytes) = storage.get_opt(key).await? {
+            let digest = std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| Error::storage(format!("corrupt link at {key}")))?;
+            pending.push(digest);
+        }
+    }
+    for (digest, &modified) in &repo.revisions {
+        if !options.delete_untagged || modified > cutoff {
+            pending.push(digest.clone());
+        }
+    }
+    let mut marked = Marked::default();
+    while let Some(digest) = pending.pop() {
+        // A tag or index naming a manifest this repository lacks: nothing to keep.
+        if !repo.revisions.contains_key(&digest) || !marked.manifests.insert(digest.clone()) {
+            continue;
+        }
+        let unreadable = |e: Error| {
+            Error::storage(format!(
+                "garbage collection stopped before removing anything: cannot read manifest \
+                 {name}@{digest} ({e}); `registry scrub` checks the store"
+            ))
+        };
+        let content = registry
+            .get_manifest(name, &Reference::Digest(digest.clone()))
+            .await
+            .map_err(unreadable)?;
+        let manifest =
+            Manifest::parse(&content.bytes, Some(&content.info.media_type)).map_err(unreadable)?;
+        marked
+            .blobs
+            .extend(manifest.blob_references().map(|d| d.digest.clone()));
+        pending.extend(manifest.manifests.iter().map(|d| d.digest.clone()));
+        if options.keep_referrers
+            && let Some(referrers) = repo.referrers.get(&digest)
+        {
+            pending.extend(referrers.iter().cloned());
+        }
+    }
+    Ok(marked)
+}
+
+/// The removing half of a collection: each step records what it removes, and removes it unless
+/// this is a dry run.
+struct Collection<'a> {
+    registry: &'a Registry,
+    dry_run: bool,
+    report: GcReport,
+}
+
+impl Collection<'_> {
+    async fn remove_manifest(&mut self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        if !self.dry_run {
+            match self.registry.delete_manifest(name, digest).await {
+                Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.report.removed.push(Removal::Manifest {
+            repository: name.clone(),
+            digest: digest.clone(),
+        });
+        Ok(())
+    }
+
+    async fn remove_link(&mut self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+        if !self.dry_run {
+            self.registry
+                .storage()
+                .delete(&paths::layer_link(name, digest))
+                .await?;
+        }
+        self.report.removed.push(Removal::Link {
+            repository: name.clone(),
+            digest: digest.clone(),
+        });
+        Ok(())
+    }
+
+    /// Removes a blob: its data or location record first (the blob is then unknown), then the
+    /// bytes a location pointed at, then its marker.
+    async fn remove_blob(&mut self, digest: &Digest, blob: &StoredBlob) -> Result<()> {
+        if blob.keys.is_empty() {
+            // A marker whose blob never arrived.
+            let key = paths::blob_used(digest);
+            if !self.dry_run {
+                self.registry.storage().delete(&key).await?;
+            }
+            self.report.removed.push(Removal::Orphan { key, bytes: 0 });
+            return Ok(());
+        }
+        if !self.dry_run {
+            let storage = self.registry.storage();
+            for key in blob.keys.iter().chain(&blob.target) {
+                storage.delete(key).await?;
+            }
+            storage.delete(&paths::blob_used(digest)).await?;
+            self.registry.forget_blob(digest);
+        }
+        self.report.removed.push(Removal::Blob {
+            digest: digest.clone(),
+            bytes: blob.size,
+        });
+        Ok(())
+    }
+
+    /// Removes `data/<id>` objects that no blob location names and no upload is writing.
+    async fn remove_orphans(
+        &mut self,
+        targets: &HashSet<String>,
+        cutoff: SystemTime,
+    ) -> Result<()> {
+        let storage = self.registry.storage().clone();
+        let mut listing = storage.list_recursive(paths::DATA);
+        while let Some(meta) = listing.try_next().await? {
+            if meta.last_modified > cutoff || targets.contains(&meta.key) {
+                continue;
+            }
+            let id = meta.key.rsplit('/').next().unwrap_or_default();
+            if storage.exists(&paths::upload_session(id)).await? {
+                continue;
+            }
+            self.remove_orphan(meta).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_orphan(&mut self, meta: ObjectMeta) -> Result<()> {
+        if !self.dry_run {
+            self.registry.storage().delete(&meta.key).await?;
+        }
+        self.report.removed.push(Removal::Orphan {
+            key: meta.key,
+            bytes: meta.size,
+        });
+        Ok(())
+    }
+
+    /// Ends uploads whose session was last written before `idle_since`, and removes what a crash
+    /// left in upload folders (tails no session names) once older than `cutoff`.
+    async fn purge_uploads(&mut self, idle_since: SystemTime, cutoff: SystemTime) -> Result<()> {
+        let storage = self.registry.storage().clone();
+        for id in storage.list(paths::UPLOADS).await?.prefixes {
+            let objects = storage.list(&paths::upload(&id)).await?.objects;
+            let session_key = paths::upload_session(&id);
+            let Some(session_meta) = objects.iter().find(|o| o.key == session_key) else {
+                // No session: leftovers of an upload that ended.
+                for meta in objects {
+                    if meta.last_modified <= cutoff {
+                        self.remove_orphan(meta).await?;
+                    }
+                }
+                continue;
+            };
+            let idle = session_meta.last_modified < idle_since;
+            let session = storage
+                .get_opt(&session_key)
+                .await?
+                .and_then(|bytes| serde_json::from_slice::<UploadSession>(&bytes).ok());
+            let mut keep: Vec<String> = Vec::new();
+            match &session {
+                Some(s) if idle => {
+                    if !self.dry_run {
+                        self.registry.end_session(s).await?;
+                    }
+                    self.report.removed.push(Removal::Upload {
+                        id: id.clone(),
+                        bytes: s.offset,
+                    });
+                    keep.push(session_key.clone());
+                    keep.push(paths::upload_tail(&id, s.offset));
+                }
+                Some(s) => {
+                    keep.push(session_key.clone());
+                    keep.push(paths::upload_tail(&id, s.offset));
+                }
+                // Unreadable: the upload cannot go on; left alone until idle.
+                None if idle => {}
+                None => continue,
+            }
+            for meta in objects {
+                if !keep.contains(&meta.key) && (idle || meta.last_modified <= cutoff) {
+                    self.remove_orphan(meta).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,490 @@
+//! Garbage collection and upload purging over every backend: what goes, what stays, dry runs, and
+//! the grace period that protects pushes in progress.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use registry_core::gc::{self, GcOptions, Removal};
+use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
+use registry_core::paths;
+use registry_core::{
+    ByteStream, Digest, Error, Reference, Registry, RegistryConfig, RepositoryName, Storage,
+    StorageExt,
+};
+
+fn body(data: &[u8]) -> ByteStream {
+    let data = Bytes::copy_from_slice(data);
+    futures::stream::once(async move { Ok(data) }).boxed()
+}
+
+fn repo(name: &str) -> RepositoryName {
+    name.parse().unwrap()
+}
+
+fn moto_bucket() -> Arc<dyn Storage> {
+    static MOTO: std::sync::OnceLock<registry_storage::testing::MotoServer> =
+        std::sync::OnceLock::new();
+    let moto = MOTO.get_or_init(registry_storage::testing::MotoServer::start);
+    let name = format!("gc-{}", uuid::Uuid::new_v4().simple());
+    Arc::new(moto.bucket(&name).build().unwrap())
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test] async fn $name() {
+                crate::$name(std::sync::Arc::new(registry_storage::MemoryStorage::new())).await
+            })*
+        }
+        mod filesystem {
+            $(#[tokio::test] async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let s = registry_storage::FilesystemStorage::new(dir.path()).unwrap();
+                crate::$name(std::sync::Arc::new(s)).await
+            })*
+        }
+        mod object_store_memory {
+            $(#[tokio::test] async fn $name() {
+                let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+                let s = registry_storage::ObjectStorage::new(store, "").with_part_size(4, 8);
+                crate::$name(std::sync::Arc::new(s)).await
+            })*
+        }
+        mod moto {
+            $(#[tokio::test] async fn $name() { crate::$name(crate::moto_bucket()).await })*
+        }
+    };
+}
+
+on_every_backend!(
+    unreferenced_blobs_and_abandoned_uploads_go,
+    untagged_manifests_go_only_when_asked,
+    referrers_and_index_children_are_kept,
+    the_grace_period_protects_reused_blobs,
+    leftovers_of_crashes_are_removed,
+);
+
+/// Everything collected is older than this, in a test: zero.
+fn now_options() -> GcOptions {
+    GcOptions {
+        grace: Duration::ZERO,
+        upload_max_age: Duration::ZERO,
+        ..GcOptions::default()
+    }
+}
+
+struct Image {
+    manifest: Digest,
+    blobs: Vec<Digest>,
+}
+
+fn manifest_bytes(config: &Digest, layers: &[&Digest], subject: Option<&Digest>) -> Vec<u8> {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|d| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#))
+        .collect();
+    let subject = subject
+        .map(|s| format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{s}","size":1}}"#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{}]{subject}}}"#,
+        layers.join(",")
+    )
+    .into_bytes()
+}
+
+/// Pushes an image of a config and two layers (the second chunked, to use the upload path), under
+/// `reference`, optionally referring to `subject`.
+async fn push(
+    r: &Registry,
+    a: &RepositoryName,
+    reference: Option<&str>,
+    seed: &str,
+    subject: Option<&Digest>,
+) -> Image {
+    let config = format!("{{\"seed\":\"{seed}\"}}");
+    let l1 = format!("first layer of {seed}, long enough to cross parts");
+    let l2 = format!("second layer of {seed}, pushed in chunks");
+    let mut blobs = Vec::new();
+    for data in [&config, &l1] {
+        let d = Digest::of(data.as_bytes());
+        r.put_blob(a, &d, body(data.as_bytes()), None)
+            .await
+            .unwrap();
+        blobs.push(d);
+    }
+    let d2 = Digest::of(l2.as_bytes());
+    let up = r.start_upload(a).await.unwrap();
+    r.append_chunk(a, &up.id, Some(0), body(&l2.as_bytes()[..10]), None)
+        .await
+        .unwrap();
+    r.complete_upload(a, &up.id, &d2, Some((body(&l2.as_bytes()[10..]), None)))
+        .await
+        .unwrap();
+    blobs.push(d2);
+    let m = manifest_bytes(&blobs[0], &[&blobs[1], &blobs[2]], subject);
+    let digest = Digest::of(&m);
+    let reference: Reference = match reference {
+        Some(tag) => tag.parse().unwrap(),
+        None => Reference::Digest(digest.clone()),
+    };
+    r.put_manifest(a, &reference, Some(OCI_MANIFEST), Bytes::from(m))
+        .await
+        .unwrap();
+    Image {
+        manifest: digest,
+        blobs,
+    }
+}
+
+/// Pulls an image by digest and checks every blob's bytes against its digest.
+async fn pulls(r: &Registry, a: &RepositoryName, image: &Image) {
+    r.get_manifest(a, &Reference::Digest(image.manifest.clone()))
+        .await
+        .unwrap();
+    for d in &image.blobs {
+        let content = r.get_blob(a, d, None).await.unwrap();
+        let bytes: Vec<u8> = content
+            .stream
+            .try_fold(Vec::new(), |mut acc, c| async move {
+                acc.extend_from_slice(&c);
+                Ok(acc)
+            })
+            .await
+            .unwrap();
+        assert_eq!(Digest::of(&bytes), *d, "{a}@{d}");
+    }
+}
+
+async fn is_gone(r: &Registry, a: &RepositoryName, image: &Image) {
+    assert!(matches!(
+        r.get_manifest(a, &Reference::Digest(image.manifest.clone()))
+            .await,
+        Err(Error::ManifestUnknown { .. })
+    ));
+    for d in &image.blobs {
+        assert!(matches!(
+            r.stat_blob(a, d).await,
+            Err(Error::BlobUnknown { .. })
+        ));
+    }
+}
+
+/// Every key in the store.
+async fn keys(s: &Arc<dyn Storage>) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for prefix in [
+        paths::BLOBS,
+        paths::DATA,
+        paths::UPLOADS,
+        paths::REPOSITORIES,
+    ] {
+        let found: Vec<_> = s.list_recursive(prefix).try_collect().await.unwrap();
+        all.extend(found.into_iter().map(|m| m.key));
+    }
+    all
+}
+
+/// Digests whose bytes are stored.
+async fn stored_blobs(s: &Arc<dyn Storage>) -> BTreeSet<Digest> {
+    keys(s)
+        .await
+        .iter()
+        .filter_map(|k| paths::parse_blob_key(k))
+        .filter(|(_, kind)| *kind != paths::BlobObject::Used)
+        .map(|(d, _)| d)
+        .collect()
+}
+
+fn digests(images: &[&Image]) -> BTreeSet<Digest> {
+    images
+        .iter()
+        .flat_map(|i| i.blobs.iter().chain([&i.manifest]).cloned())
+        .collect()
+}
+
+async fn unreferenced_blobs_and_abandoned_uploads_go(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("team/app");
+    let kept = push(&r, &a, Some("v1"), "kept", None).await;
+    let stray = Digest::of(b"a blob no manifest names");
+    r.put_blob(&a, &stray, body(b"a blob no manifest names"), None)
+        .await
+        .unwrap();
+    let abandoned = r.start_upload(&a).await.unwrap();
+    r.append_chunk(&a, &abandoned.id, None, body(&[7; 40]), None)
+        .await
+        .unwrap();
+
+    // Everything is younger than the default hour of grace: nothing goes.
+    let report = gc::collect(&r, &GcOptions::default()).await.unwrap();
+    assert_eq!(report.removed, vec![]);
+    assert_eq!(report.manifests_kept, 1);
+
+    // A dry run names what would go and removes nothing.
+    let before = keys(&s).await;
+    let dry = gc::collect(
+        &r,
+        &GcOptions {
+            dry_run: true,
+            ..now_options()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(dry.dry_run);
+    assert_eq!(keys(&s).await, before, "a dry run removes nothing");
+    let expected = [
+        Removal::Link {
+            repository: a.clone(),
+            digest: stray.clone(),
+        },
+        Removal::Blob {
+            digest: stray.clone(),
+            bytes: 24,
+        },
+        Removal::Upload {
+            id: abandoned.id.clone(),
+            bytes: 40,
+        },
+    ];
+    assert_eq!(dry.removed, expected);
+    assert_eq!(dry.bytes_freed(), 64);
+
+    let report = gc::collect(&r, &now_options()).await.unwrap();
+    assert_eq!(report.removed, expected);
+    pulls(&r, &a, &kept).await;
+    assert!(matches!(
+        r.stat_blob(&a, &stray).await,
+        Err(Error::BlobUnknown { .. })
+    ));
+    assert!(matches!(
+        r.upload_status(&a, &abandoned.id).await,
+        Err(Error::BlobUploadUnknown { .. })
+    ));
+    assert_eq!(stored_blobs(&s).await, digests(&[&kept]));
+    let left: Vec<String> = keys(&s)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with(paths::UPLOADS) || k.starts_with(paths::DATA))
+        .filter(|k| {
+            // Streamed uploads stay at data/<id> on object stores, named by a location record.
+            !(s.rename_copies() && k.starts_with(paths::DATA))
+        })
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+
+    // A second collection finds nothing more.
+    assert_eq!(gc::collect(&r, &now_options()).await.unwrap().removed, []);
+    pulls(&r, &a, &kept).await;
+}
+
+async fn untagged_manifests_go_only_when_asked(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("a");
+    let old = push(&r, &a, Some("latest"), "old", None).await;
+    let new = push(&r, &a, Some("latest"), "new", None).await;
+    let by_digest = push(&r, &a, None, "by-digest", None).await;
+
+    gc::collect(&r, &now_options()).await.unwrap();
+    for image in [&old, &new, &by_digest] {
+        pulls(&r, &a, image).await;
+    }
+
+    let report = gc::collect(
+        &r,
+        &GcOptions {
+            delete_untagged: true,
+            ..now_options()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.manifests_kept, 1);
+    pulls(&r, &a, &new).await;
+    is_gone(&r, &a, &old).await;
+    is_gone(&r, &a, &by_digest).await;
+    assert_eq!(stored_blobs(&s).await, digests(&[&new]));
+    let manifests = report
+        .removed
+        .iter()
+        .filter(|x| matches!(x, Removal::Manifest { .. }))
+        .count();
+    assert_eq!(manifests, 2);
+    assert_eq!(
+        r.list_tags(&a, None, None).await.unwrap().items,
+        vec!["latest"]
+    );
+}
+
+async fn referrers_and_index_children_are_kept(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("multi");
+    let amd64 = push(&r, &a, None, "amd64", None).await;
+    let arm64 = push(&r, &a, None, "arm64", None).await;
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}}]}}"#,
+        amd64.manifest, arm64.manifest
+    );
+    r.put_manifest(
+        &a,
+        &"v1".parse().unwrap(),
+        Some(OCI_INDEX),
+        Bytes::from(index),
+    )
+    .await
+    .unwrap();
+    let signature = push(&r, &a, None, "signature", Some(&amd64.manifest)).await;
+    let loose = push(&r, &a, None, "loose", None).await;
+    let options = GcOptions {
+        delete_untagged: true,
+        ..now_options()
+    };
+    gc::collect(&r, &options).await.unwrap();
+    for image in [&amd64, &arm64, &signature] {
+        pulls(&r, &a, image).await;
+    }
+    is_gone(&r, &a, &loose).await;
+    assert_eq!(
+        r.list_referrers(&a, &amd64.manifest, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    gc::collect(
+        &r,
+        &GcOptions {
+            keep_referrers: false,
+            ..options
+        },
+    )
+    .await
+    .unwrap();
+    is_gone(&r, &a, &signature).await;
+    pulls(&r, &a, &amd64).await;
+    assert!(
+        r.list_referrers(&a, &amd64.manifest, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A blob left unreferenced long ago is about to be reused by a push that found it with `HEAD`
+/// (through another process): it must survive collections until the grace period has passed since.
+async fn the_grace_period_protects_reused_blobs(s: Arc<dyn Storage>) {
+    let grace = Duration::from_secs(3);
+    let options = GcOptions {
+        grace,
+        delete_untagged: true,
+        ..GcOptions::default()
+    };
+    let pusher = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("a");
+    let old = push(&pusher, &a, Some("v1"), "old", None).await;
+    pusher.delete_tag(&a, &"v1".parse().unwrap()).await.unwrap();
+    tokio::time::sleep(grace + Duration::from_millis(1100)).await;
+
+    // Another process's HEAD, as a client checking what it must upload.
+    let other = Registry::new(s.clone(), RegistryConfig::default());
+    for d in &old.blobs {
+        other.stat_blob(&a, d).await.unwrap();
+    }
+    let report = gc::collect(&pusher, &options).await.unwrap();
+    assert_eq!(
+        report
+            .removed
+            .iter()
+            .filter(|x| matches!(x, Removal::Blob { .. } | Removal::Link { .. }))
+            .count(),
+        1,
+        "only the old manifest's own bytes go: {:?}",
+        report.removed
+    );
+    // The push goes on: its manifest names the blobs it found.
+    let m = manifest_bytes(&old.blobs[0], &[&old.blobs[1], &old.blobs[2]], None);
+    other
+        .put_manifest(
+            &a,
+            &"v2".parse().unwrap(),
+            Some(OCI_MANIFEST),
+            Bytes::from(m),
+        )
+        .await
+        .unwrap();
+    gc::collect(&pusher, &options).await.unwrap();
+    for d in &old.blobs {
+        other.stat_blob(&a, d).await.unwrap();
+    }
+
+    // Once nothing names them and the grace period has passed, they go.
+    other.delete_tag(&a, &"v2".parse().unwrap()).await.unwrap();
+    tokio::time::sleep(grace + Duration::from_millis(1100)).await;
+    gc::collect(&pusher, &options).await.unwrap();
+    assert_eq!(stored_blobs(&s).await, BTreeSet::new());
+    for d in &old.blobs {
+        assert!(matches!(
+            other.stat_blob(&a, d).await,
+            Err(Error::BlobUnknown { .. })
+        ));
+    }
+}
+
+/// What a crash can leave: bytes of an upload that never got a location or session, a tail no
+/// session names, a `used` marker of a blob that never arrived.
+async fn leftovers_of_crashes_are_removed(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("a");
+    let kept = push(&r, &a, Some("v1"), "kept", None).await;
+    let id = "0123456789abcdef0123456789abcdef";
+    let live = r.start_upload(&a).await.unwrap();
+    r.append_chunk(&a, &live.id, None, body(b"abc"), None)
+        .await
+        .unwrap();
+    let leftovers = [
+        paths::upload_data(id),
+        paths::upload_tail(id, 5),
+        paths::upload_tail(&live.id, 1),
+        paths::blob_used(&Digest::of(b"never arrived")),
+    ];
+    for key in &leftovers {
+        s.put(key, Bytes::from_static(b"x")).await.unwrap();
+    }
+    let report = gc::collect(
+        &r,
+        &GcOptions {
+            upload_max_age: Duration::from_secs(3600),
+            ..now_options()
+        },
+    )
+    .await
+    .unwrap();
+    let mut orphans: Vec<String> = report
+        .removed
+        .iter()
+        .map(|x| match x {
+            Removal::Orphan { key, .. } => key.clone(),
+            other => panic!("unexpected removal {other}"),
+        })
+        .collect();
+    orphans.sort();
+    let mut expected = leftovers.to_vec();
+    expected.sort();
+    assert_eq!(orphans, expected);
+    for key in &leftovers {
+        assert!(!s.exists(key).await.unwrap(), "{key}");
+    }
+    // The live upload goes on and completes.
+    let d = Digest::of(b"abcdef");
+    r.complete_upload(&a, &live.id, &d, Some((body(b"def"), None)))
+        .await
+        .unwrap();
+    r.stat_blob(&a, &d).await.unwrap();
+    pulls(&r, &a, &kept).await;
+}
