@@ -222,10 +222,13 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
             }
         }
         for (digest, &modified) in &repo.layers {
-            if keep.blobs.contains(digest) || modified > cutoff || fresh(digest) {
+            let keep = keep.blobs.contains(digest) || modified > cutoff || fresh(digest);
+            if keep
+                || !gc
+                    .remove_link(name, digest, blobs.get(digest), cutoff)
+                    .await?
+            {
                 linked.insert(digest.clone());
-            } else {
-                gc.remove_link(name, digest).await?;
             }
         }
     }
@@ -234,7 +237,7 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         let in_use = kept.contains(digest)
             || linked.contains(digest)
             || blob.newest.is_none_or(|t| t > cutoff)
-            || used_since(registry, digest, blob, cutoff).await?;
+            || used_since(registry, digest, Some(blob), cutoff).await?;
         if in_use {
             gc.report.blobs_kept += 1;
             targets.extend(blob.target.clone());
@@ -243,10 +246,23 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         }
     }
     gc.remove_orphans(&targets, cutoff).await?;
-    let idle_since = now
-        .checked_sub(options.upload_max_age)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    gc.purge_uploads(idle_since, cutoff).await?;
+    gc.purge_uploads(options, now).await?;
+    Ok(gc.report)
+}
+
+/// Only the last step of [`collect`]: ends uploads idle for longer than
+/// [`GcOptions::upload_max_age`] and removes what crashes left in upload folders. Cheap (it reads
+/// `uploads/` alone), so servers run it often even where full collection is off.
+pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let mut gc = Collection {
+        registry,
+        dry_run: options.dry_run,
+        report: GcReport {
+            dry_run: options.dry_run,
+            ..GcReport::default()
+        },
+    };
+    gc.purge_uploads(options, SystemTime::now()).await?;
     Ok(gc.report)
 }
 
@@ -254,11 +270,11 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
 async fn used_since(
     registry: &Registry,
     digest: &Digest,
-    blob: &StoredBlob,
+    blob: Option<&StoredBlob>,
     cutoff: SystemTime,
 ) -> Result<bool> {
     let storage = registry.storage();
-    let mut keys = blob.keys.clone();
+    let mut keys = blob.map(|b| b.keys.clone()).unwrap_or_default();
     keys.push(paths::blob_used(digest));
     for key in keys {
         match storage.head(&key).await {
@@ -409,18 +425,34 @@ impl Collection<'_> {
         Ok(())
     }
 
-    async fn remove_link(&mut self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+    /// Removes a layer link unless a push marked its blob since the listing; a push that marks it
+    /// while the link goes finds it put back. True when removed.
+    async fn remove_link(
+        &mut self,
+        name: &RepositoryName,
+        digest: &Digest,
+        blob: Option<&StoredBlob>,
+        cutoff: SystemTime,
+    ) -> Result<bool> {
+        if used_since(self.registry, digest, blob, cutoff).await? {
+            return Ok(false);
+        }
         if !self.dry_run {
-            self.registry
-                .storage()
-                .delete(&paths::layer_link(name, digest))
-                .await?;
+            let storage = self.registry.storage();
+            let key = paths::layer_link(name, digest);
+            storage.delete(&key).await?;
+            if used_since(self.registry, digest, blob, cutoff).await? {
+                storage
+                    .put(&key, bytes::Bytes::from(digest.to_string()))
+                    .await?;
+                return Ok(false);
+            }
         }
         self.report.removed.push(Removal::Link {
             repository: name.clone(),
             digest: digest.clone(),
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Removes a blob: its data or location record first (the blob is then unknown), then the
@@ -482,9 +514,11 @@ impl Collection<'_> {
         Ok(())
     }
 
-    /// Ends uploads whose session was last written before `idle_since`, and removes what a crash
-    /// left in upload folders (tails no session names) once older than `cutoff`.
-    async fn purge_uploads(&mut self, idle_since: SystemTime, cutoff: SystemTime) -> Result<()> {
+    /// Ends uploads whose session was last written longer than `upload_max_age` ago, and removes
+    /// what a crash left in upload folders (tails no session names) once older than the grace.
+    async fn purge_uploads(&mut self, options: &GcOptions, now: SystemTime) -> Result<()> {
+        let since = |age| now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        let (idle_since, cutoff) = (since(options.upload_max_age), since(options.grace));
         let storage = self.registry.storage().clone();
         for id in storage.list(paths::UPLOADS).await?.prefixes {
             let objects = storage.list(&paths::upload(&id)).await?.objects;

@@ -261,10 +261,14 @@ impl Registry {
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
         self.require_layer(repo, digest).await?;
         let size = self.locate_blob(digest).await?.size;
-        // A push that finds the blob here will reference it: keep garbage collection off it. A
-        // read must not fail for that (read-only storage); the manifest PUT marks it again.
-        if self.touch_blob(digest).await.is_err() {
-            self.caches.put_touched(digest);
+        // A push that finds the blob here will reference it: keep garbage collection off it, and
+        // make sure the link outlived a collection that had already chosen to remove it (which
+        // then puts it back, seeing the mark). A read must not fail for the mark (read-only
+        // storage); the manifest PUT marks it again.
+        match self.touch_blob(digest).await {
+            Ok(true) => self.require_layer(repo, digest).await?,
+            Ok(false) => {}
+            Err(_) => self.caches.put_touched(digest),
         }
         Ok(BlobInfo {
             digest: digest.clone(),
@@ -877,19 +881,19 @@ impl Registry {
     }
 
     /// Marks a stored blob as in use by a push ([`paths::blob_used`]), at most once per
-    /// [`RegistryConfig::touch_interval`] per process.
-    async fn touch_blob(&self, digest: &Digest) -> Result<()> {
+    /// [`RegistryConfig::touch_interval`] per process; true when it wrote the mark.
+    async fn touch_blob(&self, digest: &Digest) -> Result<bool> {
         if self
             .caches
             .touched_within(digest, self.config.touch_interval)
         {
-            return Ok(());
+            return Ok(false);
         }
         self.storage
             .put(&paths::blob_used(digest), Bytes::new())
             .await?;
         self.caches.put_touched(digest);
-        Ok(())
+        Ok(true)
     }
 
     /// Marks a blob in use just before a multipart upload assembles it, on stores that date such
@@ -954,7 +958,7 @@ impl Registry {
             .map(move |(key, digest)| async move {
                 if self.storage.exists(&key).await? {
                     // Keep garbage collection off what this manifest is about to reference.
-                    self.touch_blob(&digest).await
+                    self.touch_blob(&digest).await.map(drop)
                 } else {
                     Err(Error::ManifestBlobUnknown { digest })
                 }

@@ -104,7 +104,8 @@ impl Identity {
 }
 
 /// What a request does to a repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Read blobs, manifests, tags, referrers.
     Pull,

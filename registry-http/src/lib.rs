@@ -5,6 +5,8 @@
 //! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in, and [`Htpasswd`].
 //! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
 //! - [`headers`]: `Range`, `Content-Range` and friends.
+//! - [`metrics`]: Prometheus metrics at `/metrics`, and [`metrics::MeteredStorage`].
+//! - [`events`]: what was pushed, pulled and deleted, for notifications.
 //! - `handlers`: one module per endpoint family.
 //! - [`server`]: [`serve`], a server loop with connection and header-timeout limits.
 //! - `testing` (feature `testing`): `testing::TestRegistry`, an in-process registry for tests.
@@ -31,14 +33,17 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use futures::TryStreamExt;
 use http::{HeaderMap, HeaderValue, Method};
 use registry_core::{ByteStream, Registry};
 use tracing::Instrument;
 
 pub mod auth;
 pub mod error;
+pub mod events;
 mod handlers;
 pub mod headers;
+pub mod metrics;
 pub mod policy;
 pub mod route;
 pub mod server;
@@ -76,6 +81,10 @@ pub struct HttpOptions {
     /// Answer blob GETs with 307 to a URL signed for this long, letting clients fetch straight
     /// from the storage, when the backend signs URLs (S3). `None` (the default) streams blobs.
     pub blob_redirect: Option<Duration>,
+    /// Record request metrics here and serve them at `/metrics`; `None` (the default): neither.
+    pub metrics: Option<Arc<metrics::Metrics>>,
+    /// Hand an [`events::Event`] to this sink after every successful push, pull and delete.
+    pub events: Option<Arc<dyn events::EventSink>>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -85,6 +94,8 @@ impl std::fmt::Debug for HttpOptions {
             .field("access", &self.access.is_some())
             .field("read_only", &self.read_only)
             .field("blob_redirect", &self.blob_redirect)
+            .field("metrics", &self.metrics.is_some())
+            .field("events", &self.events.is_some())
             .finish()
     }
 }
@@ -96,6 +107,8 @@ impl Default for HttpOptions {
             access: None,
             read_only: false,
             blob_redirect: None,
+            metrics: None,
+            events: None,
         }
     }
 }
@@ -113,20 +126,33 @@ pub fn router(registry: Registry) -> Router {
     router_with(registry, HttpOptions::default())
 }
 
-/// [`router`] with options.
+/// [`router`] with options; with [`HttpOptions::metrics`], also `/metrics`.
 pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
+    let metrics = options.metrics.clone();
     let state = AppState {
         registry,
         options: Arc::new(options),
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(ready))
-        .with_state(state)
-        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state);
+    if let Some(m) = &metrics {
+        let m = m.clone();
+        router = router.route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                (
+                    [(http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+                    m.encode(),
+                )
+            }),
+        );
+    }
+    router.layer(axum::middleware::from_fn_with_state(metrics, log_request))
 }
 
 /// `GET /readyz`: 200 when a storage read succeeds, 503 otherwise.
@@ -224,6 +250,7 @@ async fn dispatch(
     };
     let span = tracing::Span::current();
     span.record("route", route.kind());
+    let kind = RouteKind(route.kind());
     if let Some(repo) = route.repository() {
         span.record("repository", repo.as_str());
     }
@@ -240,6 +267,27 @@ async fn dispatch(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    let _in_flight = match (&options.metrics, &route) {
+        (Some(m), Route::Uploads(_) | Route::Upload(..)) if writes => Some(m.upload_started()),
+        _ => None,
+    };
+    let request = options.events.as_ref().map(|_| events::RequestInfo {
+        id: parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+        host: header_str(&parts.headers, http::header::HOST),
+        method: parts.method.to_string(),
+        useragent: header_str(&parts.headers, http::header::USER_AGENT),
+    });
+    let actor = events::Actor {
+        name: identity
+            .as_ref()
+            .map(|i| i.name.clone())
+            .filter(|n| !n.is_empty()),
+    };
+    let method = parts.method.clone();
     let cx = Ctx {
         registry,
         prefix,
@@ -247,14 +295,50 @@ async fn dispatch(
         headers: parts.headers,
         query,
         body,
-        options,
+        options: options.clone(),
         identity,
     };
-    match handlers::handle(cx, route).await {
+    let mut res = match handlers::handle(cx, route).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
+    };
+    if let (Some(sink), Some(request)) = (&options.events, request)
+        && (res.status().is_success() || res.status().is_redirection())
+        && let Some(events::Happened(target)) = res.extensions_mut().remove()
+    {
+        let action = match method {
+            Method::DELETE => Action::Delete,
+            Method::GET => Action::Pull,
+            _ => Action::Push,
+        };
+        sink.send(events::Event {
+            id: uuid::Uuid::new_v4().to_string(),
+            timestamp: events::now(),
+            action,
+            target,
+            request,
+            actor,
+        });
     }
+    res.extensions_mut().insert(kind);
+    res
 }
+
+fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The request id, for handlers (set by the logging layer).
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// The route kind a response answered, for metrics.
+#[derive(Debug, Clone, Copy)]
+struct RouteKind(&'static str);
 
 /// What a request needs: the resource and the actions on it.
 fn required_access<'a>(method: &Method, route: &'a Route) -> (Resource<'a>, Vec<Action>) {
@@ -315,7 +399,11 @@ async fn check_access(
 
 /// Logs one line per request, in a span carrying method, path, route and repository, with status,
 /// bytes sent and latency; adds the API version header.
-async fn log_request(req: Request, next: Next) -> Response {
+async fn log_request(
+    State(metrics): State<Option<Arc<metrics::Metrics>>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let id = req
         .headers()
@@ -328,6 +416,16 @@ async fn log_request(req: Request, next: Next) -> Response {
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    if let Some(m) = &metrics {
+        let m = m.clone();
+        let (parts, body) = req.into_parts();
+        let counted = body.into_data_stream().inspect_ok(move |chunk| {
+            m.received(chunk.len() as u64);
+        });
+        req = Request::from_parts(parts, Body::from_stream(counted));
+    }
     let span = tracing::info_span!(
         "request",
         id = %id,
@@ -346,8 +444,16 @@ async fn log_request(req: Request, next: Next) -> Response {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let latency_us = start.elapsed().as_micros() as u64;
+    let elapsed = start.elapsed();
+    let latency_us = elapsed.as_micros() as u64;
     let status = res.status().as_u16();
+    if let Some(m) = &metrics {
+        let kind = res.extensions().get::<RouteKind>().map_or("other", |k| k.0);
+        m.request(kind, &method, status, elapsed);
+        if method != Method::HEAD {
+            m.sent(bytes.unwrap_or(0));
+        }
+    }
     let _entered = span.enter();
     match res.extensions().get::<error::ServerErrorDetail>() {
         Some(detail) => {

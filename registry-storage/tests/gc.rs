@@ -66,6 +66,7 @@ on_every_backend!(
     referrers_and_index_children_are_kept,
     the_grace_period_protects_reused_blobs,
     leftovers_of_crashes_are_removed,
+    purging_uploads_leaves_blobs_alone,
 );
 
 /// Everything collected is older than this, in a test: zero.
@@ -487,4 +488,34 @@ async fn leftovers_of_crashes_are_removed(s: Arc<dyn Storage>) {
         .unwrap();
     r.stat_blob(&a, &d).await.unwrap();
     pulls(&r, &a, &kept).await;
+}
+
+async fn purging_uploads_leaves_blobs_alone(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("a");
+    let stray = Digest::of(b"stray");
+    r.put_blob(&a, &stray, body(b"stray"), None).await.unwrap();
+    let idle = r.start_upload(&a).await.unwrap();
+    r.append_chunk(&a, &idle.id, None, body(&[1; 20]), None)
+        .await
+        .unwrap();
+    let young = GcOptions {
+        upload_max_age: Duration::from_secs(3600),
+        ..now_options()
+    };
+    assert_eq!(gc::purge_uploads(&r, &young).await.unwrap().removed, []);
+    r.upload_status(&a, &idle.id).await.unwrap();
+    let report = gc::purge_uploads(&r, &now_options()).await.unwrap();
+    assert_eq!(
+        report.removed,
+        [Removal::Upload {
+            id: idle.id.clone(),
+            bytes: 20
+        }]
+    );
+    assert!(matches!(
+        r.upload_status(&a, &idle.id).await,
+        Err(Error::BlobUploadUnknown { .. })
+    ));
+    r.stat_blob(&a, &stray).await.unwrap();
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -109,6 +110,121 @@ pub struct Config {
     /// Answer blob GETs with 307 to a storage URL signed for this many seconds, so that clients
     /// download straight from S3; off by default, and without effect on storage that cannot sign.
     pub blob_redirect_secs: Option<u64>,
+    /// Garbage collection (the `[gc]` table).
+    pub gc: GcConfig,
+    /// Purging of abandoned uploads (the `[uploads]` table).
+    pub uploads: UploadsConfig,
+    /// Logging (the `[log]` table).
+    pub log: LogConfig,
+    /// Prometheus metrics (the `[metrics]` table).
+    pub metrics: MetricsConfig,
+    /// Webhook notifications (the `[notifications]` table).
+    pub notifications: crate::notify::NotificationsConfig,
+}
+
+/// The `[gc]` table: what `registry gc` and the server's periodic collection remove.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// Seconds between collections inside the server; 0 (the default) never collects there. With
+    /// several replicas, enable it on one.
+    pub interval_secs: u64,
+    /// Anything written or reused more recently than this many seconds is kept.
+    pub grace_secs: u64,
+    /// Also remove manifests no tag reaches.
+    pub delete_untagged: bool,
+    /// Keep the referrers (signatures, SBOMs) of kept manifests.
+    pub keep_referrers: bool,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        let core = registry_core::gc::GcOptions::default();
+        GcConfig {
+            interval_secs: 0,
+            grace_secs: core.grace.as_secs(),
+            delete_untagged: core.delete_untagged,
+            keep_referrers: core.keep_referrers,
+        }
+    }
+}
+
+/// The `[uploads]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// Uploads that received nothing for this many seconds are removed (multipart uploads aborted).
+    pub purge_after_secs: u64,
+    /// Seconds between purges inside the server; 0 never purges there.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            purge_after_secs: registry_core::gc::GcOptions::default()
+                .upload_max_age
+                .as_secs(),
+            purge_interval_secs: 3600,
+        }
+    }
+}
+
+/// The `[log]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (the default) or `json`: one JSON object per line.
+    pub format: LogFormat,
+    /// What to log, as a tracing filter (`info`, `warn,registry_http=debug`); `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, fields and span included.
+    Json,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` (Prometheus text format, no authentication: counts and latencies by
+    /// route, never repository names).
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true }
+    }
+}
+
+impl Config {
+    /// The collection options the `[gc]` and `[uploads]` tables give.
+    pub fn gc_options(&self, dry_run: bool) -> registry_core::gc::GcOptions {
+        registry_core::gc::GcOptions {
+            grace: Duration::from_secs(self.gc.grace_secs),
+            delete_untagged: self.gc.delete_untagged,
+            keep_referrers: self.gc.keep_referrers,
+            upload_max_age: Duration::from_secs(self.uploads.purge_after_secs),
+            dry_run,
+        }
+    }
 }
 
 /// The `[token]` table.
@@ -167,16 +283,120 @@ impl Default for Config {
             read_only: false,
             s3: registry_storage::S3Options::default(),
             blob_redirect_secs: None,
+            gc: GcConfig::default(),
+            uploads: UploadsConfig::default(),
+            log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
+            notifications: crate::notify::NotificationsConfig::default(),
         }
     }
 }
 
+/// Tables whose keys `REGISTRY_<TABLE>_<KEY>` variables set.
+const TABLES: &[&str] = &[
+    "s3",
+    "token",
+    "gc",
+    "uploads",
+    "log",
+    "metrics",
+    "notifications",
+    "groups",
+];
+
+/// `REGISTRY_*` variables that are flags only, not configuration keys.
+const FLAG_ONLY: &[&str] = &["config"];
+
 impl Config {
-    /// Reads a TOML file; an unknown key or a bad value is an error naming it.
-    pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+    /// The file (if any; an unknown key or a bad value in it is an error naming it) with
+    /// `REGISTRY_SECTION_KEY` variables over it, and warnings about
+    /// `REGISTRY_*` variables that name no key (they are ignored).
+    ///
+    /// A variable sets the key its name spells in lower case: `REGISTRY_MAX_CONNECTIONS` sets
+    /// `max_connections`, `REGISTRY_GC_GRACE_SECS` sets `grace_secs` in `[gc]`. Values are read as
+    /// TOML when they are numbers, booleans, arrays or inline tables, else as strings (quote a
+    /// string that looks like a number: `REGISTRY_TOKEN_SERVICE='"1234"'`).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), String> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                let table: toml::Table = toml::from_str(&text)
+                    .map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+                // Check the file alone first, so that its errors name its lines.
+                toml::from_str::<Config>(&text)
+                    .map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+                table
+            }
+            None => toml::Table::new(),
+        };
+        let mut warnings = Vec::new();
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("REGISTRY_"))
+            .collect();
+        vars.sort();
+        for (var, raw) in vars {
+            let name = var["REGISTRY_".len()..].to_ascii_lowercase();
+            if FLAG_ONLY.contains(&name.as_str()) {
+                continue;
+            }
+            let value = env_value(&raw);
+            let mut alone = toml::Table::new();
+            match TABLES
+                .iter()
+                .find_map(|t| Some((*t, name.strip_prefix(t)?.strip_prefix('_')?)))
+            {
+                Some((t, key)) if !key.is_empty() => {
+                    let mut inner = toml::Table::new();
+                    inner.insert(key.to_owned(), value);
+                    alone.insert(t.to_owned(), toml::Value::Table(inner));
+                }
+                _ => {
+                    alone.insert(name.clone(), value);
+                }
+            }
+            if let Err(e) = toml::Value::Table(alone.clone()).try_into::<Config>() {
+                let e = e.to_string();
+                if e.contains("unknown field") {
+                    warnings.push(format!("{var} is not a configuration key; ignored"));
+                    continue;
+                }
+                return Err(format!("invalid {var}: {}", e.trim()));
+            }
+            merge(&mut table, alone);
+        }
+        let config = toml::Value::Table(table)
+            .try_into::<Config>()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        Ok((config, warnings))
+    }
+}
+
+/// A variable's value as TOML: numbers, booleans, arrays and inline tables as such, the rest as
+/// a string.
+fn env_value(raw: &str) -> toml::Value {
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    match parsed {
+        Some(v) if !v.is_str() || raw.starts_with('"') => v,
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+/// Puts every key of `from` into `into`, merging tables.
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(more)) => merge(inner, more),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
     }
 }
 
@@ -238,6 +458,43 @@ mod tests {
             err.contains("bucket"),
             "the bucket comes from --storage: {err}"
         );
+    }
+
+    #[test]
+    fn variables_set_any_key() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let (c, warnings) = Config::from_sources(
+            None,
+            env(&[
+                ("REGISTRY_MAX_CONNECTIONS", "7"),
+                ("REGISTRY_READ_ONLY", "true"),
+                ("REGISTRY_S3_REGION", "eu-west-1"),
+                ("REGISTRY_TOKEN_SERVICE", "\"1234\""),
+                ("REGISTRY_NOTIFICATIONS_ENDPOINTS", "[{url = \"http://127.0.0.1:1/e\"}]"),
+                ("REGISTRY_CONFIG", "/ignored.toml"),
+                ("REGISTRY_TEST_SOMETHING", "x"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.max_connections, 7);
+        assert!(c.read_only);
+        assert_eq!(c.s3.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.token.unwrap().service, "1234");
+        assert_eq!(c.notifications.endpoints[0].url, "http://127.0.0.1:1/e");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("REGISTRY_TEST_SOMETHING"));
+        let err = Config::from_sources(None, env(&[("REGISTRY_TOKEN_SERVICE", "1234")]))
+            .unwrap_err();
+        assert!(err.contains("REGISTRY_TOKEN_SERVICE"), "{err}");
+        let err =
+            Config::from_sources(None, env(&[("REGISTRY_LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(err.contains("REGISTRY_LOG_FORMAT"), "{err}");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! The standalone registry: the distribution API over filesystem or in-memory storage. Flags:
 //! `--listen ADDR`, `--storage fs:PATH|s3://BUCKET[/PREFIX]|memory`, `--config FILE`, each also read from
 //! `REGISTRY_LISTEN`, `REGISTRY_STORAGE` and `REGISTRY_CONFIG`. A flag beats the config file,
-//! which beats the defaults. SIGTERM and Ctrl-C stop it gracefully. Subcommands: `scrub` checks
-//! the store, `check-config FILE` checks a configuration file.
+//! which beats the defaults; every configuration key is also a `REGISTRY_<TABLE>_<KEY>` variable.
+//! SIGTERM and Ctrl-C stop it gracefully. Subcommands: `gc [--dry-run]` collects garbage,
+//! `scrub` checks the store, `check-config FILE` checks a configuration file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,8 +19,10 @@ use registry_storage::{FilesystemStorage, MemoryStorage};
 
 mod auth;
 mod config;
+mod notify;
 
-use config::{Config, StorageSpec};
+use config::{Config, LogFormat, StorageSpec};
+use registry_http::metrics::{MeteredStorage, Metrics};
 
 /// Command-line flags; each is also an environment variable.
 #[derive(Debug, Parser)]
@@ -54,6 +57,13 @@ struct Args {
 enum Command {
     /// Serve the registry (what runs without a subcommand).
     Serve,
+    /// Remove what no tag reaches and abandoned uploads, as the `[gc]` and `[uploads]` tables
+    /// say; safe while the server runs. Prints each removal and a summary.
+    Gc {
+        /// Print what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Re-hash every blob and check every link and tag; report problems without repairing them.
     /// Exits with 1 when it finds any.
     Scrub,
@@ -66,25 +76,27 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
+    let settings = match &args.command {
+        Some(Command::CheckConfig { file }) => Config::from_sources(Some(file), std::env::vars()),
+        _ => settings(&args),
+    };
+    let (config, warnings) = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("registry: {e}");
+            std::process::exit(1);
+        }
+    };
+    init_logging(&config);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     let result = match args.command {
-        Some(Command::CheckConfig { ref file }) => check_config(file),
-        Some(Command::Scrub) => match settings(&args) {
-            Ok(config) => scrub(config).await,
-            Err(e) => Err(e),
-        },
-        Some(Command::Serve) | None => match settings(&args) {
-            Ok(config) => serve(config).await,
-            Err(e) => Err(e),
-        },
+        Some(Command::CheckConfig { ref file }) => check_config(file, &config),
+        Some(Command::Scrub) => scrub(config).await,
+        Some(Command::Gc { dry_run }) => gc(config, dry_run).await,
+        Some(Command::Serve) | None => serve(config).await,
     };
     if let Err(e) = result {
         tracing::error!("{e}");
@@ -92,12 +104,25 @@ async fn main() {
     }
 }
 
-/// The configuration in force: defaults, then the file, then flags and environment.
-fn settings(args: &Args) -> Result<Config, String> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+/// Logs to stderr, as text or JSON lines, filtered by `RUST_LOG` or else `[log] level`.
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// The configuration in force: defaults, then the file, then `REGISTRY_*` variables, then flags.
+fn settings(args: &Args) -> Result<(Config, Vec<String>), String> {
+    let (mut config, warnings) = Config::from_sources(args.config.as_deref(), std::env::vars())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -114,11 +139,11 @@ fn settings(args: &Args) -> Result<Config, String> {
         config.tls_cert = Some(cert.clone());
         config.tls_key = Some(key.clone());
     }
-    Ok(config)
+    Ok((config, warnings))
 }
 
-fn registry(config: &Config) -> Result<Registry, String> {
-    let storage: Arc<dyn Storage> = match &config.storage {
+fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry, String> {
+    let mut storage: Arc<dyn Storage> = match &config.storage {
         StorageSpec::Filesystem(path) => Arc::new(
             FilesystemStorage::new(path)
                 .map_err(|e| format!("cannot use storage folder {}: {e}", path.display()))?
@@ -137,19 +162,29 @@ fn registry(config: &Config) -> Result<Registry, String> {
             Arc::new(storage)
         }
     };
+    if let Some(metrics) = metrics {
+        storage = Arc::new(MeteredStorage::new(storage, metrics.clone()));
+    }
+    let defaults = RegistryConfig::default();
     Ok(Registry::new(
         storage,
         RegistryConfig {
             max_manifest_size: config.max_manifest_size,
             validate_references: config.validate_references,
             metadata_ttl: Duration::from_secs(config.metadata_ttl_secs),
-            ..RegistryConfig::default()
+            // Reused blobs are marked well within the collection's grace period.
+            touch_interval: defaults
+                .touch_interval
+                .min(Duration::from_secs(config.gc.grace_secs) / 4),
+            ..defaults
         },
     ))
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let registry = registry(&config)?;
+    let metrics = Arc::new(Metrics::new());
+    let registry = registry(&config, Some(&metrics))?;
+    let events = notify::Webhooks::start(&config.notifications, &metrics)?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(registry_http::tls_acceptor(cert, key)?),
         (None, None) => None,
@@ -172,7 +207,16 @@ async fn serve(config: Config) -> Result<(), String> {
         access,
         read_only: config.read_only,
         blob_redirect: config.blob_redirect_secs.map(Duration::from_secs),
+        metrics: config.metrics.enabled.then(|| metrics.clone()),
+        events: events.map(|e| e as Arc<dyn registry_http::events::EventSink>),
     };
+    let housekeeping = (!config.read_only).then(|| {
+        tokio::spawn(housekeeping(
+            registry.clone(),
+            config.clone(),
+            metrics.clone(),
+        ))
+    });
     let limits = registry_http::ServeOptions {
         tls,
         max_connections: config.max_connections,
@@ -184,12 +228,113 @@ async fn serve(config: Config) -> Result<(), String> {
         router = router.merge(tokens);
     }
     registry_http::serve(listener, router, limits, shutdown()).await;
+    if let Some(task) = housekeeping {
+        task.abort();
+    }
     tracing::info!("registry stopped");
     Ok(())
 }
 
+/// Runs garbage collection and upload purging on their schedules (`[gc] interval_secs`,
+/// `[uploads] purge_interval_secs`; 0 turns either off).
+async fn housekeeping(registry: Registry, config: Config, metrics: Arc<Metrics>) {
+    let runs = prometheus_client::metrics::family::Family::<
+        Vec<(&'static str, &'static str)>,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    let freed = prometheus_client::metrics::counter::Counter::<u64>::default();
+    metrics.register(
+        "gc_runs",
+        "Garbage collections and upload purges, by kind and result",
+        runs.clone(),
+    );
+    metrics.register(
+        "gc_freed_bytes",
+        "Bytes freed by garbage collection and upload purging",
+        freed.clone(),
+    );
+    let every = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+    let (gc_every, purge_every) = (
+        every(config.gc.interval_secs),
+        every(config.uploads.purge_interval_secs),
+    );
+    let options = config.gc_options(false);
+    let start = tokio::time::Instant::now();
+    let (mut next_gc, mut next_purge) =
+        (gc_every.map(|d| start + d), purge_every.map(|d| start + d));
+    loop {
+        let Some(at) = [next_gc, next_purge].into_iter().flatten().min() else {
+            return;
+        };
+        tokio::time::sleep_until(at).await;
+        let now = tokio::time::Instant::now();
+        let full = next_gc.is_some_and(|t| t <= now);
+        let (kind, result) = if full {
+            ("gc", registry_core::gc::collect(&registry, &options).await)
+        } else {
+            (
+                "purge",
+                registry_core::gc::purge_uploads(&registry, &options).await,
+            )
+        };
+        match result {
+            Ok(report) => {
+                runs.get_or_create(&vec![("kind", kind), ("result", "ok")])
+                    .inc();
+                freed.inc_by(report.bytes_freed());
+                for removal in &report.removed {
+                    tracing::debug!(%removal, "{kind} removed");
+                }
+                tracing::info!(
+                    repositories = report.repositories,
+                    manifests_kept = report.manifests_kept,
+                    blobs_kept = report.blobs_kept,
+                    removed = report.removed.len(),
+                    bytes_freed = report.bytes_freed(),
+                    "{kind} done"
+                );
+            }
+            Err(e) => {
+                runs.get_or_create(&vec![("kind", kind), ("result", "error")])
+                    .inc();
+                tracing::warn!("{kind} failed: {e}");
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if full {
+            next_gc = gc_every.map(|d| now + d);
+        }
+        // A collection purges uploads too.
+        next_purge = purge_every.map(|d| now + d);
+    }
+}
+
+async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
+    let registry = registry(&config, None)?;
+    let report = registry_core::gc::collect(&registry, &config.gc_options(dry_run))
+        .await
+        .map_err(|e| format!("gc failed: {e}"))?;
+    for removal in &report.removed {
+        println!(
+            "{}{removal}",
+            if dry_run { "would remove " } else { "removed " }
+        );
+    }
+    println!(
+        "gc: {} repositories, {} manifests and {} blobs kept; {} {} objects, {} bytes{}",
+        report.repositories,
+        report.manifests_kept,
+        report.blobs_kept,
+        if dry_run { "would remove" } else { "removed" },
+        report.removed.len(),
+        report.bytes_freed(),
+        if dry_run { " (dry run)" } else { "" },
+    );
+    Ok(())
+}
+
 async fn scrub(config: Config) -> Result<(), String> {
-    let registry = registry(&config)?;
+    let registry = registry(&config, None)?;
     let report = registry_core::scrub::scrub(&registry)
         .await
         .map_err(|e| format!("scrub failed: {e}"))?;
@@ -210,9 +355,9 @@ async fn scrub(config: Config) -> Result<(), String> {
     }
 }
 
-fn check_config(file: &std::path::Path) -> Result<(), String> {
-    let config = Config::load(file)?;
-    auth::access_control(&config, "https://check.invalid/token")?;
+fn check_config(file: &std::path::Path, config: &Config) -> Result<(), String> {
+    auth::access_control(config, "https://check.invalid/token")?;
+    notify::validate(&config.notifications)?;
     println!("{config:#?}");
     println!("{}: valid", file.display());
     Ok(())

@@ -5,7 +5,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use registry_core::{Digest, Registry, RepositoryName};
 
+use super::{blob_target, happened};
 use crate::error::ApiError;
+use crate::events::Target;
 use crate::headers::{self, value};
 use crate::{CONTENT_DIGEST_HEADER, Ctx};
 
@@ -30,6 +32,7 @@ pub(crate) async fn get(
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         res.headers_mut()
             .insert(CONTENT_DIGEST_HEADER, value(&digest));
+        happened(&mut res, blob_target(&name, &digest));
         return Ok(res);
     } else {
         let range = headers::range(&cx.headers)?;
@@ -38,6 +41,13 @@ pub(crate) async fn get(
         let len = blob.range.end - blob.range.start;
         let mut res = Response::new(Body::from_stream(blob.stream));
         res.headers_mut().insert(header::CONTENT_LENGTH, value(len));
+        if !partial {
+            let target = Target {
+                size: Some(blob.size),
+                ..blob_target(&name, &digest)
+            };
+            happened(&mut res, target);
+        }
         if partial {
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
             res.headers_mut().insert(
@@ -88,5 +98,7 @@ pub(crate) async fn delete(
     digest: Digest,
 ) -> Result<Response, ApiError> {
     cx.registry.delete_blob(&name, &digest).await?;
-    Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
+    let mut res = (StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response();
+    happened(&mut res, blob_target(&name, &digest));
+    Ok(res)
 }

@@ -3,9 +3,11 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, Method, StatusCode, header};
-use registry_core::{Error, Reference, RepositoryName};
+use registry_core::{Error, ManifestInfo, Reference, RepositoryName};
 
+use super::happened;
 use crate::error::ApiError;
+use crate::events::Target;
 use crate::headers::{self, value};
 use crate::{CONTENT_DIGEST_HEADER, Ctx, OCI_SUBJECT_HEADER};
 
@@ -15,7 +17,8 @@ pub(crate) async fn get(
     name: RepositoryName,
     reference: Reference,
 ) -> Result<Response, ApiError> {
-    let (info, body) = if cx.method == Method::HEAD {
+    let head = cx.method == Method::HEAD;
+    let (info, body) = if head {
         (
             cx.registry.stat_manifest(&name, &reference).await?,
             Body::empty(),
@@ -30,7 +33,24 @@ pub(crate) async fn get(
     h.insert(header::CONTENT_LENGTH, value(info.size));
     h.insert(CONTENT_DIGEST_HEADER, value(&info.digest));
     h.insert(header::ETAG, value(format!("\"{}\"", info.digest)));
+    if !head {
+        happened(&mut res, manifest_target(&name, &reference, &info));
+    }
     Ok(res)
+}
+
+/// The event target of a manifest.
+fn manifest_target(name: &RepositoryName, reference: &Reference, info: &ManifestInfo) -> Target {
+    Target {
+        media_type: Some(info.media_type.clone()),
+        size: Some(info.size),
+        digest: info.digest.to_string(),
+        repository: name.to_string(),
+        tag: match reference {
+            Reference::Tag(t) => Some(t.to_string()),
+            Reference::Digest(_) => None,
+        },
+    }
 }
 
 /// `PUT /v2/<name>/manifests/<reference>`: validates and stores a manifest (201 with `Location`,
@@ -78,6 +98,7 @@ pub(crate) async fn put(
     if let Some(subject) = &info.subject {
         res.headers_mut().insert(OCI_SUBJECT_HEADER, value(subject));
     }
+    happened(&mut res, manifest_target(&name, &reference, &info));
     Ok(res)
 }
 
@@ -88,9 +109,15 @@ pub(crate) async fn delete(
     name: RepositoryName,
     reference: Reference,
 ) -> Result<Response, ApiError> {
+    // For the event; a dangling tag can still be deleted.
+    let info = cx.registry.stat_manifest(&name, &reference).await.ok();
     match &reference {
         Reference::Digest(d) => cx.registry.delete_manifest(&name, d).await?,
         Reference::Tag(t) => cx.registry.delete_tag(&name, t).await?,
     }
-    Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
+    let mut res = (StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response();
+    if let Some(info) = info {
+        happened(&mut res, manifest_target(&name, &reference, &info));
+    }
+    Ok(res)
 }

@@ -2,8 +2,10 @@
 
 use axum::response::Response;
 use http::Method;
+use registry_core::{Digest, RepositoryName};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::events::{Happened, Target};
 use crate::{Ctx, Route};
 
 mod base;
@@ -36,5 +38,20 @@ pub(crate) async fn handle(cx: Ctx, route: Route) -> Result<Response, ApiError> 
             ErrorCode::Unsupported,
             format!("{method} is not supported on the {} endpoint", route.kind()),
         )),
+    }
+}
+
+/// Marks a response as an event about `target`, raised by the router when events are on.
+fn happened(res: &mut Response, target: Target) {
+    res.extensions_mut().insert(Happened(target));
+}
+
+/// The event target of a blob.
+fn blob_target(name: &RepositoryName, digest: &Digest) -> Target {
+    Target {
+        media_type: Some("application/octet-stream".into()),
+        digest: digest.to_string(),
+        repository: name.to_string(),
+        ..Target::default()
     }
 }

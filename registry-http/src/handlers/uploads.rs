@@ -3,10 +3,12 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
-use registry_core::{Digest, Error, RepositoryName, UploadStatus};
+use registry_core::{BlobInfo, Digest, Error, RepositoryName, UploadStatus};
 
+use super::{blob_target, happened};
 use crate::auth::{Action, Resource};
 use crate::error::ApiError;
+use crate::events::Target;
 use crate::headers::{self, value};
 use crate::{CONTENT_DIGEST_HEADER, Ctx, UPLOAD_UUID_HEADER};
 
@@ -29,8 +31,9 @@ fn in_progress(cx: &Ctx, name: &RepositoryName, status: StatusCode, up: &UploadS
 }
 
 /// The answer for a blob now in the repository: 201 with `Location` and `Docker-Content-Digest`.
-fn created(cx: &Ctx, name: &RepositoryName, digest: &Digest) -> Response {
-    (
+fn created(cx: &Ctx, name: &RepositoryName, blob: &BlobInfo) -> Response {
+    let digest = &blob.digest;
+    let mut res = (
         StatusCode::CREATED,
         [
             (
@@ -44,7 +47,13 @@ fn created(cx: &Ctx, name: &RepositoryName, digest: &Digest) -> Response {
             ),
         ],
     )
-        .into_response()
+        .into_response();
+    let target = Target {
+        size: Some(blob.size),
+        ..blob_target(name, digest)
+    };
+    happened(&mut res, target);
+    res
 }
 
 fn digest_param(cx: &Ctx, key: &str) -> Result<Option<Digest>, ApiError> {
@@ -70,7 +79,7 @@ pub(crate) async fn start(mut cx: Ctx, name: RepositoryName) -> Result<Response,
         };
         if readable {
             match cx.registry.mount_blob(&name, &digest, from.as_ref()).await {
-                Ok(_) => return Ok(created(&cx, &name, &digest)),
+                Ok(blob) => return Ok(created(&cx, &name, &blob)),
                 Err(Error::BlobUnknown { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -78,8 +87,8 @@ pub(crate) async fn start(mut cx: Ctx, name: RepositoryName) -> Result<Response,
     } else if let Some(digest) = digest_param(&cx, "digest")? {
         let len = headers::content_length(&cx.headers)?;
         let body = cx.take_body();
-        cx.registry.put_blob(&name, &digest, body, len).await?;
-        return Ok(created(&cx, &name, &digest));
+        let blob = cx.registry.put_blob(&name, &digest, body, len).await?;
+        return Ok(created(&cx, &name, &blob));
     }
     let up = cx.registry.start_upload(&name).await?;
     Ok(in_progress(&cx, &name, StatusCode::ACCEPTED, &up))
@@ -168,10 +177,11 @@ pub(crate) async fn put(
     } else {
         None
     };
-    cx.registry
+    let blob = cx
+        .registry
         .complete_upload(&name, &id, &digest, last)
         .await?;
-    Ok(created(&cx, &name, &digest))
+    Ok(created(&cx, &name, &blob))
 }
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>`: cancels the upload (204).

@@ -14,6 +14,8 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub data: PathBuf,
+    /// Every line the server wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -29,27 +31,40 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_registry"))
             .args(["--listen", "127.0.0.1:0", "--storage", storage])
             .args(extra)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "warn,registry=info")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the registry binary");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut early = Vec::new();
         let addr = loop {
             let line = lines
                 .next()
                 .expect("registry exited before listening")
                 .unwrap();
+            early.push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap();
+                // Text or JSON logs: the URL ends at a space or a quote.
+                let url: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
                 break url.split_once("://").unwrap().1.to_owned();
             }
         };
-        std::thread::spawn(move || lines.for_each(drop));
+        let log = std::sync::Arc::new(std::sync::Mutex::new(early));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
         Server {
             child,
             addr,
             data: PathBuf::new(),
+            log,
         }
     }
 

@@ -1,0 +1,534 @@
+//! Operations through the real binary: `registry gc`, collection and purging inside the server
+//! under a push soak, `/metrics`, JSON logs with request ids, webhook notifications and
+//! configuration from `REGISTRY_*` variables.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use registry_core::Digest;
+use support::{Api, Server, TestImage, noise};
+
+fn registry(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_registry"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Digests of the blobs (manifests included) stored under a filesystem root.
+fn stored_blobs(root: &std::path::Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let blobs = root.join("blobs/sha256");
+    let Ok(prefixes) = std::fs::read_dir(&blobs) else {
+        return found;
+    };
+    // Folders may vanish under a running collection.
+    for prefix in prefixes.flatten() {
+        let Ok(dirs) = std::fs::read_dir(prefix.path()) else {
+            continue;
+        };
+        for dir in dirs.flatten() {
+            let dir = dir.path();
+            if dir.join("data").exists() {
+                let hex = dir.file_name().unwrap().to_str().unwrap().to_owned();
+                found.insert(format!("sha256:{hex}"));
+            }
+        }
+    }
+    found
+}
+
+fn image_digests(image: &TestImage) -> BTreeSet<String> {
+    image
+        .blobs
+        .iter()
+        .map(|b| Digest::of(b).to_string())
+        .chain([image.digest().to_string()])
+        .collect()
+}
+
+async fn status(api: &Api, path: &str) -> u16 {
+    api.http
+        .get(format!("{}{path}", api.base))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn gc_command_dry_run_then_collect_while_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&data, &[]);
+    let api = Api::new(&server.addr);
+    let old = TestImage::new(1, vec![noise(1, 30_000)]);
+    let new = TestImage::new(2, vec![noise(2, 30_000)]);
+    api.push_image("team/app", "latest", &old).await.unwrap();
+    api.push_image("team/app", "latest", &new).await.unwrap();
+    let config = tmp.path().join("registry.toml");
+    std::fs::write(&config, "[gc]\ndelete_untagged = true\n").unwrap();
+    let storage = format!("fs:{}", data.display());
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "gc",
+            "--storage",
+            storage.as_str(),
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+
+    // Within the default hour of grace nothing goes.
+    let (ok, out, err) = registry(&args(&[]), &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("removed 0 objects, 0 bytes"), "{out}");
+
+    // A variable shortens the grace; a dry run only tells.
+    let no_grace = [("REGISTRY_GC_GRACE_SECS", "0")];
+    let (ok, out, err) = registry(&args(&["--dry-run"]), &no_grace);
+    assert!(ok, "{err}");
+    let gone = format!("would remove manifest team/app@{}", old.digest());
+    assert!(out.contains(&gone), "{out}");
+    assert!(out.contains("(dry run)"), "{out}");
+    let both = &image_digests(&old) | &image_digests(&new);
+    assert_eq!(stored_blobs(&data), both);
+    api.pull_verified("team/app", &old.digest().to_string())
+        .await
+        .unwrap();
+
+    let (ok, out, err) = registry(&args(&[]), &no_grace);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("removed manifest team/app@{}", old.digest())),
+        "{out}"
+    );
+    assert_eq!(stored_blobs(&data), image_digests(&new));
+    // The server sees another process's removal once its metadata cache expires (5 s).
+    let gone_path = format!("/v2/team/app/manifests/{}", old.digest());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&api, &gone_path).await != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the server still serves {gone_path}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        api.pull_verified("team/app", "latest").await.unwrap(),
+        new.digest()
+    );
+}
+
+/// Pushers work like real clients (`HEAD` each blob, upload only what is missing, then the
+/// manifest), reusing layers from a small pool and moving their tag at every push, so that
+/// manifests and layers keep falling out of use and coming back, while the server collects every
+/// second with a two-second grace. No push may fail; afterwards every tag pulls and only what the
+/// tags reach is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_soak_while_collecting() {
+    const PUSHERS: u64 = 6;
+    const SOAK: Duration = Duration::from_secs(20);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start_with(
+        &format!("fs:{}", data.display()),
+        &[],
+        &[
+            ("REGISTRY_GC_INTERVAL_SECS", "1"),
+            ("REGISTRY_GC_GRACE_SECS", "2"),
+            ("REGISTRY_GC_DELETE_UNTAGGED", "true"),
+            ("REGISTRY_UPLOADS_PURGE_AFTER_SECS", "3"),
+        ],
+    );
+    let api = Api::new(&server.addr);
+    let abandoned = api.start_upload("soak/abandoned").await.unwrap();
+    api.patch(&abandoned, 0, b"never finished").await.unwrap();
+    let pool: Arc<Vec<Vec<u8>>> = Arc::new((0..6).map(|i| noise(500 + i, 20_000)).collect());
+    let started = Instant::now();
+    let pushers: Vec<_> = (0..PUSHERS)
+        .map(|p| {
+            let (api, pool) = (Api::new(&server.addr), pool.clone());
+            tokio::spawn(async move {
+                let mut round = 0u64;
+                let mut last = None;
+                let mut errors = Vec::new();
+                while started.elapsed() < SOAK {
+                    round += 1;
+                    let seed = p * 1_000_000 + round;
+                    let shared = pool[((p + round) % pool.len() as u64) as usize].clone();
+                    let image = TestImage::new(seed, vec![shared, noise(seed, 5_000)]);
+                    let repo = format!("soak/p{}", p % 3);
+                    if let Err(e) = push_like_a_client(&api, &repo, &format!("t{p}"), &image).await
+                    {
+                        errors.push(e);
+                    }
+                    last = Some((repo, image));
+                }
+                (round, last, errors)
+            })
+        })
+        .collect();
+    let mut tagged = Vec::new();
+    let mut pushes = 0;
+    for p in pushers {
+        let (rounds, last, errors) = p.await.unwrap();
+        assert_eq!(errors, Vec::<String>::new());
+        pushes += rounds;
+        tagged.push(last.unwrap());
+    }
+    for (p, (repo, image)) in tagged.iter().enumerate() {
+        let got = api.pull_verified(repo, &format!("t{p}")).await.unwrap();
+        assert_eq!(got, image.digest());
+    }
+    // Past the grace period, what no tag reaches is gone, and so is the abandoned upload.
+    let reachable: BTreeSet<String> = tagged
+        .iter()
+        .flat_map(|(_, image)| image_digests(image))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stored_blobs(&data) != reachable && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(stored_blobs(&data), reachable);
+    let leftovers: Vec<_> = std::fs::read_dir(data.join("uploads"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(leftovers.len(), 0, "uploads left: {leftovers:?}");
+    for (p, (repo, _)) in tagged.iter().enumerate() {
+        api.pull_verified(repo, &format!("t{p}")).await.unwrap();
+    }
+    let metrics = api.get("/metrics").await.unwrap().text().await.unwrap();
+    let runs = metrics
+        .lines()
+        .find(|l| l.starts_with("registry_gc_runs_total{kind=\"gc\",result=\"ok\"}"))
+        .unwrap_or_else(|| panic!("no collection counted:\n{metrics}"));
+    let runs: f64 = runs.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(runs >= 3.0, "{runs} collections in the soak");
+    assert!(!metrics.contains("result=\"error\""), "{metrics}");
+    println!("soak: {pushes} pushes by {PUSHERS} clients, {runs} collections, no error");
+}
+
+/// `HEAD` every blob, push the missing ones (monolithic and chunked in turn), put the manifest.
+async fn push_like_a_client(
+    api: &Api,
+    repo: &str,
+    tag: &str,
+    image: &TestImage,
+) -> Result<(), String> {
+    for (i, blob) in image.blobs.iter().enumerate() {
+        let url = format!("{}/v2/{repo}/blobs/{}", api.base, Digest::of(blob));
+        let head = api.http.head(url).send().await.map_err(|e| e.to_string())?;
+        match head.status().as_u16() {
+            200 => continue,
+            404 => {}
+            s => return Err(format!("HEAD answered {s}")),
+        }
+        if i % 2 == 0 {
+            api.push_blob_monolithic(repo, blob).await?;
+        } else {
+            api.push_blob_chunked(repo, blob).await?;
+        }
+    }
+    api.put_manifest(repo, tag, &image.manifest).await
+}
+
+#[tokio::test]
+async fn metrics_count_requests_bytes_and_storage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("data"), &[]);
+    let api = Api::new(&server.addr);
+    let image = TestImage::new(7, vec![noise(7, 100_000)]);
+    api.push_image("m/app", "v1", &image).await.unwrap();
+    api.pull_verified("m/app", "v1").await.unwrap();
+    assert_eq!(status(&api, "/v2/m/app/manifests/nope").await, 404);
+    let r = api.get("/metrics").await.unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = r.text().await.unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let series = r#"registry_http_requests_total{route="manifest",method="PUT",status="201"}"#;
+    assert_eq!(value(series), 1.0);
+    let missing = r#"registry_http_requests_total{route="manifest",method="GET",status="404"}"#;
+    assert_eq!(value(missing), 1.0);
+    assert!(value("registry_http_received_bytes_total") >= 100_000.0);
+    assert!(value("registry_http_sent_bytes_total") >= 100_000.0);
+    assert_eq!(value("registry_uploads_in_flight"), 0.0);
+    assert!(
+        value(r#"registry_http_request_duration_seconds_count{route="blob",method="GET"}"#) >= 2.0
+    );
+    assert!(value(r#"registry_storage_operation_duration_seconds_count{operation="put"}"#) >= 3.0);
+    assert!(!text.contains("m/app"), "no repository names in metrics");
+
+    // Off by a variable.
+    let off = Server::start_with(
+        &format!("fs:{}", tmp.path().join("other").display()),
+        &[],
+        &[("REGISTRY_METRICS_ENABLED", "false")],
+    );
+    assert_eq!(status(&Api::new(&off.addr), "/metrics").await, 404);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &format!("fs:{}", tmp.path().join("data").display()),
+        &[],
+        &[("REGISTRY_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+    );
+    let api = Api::new(&server.addr);
+    let r = api
+        .http
+        .get(format!("{}/v2/", api.base))
+        .header("x-request-id", "soak-test-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "soak-test-42");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let found = loop {
+        let lines = server.log.lock().unwrap().clone();
+        let parsed: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        let found = parsed
+            .into_iter()
+            .find(|v| v["span"]["id"] == "soak-test-42" && v["fields"]["status"] == 200);
+        if found.is_some() || Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let line = found.expect("a JSON log line for the request");
+    assert_eq!(line["span"]["route"], "base");
+    assert_eq!(line["span"]["method"], "GET");
+}
+
+/// A webhook receiver on loopback: what it got, per path; `/fail` answers 500, `/slow` takes
+/// ten seconds.
+async fn receiver() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::post(
+            move |axum::extract::Path(name): axum::extract::Path<String>, body: String| {
+                let sink = sink.clone();
+                async move {
+                    match name.as_str() {
+                        "fail" => return axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "slow" => tokio::time::sleep(Duration::from_secs(10)).await,
+                        _ => {}
+                    }
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    sink.lock().unwrap().push((name, v));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_get_filtered_events_and_never_slow_requests() {
+    let (base, got) = receiver().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("registry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[notifications.endpoints]]
+name = "all"
+url = "{base}/all"
+headers = {{ Authorization = "Bearer secret" }}
+
+[[notifications.endpoints]]
+name = "manifest-deletes"
+url = "{base}/deletes"
+actions = ["delete"]
+media_types = ["application/vnd.oci.image.manifest.v1+json"]
+
+[[notifications.endpoints]]
+name = "failing"
+url = "{base}/fail"
+max_retries = 2
+backoff_ms = 10
+
+[[notifications.endpoints]]
+name = "slow"
+url = "{base}/slow"
+queue_size = 1
+"#
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let api = Api::new(&server.addr);
+    let image = TestImage::new(3, vec![noise(3, 10_000)]);
+    let started = Instant::now();
+    api.push_image("hooks/app", "v1", &image).await.unwrap();
+    api.pull_verified("hooks/app", "v1").await.unwrap();
+    let delete = api
+        .http
+        .delete(format!(
+            "{}/v2/hooks/app/manifests/{}",
+            api.base,
+            image.digest()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 202);
+    // The slow endpoint holds its first post for ten seconds; requests did not wait for it.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "requests waited for the slow endpoint"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events: Vec<(String, serde_json::Value)> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(name, v)| {
+                v["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| (name.clone(), e.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // "all": 2 blob pushes, 1 manifest push, 1 manifest pull, 2 blob pulls, 1 delete;
+        // "deletes": the delete.
+        if events.len() >= 8 || Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let all: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(n, _)| n == "all")
+        .map(|(_, e)| e)
+        .collect();
+    let kinds: Vec<(String, String)> = all
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"]["mediaType"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    let count = |action: &str, media: &str| {
+        kinds
+            .iter()
+            .filter(|(a, m)| a == action && m == media)
+            .count()
+    };
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const BLOB: &str = "application/octet-stream";
+    assert_eq!(count("push", BLOB), 2, "{kinds:?}");
+    assert_eq!(count("push", MANIFEST), 1, "{kinds:?}");
+    assert_eq!(count("pull", MANIFEST), 1, "{kinds:?}");
+    assert_eq!(count("pull", BLOB), 2, "{kinds:?}");
+    assert_eq!(count("delete", MANIFEST), 1, "{kinds:?}");
+    let push = all
+        .iter()
+        .find(|e| e["action"] == "push" && e["target"]["mediaType"] == MANIFEST)
+        .unwrap();
+    assert_eq!(push["target"]["repository"], "hooks/app");
+    assert_eq!(push["target"]["tag"], "v1");
+    assert_eq!(push["target"]["digest"], image.digest().to_string());
+    assert!(push["request"]["id"].as_str().unwrap().len() >= 16);
+    let deletes: Vec<_> = events.iter().filter(|(n, _)| n == "deletes").collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert_eq!(deletes[0].1["action"], "delete");
+
+    // The failing endpoint's events are dropped after their retries, the slow one's queue
+    // overflowed: both counted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = api.get("/metrics").await.unwrap().text().await.unwrap();
+        let failed = text.lines().any(|l| {
+            l.starts_with(r#"registry_notifications_dropped_events_total{endpoint="failing",reason="failed"}"#)
+        });
+        let full = text.lines().any(|l| {
+            l.starts_with(r#"registry_notifications_dropped_events_total{endpoint="slow",reason="queue_full"}"#)
+        });
+        if failed && full {
+            break;
+        }
+        assert!(Instant::now() < deadline, "drops not counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn configuration_from_variables_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("registry.toml");
+    std::fs::write(&file, "max_connections = 10\n[gc]\ngrace_secs = 60\n").unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, out, err) = registry(
+        &["check-config", file],
+        &[
+            ("REGISTRY_GC_GRACE_SECS", "120"),
+            ("REGISTRY_LOG_FORMAT", "json"),
+            ("REGISTRY_NO_SUCH_KEY", "1"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("grace_secs: 120"), "the variable wins: {out}");
+    assert!(out.contains("max_connections: 10"), "{out}");
+    assert!(out.contains("Json"), "{out}");
+    assert!(err.contains("REGISTRY_NO_SUCH_KEY"), "{err}");
+    let (ok, _, err) = registry(
+        &["check-config", file],
+        &[("REGISTRY_GC_GRACE_SECS", "an hour")],
+    );
+    assert!(!ok);
+    assert!(err.contains("REGISTRY_GC_GRACE_SECS"), "{err}");
+    std::fs::write(tmp.path().join("bad.toml"), "[gc]\ngrace = 60\n").unwrap();
+    let bad = tmp.path().join("bad.toml");
+    let (ok, _, err) = registry(&["check-config", bad.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert!(err.contains("grace"), "{err}");
+}
