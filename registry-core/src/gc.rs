@@ -291,7 +291,7 @@ async fn used_since(
 async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, StoredBlob>> {
     let storage = registry.storage();
     let mut blobs: BTreeMap<Digest, StoredBlob> = BTreeMap::new();
-    let mut listing = storage.list_recursive(paths::BLOBS);
+    let mut listing = storage.list_all(paths::BLOBS);
     while let Some(meta) = listing.try_next().await? {
         // Objects of any other shape are for scrub to report.
         let Some((digest, kind)) = paths::parse_blob_key(&meta.key) else {
@@ -321,7 +321,7 @@ async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, StoredBlob>>
 async fn list_repositories(registry: &Registry) -> Result<BTreeMap<RepositoryName, Repo>> {
     let storage = registry.storage();
     let mut repos: BTreeMap<RepositoryName, Repo> = BTreeMap::new();
-    let mut listing = storage.list_recursive(paths::REPOSITORIES);
+    let mut listing = storage.list_all(paths::REPOSITORIES);
     while let Some(ObjectMeta {
         key, last_modified, ..
     }) = listing.try_next().await?
@@ -489,7 +489,7 @@ impl Collection<'_> {
         cutoff: SystemTime,
     ) -> Result<()> {
         let storage = self.registry.storage().clone();
-        let mut listing = storage.list_recursive(paths::DATA);
+        let mut listing = storage.list_all(paths::DATA);
         while let Some(meta) = listing.try_next().await? {
             if meta.last_modified > cutoff || targets.contains(&meta.key) {
                 continue;

@@ -52,7 +52,7 @@ pub struct ScrubReport {
 pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
     let storage = registry.storage();
     let mut report = ScrubReport::default();
-    let mut blobs = storage.list_recursive(paths::BLOBS);
+    let mut blobs = storage.list_all(paths::BLOBS);
     while let Some(meta) = blobs.try_next().await? {
         let Some((expected, kind)) = paths::parse_blob_key(&meta.key) else {
             report.problems.push(Problem::StrayObject { key: meta.key });
@@ -94,7 +94,7 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
         }
     }
     drop(blobs);
-    let mut objects = storage.list_recursive(paths::REPOSITORIES);
+    let mut objects = storage.list_all(paths::REPOSITORIES);
     while let Some(meta) = objects.try_next().await? {
         let key = meta.key;
         let (target, found) = if key.ends_with("/link") && key.contains("/_manifests/tags/") {

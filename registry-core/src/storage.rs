@@ -183,6 +183,13 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         false
     }
 
+    /// Every object at any depth under `prefix`, in no particular order: what garbage collection
+    /// and scrub walk. The default walks [`Storage::list`] level by level; object stores override
+    /// it with one flat listing (a request per thousand keys instead of one per folder).
+    fn list_all(&self, prefix: &str) -> BoxStream<'_, Result<ObjectMeta>> {
+        self.list_recursive(prefix)
+    }
+
     /// A URL that lets anyone holding it read `key` until `expires_in` has passed, for backends
     /// that can sign one (S3); `None` (the default) when they cannot.
     async fn signed_url(

@@ -177,6 +177,14 @@ pub async fn listing(open: Opener<'_>) {
         .await
         .expect("recursive");
     assert_eq!(keys(&all), ["l/a-z", "l/d", "l/b/1", "l/b/2", "l/c/x/3"]);
+    let mut flat: Vec<ObjectMeta> = s.list_all("l").try_collect().await.expect("list_all");
+    flat.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut walked = all.clone();
+    walked.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(
+        flat, walked,
+        "list_all and list_recursive see the same objects"
+    );
     for k in ["l/b/2", "l/b/1", "l/c/x/3"] {
         s.delete(k).await.expect("delete");
     }

@@ -34,6 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::multipart::{MultipartStore, PartId as StorePartId};
@@ -310,6 +311,22 @@ impl Storage for ObjectStorage {
 
     fn rename_copies(&self) -> bool {
         true
+    }
+
+    fn list_all(&self, prefix: &str) -> BoxStream<'_, Result<ObjectMeta>> {
+        let full = join(&self.prefix, prefix);
+        let path = match Path::parse(&full) {
+            Ok(p) => p,
+            Err(e) => return futures::stream::once(async { Err(Error::storage(e)) }).boxed(),
+        };
+        let prefix = prefix.to_owned();
+        self.store
+            .list(Some(&path))
+            .map(move |item| match item {
+                Ok(m) => Ok(meta(self.key(&m.location).to_owned(), &m)),
+                Err(e) => Err(map_err(&prefix)(e)),
+            })
+            .boxed()
     }
 
     async fn signed_url(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {

@@ -475,7 +475,10 @@ mod tests {
                 ("REGISTRY_READ_ONLY", "true"),
                 ("REGISTRY_S3_REGION", "eu-west-1"),
                 ("REGISTRY_TOKEN_SERVICE", "\"1234\""),
-                ("REGISTRY_NOTIFICATIONS_ENDPOINTS", "[{url = \"http://127.0.0.1:1/e\"}]"),
+                (
+                    "REGISTRY_NOTIFICATIONS_ENDPOINTS",
+                    "[{url = \"http://127.0.0.1:1/e\"}]",
+                ),
                 ("REGISTRY_CONFIG", "/ignored.toml"),
                 ("REGISTRY_TEST_SOMETHING", "x"),
                 ("OTHER", "x"),
@@ -489,11 +492,10 @@ mod tests {
         assert_eq!(c.notifications.endpoints[0].url, "http://127.0.0.1:1/e");
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("REGISTRY_TEST_SOMETHING"));
-        let err = Config::from_sources(None, env(&[("REGISTRY_TOKEN_SERVICE", "1234")]))
-            .unwrap_err();
-        assert!(err.contains("REGISTRY_TOKEN_SERVICE"), "{err}");
         let err =
-            Config::from_sources(None, env(&[("REGISTRY_LOG_FORMAT", "xml")])).unwrap_err();
+            Config::from_sources(None, env(&[("REGISTRY_TOKEN_SERVICE", "1234")])).unwrap_err();
+        assert!(err.contains("REGISTRY_TOKEN_SERVICE"), "{err}");
+        let err = Config::from_sources(None, env(&[("REGISTRY_LOG_FORMAT", "xml")])).unwrap_err();
         assert!(err.contains("REGISTRY_LOG_FORMAT"), "{err}");
     }
 

@@ -106,12 +106,16 @@ fn prefix() -> String {
 /// The shared backend suite on Ceph, every case (moto skips two).
 mod suite {
     registry_core::storage_testsuite!({
-        let store = super::ceph().map(|c| c.storage());
-        move || {
-            store
-                .clone()
-                .unwrap_or_else(|| std::sync::Arc::new(registry_storage::MemoryStorage::new()))
-        }
+        // Without Ceph, one memory store that every handle shares, as handles share a bucket.
+        let store = super::ceph().map_or_else(
+            || {
+                let memory: std::sync::Arc<dyn registry_core::Storage> =
+                    std::sync::Arc::new(registry_storage::MemoryStorage::new());
+                memory
+            },
+            |c| c.storage(),
+        );
+        move || store.clone()
     });
 }
 
