@@ -30,7 +30,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::paths;
-use crate::reference::{Reference, RepositoryName};
+use crate::reference::{Reference, RepositoryName, Tag};
 use crate::registry::{BlobLocation, Registry};
 use crate::storage::{ObjectMeta, StorageExt};
 use crate::upload::UploadSession;
@@ -48,6 +48,33 @@ pub struct GcOptions {
     pub upload_max_age: Duration,
     /// Report what would be removed, and remove nothing.
     pub dry_run: bool,
+    /// Repositories that cache an upstream registry, whose content goes once unused for a while.
+    pub cache: Option<CacheRetention>,
+}
+
+/// How long a pull-through cache keeps what nobody pulls: in its repositories, a tag or manifest
+/// whose link was last written (by the fetch, or by a pull refreshing it) longer ago than
+/// `unused_for` is removed, and then whatever only it reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRetention {
+    /// Repository name prefixes the cache serves (`docker.io` covers `docker.io/…`); an empty
+    /// prefix covers every repository.
+    pub prefixes: Vec<String>,
+    /// How long unused content stays.
+    pub unused_for: Duration,
+}
+
+impl CacheRetention {
+    /// True when `name` is a repository of the cache.
+    pub fn covers(&self, name: &RepositoryName) -> bool {
+        self.prefixes.iter().any(|p| {
+            p.is_empty()
+                || name
+                    .as_str()
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
 }
 
 impl Default for GcOptions {
@@ -58,6 +85,7 @@ impl Default for GcOptions {
             keep_referrers: true,
             upload_max_age: Duration::from_secs(24 * 3600),
             dry_run: false,
+            cache: None,
         }
     }
 }
@@ -71,6 +99,13 @@ pub enum Removal {
         digest: Digest,
         /// Its size.
         bytes: u64,
+    },
+    /// A cached tag nobody pulled for [`CacheRetention::unused_for`].
+    Tag {
+        /// The repository.
+        repository: RepositoryName,
+        /// The tag.
+        tag: Tag,
     },
     /// An untagged manifest, from one repository.
     Manifest {
@@ -109,7 +144,7 @@ impl Removal {
             Removal::Blob { bytes, .. }
             | Removal::Upload { bytes, .. }
             | Removal::Orphan { bytes, .. } => *bytes,
-            Removal::Manifest { .. } | Removal::Link { .. } => 0,
+            Removal::Tag { .. } | Removal::Manifest { .. } | Removal::Link { .. } => 0,
         }
     }
 }
@@ -118,6 +153,7 @@ impl std::fmt::Display for Removal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Removal::Blob { digest, bytes } => write!(f, "blob {digest} ({bytes} bytes)"),
+            Removal::Tag { repository, tag } => write!(f, "tag {repository}:{tag}"),
             Removal::Manifest { repository, digest } => {
                 write!(f, "manifest {repository}@{digest}")
             }
@@ -164,7 +200,7 @@ struct StoredBlob {
 /// What `repositories/<name>/` holds.
 #[derive(Debug, Default)]
 struct Repo {
-    tags: Vec<String>,
+    tags: Vec<(Tag, SystemTime)>,
     revisions: BTreeMap<Digest, SystemTime>,
     layers: BTreeMap<Digest, SystemTime>,
     referrers: HashMap<Digest, Vec<Digest>>,
@@ -214,6 +250,13 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         gc.report.manifests_kept += keep.manifests.len() as u64;
         kept.extend(keep.manifests.iter().cloned());
         kept.extend(keep.blobs.iter().cloned());
+        if let Some(expired) = expiry(options, name) {
+            for (tag, modified) in &repo.tags {
+                if *modified < expired && *modified <= cutoff {
+                    gc.remove_tag(name, tag).await?;
+                }
+            }
+        }
         for (digest, &modified) in &repo.revisions {
             if keep.manifests.contains(digest) || modified > cutoff || fresh(digest) {
                 linked.insert(digest.clone());
@@ -331,7 +374,7 @@ async fn list_repositories(registry: &Registry) -> Result<BTreeMap<RepositoryNam
         };
         let repo = repos.entry(name).or_default();
         match entry {
-            paths::RepositoryEntry::Tag => repo.tags.push(key),
+            paths::RepositoryEntry::Tag(tag) => repo.tags.push((tag, last_modified)),
             paths::RepositoryEntry::Revision(d) => {
                 repo.revisions.insert(d, last_modified);
             }
@@ -346,6 +389,16 @@ async fn list_repositories(registry: &Registry) -> Result<BTreeMap<RepositoryNam
     Ok(repos)
 }
 
+/// When `name` is a cache repository, the time before which its content counts as unused.
+fn expiry(options: &GcOptions, name: &RepositoryName) -> Option<SystemTime> {
+    let cache = options.cache.as_ref().filter(|c| c.covers(name))?;
+    Some(
+        SystemTime::now()
+            .checked_sub(cache.unused_for)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    )
+}
+
 /// Marks what one repository keeps: what its tags reach, and every manifest pushed within the
 /// grace period (or every manifest, unless untagged ones go).
 async fn mark(
@@ -357,8 +410,13 @@ async fn mark(
 ) -> Result<Marked> {
     let storage = registry.storage();
     let mut pending: Vec<Digest> = Vec::new();
-    for key in &repo.tags {
-        if let Some(bytes) = storage.get_opt(key).await? {
+    let expired = expiry(options, name);
+    for (tag, modified) in &repo.tags {
+        if expired.is_some_and(|t| *modified < t) {
+            continue;
+        }
+        let key = paths::tag_link(name, tag);
+        if let Some(bytes) = storage.get_opt(&key).await? {
             let digest = std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
@@ -367,7 +425,8 @@ async fn mark(
         }
     }
     for (digest, &modified) in &repo.revisions {
-        if !options.delete_untagged || modified > cutoff {
+        let untagged_stay = !options.delete_untagged && expired.is_none_or(|t| modified >= t);
+        if untagged_stay || modified > cutoff {
             pending.push(digest.clone());
         }
     }
@@ -411,6 +470,20 @@ struct Collection<'a> {
 }
 
 impl Collection<'_> {
+    async fn remove_tag(&mut self, name: &RepositoryName, tag: &Tag) -> Result<()> {
+        if !self.dry_run {
+            self.registry
+                .storage()
+                .delete(&paths::tag_link(name, tag))
+                .await?;
+        }
+        self.report.removed.push(Removal::Tag {
+            repository: name.clone(),
+            tag: tag.clone(),
+        });
+        Ok(())
+    }
+
     async fn remove_manifest(&mut self, name: &RepositoryName, digest: &Digest) -> Result<()> {
         if !self.dry_run {
             match self.registry.delete_manifest(name, digest).await {

@@ -177,7 +177,7 @@ pub fn parse_blob_key(key: &str) -> Option<(Digest, BlobObject)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepositoryEntry {
     /// [`tag_link`]
-    Tag,
+    Tag(Tag),
     /// [`manifest_link`]
     Revision(Digest),
     /// [`layer_link`]
@@ -204,10 +204,7 @@ pub fn parse_repository_key(key: &str) -> Option<(RepositoryName, RepositoryEntr
         [MANIFESTS_DIR, "revisions", alg, hex, "link"] => {
             RepositoryEntry::Revision(digest(alg, hex)?)
         }
-        [MANIFESTS_DIR, "tags", tag, "current", "link"] => {
-            tag.parse::<Tag>().ok()?;
-            RepositoryEntry::Tag
-        }
+        [MANIFESTS_DIR, "tags", tag, "current", "link"] => RepositoryEntry::Tag(tag.parse().ok()?),
         ["_referrers", alg, hex, entry] => {
             let (ralg, rhex) = entry.split_once('-')?;
             RepositoryEntry::Referrer {

@@ -625,6 +625,34 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<ManifestInfo> {
+        let validate = self.config.validate_references;
+        self.store_manifest(repo, reference, content_type, bytes, validate)
+            .await
+    }
+
+    /// Stores a manifest fetched from an upstream registry, as [`Registry::put_manifest`] does
+    /// but without requiring its blobs and children in the repository: a pull-through cache
+    /// fetches those when they are asked for. Storing it again refreshes its links' age, which
+    /// tells garbage collection the cached manifest is still in use.
+    pub async fn cache_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<ManifestInfo> {
+        self.store_manifest(repo, reference, content_type, bytes, false)
+            .await
+    }
+
+    async fn store_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        validate: bool,
+    ) -> Result<ManifestInfo> {
         let limit = self.config.max_manifest_size;
         if bytes.len() as u64 > limit {
             return Err(Error::ManifestTooLarge {
@@ -648,7 +676,7 @@ impl Registry {
             }
             Reference::Tag(_) => Digest::of(&bytes),
         };
-        if self.config.validate_references {
+        if validate {
             self.check_references(repo, &manifest).await?;
         }
         let info = ManifestInfo {

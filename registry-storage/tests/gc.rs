@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use registry_core::gc::{self, GcOptions, Removal};
+use registry_core::gc::{self, CacheRetention, GcOptions, Removal};
 use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
 use registry_core::paths;
 use registry_core::{
@@ -67,6 +67,7 @@ on_every_backend!(
     the_grace_period_protects_reused_blobs,
     leftovers_of_crashes_are_removed,
     purging_uploads_leaves_blobs_alone,
+    cached_content_goes_once_unused,
 );
 
 /// Everything collected is older than this, in a test: zero.
@@ -518,4 +519,60 @@ async fn purging_uploads_leaves_blobs_alone(s: Arc<dyn Storage>) {
         Err(Error::BlobUploadUnknown { .. })
     ));
     r.stat_blob(&a, &stray).await.unwrap();
+}
+
+/// In a pull-through cache's repositories, tags and manifests nobody used for the retention go
+/// with what only they reached; other repositories keep theirs.
+async fn cached_content_goes_once_unused(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let (cached, local) = (repo("docker.io/library/app"), repo("local/app"));
+    let old = push(&r, &cached, Some("v1"), "cached", None).await;
+    let by_digest = push(&r, &cached, None, "cached by digest", None).await;
+    let mine = push(&r, &local, Some("v1"), "mine", None).await;
+    let retention = |unused_for| GcOptions {
+        cache: Some(CacheRetention {
+            prefixes: vec!["docker.io".into()],
+            unused_for,
+        }),
+        ..now_options()
+    };
+    let report = gc::collect(&r, &retention(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_eq!(report.removed, []);
+    // Used again (refreshed by a pull) just now: it stays however short the retention.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let refreshed = r
+        .get_manifest(&cached, &Reference::Digest(old.manifest.clone()))
+        .await
+        .unwrap();
+    r.cache_manifest(
+        &cached,
+        &"v1".parse().unwrap(),
+        Some(OCI_MANIFEST),
+        refreshed.bytes,
+    )
+    .await
+    .unwrap();
+    // (Two seconds: moto dates objects to the second.)
+    let report = gc::collect(&r, &retention(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert!(
+        report.removed.iter().any(
+            |x| matches!(x, Removal::Manifest { digest, .. } if *digest == by_digest.manifest)
+        ),
+        "{:?}",
+        report.removed
+    );
+    pulls(&r, &cached, &old).await;
+    is_gone(&r, &cached, &by_digest).await;
+    let report = gc::collect(&r, &retention(Duration::ZERO)).await.unwrap();
+    assert!(report.removed.contains(&Removal::Tag {
+        repository: cached.clone(),
+        tag: "v1".parse().unwrap()
+    }));
+    is_gone(&r, &cached, &old).await;
+    pulls(&r, &local, &mine).await;
+    assert_eq!(stored_blobs(&s).await, digests(&[&mine]));
 }
