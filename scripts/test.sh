@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: on a fresh Debian 12 machine with Rust stable, installs what the tests
-# need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; cargo-fuzz) and
+# need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; docker-registry, an
+# upstream for the pull-through cache tests; cargo-fuzz) and
 # starts a Ceph cluster, then checks formatting and lints,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
@@ -11,11 +12,16 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v podman >/dev/null || need+=(podman)
 command -v curl >/dev/null || need+=(curl)
 command -v unshare >/dev/null || need+=(util-linux)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The package starts a service on :5000 where systemd runs; the tests start their own.
+  if [[ " ${need[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+    $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 # moto, the S3 imitation the S3 tests start on free ports.

@@ -267,7 +267,7 @@ mod tests {
         let parse = |k: String| parse_repository_key(&k).map(|(name, e)| (name.to_string(), e));
         assert_eq!(
             parse(tag_link(&n, &t)),
-            Some(("a/b".into(), RepositoryEntry::Tag))
+            Some(("a/b".into(), RepositoryEntry::Tag(t.clone())))
         );
         assert_eq!(
             parse(manifest_link(&n, &d)),

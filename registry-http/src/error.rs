@@ -188,6 +188,21 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// An upstream registry's failure, for the pull-through cache: a 404 upstream keeps the code
+    /// of what was missing (`missing`), a rate limit is `TOOMANYREQUESTS`, anything else is
+    /// `UNAVAILABLE` with 502 Bad Gateway; the detail names the upstream and its answer.
+    pub fn upstream(e: &crate::mirror::UpstreamError, missing: ErrorCode) -> ApiError {
+        use crate::mirror::UpstreamError::*;
+        let detail = e.to_string();
+        match e {
+            NotFound(_) => ApiError::new(missing, detail),
+            TooManyRequests(_) => ApiError::new(ErrorCode::TooManyRequests, detail),
+            Refused(_) | Unreachable(_) => {
+                ApiError::new(ErrorCode::Unavailable, detail).with_status(StatusCode::BAD_GATEWAY)
+            }
+        }
+    }
 }
 
 impl From<Error> for ApiError {

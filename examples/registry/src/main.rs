@@ -49,6 +49,10 @@ struct Args {
     /// Refuse every write while reads go on
     #[arg(long, env = "REGISTRY_READ_ONLY", global = true)]
     read_only: bool,
+    /// Be a pull-through cache of this registry (credentials: REGISTRY_MIRROR_USERNAME and
+    /// REGISTRY_MIRROR_PASSWORD, or the [mirror] table)
+    #[arg(long, env = "REGISTRY_MIRROR", global = true)]
+    mirror: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -132,6 +136,9 @@ fn settings(args: &Args) -> Result<(Config, Vec<String>), String> {
     if args.read_only {
         config.read_only = true;
     }
+    if let Some(url) = &args.mirror {
+        config.mirror.url = Some(url.clone());
+    }
     if let Some(htpasswd) = &args.htpasswd {
         config.htpasswd = Some(htpasswd.clone());
     }
@@ -185,6 +192,11 @@ async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let registry = registry(&config, Some(&metrics))?;
     let events = notify::Webhooks::start(&config.notifications, &metrics)?;
+    let mirror = config.mirror.build()?.map(Arc::new);
+    if let Some(mirror) = &mirror {
+        mirror.register_metrics(&metrics);
+        tracing::info!(upstreams = ?mirror, "pull-through cache");
+    }
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(registry_http::tls_acceptor(cert, key)?),
         (None, None) => None,
@@ -209,6 +221,7 @@ async fn serve(config: Config) -> Result<(), String> {
         blob_redirect: config.blob_redirect_secs.map(Duration::from_secs),
         metrics: config.metrics.enabled.then(|| metrics.clone()),
         events: events.map(|e| e as Arc<dyn registry_http::events::EventSink>),
+        mirror,
     };
     let housekeeping = (!config.read_only).then(|| {
         tokio::spawn(housekeeping(
@@ -358,6 +371,7 @@ async fn scrub(config: Config) -> Result<(), String> {
 fn check_config(file: &std::path::Path, config: &Config) -> Result<(), String> {
     auth::access_control(config, "https://check.invalid/token")?;
     notify::validate(&config.notifications)?;
+    config.mirror.build()?;
     println!("{config:#?}");
     println!("{}: valid", file.display());
     Ok(())

@@ -17,7 +17,36 @@ pub(crate) async fn get(
     name: RepositoryName,
     digest: Digest,
 ) -> Result<Response, ApiError> {
-    let mut res = if cx.method == Method::HEAD {
+    let head = cx.method == Method::HEAD;
+    let fetching = match &cx.options.mirror {
+        Some(mirror) => {
+            let whole = headers::range(&cx.headers)?.is_none();
+            mirror
+                .blob(&cx.registry, &name, &digest, head, whole)
+                .await?
+        }
+        None => None,
+    };
+    let mut res = if let Some((size, stream)) = fetching {
+        // Being fetched from the mirror's upstream: streamed as it arrives.
+        let mut res = Response::new(if head {
+            Body::empty()
+        } else {
+            Body::from_stream(stream)
+        });
+        if let Some(size) = size {
+            res.headers_mut()
+                .insert(header::CONTENT_LENGTH, value(size));
+        }
+        if !head {
+            let target = Target {
+                size,
+                ..blob_target(&name, &digest)
+            };
+            happened(&mut res, target);
+        }
+        res
+    } else if head {
         let info = cx.registry.stat_blob(&name, &digest).await?;
         let mut res = StatusCode::OK.into_response();
         res.headers_mut()

@@ -1,0 +1,370 @@
+//! The pull-through cache through the real binary: upstreams on loopback (ours with token auth,
+//! ours open, and distribution 2.8.2 from Debian's `docker-registry`), pulled through the mirror
+//! by skopeo, podman and concurrent clients.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use support::{Api, Layout, Server, TestImage, noise, skopeo, verify_layout_blobs};
+
+const USER: &str = "mirror";
+const PASS: &str = "mirror-secret";
+
+/// Our registry requiring logins through its own token server.
+fn token_upstream(dir: &Path) -> Server {
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("{USER}:{}\n", bcrypt::hash(PASS, 5).unwrap()),
+    )
+    .unwrap();
+    let config = dir.join("upstream.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "htpasswd = \"{}\"\n[token]\nissue = true\n",
+            htpasswd.display()
+        ),
+    )
+    .unwrap();
+    Server::start(
+        &dir.join("upstream"),
+        &["--config", config.to_str().unwrap()],
+    )
+}
+
+fn skopeo_cache(dir: &Path) -> std::path::PathBuf {
+    let cache = dir.join("skopeo");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("auth.json"), r#"{"auths":{}}"#).unwrap();
+    cache
+}
+
+/// Pushes a layout's `app` image to `dest` (`host/repo:tag`), logging in when `creds` are given.
+fn push_layout(cache: &Path, layout: &Layout, dest: &str, creds: Option<&str>) {
+    let src = format!("oci:{}:app", layout.dir.display());
+    let dest = format!("docker://{dest}");
+    let mut args = vec!["copy", "-q", "--all", "--dest-tls-verify=false"];
+    if let Some(creds) = creds {
+        args.extend(["--dest-creds", creds]);
+    }
+    args.extend([src.as_str(), dest.as_str()]);
+    skopeo(cache, &args).unwrap();
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+async fn metrics(api: &Api) -> String {
+    api.get("/metrics").await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn skopeo_and_podman_pull_through_a_token_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = token_upstream(tmp.path());
+    let cache = skopeo_cache(tmp.path());
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let image = layout.image(11, 2, 300_000, "amd64");
+    layout.tag("app", image);
+    let creds = format!("{USER}:{PASS}");
+    push_layout(
+        &cache,
+        &layout,
+        &format!("{}/library/app:v1", upstream.addr),
+        Some(&creds),
+    );
+
+    let mirror = Server::start_with(
+        &format!("fs:{}", tmp.path().join("mirror").display()),
+        &["--mirror", &format!("http://{}", upstream.addr)],
+        &[
+            ("REGISTRY_MIRROR_USERNAME", USER),
+            ("REGISTRY_MIRROR_PASSWORD", PASS),
+        ],
+    );
+    let pulled = tmp.path().join("pulled");
+    skopeo(
+        &cache,
+        &[
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{}/library/app:v1", mirror.addr),
+            &format!("oci:{}:app", pulled.display()),
+        ],
+    )
+    .unwrap();
+    // Config, two layers, the manifest.
+    assert_eq!(verify_layout_blobs(&pulled), 4);
+
+    let out = support::podman(
+        tmp.path(),
+        &[
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            &format!("{}/library/app:v1", mirror.addr),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "podman pull through the mirror: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let api = Api::new(&mirror.addr);
+    let text = metrics(&api).await;
+    assert_eq!(
+        metric(&text, r#"registry_mirror_misses_total{kind="blob"}"#),
+        3.0,
+        "{text}"
+    );
+    assert!(metric(&text, r#"registry_mirror_hits_total{kind="blob"}"#) >= 3.0);
+    assert!(metric(&text, "registry_mirror_upstream_bytes_total") > 600_000.0);
+
+    // Pushes into the mirror are refused, naming the upstream.
+    let r = api
+        .http
+        .post(format!("{}/v2/library/app/blobs/uploads/", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("UNSUPPORTED") && body.contains("pull-through cache"),
+        "{body}"
+    );
+}
+
+/// Distribution 2.8.2 on a free loopback port, open, storing under `dir`; killed when dropped.
+struct Distribution {
+    child: Child,
+    addr: String,
+}
+
+impl Distribution {
+    fn start(dir: &Path) -> Option<Distribution> {
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install docker-registry (apt-get install docker-registry)"
+            );
+            eprintln!("no docker-registry (apt-get install docker-registry): skipped");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("distribution.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+                dir.join("distribution-data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Distribution { child, addr })
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_distribution_upstream_by_prefix_beside_local_repositories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(peer) = Distribution::start(tmp.path()) else {
+        return;
+    };
+    let cache = skopeo_cache(tmp.path());
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let amd = layout.image(21, 2, 200_000, "amd64");
+    let arm = layout.image(22, 2, 200_000, "arm64");
+    let index = layout.index(vec![amd, arm]);
+    layout.tag("app", index);
+    push_layout(&cache, &layout, &format!("{}/team/app:v1", peer.addr), None);
+    let config = tmp.path().join("mirror.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[mirror.upstreams]]\nprefix = \"peer\"\nurl = \"http://{}\"\n",
+            peer.addr
+        ),
+    )
+    .unwrap();
+    let mirror = Server::start(
+        &tmp.path().join("mirror"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let pulled = tmp.path().join("pulled");
+    skopeo(
+        &cache,
+        &[
+            "copy",
+            "-q",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{}/peer/team/app:v1", mirror.addr),
+            &format!("oci:{}:app", pulled.display()),
+        ],
+    )
+    .unwrap();
+    // Index, two manifests, two configs, four layers.
+    assert_eq!(verify_layout_blobs(&pulled), 9);
+
+    // Outside the prefix, a normal registry.
+    let api = Api::new(&mirror.addr);
+    let own = TestImage::new(5, vec![noise(5, 50_000)]);
+    api.push_image("local/app", "v1", &own).await.unwrap();
+    assert_eq!(
+        api.pull_verified("local/app", "v1").await.unwrap(),
+        own.digest()
+    );
+    // A name the upstream lacks: its 404, named.
+    let r = api
+        .http
+        .get(format!("{}/v2/peer/team/nothing/manifests/v1", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("MANIFEST_UNKNOWN") && body.contains(&peer.addr),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pulls_fetch_each_blob_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Server::start(&tmp.path().join("upstream"), &[]);
+    let image = TestImage::new(8, (0..3).map(|i| noise(80 + i, 2_000_000)).collect());
+    Api::new(&upstream.addr)
+        .push_image("team/app", "v1", &image)
+        .await
+        .unwrap();
+    let mirror = Server::start_with(
+        &format!("fs:{}", tmp.path().join("mirror").display()),
+        &["--mirror", &format!("http://{}", upstream.addr)],
+        &[],
+    );
+    let pulls: Vec<_> = (0..8)
+        .map(|_| {
+            let api = Api::new(&mirror.addr);
+            tokio::spawn(async move { api.pull_verified("team/app", "v1").await })
+        })
+        .collect();
+    for p in pulls {
+        assert_eq!(p.await.unwrap().unwrap(), image.digest());
+    }
+    let text = metrics(&Api::new(&upstream.addr)).await;
+    let fetched = metric(
+        &text,
+        r#"registry_http_requests_total{route="blob",method="GET",status="200"}"#,
+    );
+    assert_eq!(
+        fetched, 4.0,
+        "one upstream GET per blob (config and three layers)"
+    );
+}
+
+#[tokio::test]
+async fn cached_images_survive_the_upstream_and_moved_tags_are_seen_after_the_ttl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut upstream = Server::start(&tmp.path().join("upstream"), &[]);
+    let up = Api::new(&upstream.addr);
+    let (first, second, never) = (
+        TestImage::new(1, vec![noise(1, 40_000)]),
+        TestImage::new(2, vec![noise(2, 40_000)]),
+        TestImage::new(3, vec![noise(3, 40_000)]),
+    );
+    up.push_image("team/app", "v1", &first).await.unwrap();
+    up.push_image("team/other", "v1", &never).await.unwrap();
+    let mirror = Server::start_with(
+        &format!("fs:{}", tmp.path().join("mirror").display()),
+        &["--mirror", &format!("http://{}", upstream.addr)],
+        &[("REGISTRY_MIRROR_TAG_TTL_SECS", "1")],
+    );
+    let api = Api::new(&mirror.addr);
+    assert_eq!(
+        api.pull_verified("team/app", "v1").await.unwrap(),
+        first.digest()
+    );
+
+    // The tag moves upstream: seen once the TTL has passed.
+    up.push_image("team/app", "v1", &second).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        api.pull_verified("team/app", "v1").await.unwrap(),
+        second.digest()
+    );
+    assert_eq!(
+        api.pull_verified("team/app", &first.digest().to_string())
+            .await
+            .unwrap(),
+        first.digest()
+    );
+
+    // The upstream goes away: what is cached still pulls, by tag and digest.
+    let upstream_addr = upstream.addr.clone();
+    upstream.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        api.pull_verified("team/app", "v1").await.unwrap(),
+        second.digest()
+    );
+    assert_eq!(
+        api.pull_verified("team/app", &first.digest().to_string())
+            .await
+            .unwrap(),
+        first.digest()
+    );
+    // What never was cached fails with the upstream's failure named.
+    let r = api
+        .http
+        .get(format!("{}/v2/team/other/manifests/v1", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("UNAVAILABLE") && body.contains(&upstream_addr),
+        "{body}"
+    );
+}

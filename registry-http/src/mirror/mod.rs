@@ -1,0 +1,598 @@
+//! A pull-through cache: repositories under configured prefixes mirror an upstream registry.
+//!
+//! A pull that misses locally is fetched from the upstream, verified and stored, and every later
+//! pull is served locally. Manifests by digest are cached for good; tags are checked again with a
+//! `HEAD` upstream once [`MirrorConfig::tag_ttl`] has passed, and while the upstream is down or
+//! refuses, what is cached is served. A missing blob is fetched once however many clients ask for
+//! it at once: the fetch writes the upstream's bytes to a spool file and to storage, and every
+//! client streams from the spool as it grows, so the first byte goes out before the last arrives
+//! and memory stays flat. Pushes and deletes into mirrored repositories are refused.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use registry_core::{ByteStream, Digest, Error, Reference, Registry, RepositoryName};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{OnceCell, watch};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics::Metrics;
+
+mod upstream;
+
+pub use upstream::{Upstream, UpstreamError, UpstreamManifest};
+
+/// One upstream and the repositories it serves.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Repository prefix: `docker.io` mirrors `docker.io/<name>` as the upstream's `<name>`; an
+    /// empty prefix mirrors every repository under its own name.
+    pub prefix: String,
+    /// The upstream's URL, e.g. `https://registry-1.docker.io`.
+    pub url: String,
+    /// Credentials for Basic authentication or the token flow; anonymous without.
+    pub credentials: Option<(String, String)>,
+}
+
+/// How the cache behaves.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    /// The upstreams; the longest matching prefix wins.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// How long a tag fetched or checked upstream is served without asking again.
+    pub tag_ttl: Duration,
+    /// Where blobs being fetched are spooled for the clients streaming them.
+    pub spool_dir: PathBuf,
+    /// How long an upstream request may take (connect, and each read).
+    pub timeout: Duration,
+    /// How often a pull refreshes a cached manifest's age (for garbage collection's retention),
+    /// at most, per manifest and process; `None` (no retention) never does.
+    pub refresh_interval: Option<Duration>,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig {
+            upstreams: Vec::new(),
+            tag_ttl: Duration::from_secs(300),
+            spool_dir: std::env::temp_dir(),
+            timeout: Duration::from_secs(60),
+            refresh_interval: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Default)]
+struct Stats {
+    hits: Family<KindLabels, Counter>,
+    misses: Family<KindLabels, Counter>,
+    upstream_bytes: Counter,
+    upstream_errors: Counter,
+}
+
+/// How far a blob fetch got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Progress {
+    /// This many bytes are in the spool file.
+    Running(u64),
+    /// All of them, verified and stored.
+    Done(u64),
+    /// The fetch failed; the spool is incomplete.
+    Failed(String),
+}
+
+/// A blob being fetched: its spool file and progress.
+#[derive(Debug)]
+struct Fetch {
+    size: Option<u64>,
+    spool: PathBuf,
+    progress: watch::Receiver<Progress>,
+}
+
+type FetchSlot = Arc<OnceCell<Arc<Fetch>>>;
+
+/// The pull-through cache; see the module documentation.
+pub struct Mirror {
+    upstreams: Vec<(String, Arc<Upstream>)>,
+    config: MirrorConfig,
+    /// When each `(repository, tag)` was last fetched or checked upstream.
+    checked: Mutex<HashMap<(RepositoryName, String), Instant>>,
+    /// When each cached manifest's age was last refreshed.
+    refreshed: Mutex<HashMap<(RepositoryName, Digest), Instant>>,
+    fetches: Arc<Mutex<HashMap<(RepositoryName, Digest), FetchSlot>>>,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mirror")
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Mirror {
+    /// A cache of the configured upstreams; an unusable URL is an error naming it.
+    pub fn new(config: MirrorConfig) -> Result<Mirror, String> {
+        let mut upstreams = Vec::new();
+        for u in &config.upstreams {
+            let prefix = u.prefix.trim_matches('/').to_owned();
+            if !prefix.is_empty() && format!("{prefix}/x").parse::<RepositoryName>().is_err() {
+                return Err(format!("mirror prefix {prefix:?} is not a repository name"));
+            }
+            let upstream = Upstream::new(&u.url, u.credentials.clone(), config.timeout)?;
+            upstreams.push((prefix, Arc::new(upstream)));
+        }
+        upstreams.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Ok(Mirror {
+            upstreams,
+            config,
+            checked: Mutex::new(HashMap::new()),
+            refreshed: Mutex::new(HashMap::new()),
+            fetches: Arc::new(Mutex::new(HashMap::new())),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Adds the cache's counters to `metrics`: hits and misses by kind (`manifest`, `blob`),
+    /// bytes fetched upstream, upstream failures.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        let s = &self.stats;
+        metrics.register("mirror_hits", "Pulls served from the cache", s.hits.clone());
+        metrics.register(
+            "mirror_misses",
+            "Pulls fetched from the upstream",
+            s.misses.clone(),
+        );
+        metrics.register(
+            "mirror_upstream_bytes",
+            "Blob bytes fetched from upstreams",
+            s.upstream_bytes.clone(),
+        );
+        metrics.register(
+            "mirror_upstream_errors",
+            "Upstream requests that failed",
+            s.upstream_errors.clone(),
+        );
+    }
+
+    /// The repository prefixes mirrored (empty: every repository).
+    pub fn prefixes(&self) -> Vec<String> {
+        self.upstreams.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// The upstream serving `repo`, and the repository's name there.
+    pub fn upstream_for(&self, repo: &RepositoryName) -> Option<(&Arc<Upstream>, String)> {
+        self.upstreams.iter().find_map(|(prefix, up)| {
+            if prefix.is_empty() {
+                return Some((up, repo.to_string()));
+            }
+            let rest = repo.as_str().strip_prefix(prefix.as_str())?;
+            Some((up, rest.strip_prefix('/')?.to_owned()))
+        })
+    }
+
+    fn count(&self, hit: bool, kind: &'static str) {
+        let family = if hit {
+            &self.stats.hits
+        } else {
+            &self.stats.misses
+        };
+        family.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    fn upstream_failed(&self, e: UpstreamError, missing: ErrorCode) -> ApiError {
+        self.stats.upstream_errors.inc();
+        ApiError::upstream(&e, missing)
+    }
+
+    /// Makes sure the manifest `reference` names in a mirrored `repo` is stored locally and
+    /// current (fetching or checking it upstream), so that the normal read serves it.
+    pub(crate) async fn ensure_manifest(
+        &self,
+        registry: &Registry,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<(), ApiError> {
+        let Some((up, name)) = self.upstream_for(repo) else {
+            return Ok(());
+        };
+        let limit = registry.config().max_manifest_size;
+        match reference {
+            Reference::Digest(digest) => {
+                if registry.stat_manifest(repo, reference).await.is_ok() {
+                    self.count(true, "manifest");
+                    return self.refresh(registry, repo, reference, digest).await;
+                }
+                self.count(false, "manifest");
+                let m = up
+                    .get_manifest(&name, &digest.to_string(), limit)
+                    .await
+                    .map_err(|e| self.upstream_failed(e, ErrorCode::ManifestUnknown))?;
+                let mut check = registry_core::Digester::new(digest.algorithm());
+                check.update(&m.bytes);
+                if check.finish() != *digest {
+                    let e = UpstreamError::Refused(format!(
+                        "upstream {} served other bytes for {digest}",
+                        up.url()
+                    ));
+                    return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
+                }
+                registry
+                    .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
+                    .await?;
+                Ok(())
+            }
+            Reference::Tag(tag) => {
+                let key = (repo.clone(), tag.to_string());
+                let local = registry.stat_manifest(repo, reference).await.ok();
+                let checked = lock(&self.checked).get(&key).copied();
+                if local.is_some() && checked.is_some_and(|t| t.elapsed() < self.config.tag_ttl) {
+                    self.count(true, "manifest");
+                    return Ok(());
+                }
+                let upstream_digest = match up.head_manifest(&name, tag.as_str()).await {
+                    Ok(d) => d,
+                    Err(e @ UpstreamError::NotFound(_)) => {
+                        return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
+                    }
+                    Err(e) if local.is_some() => {
+                        // Serve what is cached while the upstream is down or refuses.
+                        tracing::warn!(%repo, %tag, "serving the cached tag: {e}");
+                        self.stats.upstream_errors.inc();
+                        return Ok(());
+                    }
+                    Err(e) => return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown)),
+                };
+                if let (Some(local), Some(current)) = (&local, &upstream_digest)
+                    && local.digest == *current
+                {
+                    self.count(true, "manifest");
+                    lock(&self.checked).insert(key, Instant::now());
+                    return self.refresh(registry, repo, reference, current).await;
+                }
+                self.count(false, "manifest");
+                let m = match up.get_manifest(&name, tag.as_str(), limit).await {
+                    Ok(m) => m,
+                    Err(e) if local.is_some() && !matches!(e, UpstreamError::NotFound(_)) => {
+                        tracing::warn!(%repo, %tag, "serving the cached tag: {e}");
+                        self.stats.upstream_errors.inc();
+                        return Ok(());
+                    }
+                    Err(e) => return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown)),
+                };
+                let info = registry
+                    .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
+                    .await?;
+                if let Some(announced) = m.digest
+                    && announced != info.digest
+                {
+                    tracing::warn!(%repo, %tag, %announced, stored = %info.digest, "upstream announced another digest");
+                }
+                lock(&self.checked).insert(key, Instant::now());
+                lock(&self.refreshed).insert((repo.clone(), info.digest), Instant::now());
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores a cached manifest again (same bytes) when its age was last refreshed longer than
+    /// [`MirrorConfig::refresh_interval`] ago, so that retention counts from this pull.
+    async fn refresh(
+        &self,
+        registry: &Registry,
+        repo: &RepositoryName,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<(), ApiError> {
+        let Some(interval) = self.config.refresh_interval else {
+            return Ok(());
+        };
+        let key = (repo.clone(), digest.clone());
+        let last = lock(&self.refreshed).get(&key).copied();
+        if last.is_some_and(|t| t.elapsed() < interval) {
+            return Ok(());
+        }
+        let content = registry
+            .get_manifest(repo, &Reference::Digest(digest.clone()))
+            .await?;
+        registry
+            .cache_manifest(
+                repo,
+                reference,
+                Some(&content.info.media_type),
+                content.bytes,
+            )
+            .await?;
+        lock(&self.refreshed).insert(key, Instant::now());
+        Ok(())
+    }
+
+    /// For a blob of a mirrored `repo`: `None` when it is (now) stored locally and the normal read
+    /// serves it, or the size and bytes to send while it is being fetched. `head` only asks the
+    /// upstream for the size; `whole` is false for range requests, which wait for the fetch.
+    pub(crate) async fn blob(
+        &self,
+        registry: &Registry,
+        repo: &RepositoryName,
+        digest: &Digest,
+        head: bool,
+        whole: bool,
+    ) -> Result<Option<(Option<u64>, ByteStream)>, ApiError> {
+        let Some((up, name)) = self.upstream_for(repo) else {
+            return Ok(None);
+        };
+        match registry.stat_blob(repo, digest).await {
+            Ok(_) => {
+                self.count(true, "blob");
+                return Ok(None);
+            }
+            Err(Error::BlobUnknown { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if registry.locate_blob(digest).await.is_ok() {
+            // Stored for another repository: link it here once the upstream confirms that this
+            // repository has it, so that no repository reads another's blobs.
+            up.head_blob(&name, digest)
+                .await
+                .map_err(|e| self.upstream_failed(e, ErrorCode::BlobUnknown))?;
+            registry.mount_blob(repo, digest, None).await?;
+            self.count(true, "blob");
+            return Ok(None);
+        }
+        self.count(false, "blob");
+        if head {
+            let size = up
+                .head_blob(&name, digest)
+                .await
+                .map_err(|e| self.upstream_failed(e, ErrorCode::BlobUnknown))?;
+            return Ok(Some((Some(size), futures::stream::empty().boxed())));
+        }
+        let fetch = self.fetch(registry, up, &name, repo, digest).await?;
+        if whole && let Some(stream) = read_spool(&fetch).await {
+            return Ok(Some((fetch.size, stream)));
+        }
+        wait(&fetch).await?;
+        Ok(None)
+    }
+
+    /// The fetch of `digest` into `repo`: the one in flight, or a new one.
+    async fn fetch(
+        &self,
+        registry: &Registry,
+        up: &Arc<Upstream>,
+        name: &str,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Arc<Fetch>, ApiError> {
+        let key = (repo.clone(), digest.clone());
+        let slot = lock(&self.fetches).entry(key.clone()).or_default().clone();
+        let started = slot
+            .get_or_try_init(|| self.start_fetch(registry, up, name, repo, digest))
+            .await
+            .cloned();
+        if started.is_err() {
+            let mut fetches = lock(&self.fetches);
+            if fetches.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                fetches.remove(&key);
+            }
+        }
+        started
+    }
+
+    async fn start_fetch(
+        &self,
+        registry: &Registry,
+        up: &Arc<Upstream>,
+        name: &str,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Arc<Fetch>, ApiError> {
+        let res = up
+            .get_blob(name, digest)
+            .await
+            .map_err(|e| self.upstream_failed(e, ErrorCode::BlobUnknown))?;
+        let size = res.content_length();
+        let spool = self
+            .config
+            .spool_dir
+            .join(format!("registry-fetch-{}", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::File::create(&spool).await.map_err(|e| {
+            ApiError::from(Error::storage(format!(
+                "cannot spool to {}: {e}",
+                spool.display()
+            )))
+        })?;
+        let (progress_tx, progress) = watch::channel(Progress::Running(0));
+        let fetch = Arc::new(Fetch {
+            size,
+            spool: spool.clone(),
+            progress,
+        });
+        let job = FetchJob {
+            registry: registry.clone(),
+            repo: repo.clone(),
+            digest: digest.clone(),
+            size,
+            stats: self.stats.clone(),
+            url: up.url().to_owned(),
+        };
+        let fetches = self.fetches.clone();
+        tokio::spawn(async move {
+            let outcome = job.run(res, file, &progress_tx).await;
+            match &outcome {
+                Ok(_) => {
+                    tracing::info!(repo = %job.repo, digest = %job.digest, "fetched from upstream")
+                }
+                Err(e) => {
+                    job.stats.upstream_errors.inc();
+                    tracing::warn!(repo = %job.repo, digest = %job.digest, "fetch failed: {e}");
+                }
+            }
+            // Readers already streaming keep their open handle to the spool.
+            let _ = tokio::fs::remove_file(&spool).await;
+            lock(&fetches).remove(&(job.repo.clone(), job.digest.clone()));
+            let _ = progress_tx.send(match outcome {
+                Ok(n) => Progress::Done(n),
+                Err(e) => Progress::Failed(e),
+            });
+        });
+        Ok(fetch)
+    }
+}
+
+/// What a fetch task needs.
+struct FetchJob {
+    registry: Registry,
+    repo: RepositoryName,
+    digest: Digest,
+    size: Option<u64>,
+    stats: Stats,
+    url: String,
+}
+
+impl FetchJob {
+    /// Copies the upstream's bytes to the spool and into storage (which verifies the digest);
+    /// the number of bytes, or why it failed.
+    async fn run(
+        &self,
+        res: reqwest::Response,
+        mut file: tokio::fs::File,
+        progress: &watch::Sender<Progress>,
+    ) -> Result<u64, String> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+        let body: ByteStream = tokio_stream_from(rx);
+        let (registry, repo, digest, size) = (
+            self.registry.clone(),
+            self.repo.clone(),
+            self.digest.clone(),
+            self.size,
+        );
+        let store =
+            tokio::spawn(async move { registry.put_blob(&repo, &digest, body, size).await });
+        let mut upstream = res.bytes_stream();
+        let mut written = 0u64;
+        let mut failure = None;
+        while let Some(chunk) = upstream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let why = format!("upstream {} failed mid-blob: {e}", self.url);
+                    let _ = tx.send(Err(std::io::Error::other(why.clone()))).await;
+                    failure = Some(why);
+                    break;
+                }
+            };
+            if let Err(e) = async {
+                file.write_all(&chunk).await?;
+                file.flush().await
+            }
+            .await
+            {
+                let why = format!("spool write failed: {e}");
+                let _ = tx.send(Err(std::io::Error::other(why.clone()))).await;
+                failure = Some(why);
+                break;
+            }
+            written += chunk.len() as u64;
+            self.stats.upstream_bytes.inc_by(chunk.len() as u64);
+            let _ = progress.send(Progress::Running(written));
+            if tx.send(Ok(chunk)).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let stored = store
+            .await
+            .map_err(|e| format!("storing task failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match (failure, stored) {
+            (Some(why), _) => Err(why),
+            (None, Err(e)) => Err(e),
+            (None, Ok(_)) => Ok(written),
+        }
+    }
+}
+
+fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> ByteStream {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// Waits for a fetch to end; its error when it failed.
+async fn wait(fetch: &Fetch) -> Result<(), ApiError> {
+    let mut progress = fetch.progress.clone();
+    loop {
+        match &*progress.borrow_and_update() {
+            Progress::Done(_) => return Ok(()),
+            Progress::Failed(e) => {
+                let e = UpstreamError::Unreachable(e.clone());
+                return Err(ApiError::upstream(&e, ErrorCode::BlobUnknown));
+            }
+            Progress::Running(_) => {}
+        }
+        if progress.changed().await.is_err() {
+            let e = UpstreamError::Unreachable("the fetch stopped".into());
+            return Err(ApiError::upstream(&e, ErrorCode::BlobUnknown));
+        }
+    }
+}
+
+/// The spool's bytes as they arrive, ending when the fetch is done (an error if it failed);
+/// `None` when the spool is gone (the fetch just ended) or the size is unknown.
+async fn read_spool(fetch: &Arc<Fetch>) -> Option<ByteStream> {
+    fetch.size?;
+    let file = tokio::fs::File::open(&fetch.spool).await.ok()?;
+    let state = (file, 0u64, fetch.progress.clone());
+    let stream = futures::stream::unfold(Some(state), |state| async move {
+        let (mut file, pos, mut progress) = state?;
+        loop {
+            let (available, done) = match &*progress.borrow_and_update() {
+                Progress::Running(n) => (*n, false),
+                Progress::Done(n) => (*n, true),
+                Progress::Failed(e) => {
+                    return Some((Err(std::io::Error::other(e.clone())), None));
+                }
+            };
+            if pos < available {
+                let want = (available - pos).min(64 * 1024) as usize;
+                let mut buf = vec![0; want];
+                let read = async {
+                    file.seek(std::io::SeekFrom::Start(pos)).await?;
+                    file.read_exact(&mut buf).await
+                }
+                .await;
+                return match read {
+                    Ok(_) => Some((
+                        Ok(Bytes::from(buf)),
+                        Some((file, pos + want as u64, progress)),
+                    )),
+                    Err(e) => Some((Err(e), None)),
+                };
+            }
+            if done {
+                return None;
+            }
+            if progress.changed().await.is_err() {
+                let e = std::io::Error::other("the fetch stopped");
+                return Some((Err(e), None));
+            }
+        }
+    });
+    Some(stream.boxed())
+}

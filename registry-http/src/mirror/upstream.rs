@@ -1,0 +1,364 @@
+//! A client of an upstream registry's pull API, with its authentication: Basic credentials, or the
+//! Docker token flow (anonymous or with credentials) that Docker Hub and most registries use.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Method, StatusCode};
+use registry_core::Digest;
+use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+
+use crate::CONTENT_DIGEST_HEADER;
+
+/// What a registry serves manifests as; asked for all at once.
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+     application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.docker.distribution.manifest.v2+json";
+
+/// How an upstream request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// The upstream says the manifest or blob does not exist (404).
+    NotFound(String),
+    /// The upstream rate-limits us (429).
+    TooManyRequests(String),
+    /// The upstream refused (401, 403) or failed (5xx, unexpected answers).
+    Refused(String),
+    /// The upstream could not be reached, or did not answer in time.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::NotFound(m)
+            | UpstreamError::TooManyRequests(m)
+            | UpstreamError::Refused(m)
+            | UpstreamError::Unreachable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A manifest as the upstream served it.
+#[derive(Debug, Clone)]
+pub struct UpstreamManifest {
+    /// Its bytes.
+    pub bytes: bytes::Bytes,
+    /// The `Content-Type` it came with.
+    pub media_type: Option<String>,
+    /// The `Docker-Content-Digest` it came with.
+    pub digest: Option<Digest>,
+}
+
+/// One upstream registry.
+pub struct Upstream {
+    base: reqwest::Url,
+    credentials: Option<(String, String)>,
+    client: reqwest::Client,
+    /// Bearer tokens by scope, with when they stop being used.
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &self.base.as_str())
+            .field("credentials", &self.credentials.is_some())
+            .finish()
+    }
+}
+
+/// The parameters of a `WWW-Authenticate` challenge.
+fn challenge_params(value: &str) -> (String, HashMap<String, String>) {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (val, next) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            },
+            None => match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            },
+        };
+        params.insert(key, val.to_owned());
+        rest = next.trim_start_matches(',').trim();
+    }
+    (scheme.to_ascii_lowercase(), params)
+}
+
+impl Upstream {
+    /// A client of the registry at `url` (`https://registry-1.docker.io`), authenticating with
+    /// `credentials` when it asks; requests time out after `timeout`.
+    pub fn new(
+        url: &str,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+    ) -> Result<Upstream, String> {
+        let mut base = reqwest::Url::parse(url).map_err(|e| format!("upstream {url}: {e}"))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(format!("upstream {url}: use http or https"));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .read_timeout(timeout)
+            .build()
+            .map_err(|e| format!("upstream {url}: {e}"))?;
+        Ok(Upstream {
+            base,
+            credentials,
+            client,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The upstream's URL, for messages.
+    pub fn url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> UpstreamError {
+        UpstreamError::Unreachable(format!("upstream {} unreachable ({what}): {e}", self.base))
+    }
+
+    /// Sends `method` to `/v2/<repo>/<path>`, answering the upstream's authentication challenge
+    /// once; any status but success is an error.
+    async fn send(
+        &self,
+        method: Method,
+        repo: &str,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = self
+            .base
+            .join(&format!("v2/{repo}/{path}"))
+            .map_err(|e| self.err(path, e))?;
+        let scope = format!("repository:{repo}:pull");
+        let build = |auth: Option<String>| {
+            let mut req = self.client.request(method.clone(), url.clone());
+            if let Some(accept) = accept {
+                req = req.header(ACCEPT, accept);
+            }
+            if let Some(auth) = auth {
+                req = req.header(AUTHORIZATION, auth);
+            }
+            req
+        };
+        let cached = self.cached_token(&scope);
+        let first = build(cached.map(|t| format!("Bearer {t}")))
+            .send()
+            .await
+            .map_err(|e| self.err(path, e))?;
+        let res = if first.status() == StatusCode::UNAUTHORIZED {
+            let auth = self.answer(first.headers(), &scope).await?;
+            build(Some(auth))
+                .send()
+                .await
+                .map_err(|e| self.err(path, e))?
+        } else {
+            first
+        };
+        let status = res.status();
+        if status.is_success() {
+            return Ok(res);
+        }
+        let what = format!(
+            "upstream {} answered {status} for {method} {path}",
+            self.base
+        );
+        Err(match status {
+            StatusCode::NOT_FOUND => UpstreamError::NotFound(what),
+            StatusCode::TOO_MANY_REQUESTS => UpstreamError::TooManyRequests(what),
+            _ => UpstreamError::Refused(what),
+        })
+    }
+
+    fn cached_token(&self, scope: &str) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .get(scope)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(t, _)| t.clone())
+    }
+
+    /// The `Authorization` value answering a 401's challenge: Basic credentials, or a bearer token
+    /// from the realm it names.
+    async fn answer(&self, headers: &HeaderMap, scope: &str) -> Result<String, UpstreamError> {
+        let refused = |why: &str| {
+            UpstreamError::Refused(format!("upstream {} refused access: {why}", self.base))
+        };
+        let challenge = headers
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| refused("401 without a challenge"))?;
+        let (scheme, params) = challenge_params(challenge);
+        match scheme.as_str() {
+            "basic" => match &self.credentials {
+                Some((user, password)) => Ok(basic(user, password)),
+                None => Err(refused("it wants credentials and none are configured")),
+            },
+            "bearer" => {
+                let realm = params
+                    .get("realm")
+                    .ok_or_else(|| refused("bearer challenge without a realm"))?;
+                let mut url = reqwest::Url::parse(realm).map_err(|e| refused(&e.to_string()))?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(service) = params.get("service") {
+                        q.append_pair("service", service);
+                    }
+                    q.append_pair("scope", scope);
+                }
+                let mut req = self.client.get(url);
+                if let Some((user, password)) = &self.credentials {
+                    req = req.header(AUTHORIZATION, basic(user, password));
+                }
+                let res = req.send().await.map_err(|e| self.err("token", e))?;
+                if !res.status().is_success() {
+                    return Err(refused(&format!(
+                        "its token server answered {}",
+                        res.status()
+                    )));
+                }
+                let body = res.bytes().await.map_err(|e| self.err("token", e))?;
+                let body: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| refused(&format!("unreadable token: {e}")))?;
+                let token = body["token"]
+                    .as_str()
+                    .or_else(|| body["access_token"].as_str())
+                    .ok_or_else(|| refused("token response without a token"))?
+                    .to_owned();
+                let lifetime = body["expires_in"].as_u64().unwrap_or(60).max(20);
+                let until = Instant::now() + Duration::from_secs(lifetime - 10);
+                let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                tokens.insert(scope.to_owned(), (token.clone(), until));
+                Ok(format!("Bearer {token}"))
+            }
+            other => Err(refused(&format!("unknown authentication scheme {other}"))),
+        }
+    }
+
+    /// The digest a manifest reference stands for upstream (`HEAD`, which Docker Hub does not
+    /// count against pull limits); `None` when the upstream does not say.
+    pub async fn head_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, UpstreamError> {
+        let res = self
+            .send(
+                Method::HEAD,
+                repo,
+                &format!("manifests/{reference}"),
+                Some(MANIFEST_TYPES),
+            )
+            .await?;
+        Ok(digest_header(res.headers()))
+    }
+
+    /// A manifest, by tag or digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        limit: u64,
+    ) -> Result<UpstreamManifest, UpstreamError> {
+        let path = format!("manifests/{reference}");
+        let res = self
+            .send(Method::GET, repo, &path, Some(MANIFEST_TYPES))
+            .await?;
+        let media_type = res
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let digest = digest_header(res.headers());
+        if res.content_length().is_some_and(|l| l > limit) {
+            return Err(UpstreamError::Refused(format!(
+                "upstream {} served a manifest over {limit} bytes",
+                self.base
+            )));
+        }
+        let bytes = res.bytes().await.map_err(|e| self.err(&path, e))?;
+        Ok(UpstreamManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// A blob's size, without its bytes.
+    pub async fn head_blob(&self, repo: &str, digest: &Digest) -> Result<u64, UpstreamError> {
+        let path = format!("blobs/{digest}");
+        let res = self.send(Method::HEAD, repo, &path, None).await?;
+        res.headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                UpstreamError::Refused(format!("upstream {} gave no size for {path}", self.base))
+            })
+    }
+
+    /// A blob's bytes (redirects to a CDN followed, without our credentials).
+    pub async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        self.send(Method::GET, repo, &format!("blobs/{digest}"), None)
+            .await
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+fn digest_header(headers: &HeaderMap) -> Option<Digest> {
+    headers
+        .get(CONTENT_DIGEST_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let (scheme, p) = challenge_params(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#,
+        );
+        assert_eq!(scheme, "bearer");
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/alpine:pull");
+        let (scheme, p) = challenge_params(r#"Basic realm="basic-realm""#);
+        assert_eq!(scheme, "basic");
+        assert_eq!(p["realm"], "basic-realm");
+        let (_, p) = challenge_params("Bearer realm=https://x/t, service=reg");
+        assert_eq!(p["realm"], "https://x/t");
+        assert_eq!(p["service"], "reg");
+        assert!(challenge_params("Negotiate").1.is_empty());
+    }
+}
