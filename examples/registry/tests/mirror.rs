@@ -368,3 +368,131 @@ async fn cached_images_survive_the_upstream_and_moved_tags_are_seen_after_the_tt
         "{body}"
     );
 }
+
+/// The SHA-256 of what `curl` downloads from `url`, streamed through `sha256sum`.
+fn download_digest(url: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", "curl -sS -f \"$1\" | sha256sum", "_", url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    format!("sha256:{}", text.split_whitespace().next().unwrap())
+}
+
+/// A 512 MiB blob pulled through the mirror streams from the upstream to the client while it is
+/// stored: the mirror's peak RSS stays under 64 MiB, and the bytes match, then and from the cache.
+#[test]
+fn a_large_blob_streams_through_with_flat_memory() {
+    const SIZE: usize = 512 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Server::start(&tmp.path().join("upstream"), &[]);
+    let digest = support::push_streamed(&format!("http://{}", upstream.addr), "big/blob", SIZE, 9);
+    let mirror = Server::start_with(
+        &format!("fs:{}", tmp.path().join("mirror").display()),
+        &["--mirror", &format!("http://{}", upstream.addr)],
+        &[("REGISTRY_MIRROR_SPOOL_DIR", tmp.path().to_str().unwrap())],
+    );
+    let url = format!("http://{}/v2/big/blob/blobs/{digest}", mirror.addr);
+    assert_eq!(download_digest(&url), digest.to_string());
+    let peak_mib = mirror.peak_rss_kib() / 1024;
+    eprintln!("peak RSS of the mirror after fetching 512 MiB: {peak_mib} MiB");
+    assert!(peak_mib < 64, "peak RSS {peak_mib} MiB");
+    drop(upstream);
+    assert_eq!(download_digest(&url), digest.to_string());
+    let spooled: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("registry-fetch-")
+        })
+        .collect();
+    assert!(spooled.is_empty(), "spool files left: {spooled:?}");
+}
+
+/// An upstream that lies: an endless manifest, a blob whose bytes are not its digest's.
+async fn lying_upstream() -> String {
+    let app = axum::Router::new()
+        .route("/v2/", axum::routing::get(|| async { "{}" }))
+        .route(
+            "/v2/evil/manifests/{reference}",
+            axum::routing::get(|| async {
+                let chunks = futures::stream::iter(
+                    (0..80).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 << 10])),
+                );
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
+        .route(
+            "/v2/evil/blobs/{digest}",
+            axum::routing::get(|| async { "not the bytes you asked for" }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_lying_upstream_stores_nothing() {
+    let upstream = lying_upstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mirror");
+    let mirror = Server::start_with(
+        &format!("fs:{}", data.display()),
+        &["--mirror", &upstream],
+        &[],
+    );
+    let api = Api::new(&mirror.addr);
+    let r = api
+        .http
+        .get(format!("{}/v2/evil/manifests/v1", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("UNAVAILABLE") && body.contains("over"),
+        "{body}"
+    );
+
+    let digest = registry_core::Digest::of(b"the real bytes");
+    for _ in 0..2 {
+        let got = api
+            .http
+            .get(format!("{}/v2/evil/blobs/{digest}", api.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await;
+        if let Ok(bytes) = got {
+            assert_ne!(registry_core::Digest::of(&bytes), digest);
+        }
+    }
+    let stored = data.join(format!(
+        "blobs/sha256/{}/{}",
+        &digest.hex()[..2],
+        digest.hex()
+    ));
+    assert!(!stored.exists(), "the lie was stored");
+    assert!(
+        api.get("/metrics")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .any(|l| {
+                l.starts_with("registry_mirror_upstream_errors_total") && !l.ends_with(" 0")
+            })
+    );
+}

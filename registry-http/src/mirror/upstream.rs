@@ -236,7 +236,7 @@ impl Upstream {
                         res.status()
                     )));
                 }
-                let body = res.bytes().await.map_err(|e| self.err("token", e))?;
+                let body = self.read_limited(res, 1 << 20, "token").await?;
                 let body: serde_json::Value = serde_json::from_slice(&body)
                     .map_err(|e| refused(&format!("unreadable token: {e}")))?;
                 let token = body["token"]
@@ -252,6 +252,29 @@ impl Upstream {
             }
             other => Err(refused(&format!("unknown authentication scheme {other}"))),
         }
+    }
+
+    /// A small body whole, refused past `limit` bytes however it is sent (chunked included).
+    async fn read_limited(
+        &self,
+        res: reqwest::Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<bytes::Bytes, UpstreamError> {
+        use futures::StreamExt;
+        let mut body = bytes::BytesMut::new();
+        let mut stream = res.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.err(what, e))?;
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(UpstreamError::Refused(format!(
+                    "upstream {} sent over {limit} bytes for {what}",
+                    self.base
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     /// The digest a manifest reference stands for upstream (`HEAD`, which Docker Hub does not
@@ -289,13 +312,7 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let digest = digest_header(res.headers());
-        if res.content_length().is_some_and(|l| l > limit) {
-            return Err(UpstreamError::Refused(format!(
-                "upstream {} served a manifest over {limit} bytes",
-                self.base
-            )));
-        }
-        let bytes = res.bytes().await.map_err(|e| self.err(&path, e))?;
+        let bytes = self.read_limited(res, limit, &path).await?;
         Ok(UpstreamManifest {
             bytes,
             media_type,
