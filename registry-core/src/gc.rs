@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -187,7 +187,7 @@ impl GcReport {
 }
 
 /// What `blobs/` holds for one digest.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct StoredBlob {
     /// Its objects: data or location record, and the `used` marker.
     keys: Vec<String>,
@@ -228,14 +228,14 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
             mark(registry, name, repo, options, cutoff).await?,
         );
     }
-    let mut gc = Collection {
+    let gc = Collection {
         registry,
         dry_run: options.dry_run,
-        report: GcReport {
-            repositories: repos.len() as u64,
-            dry_run: options.dry_run,
-            ..GcReport::default()
-        },
+    };
+    let mut report = GcReport {
+        repositories: repos.len() as u64,
+        dry_run: options.dry_run,
+        ..GcReport::default()
     };
     let fresh = |d: &Digest| {
         blobs
@@ -247,66 +247,135 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
     let mut kept = HashSet::new();
     for (name, repo) in &repos {
         let keep = &marked[name];
-        gc.report.manifests_kept += keep.manifests.len() as u64;
+        report.manifests_kept += keep.manifests.len() as u64;
         kept.extend(keep.manifests.iter().cloned());
         kept.extend(keep.blobs.iter().cloned());
         if let Some(expired) = expiry(options, name) {
-            for (tag, modified) in &repo.tags {
-                if *modified < expired && *modified <= cutoff {
-                    gc.remove_tag(name, tag).await?;
-                }
-            }
+            let tags: Vec<Tag> = repo
+                .tags
+                .iter()
+                .filter(|(_, modified)| *modified < expired && *modified <= cutoff)
+                .map(|(tag, _)| tag.clone())
+                .collect();
+            let removed =
+                concurrently(tags, |tag| async move { gc.remove_tag(name, &tag).await }).await?;
+            report.removed.extend(removed);
         }
+        let mut go = Vec::new();
         for (digest, &modified) in &repo.revisions {
             if keep.manifests.contains(digest) || modified > cutoff || fresh(digest) {
                 linked.insert(digest.clone());
             } else {
-                gc.remove_manifest(name, digest).await?;
+                go.push(digest.clone());
             }
         }
+        let removals = concurrently(go, |d| async move {
+            let removed = gc.remove_manifest(name, &d, cutoff).await?;
+            Ok((d, removed))
+        })
+        .await?;
+        for (digest, removed) in removals {
+            match removed {
+                Some(removal) => report.removed.push(removal),
+                None => {
+                    linked.insert(digest);
+                }
+            }
+        }
+        let mut go = Vec::new();
         for (digest, &modified) in &repo.layers {
-            let keep = keep.blobs.contains(digest) || modified > cutoff || fresh(digest);
-            if keep
-                || !gc
-                    .remove_link(name, digest, blobs.get(digest), cutoff)
-                    .await?
-            {
+            if keep.blobs.contains(digest) || modified > cutoff || fresh(digest) {
                 linked.insert(digest.clone());
+            } else {
+                go.push(digest.clone());
+            }
+        }
+        let blobs = &blobs;
+        let removals = concurrently(go, |d| async move {
+            let removed = gc.remove_link(name, &d, blobs.get(&d), cutoff).await?;
+            Ok((d, removed))
+        })
+        .await?;
+        for (digest, removed) in removals {
+            match removed {
+                Some(removal) => report.removed.push(removal),
+                None => {
+                    linked.insert(digest);
+                }
             }
         }
     }
-    let mut targets = HashSet::new();
+    let mut candidates = Vec::new();
     for (digest, blob) in &blobs {
         let in_use = kept.contains(digest)
             || linked.contains(digest)
-            || blob.newest.is_none_or(|t| t > cutoff)
-            || used_since(registry, digest, Some(blob), cutoff).await?;
-        if in_use {
-            gc.report.blobs_kept += 1;
-            targets.extend(blob.target.clone());
-        } else {
-            gc.remove_blob(digest, blob).await?;
+            || blob.newest.is_none_or(|t| t > cutoff);
+        if !in_use {
+            candidates.push((digest.clone(), blob.clone()));
         }
     }
-    gc.remove_orphans(&targets, cutoff).await?;
-    gc.purge_uploads(options, now).await?;
-    Ok(gc.report)
+    let decided = concurrently(candidates, |(digest, blob)| async move {
+        if used_since(registry, &digest, Some(&blob), cutoff).await? {
+            return Ok(None);
+        }
+        gc.remove_blob(&digest, &blob).await.map(Some)
+    })
+    .await?;
+    let removed_blobs: HashSet<&Digest> = decided
+        .iter()
+        .flatten()
+        .filter_map(|r| match r {
+            Removal::Blob { digest, .. } => Some(digest),
+            _ => None,
+        })
+        .collect();
+    let mut targets = HashSet::new();
+    for (digest, blob) in &blobs {
+        let orphan_marker = blob.keys.is_empty();
+        if !removed_blobs.contains(digest) && !orphan_marker {
+            report.blobs_kept += 1;
+            targets.extend(blob.target.clone());
+        }
+    }
+    report.removed.extend(decided.into_iter().flatten());
+    report
+        .removed
+        .extend(gc.remove_orphans(&targets, cutoff).await?);
+    report.removed.extend(gc.purge_uploads(options, now).await?);
+    Ok(report)
+}
+
+/// How many storage requests a collection keeps in flight.
+const CONCURRENCY: usize = 16;
+
+/// Runs `f` over `items`, [`CONCURRENCY`] at a time, and returns the results in order, or the
+/// first error.
+async fn concurrently<I, T, F, Fut>(items: I, f: F) -> Result<Vec<T>>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    futures::stream::iter(items)
+        .map(f)
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await
 }
 
 /// Only the last step of [`collect`]: ends uploads idle for longer than
 /// [`GcOptions::upload_max_age`] and removes what crashes left in upload folders. Cheap (it reads
 /// `uploads/` alone), so servers run it often even where full collection is off.
 pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
-    let mut gc = Collection {
+    let gc = Collection {
         registry,
         dry_run: options.dry_run,
-        report: GcReport {
-            dry_run: options.dry_run,
-            ..GcReport::default()
-        },
     };
-    gc.purge_uploads(options, SystemTime::now()).await?;
-    Ok(gc.report)
+    Ok(GcReport {
+        dry_run: options.dry_run,
+        removed: gc.purge_uploads(options, SystemTime::now()).await?,
+        ..GcReport::default()
+    })
 }
 
 /// True when the blob's objects changed after `cutoff` since they were listed: a push reused it.
@@ -409,21 +478,26 @@ async fn mark(
     cutoff: SystemTime,
 ) -> Result<Marked> {
     let storage = registry.storage();
-    let mut pending: Vec<Digest> = Vec::new();
     let expired = expiry(options, name);
-    for (tag, modified) in &repo.tags {
-        if expired.is_some_and(|t| *modified < t) {
-            continue;
-        }
-        let key = paths::tag_link(name, tag);
-        if let Some(bytes) = storage.get_opt(&key).await? {
-            let digest = std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or_else(|| Error::storage(format!("corrupt link at {key}")))?;
-            pending.push(digest);
-        }
-    }
+    let live_tags: Vec<Tag> = repo
+        .tags
+        .iter()
+        .filter(|(_, modified)| expired.is_none_or(|t| *modified >= t))
+        .map(|(tag, _)| tag.clone())
+        .collect();
+    let tagged = concurrently(live_tags, |tag| async move {
+        let key = paths::tag_link(name, &tag);
+        let Some(bytes) = storage.get_opt(&key).await? else {
+            return Ok(None);
+        };
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.trim().parse::<Digest>().ok())
+            .map(Some)
+            .ok_or_else(|| Error::storage(format!("corrupt link at {key}")))
+    })
+    .await?;
+    let mut pending: Vec<Digest> = tagged.into_iter().flatten().collect();
     for (digest, &modified) in &repo.revisions {
         let untagged_stay = !options.delete_untagged && expired.is_none_or(|t| modified >= t);
         if untagged_stay || modified > cutoff {
@@ -431,84 +505,109 @@ async fn mark(
         }
     }
     let mut marked = Marked::default();
-    while let Some(digest) = pending.pop() {
+    while !pending.is_empty() {
         // A tag or index naming a manifest this repository lacks: nothing to keep.
-        if !repo.revisions.contains_key(&digest) || !marked.manifests.insert(digest.clone()) {
-            continue;
-        }
-        let unreadable = |e: Error| {
-            Error::storage(format!(
-                "garbage collection stopped before removing anything: cannot read manifest \
-                 {name}@{digest} ({e}); `registry scrub` checks the store"
-            ))
-        };
-        let content = registry
-            .get_manifest(name, &Reference::Digest(digest.clone()))
-            .await
-            .map_err(unreadable)?;
-        let manifest =
-            Manifest::parse(&content.bytes, Some(&content.info.media_type)).map_err(unreadable)?;
-        marked
-            .blobs
-            .extend(manifest.blob_references().map(|d| d.digest.clone()));
-        pending.extend(manifest.manifests.iter().map(|d| d.digest.clone()));
-        if options.keep_referrers
-            && let Some(referrers) = repo.referrers.get(&digest)
-        {
-            pending.extend(referrers.iter().cloned());
+        let batch: Vec<Digest> = std::mem::take(&mut pending)
+            .into_iter()
+            .filter(|d| repo.revisions.contains_key(d) && marked.manifests.insert(d.clone()))
+            .collect();
+        let manifests = concurrently(batch, |digest| async move {
+            let unreadable = |e: Error| {
+                Error::storage(format!(
+                    "garbage collection stopped before removing anything: cannot read manifest \
+                     {name}@{digest} ({e}); `registry scrub` checks the store"
+                ))
+            };
+            let content = registry
+                .get_manifest(name, &Reference::Digest(digest.clone()))
+                .await
+                .map_err(unreadable)?;
+            let manifest = Manifest::parse(&content.bytes, Some(&content.info.media_type))
+                .map_err(unreadable)?;
+            Ok((digest, manifest))
+        })
+        .await?;
+        for (digest, manifest) in manifests {
+            marked
+                .blobs
+                .extend(manifest.blob_references().map(|d| d.digest.clone()));
+            pending.extend(manifest.manifests.iter().map(|d| d.digest.clone()));
+            if options.keep_referrers
+                && let Some(referrers) = repo.referrers.get(&digest)
+            {
+                pending.extend(referrers.iter().cloned());
+            }
         }
     }
     Ok(marked)
 }
 
-/// The removing half of a collection: each step records what it removes, and removes it unless
-/// this is a dry run.
+/// The removing half of a collection: each step removes (unless this is a dry run) and returns
+/// what it removed.
+#[derive(Clone, Copy)]
 struct Collection<'a> {
     registry: &'a Registry,
     dry_run: bool,
-    report: GcReport,
 }
 
 impl Collection<'_> {
-    async fn remove_tag(&mut self, name: &RepositoryName, tag: &Tag) -> Result<()> {
-        if !self.dry_run {
-            self.registry
-                .storage()
-                .delete(&paths::tag_link(name, tag))
-                .await?;
+    async fn delete(&self, key: &str) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
         }
-        self.report.removed.push(Removal::Tag {
-            repository: name.clone(),
-            tag: tag.clone(),
-        });
-        Ok(())
+        self.registry.storage().delete(key).await
     }
 
-    async fn remove_manifest(&mut self, name: &RepositoryName, digest: &Digest) -> Result<()> {
+    async fn remove_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Removal> {
+        self.delete(&paths::tag_link(name, tag)).await?;
+        Ok(Removal::Tag {
+            repository: name.clone(),
+            tag: tag.clone(),
+        })
+    }
+
+    /// Removes an unreached manifest unless it was pushed again since the listing. `None` when it
+    /// stays.
+    async fn remove_manifest(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<Option<Removal>> {
+        match self
+            .registry
+            .storage()
+            .head(&paths::manifest_link(name, digest))
+            .await
+        {
+            Ok(meta) if meta.last_modified > cutoff => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        }
         if !self.dry_run {
-            match self.registry.delete_manifest(name, digest).await {
+            match self.registry.remove_revision(name, digest).await {
                 Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        self.report.removed.push(Removal::Manifest {
+        Ok(Some(Removal::Manifest {
             repository: name.clone(),
             digest: digest.clone(),
-        });
-        Ok(())
+        }))
     }
 
     /// Removes a layer link unless a push marked its blob since the listing; a push that marks it
-    /// while the link goes finds it put back. True when removed.
+    /// while the link goes finds it put back. `None` when it stays.
     async fn remove_link(
-        &mut self,
+        &self,
         name: &RepositoryName,
         digest: &Digest,
         blob: Option<&StoredBlob>,
         cutoff: SystemTime,
-    ) -> Result<bool> {
+    ) -> Result<Option<Removal>> {
         if used_since(self.registry, digest, blob, cutoff).await? {
-            return Ok(false);
+            return Ok(None);
         }
         if !self.dry_run {
             let storage = self.registry.storage();
@@ -518,125 +617,131 @@ impl Collection<'_> {
                 storage
                     .put(&key, bytes::Bytes::from(digest.to_string()))
                     .await?;
-                return Ok(false);
+                return Ok(None);
             }
         }
-        self.report.removed.push(Removal::Link {
+        Ok(Some(Removal::Link {
             repository: name.clone(),
             digest: digest.clone(),
-        });
-        Ok(true)
+        }))
     }
 
     /// Removes a blob: its data or location record first (the blob is then unknown), then the
     /// bytes a location pointed at, then its marker.
-    async fn remove_blob(&mut self, digest: &Digest, blob: &StoredBlob) -> Result<()> {
+    async fn remove_blob(&self, digest: &Digest, blob: &StoredBlob) -> Result<Removal> {
+        let marker = paths::blob_used(digest);
         if blob.keys.is_empty() {
             // A marker whose blob never arrived.
-            let key = paths::blob_used(digest);
-            if !self.dry_run {
-                self.registry.storage().delete(&key).await?;
-            }
-            self.report.removed.push(Removal::Orphan { key, bytes: 0 });
-            return Ok(());
+            self.delete(&marker).await?;
+            return Ok(Removal::Orphan {
+                key: marker,
+                bytes: 0,
+            });
         }
+        for key in blob.keys.iter().chain(&blob.target) {
+            self.delete(key).await?;
+        }
+        self.delete(&marker).await?;
         if !self.dry_run {
-            let storage = self.registry.storage();
-            for key in blob.keys.iter().chain(&blob.target) {
-                storage.delete(key).await?;
-            }
-            storage.delete(&paths::blob_used(digest)).await?;
             self.registry.forget_blob(digest);
         }
-        self.report.removed.push(Removal::Blob {
+        Ok(Removal::Blob {
             digest: digest.clone(),
             bytes: blob.size,
-        });
-        Ok(())
+        })
     }
 
     /// Removes `data/<id>` objects that no blob location names and no upload is writing.
     async fn remove_orphans(
-        &mut self,
+        &self,
         targets: &HashSet<String>,
         cutoff: SystemTime,
-    ) -> Result<()> {
-        let storage = self.registry.storage().clone();
-        let mut listing = storage.list_all(paths::DATA);
-        while let Some(meta) = listing.try_next().await? {
-            if meta.last_modified > cutoff || targets.contains(&meta.key) {
-                continue;
+    ) -> Result<Vec<Removal>> {
+        let storage = self.registry.storage();
+        let listed: Vec<ObjectMeta> = storage.list_all(paths::DATA).try_collect().await?;
+        let mut old = Vec::new();
+        for meta in listed {
+            if meta.last_modified <= cutoff && !targets.contains(&meta.key) {
+                old.push(meta);
             }
+        }
+        let removed = concurrently(old, |meta| async move {
             let id = meta.key.rsplit('/').next().unwrap_or_default();
             if storage.exists(&paths::upload_session(id)).await? {
-                continue;
+                return Ok(None);
             }
-            self.remove_orphan(meta).await?;
-        }
-        Ok(())
+            self.remove_orphan(meta).await.map(Some)
+        })
+        .await?;
+        Ok(removed.into_iter().flatten().collect())
     }
 
-    async fn remove_orphan(&mut self, meta: ObjectMeta) -> Result<()> {
-        if !self.dry_run {
-            self.registry.storage().delete(&meta.key).await?;
-        }
-        self.report.removed.push(Removal::Orphan {
+    async fn remove_orphan(&self, meta: ObjectMeta) -> Result<Removal> {
+        self.delete(&meta.key).await?;
+        Ok(Removal::Orphan {
             key: meta.key,
             bytes: meta.size,
-        });
-        Ok(())
+        })
     }
 
     /// Ends uploads whose session was last written longer than `upload_max_age` ago, and removes
     /// what a crash left in upload folders (tails no session names) once older than the grace.
-    async fn purge_uploads(&mut self, options: &GcOptions, now: SystemTime) -> Result<()> {
+    async fn purge_uploads(&self, options: &GcOptions, now: SystemTime) -> Result<Vec<Removal>> {
         let since = |age| now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
         let (idle_since, cutoff) = (since(options.upload_max_age), since(options.grace));
-        let storage = self.registry.storage().clone();
-        for id in storage.list(paths::UPLOADS).await?.prefixes {
-            let objects = storage.list(&paths::upload(&id)).await?.objects;
-            let session_key = paths::upload_session(&id);
-            let Some(session_meta) = objects.iter().find(|o| o.key == session_key) else {
-                // No session: leftovers of an upload that ended.
-                for meta in objects {
-                    if meta.last_modified <= cutoff {
-                        self.remove_orphan(meta).await?;
-                    }
+        let ids = self.registry.storage().list(paths::UPLOADS).await?.prefixes;
+        let removed = concurrently(ids, |id| self.purge_upload(id, idle_since, cutoff)).await?;
+        Ok(removed.into_iter().flatten().collect())
+    }
+
+    async fn purge_upload(
+        &self,
+        id: String,
+        idle_since: SystemTime,
+        cutoff: SystemTime,
+    ) -> Result<Vec<Removal>> {
+        let storage = self.registry.storage();
+        let mut removed = Vec::new();
+        let objects = storage.list(&paths::upload(&id)).await?.objects;
+        let session_key = paths::upload_session(&id);
+        let Some(session_meta) = objects.iter().find(|o| o.key == session_key) else {
+            // No session: leftovers of an upload that ended.
+            for meta in objects {
+                if meta.last_modified <= cutoff {
+                    removed.push(self.remove_orphan(meta).await?);
                 }
-                continue;
-            };
-            let idle = session_meta.last_modified < idle_since;
-            let session = storage
-                .get_opt(&session_key)
-                .await?
-                .and_then(|bytes| serde_json::from_slice::<UploadSession>(&bytes).ok());
-            let mut keep: Vec<String> = Vec::new();
-            match &session {
-                Some(s) if idle => {
+            }
+            return Ok(removed);
+        };
+        let idle = session_meta.last_modified < idle_since;
+        let session = storage
+            .get_opt(&session_key)
+            .await?
+            .and_then(|bytes| serde_json::from_slice::<UploadSession>(&bytes).ok());
+        let mut keep: Vec<String> = Vec::new();
+        match &session {
+            Some(s) => {
+                if idle {
                     if !self.dry_run {
                         self.registry.end_session(s).await?;
                     }
-                    self.report.removed.push(Removal::Upload {
+                    removed.push(Removal::Upload {
                         id: id.clone(),
                         bytes: s.offset,
                     });
-                    keep.push(session_key.clone());
-                    keep.push(paths::upload_tail(&id, s.offset));
                 }
-                Some(s) => {
-                    keep.push(session_key.clone());
-                    keep.push(paths::upload_tail(&id, s.offset));
-                }
-                // Unreadable: the upload cannot go on; left alone until idle.
-                None if idle => {}
-                None => continue,
+                keep.push(session_key.clone());
+                keep.push(paths::upload_tail(&id, s.offset));
             }
-            for meta in objects {
-                if !keep.contains(&meta.key) && (idle || meta.last_modified <= cutoff) {
-                    self.remove_orphan(meta).await?;
-                }
+            // Unreadable: the upload cannot go on; left alone until idle.
+            None if idle => {}
+            None => return Ok(removed),
+        }
+        for meta in objects {
+            if !keep.contains(&meta.key) && (idle || meta.last_modified <= cutoff) {
+                removed.push(self.remove_orphan(meta).await?);
             }
         }
-        Ok(())
+        Ok(removed)
     }
 }

@@ -808,6 +808,27 @@ impl Registry {
             .await
     }
 
+    /// Removes a manifest that no tag names (for garbage collection): its referrers entry, then
+    /// its revision link. Unlike [`Registry::delete_manifest`], tags are not looked at.
+    pub(crate) async fn remove_revision(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<()> {
+        let info = self
+            .stat_manifest(repo, &Reference::Digest(digest.clone()))
+            .await?;
+        if let Some(subject) = &info.subject {
+            self.storage
+                .delete(&paths::referrer(repo, subject, digest))
+                .await?;
+        }
+        self.caches.forget_revision(repo, digest);
+        self.storage
+            .delete(&paths::manifest_link(repo, digest))
+            .await
+    }
+
     /// Removes a tag; the manifest it pointed at stays.
     pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<()> {
         self.resolve_tag(repo, tag).await?;
