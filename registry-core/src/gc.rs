@@ -4,7 +4,8 @@
 //! indexes and (optionally) the referrers of reachable manifests, then the blobs they name. It
 //! then removes, in an order that never leaves a link to missing bytes:
 //!
-//! 1. untagged manifests nothing reaches (only with [`GcOptions::delete_untagged`]);
+//! 1. cached tags and manifests unused past [`GcOptions::cache`]'s retention, and untagged
+//!    manifests nothing reaches (only with [`GcOptions::delete_untagged`]);
 //! 2. layer links to blobs no kept manifest of the repository names;
 //! 3. blobs no repository links any more, with their location record and `used` marker;
 //! 4. bytes of streamed uploads that nothing points at (`data/<id>`), and stale upload tails;
@@ -16,10 +17,16 @@
 //! period is kept with all its links, and so is a manifest pushed within it, with everything it
 //! reaches. A push that reuses a stored blob marks it used (on `HEAD`, mount, and manifest `PUT`,
 //! at most once per [`crate::RegistryConfig::touch_interval`]), and a blob's marker and bytes are
-//! read again just before it is removed. The grace period must therefore exceed the touch interval
-//! plus the longest push; the default hour against ten minutes leaves room.
+//! read again just before it is removed; a layer link removed while a push marks its blob is put
+//! back, and a manifest pushed again since the listing stays. The grace period must therefore
+//! exceed the touch interval plus the longest push; the default hour against ten minutes leaves
+//! room. What remains to chance is a push whose reuse of a blob falls between the collector's last
+//! check and its removal, a few milliseconds: its manifest `PUT` then fails with
+//! `MANIFEST_BLOB_UNKNOWN` (nothing is corrupted), or, for a mount in that instant, the link reads
+//! as `BLOB_UNKNOWN` until the next collection removes it.
 //!
-//! If a manifest that must be kept cannot be read, collection stops before removing anything.
+//! Removals run 16 storage requests at a time. If a manifest that must be kept cannot
+//! be read, collection stops before removing anything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};

@@ -3,6 +3,27 @@
 //!
 //! The router calls [`EventSink::send`] on the request's task once the response is ready, so a
 //! sink must return at once (queue the event, never wait on the network).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use registry_http::events::{Event, EventSink};
+//!
+//! /// Hands events to a task through a bounded channel, dropping them when it is full.
+//! struct Queue(tokio::sync::mpsc::Sender<Event>);
+//!
+//! impl EventSink for Queue {
+//!     fn send(&self, event: Event) {
+//!         let _ = self.0.try_send(event);
+//!     }
+//! }
+//!
+//! let (tx, _rx) = tokio::sync::mpsc::channel(1024);
+//! let options = registry_http::HttpOptions {
+//!     events: Some(Arc::new(Queue(tx))),
+//!     ..Default::default()
+//! };
+//! # drop(options);
+//! ```
 
 use std::time::SystemTime;
 

@@ -7,6 +7,21 @@
 //! it at once: the fetch writes the upstream's bytes to a spool file and to storage, and every
 //! client streams from the spool as it grows, so the first byte goes out before the last arrives
 //! and memory stays flat. Pushes and deletes into mirrored repositories are refused.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use registry_http::mirror::{Mirror, MirrorConfig, UpstreamConfig};
+//!
+//! let docker_hub = UpstreamConfig {
+//!     prefix: "docker.io".into(), // docker.io/library/alpine is Docker Hub's library/alpine
+//!     url: "https://registry-1.docker.io".into(),
+//!     credentials: None,          // anonymous tokens
+//! };
+//! let mirror = Mirror::new(MirrorConfig { upstreams: vec![docker_hub], ..Default::default() })?;
+//! let options = registry_http::HttpOptions { mirror: Some(Arc::new(mirror)), ..Default::default() };
+//! # drop(options);
+//! # Ok::<(), String>(())
+//! ```
 
 use std::collections::HashMap;
 use std::path::PathBuf;
