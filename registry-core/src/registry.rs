@@ -36,8 +36,9 @@ pub struct RegistryConfig {
     pub manifest_cache_bytes: u64,
     /// How often a push that reuses a stored blob (found by `HEAD`, mounted, or named by a
     /// manifest) marks it in use, at most, per process. Garbage collection keeps blobs marked within
-    /// its grace period, which must therefore exceed this plus the longest push.
-    pub touch_interval: std::time::Duration,
+    /// its grace period, which must therefore exceed this plus the longest push. `None` never
+    /// marks: for a registry that serves reads only, so that a `HEAD` never writes.
+    pub touch_interval: Option<std::time::Duration>,
 }
 
 impl Default for RegistryConfig {
@@ -47,7 +48,7 @@ impl Default for RegistryConfig {
             validate_references: true,
             metadata_ttl: std::time::Duration::from_secs(5),
             manifest_cache_bytes: 16 * 1024 * 1024,
-            touch_interval: std::time::Duration::from_secs(600),
+            touch_interval: Some(std::time::Duration::from_secs(600)),
         }
     }
 }
@@ -932,10 +933,10 @@ impl Registry {
     /// Marks a stored blob as in use by a push ([`paths::blob_used`]), at most once per
     /// [`RegistryConfig::touch_interval`] per process; true when it wrote the mark.
     async fn touch_blob(&self, digest: &Digest) -> Result<bool> {
-        if self
-            .caches
-            .touched_within(digest, self.config.touch_interval)
-        {
+        let Some(interval) = self.config.touch_interval else {
+            return Ok(false);
+        };
+        if self.caches.touched_within(digest, interval) {
             return Ok(false);
         }
         self.storage

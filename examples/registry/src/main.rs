@@ -179,10 +179,12 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
             max_manifest_size: config.max_manifest_size,
             validate_references: config.validate_references,
             metadata_ttl: Duration::from_secs(config.metadata_ttl_secs),
-            // Reused blobs are marked well within the collection's grace period.
+            // Reused blobs are marked well within the collection's grace period; a read-only
+            // registry never writes, not even marks.
             touch_interval: defaults
                 .touch_interval
-                .min(Duration::from_secs(config.gc.grace_secs) / 4),
+                .map(|t| t.min(Duration::from_secs(config.gc.grace_secs) / 4))
+                .filter(|_| !config.read_only),
             ..defaults
         },
     ))

@@ -438,7 +438,25 @@ fn a_symlink_in_the_store_does_not_let_a_name_escape() {
 #[test]
 fn read_only_flag_refuses_writes_and_serves_health() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(&tmp.path().join("data"), &["--read-only"]);
+    let data = tmp.path().join("data");
+    let blob = b"stored before the maintenance window";
+    let digest = registry_core::Digest::of(blob);
+    let writable = Server::start(&data, &[]);
+    let r = request(
+        &writable,
+        "POST",
+        &format!("/v2/a/blobs/uploads/?digest={digest}"),
+        &[],
+        blob,
+    );
+    assert_eq!(r.status, 201);
+    drop(writable);
+    let before = files_under(&data);
+    let server = Server::start(&data, &["--read-only"]);
+    let path = format!("/v2/a/blobs/{digest}");
+    assert_eq!(request(&server, "HEAD", &path, &[], b"").status, 200);
+    assert_eq!(request(&server, "GET", &path, &[], b"").status, 200);
+    assert_eq!(files_under(&data), before, "a read-only registry wrote");
     let r = request(&server, "POST", "/v2/a/blobs/uploads/", &[], b"");
     assert_eq!((r.status, r.code().as_str()), (405, "UNSUPPORTED"));
     assert_eq!(
@@ -447,4 +465,21 @@ fn read_only_flag_refuses_writes_and_serves_health() {
     );
     assert_eq!(request(&server, "GET", "/healthz", &[], b"").status, 200);
     assert_eq!(request(&server, "GET", "/readyz", &[], b"").status, 200);
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
 }
