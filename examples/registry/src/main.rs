@@ -194,7 +194,12 @@ async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let registry = registry(&config, Some(&metrics))?;
     let events = notify::Webhooks::start(&config.notifications, &metrics)?;
-    let mirror = config.mirror.build()?.map(Arc::new);
+    // Read-only, a mirror serves what it cached and fetches nothing: storage stays as it is.
+    let mirror = config
+        .mirror
+        .build()?
+        .filter(|_| !config.read_only)
+        .map(Arc::new);
     if let Some(mirror) = &mirror {
         mirror.register_metrics(&metrics);
         tracing::info!(upstreams = ?mirror, "pull-through cache");
