@@ -496,3 +496,47 @@ async fn a_lying_upstream_stores_nothing() {
             })
     );
 }
+
+/// Read-only, a mirror serves its cache and fetches nothing.
+#[tokio::test]
+async fn a_read_only_mirror_serves_its_cache_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = Server::start(&tmp.path().join("upstream"), &[]);
+    let up = Api::new(&upstream.addr);
+    let (cached, other) = (
+        TestImage::new(1, vec![noise(1, 10_000)]),
+        TestImage::new(2, vec![noise(2, 10_000)]),
+    );
+    up.push_image("team/app", "v1", &cached).await.unwrap();
+    up.push_image("team/other", "v1", &other).await.unwrap();
+    let data = format!("fs:{}", tmp.path().join("mirror").display());
+    let mirror_flag = format!("http://{}", upstream.addr);
+    let mirror = Server::start_with(&data, &["--mirror", &mirror_flag], &[]);
+    Api::new(&mirror.addr)
+        .pull_verified("team/app", "v1")
+        .await
+        .unwrap();
+    // The last bytes reach the client before the fetch has verified and stored them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for blob in &cached.blobs {
+        let d = registry_core::Digest::of(blob);
+        let stored = tmp.path().join(format!(
+            "mirror/blobs/sha256/{}/{}/data",
+            &d.hex()[..2],
+            d.hex()
+        ));
+        while !stored.exists() {
+            assert!(Instant::now() < deadline, "{d} never stored");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    drop(mirror);
+    let frozen = Server::start_with(&data, &["--mirror", &mirror_flag, "--read-only"], &[]);
+    let api = Api::new(&frozen.addr);
+    assert_eq!(
+        api.pull_verified("team/app", "v1").await.unwrap(),
+        cached.digest()
+    );
+    let err = api.pull_verified("team/other", "v1").await.unwrap_err();
+    assert!(err.contains("404"), "{err}");
+}
