@@ -49,3 +49,9 @@ mark "small PATCH of 3 MiB (kept as the tail)"
 curl -sf -o /dev/null -X PATCH --data-binary @"$tmp/s2" -H 'Content-Type: application/octet-stream' "$B$LOC"
 mark "second PATCH of 3 MiB (tail and chunk make a 6 MiB part)"
 curl -sf -o /dev/null -X PUT "$B$LOC?digest=$D4"; mark "PUT ?digest="
+# Nothing tags these blobs: a collection without grace removes them all.
+kill $REG; REG=""; last=$(n)
+REGISTRY_GC_GRACE_SECS=0 target/debug/registry gc --dry-run --storage s3://cnt/r >/dev/null 2>&1
+mark "gc --dry-run over 4 blobs in 2 repositories"
+REGISTRY_GC_GRACE_SECS=0 target/debug/registry gc --storage s3://cnt/r 2>/dev/null | tail -1
+mark "gc removing them"
