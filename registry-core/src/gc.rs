@@ -268,49 +268,24 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
                 concurrently(tags, |tag| async move { gc.remove_tag(name, &tag).await }).await?;
             report.removed.extend(removed);
         }
-        let mut go = Vec::new();
-        for (digest, &modified) in &repo.revisions {
-            if keep.manifests.contains(digest) || modified > cutoff || fresh(digest) {
-                linked.insert(digest.clone());
-            } else {
-                go.push(digest.clone());
-            }
-        }
-        let removals = concurrently(go, |d| async move {
-            let removed = gc.remove_manifest(name, &d, cutoff).await?;
-            Ok((d, removed))
-        })
+        let removed = &mut report.removed;
+        let manifest_stays =
+            |d: &Digest, modified| keep.manifests.contains(d) || modified > cutoff || fresh(d);
+        let remove_manifest = |d: Digest| async move { gc.remove_manifest(name, &d, cutoff).await };
+        sweep(
+            &repo.revisions,
+            manifest_stays,
+            remove_manifest,
+            &mut linked,
+            removed,
+        )
         .await?;
-        for (digest, removed) in removals {
-            match removed {
-                Some(removal) => report.removed.push(removal),
-                None => {
-                    linked.insert(digest);
-                }
-            }
-        }
-        let mut go = Vec::new();
-        for (digest, &modified) in &repo.layers {
-            if keep.blobs.contains(digest) || modified > cutoff || fresh(digest) {
-                linked.insert(digest.clone());
-            } else {
-                go.push(digest.clone());
-            }
-        }
         let blobs = &blobs;
-        let removals = concurrently(go, |d| async move {
-            let removed = gc.remove_link(name, &d, blobs.get(&d), cutoff).await?;
-            Ok((d, removed))
-        })
-        .await?;
-        for (digest, removed) in removals {
-            match removed {
-                Some(removal) => report.removed.push(removal),
-                None => {
-                    linked.insert(digest);
-                }
-            }
-        }
+        let link_stays =
+            |d: &Digest, modified| keep.blobs.contains(d) || modified > cutoff || fresh(d);
+        let remove_link =
+            |d: Digest| async move { gc.remove_link(name, &d, blobs.get(&d), cutoff).await };
+        sweep(&repo.layers, link_stays, remove_link, &mut linked, removed).await?;
     }
     let mut candidates = Vec::new();
     for (digest, blob) in &blobs {
@@ -350,6 +325,44 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         .extend(gc.remove_orphans(&targets, cutoff).await?);
     report.removed.extend(gc.purge_uploads(options, now).await?);
     Ok(report)
+}
+
+/// Removes the links (manifest revisions or layer links) of one repository that `stays` does not
+/// keep, [`CONCURRENCY`] at a time: what went joins `removed`; what stays, or what `remove` left
+/// because a push used it meanwhile, joins `linked`.
+async fn sweep<F, Fut>(
+    entries: &BTreeMap<Digest, SystemTime>,
+    stays: impl Fn(&Digest, SystemTime) -> bool,
+    remove: F,
+    linked: &mut HashSet<Digest>,
+    removed: &mut Vec<Removal>,
+) -> Result<()>
+where
+    F: Fn(Digest) -> Fut,
+    Fut: Future<Output = Result<Option<Removal>>>,
+{
+    let mut go = Vec::new();
+    for (digest, &modified) in entries {
+        if stays(digest, modified) {
+            linked.insert(digest.clone());
+        } else {
+            go.push(digest.clone());
+        }
+    }
+    let outcomes = concurrently(go, |d| {
+        let removing = remove(d.clone());
+        async move { Ok((d, removing.await?)) }
+    })
+    .await?;
+    for (digest, outcome) in outcomes {
+        match outcome {
+            Some(removal) => removed.push(removal),
+            None => {
+                linked.insert(digest);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How many storage requests a collection keeps in flight.

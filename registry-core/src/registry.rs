@@ -784,8 +784,7 @@ impl Registry {
 
     /// Deletes a manifest from a repository, with every tag pointing at it and its referrers entry.
     pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        let info = self
-            .stat_manifest(repo, &Reference::Digest(digest.clone()))
+        self.stat_manifest(repo, &Reference::Digest(digest.clone()))
             .await?;
         for tag in self.storage.list(&paths::tags(repo)).await?.prefixes {
             let Ok(tag) = tag.parse::<Tag>() else {
@@ -798,15 +797,7 @@ impl Registry {
                 self.storage.delete(&key).await?;
             }
         }
-        if let Some(subject) = &info.subject {
-            self.storage
-                .delete(&paths::referrer(repo, subject, digest))
-                .await?;
-        }
-        self.caches.forget_revision(repo, digest);
-        self.storage
-            .delete(&paths::manifest_link(repo, digest))
-            .await
+        self.remove_revision(repo, digest).await
     }
 
     /// Removes a manifest that no tag names (for garbage collection): its referrers entry, then

@@ -2,36 +2,21 @@
 //! the grace period that protects pushes in progress.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use common::{body, repo};
+use futures::TryStreamExt;
 use registry_core::gc::{self, CacheRetention, GcOptions, Removal};
 use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
 use registry_core::paths;
 use registry_core::{
-    ByteStream, Digest, Error, Reference, Registry, RegistryConfig, RepositoryName, Storage,
-    StorageExt,
+    Digest, Error, Reference, Registry, RegistryConfig, RepositoryName, Storage, StorageExt,
 };
-
-fn body(data: &[u8]) -> ByteStream {
-    let data = Bytes::copy_from_slice(data);
-    futures::stream::once(async move { Ok(data) }).boxed()
-}
-
-fn repo(name: &str) -> RepositoryName {
-    name.parse().unwrap()
-}
-
-fn moto_bucket() -> Arc<dyn Storage> {
-    static MOTO: std::sync::OnceLock<registry_storage::testing::MotoServer> =
-        std::sync::OnceLock::new();
-    let moto = MOTO.get_or_init(registry_storage::testing::MotoServer::start);
-    let name = format!("gc-{}", uuid::Uuid::new_v4().simple());
-    Arc::new(moto.bucket(&name).build().unwrap())
-}
 
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -55,7 +40,7 @@ macro_rules! on_every_backend {
             })*
         }
         mod moto {
-            $(#[tokio::test] async fn $name() { crate::$name(crate::moto_bucket()).await })*
+            $(#[tokio::test] async fn $name() { crate::$name(crate::common::moto_bucket()).await })*
         }
     };
 }

@@ -1,9 +1,12 @@
 //! `Registry` over both local backends: every operation and its error paths.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
+use common::{body, repo};
 use futures::{StreamExt, TryStreamExt};
 use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
 use registry_core::paths;
@@ -12,15 +15,6 @@ use registry_core::{
     Storage, StorageExt,
 };
 use registry_storage::{FilesystemStorage, MemoryStorage};
-
-fn body(data: &[u8]) -> ByteStream {
-    let data = Bytes::copy_from_slice(data);
-    futures::stream::once(async move { Ok(data) }).boxed()
-}
-
-fn repo(name: &str) -> RepositoryName {
-    name.parse().unwrap()
-}
 
 async fn read(content: registry_core::BlobContent) -> Vec<u8> {
     content
@@ -48,15 +42,6 @@ fn image_manifest(config: &Digest, layers: &[&Digest], subject: Option<&Digest>)
     .into_bytes()
 }
 
-/// One moto server for the whole test binary; a bucket per test.
-fn moto_bucket() -> Arc<dyn Storage> {
-    static MOTO: std::sync::OnceLock<registry_storage::testing::MotoServer> =
-        std::sync::OnceLock::new();
-    let moto = MOTO.get_or_init(registry_storage::testing::MotoServer::start);
-    let name = format!("registry-{}", uuid::Uuid::new_v4().simple());
-    Arc::new(moto.bucket(&name).build().unwrap())
-}
-
 /// Runs one scenario on a memory store, a filesystem store, object_store's in-memory store (parts
 /// of 4 to 8 bytes, so that small blobs cross part boundaries and tails) and moto over HTTP.
 macro_rules! on_every_backend {
@@ -69,7 +54,7 @@ macro_rules! on_every_backend {
             })*
         }
         mod moto {
-            $(#[tokio::test] async fn $name() { crate::$name(crate::moto_bucket()).await })*
+            $(#[tokio::test] async fn $name() { crate::$name(crate::common::moto_bucket()).await })*
         }
         on_both_backends!($($name),*);
     };

@@ -255,14 +255,8 @@ async fn a_distribution_upstream_by_prefix_beside_local_repositories() {
         own.digest()
     );
     // A name the upstream lacks: its 404, named.
-    let r = api
-        .http
-        .get(format!("{}/v2/peer/team/nothing/manifests/v1", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let body = r.text().await.unwrap();
+    let (status, body) = api.answer("/v2/peer/team/nothing/manifests/v1").await;
+    assert_eq!(status, 404);
     assert!(
         body.contains("MANIFEST_UNKNOWN") && body.contains(&peer.addr),
         "{body}"
@@ -355,14 +349,8 @@ async fn cached_images_survive_the_upstream_and_moved_tags_are_seen_after_the_tt
         first.digest()
     );
     // What never was cached fails with the upstream's failure named.
-    let r = api
-        .http
-        .get(format!("{}/v2/team/other/manifests/v1", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 502);
-    let body = r.text().await.unwrap();
+    let (status, body) = api.answer("/v2/team/other/manifests/v1").await;
+    assert_eq!(status, 502);
     assert!(
         body.contains("UNAVAILABLE") && body.contains(&upstream_addr),
         "{body}"
@@ -450,14 +438,8 @@ async fn a_lying_upstream_stores_nothing() {
         &[],
     );
     let api = Api::new(&mirror.addr);
-    let r = api
-        .http
-        .get(format!("{}/v2/evil/manifests/v1", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 502);
-    let body = r.text().await.unwrap();
+    let (status, body) = api.answer("/v2/evil/manifests/v1").await;
+    assert_eq!(status, 502);
     assert!(
         body.contains("UNAVAILABLE") && body.contains("over"),
         "{body}"

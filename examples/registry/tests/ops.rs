@@ -59,13 +59,7 @@ fn image_digests(image: &TestImage) -> BTreeSet<String> {
 }
 
 async fn status(api: &Api, path: &str) -> u16 {
-    api.http
-        .get(format!("{}{path}", api.base))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    api.answer(path).await.0
 }
 
 #[tokio::test]

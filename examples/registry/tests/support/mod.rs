@@ -440,6 +440,13 @@ impl Api {
         self.put_manifest(repo, tag, &image.manifest).await
     }
 
+    /// A GET's status and body text, whatever the status.
+    pub async fn answer(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
     pub async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
         let r = self
             .http
