@@ -2,6 +2,7 @@
 //! the grace period that protects pushes in progress.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
@@ -17,33 +18,6 @@ use registry_core::paths;
 use registry_core::{
     Digest, Error, Reference, Registry, RegistryConfig, RepositoryName, Storage, StorageExt,
 };
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test] async fn $name() {
-                crate::$name(std::sync::Arc::new(registry_storage::MemoryStorage::new())).await
-            })*
-        }
-        mod filesystem {
-            $(#[tokio::test] async fn $name() {
-                let dir = tempfile::tempdir().unwrap();
-                let s = registry_storage::FilesystemStorage::new(dir.path()).unwrap();
-                crate::$name(std::sync::Arc::new(s)).await
-            })*
-        }
-        mod object_store_memory {
-            $(#[tokio::test] async fn $name() {
-                let store = std::sync::Arc::new(object_store::memory::InMemory::new());
-                let s = registry_storage::ObjectStorage::new(store, "").with_part_size(4, 8);
-                crate::$name(std::sync::Arc::new(s)).await
-            })*
-        }
-        mod moto {
-            $(#[tokio::test] async fn $name() { crate::$name(crate::common::moto_bucket()).await })*
-        }
-    };
-}
 
 on_every_backend!(
     unreferenced_blobs_and_abandoned_uploads_go,

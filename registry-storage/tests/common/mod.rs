@@ -1,4 +1,5 @@
-//! What the `Registry` test binaries share: bodies, names and a moto bucket per test.
+//! What the `Registry` test binaries share: bodies, names, a moto bucket per test, and the macros
+//! that run a scenario on every backend.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::sync::Arc;
@@ -24,4 +25,37 @@ pub fn moto_bucket() -> Arc<dyn Storage> {
     let moto = MOTO.get_or_init(registry_storage::testing::MotoServer::start);
     let name = format!("registry-{}", uuid::Uuid::new_v4().simple());
     Arc::new(moto.bucket(&name).build().unwrap())
+}
+
+/// Runs one scenario on a memory store, a filesystem store, object_store's in-memory store (parts
+/// of 4 to 8 bytes, so that small blobs cross part boundaries and tails) and moto over HTTP.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod object_store_memory {
+            $(#[tokio::test] async fn $name() {
+                let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+                let s = registry_storage::ObjectStorage::new(store, "").with_part_size(4, 8);
+                crate::$name(std::sync::Arc::new(s)).await
+            })*
+        }
+        mod moto {
+            $(#[tokio::test] async fn $name() { crate::$name(crate::common::moto_bucket()).await })*
+        }
+        on_both_backends!($($name),*);
+    };
+}
+
+/// Runs one scenario on a memory store and on a filesystem store.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test] async fn $name() { crate::$name(std::sync::Arc::new(registry_storage::MemoryStorage::new())).await })*
+        }
+        mod filesystem {
+            $(#[tokio::test] async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                crate::$name(std::sync::Arc::new(registry_storage::FilesystemStorage::new(dir.path()).unwrap())).await
+            })*
+        }
+    };
 }
