@@ -420,6 +420,23 @@ async fn lying_upstream() -> String {
         .route(
             "/v2/evil/blobs/{digest}",
             axum::routing::get(|| async { "not the bytes you asked for" }),
+        )
+        .route(
+            "/v2/liar/manifests/{reference}",
+            axum::routing::get(|| async {
+                let image = TestImage::new(4, vec![noise(4, 100)]);
+                let wrong = registry_core::Digest::of(b"some other manifest");
+                (
+                    [
+                        (
+                            "content-type",
+                            "application/vnd.oci.image.manifest.v1+json".to_owned(),
+                        ),
+                        ("docker-content-digest", wrong.to_string()),
+                    ],
+                    image.manifest,
+                )
+            }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -443,6 +460,15 @@ async fn a_lying_upstream_stores_nothing() {
     assert!(
         body.contains("UNAVAILABLE") && body.contains("over"),
         "{body}"
+    );
+
+    // A manifest whose bytes are not the digest the upstream announces for them.
+    let (status, body) = api.answer("/v2/liar/manifests/v1").await;
+    assert_eq!(status, 502);
+    assert!(body.contains("that are not"), "{body}");
+    assert!(
+        !data.join("repositories/liar").exists(),
+        "the lie was stored"
     );
 
     let digest = registry_core::Digest::of(b"the real bytes");

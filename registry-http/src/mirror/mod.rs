@@ -292,14 +292,20 @@ impl Mirror {
                     }
                     Err(e) => return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown)),
                 };
+                if let Some(announced) = &m.digest {
+                    let mut check = registry_core::Digester::new(announced.algorithm());
+                    check.update(&m.bytes);
+                    if check.finish() != *announced {
+                        let e = UpstreamError::Refused(format!(
+                            "upstream {} served bytes for {name}:{tag} that are not {announced}",
+                            up.url()
+                        ));
+                        return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
+                    }
+                }
                 let info = registry
                     .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
                     .await?;
-                if let Some(announced) = m.digest
-                    && announced != info.digest
-                {
-                    tracing::warn!(%repo, %tag, %announced, stored = %info.digest, "upstream announced another digest");
-                }
                 lock(&self.checked).insert(key, Instant::now());
                 lock(&self.refreshed).insert((repo.clone(), info.digest), Instant::now());
                 Ok(())
