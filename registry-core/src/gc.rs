@@ -15,7 +15,8 @@
 //! **Safe during pushes.** Nothing younger than [`GcOptions::grace`] is removed: a blob whose
 //! bytes, any link or its `used` marker ([`crate::paths::blob_used`]) changed within the grace
 //! period is kept with all its links, and so is a manifest pushed within it, with everything it
-//! reaches. A push that reuses a stored blob marks it used (on `HEAD`, mount, and manifest `PUT`,
+//! reaches. Ages are the storage's modification times against this host's clock, so the grace
+//! must also exceed any skew between the two. A push that reuses a stored blob marks it used (on `HEAD`, mount, and manifest `PUT`,
 //! at most once per [`crate::RegistryConfig::touch_interval`]), and a blob's marker and bytes are
 //! read again just before it is removed; a layer link removed while a push marks its blob is put
 //! back, and a manifest pushed again since the listing stays. The grace period must therefore

@@ -1,10 +1,12 @@
 //! Run with: `cargo run --release --bin registry` (listens on 127.0.0.1:5000, stores under
 //! `./registry-data`).
 //!
-//! The standalone registry: the distribution API over filesystem or in-memory storage. Flags:
-//! `--listen ADDR`, `--storage fs:PATH|s3://BUCKET[/PREFIX]|memory`, `--config FILE`, each also read from
-//! `REGISTRY_LISTEN`, `REGISTRY_STORAGE` and `REGISTRY_CONFIG`. A flag beats the config file,
-//! which beats the defaults; every configuration key is also a `REGISTRY_<TABLE>_<KEY>` variable.
+//! The standalone registry: the distribution API over filesystem, S3 or in-memory storage, and
+//! optionally a pull-through cache. Flags: `--listen ADDR`,
+//! `--storage fs:PATH|s3://BUCKET[/PREFIX]|memory`, `--config FILE`, `--htpasswd FILE`,
+//! `--tls-cert FILE --tls-key FILE`, `--read-only`, `--mirror URL`, each also a `REGISTRY_*`
+//! variable (`REGISTRY_LISTEN`, …). A flag beats the variables, which beat the config file, which
+//! beats the defaults; every configuration key is also a `REGISTRY_<TABLE>_<KEY>` variable.
 //! SIGTERM and Ctrl-C stop it gracefully. Subcommands: `gc [--dry-run]` collects garbage,
 //! `scrub` checks the store, `check-config FILE` checks a configuration file.
 
