@@ -152,39 +152,7 @@ async fn push_soak_while_collecting() {
     let api = Api::new(&server.addr);
     let abandoned = api.start_upload("soak/abandoned").await.unwrap();
     api.patch(&abandoned, 0, b"never finished").await.unwrap();
-    let pool: Arc<Vec<Vec<u8>>> = Arc::new((0..6).map(|i| noise(500 + i, 20_000)).collect());
-    let started = Instant::now();
-    let pushers: Vec<_> = (0..PUSHERS)
-        .map(|p| {
-            let (api, pool) = (Api::new(&server.addr), pool.clone());
-            tokio::spawn(async move {
-                let mut round = 0u64;
-                let mut last = None;
-                let mut errors = Vec::new();
-                while started.elapsed() < SOAK {
-                    round += 1;
-                    let seed = p * 1_000_000 + round;
-                    let shared = pool[((p + round) % pool.len() as u64) as usize].clone();
-                    let image = TestImage::new(seed, vec![shared, noise(seed, 5_000)]);
-                    let repo = format!("soak/p{}", p % 3);
-                    if let Err(e) = push_like_a_client(&api, &repo, &format!("t{p}"), &image).await
-                    {
-                        errors.push(e);
-                    }
-                    last = Some((repo, image));
-                }
-                (round, last, errors)
-            })
-        })
-        .collect();
-    let mut tagged = Vec::new();
-    let mut pushes = 0;
-    for p in pushers {
-        let (rounds, last, errors) = p.await.unwrap();
-        assert_eq!(errors, Vec::<String>::new());
-        pushes += rounds;
-        tagged.push(last.unwrap());
-    }
+    let (pushes, tagged) = Api::push_soak(&server.addr, PUSHERS, SOAK).await;
     for (p, (repo, image)) in tagged.iter().enumerate() {
         let got = api.pull_verified(repo, &format!("t{p}")).await.unwrap();
         assert_eq!(got, image.digest());
@@ -215,30 +183,6 @@ async fn push_soak_while_collecting() {
     assert!(runs >= 3.0, "{runs} collections in the soak");
     assert!(!metrics.contains("result=\"error\""), "{metrics}");
     println!("soak: {pushes} pushes by {PUSHERS} clients, {runs} collections, no error");
-}
-
-/// `HEAD` every blob, push the missing ones (monolithic and chunked in turn), put the manifest.
-async fn push_like_a_client(
-    api: &Api,
-    repo: &str,
-    tag: &str,
-    image: &TestImage,
-) -> Result<(), String> {
-    for (i, blob) in image.blobs.iter().enumerate() {
-        let url = format!("{}/v2/{repo}/blobs/{}", api.base, Digest::of(blob));
-        let head = api.http.head(url).send().await.map_err(|e| e.to_string())?;
-        match head.status().as_u16() {
-            200 => continue,
-            404 => {}
-            s => return Err(format!("HEAD answered {s}")),
-        }
-        if i % 2 == 0 {
-            api.push_blob_monolithic(repo, blob).await?;
-        } else {
-            api.push_blob_chunked(repo, blob).await?;
-        }
-    }
-    api.put_manifest(repo, tag, &image.manifest).await
 }
 
 #[tokio::test]

@@ -440,6 +440,82 @@ impl Api {
         self.put_manifest(repo, tag, &image.manifest).await
     }
 
+    /// Pushes as real clients do: `HEAD` every blob, upload only the missing ones (monolithic and
+    /// chunked in turn), then put the manifest under `tag`.
+    pub async fn push_like_a_client(
+        &self,
+        repo: &str,
+        tag: &str,
+        image: &TestImage,
+    ) -> Result<(), String> {
+        for (i, blob) in image.blobs.iter().enumerate() {
+            let url = self.url(&format!("/v2/{repo}/blobs/{}", Digest::of(blob)));
+            let head = self
+                .http
+                .head(url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            match head.status().as_u16() {
+                200 => continue,
+                404 => {}
+                s => return Err(format!("HEAD answered {s}")),
+            }
+            if i % 2 == 0 {
+                self.push_blob_monolithic(repo, blob).await?;
+            } else {
+                self.push_blob_chunked(repo, blob).await?;
+            }
+        }
+        self.put_manifest(repo, tag, &image.manifest).await
+    }
+
+    /// Clients pushing for `duration` against `addr`, each moving its own tag `t<n>` at every push
+    /// of an image made of a layer from a small shared pool and one of its own, in one of three
+    /// repositories. Every push must succeed; returns the pushes made and the image each tag ends
+    /// on, as (repository, image).
+    pub async fn push_soak(
+        addr: &str,
+        clients: u64,
+        duration: std::time::Duration,
+    ) -> (u64, Vec<(String, TestImage)>) {
+        let pool: std::sync::Arc<Vec<Vec<u8>>> =
+            std::sync::Arc::new((0..6).map(|i| noise(500 + i, 20_000)).collect());
+        let started = std::time::Instant::now();
+        let pushers: Vec<_> = (0..clients)
+            .map(|p| {
+                let (api, pool) = (Api::new(addr), pool.clone());
+                tokio::spawn(async move {
+                    let mut round = 0u64;
+                    let mut last = None;
+                    let mut errors = Vec::new();
+                    while started.elapsed() < duration {
+                        round += 1;
+                        let seed = p * 1_000_000 + round;
+                        let shared = pool[((p + round) % pool.len() as u64) as usize].clone();
+                        let image = TestImage::new(seed, vec![shared, noise(seed, 5_000)]);
+                        let repo = format!("soak/p{}", p % 3);
+                        let tag = format!("t{p}");
+                        if let Err(e) = api.push_like_a_client(&repo, &tag, &image).await {
+                            errors.push(e);
+                        }
+                        last = Some((repo, image));
+                    }
+                    (round, last, errors)
+                })
+            })
+            .collect();
+        let mut tagged = Vec::new();
+        let mut pushes = 0;
+        for p in pushers {
+            let (rounds, last, errors) = p.await.unwrap();
+            assert_eq!(errors, Vec::<String>::new());
+            pushes += rounds;
+            tagged.push(last.unwrap());
+        }
+        (pushes, tagged)
+    }
+
     /// A GET's status and body text, whatever the status.
     pub async fn answer(&self, path: &str) -> (u16, String) {
         let r = self.http.get(self.url(path)).send().await.unwrap();
