@@ -147,10 +147,10 @@ def make_layout(path, layers, layer_mib):
         f.write('{"imageLayoutVersion":"1.0.0"}')
 
 
-def skopeo_run(server, layout, tmp, round_no):
-    """skopeo push of the layout and pull back, each with a fresh blob-info cache; wall seconds."""
+def skopeo_cmd(tmp):
+    """A skopeo command line with a fresh blob-info cache (bind-mounted in a private mount
+    namespace when the machine allows), its environment, and the cache folder."""
     cache = tempfile.mkdtemp(dir=tmp)
-    repo = f"127.0.0.1:{server.port}/skopeo/img{round_no}"
     base = ["unshare", "-m", "sh", "-c", 'mount --bind "$1" /var/lib/containers/cache && shift && exec skopeo "$@"', "_", cache]
     os.makedirs("/var/lib/containers/cache", exist_ok=True)
     if subprocess.run(["unshare", "-m", "true"]).returncode != 0:
@@ -158,11 +158,18 @@ def skopeo_run(server, layout, tmp, round_no):
     env = dict(os.environ, REGISTRY_AUTH_FILE=os.path.join(cache, "auth.json"))
     with open(env["REGISTRY_AUTH_FILE"], "w") as f:
         f.write('{"auths":{}}')
+    return base + ["--insecure-policy"], env, cache
+
+
+def skopeo_run(server, layout, tmp, round_no):
+    """skopeo push of the layout and pull back, each with a fresh blob-info cache; wall seconds."""
+    base, env, cache = skopeo_cmd(tmp)
+    repo = f"127.0.0.1:{server.port}/skopeo/img{round_no}"
     figures = []
     for name, args in [("skopeo_push", ["copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:img", f"docker://{repo}:v1"]),
                        ("skopeo_pull", ["copy", "-q", "--src-tls-verify=false", f"docker://{repo}:v1", f"oci:{os.path.join(cache, 'pulled')}:img"])]:
         t = time.time()
-        subprocess.run(base + ["--insecure-policy"] + args, check=True, env=env)
+        subprocess.run(base + args, check=True, env=env)
         figures.append({"name": name, "value": time.time() - t, "unit": "s"})
     shutil.rmtree(cache, ignore_errors=True)
     return figures

@@ -15,4 +15,5 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo build --release --locked -p registry-server -p registry-bench
-exec python3 scripts/bench.py "$@"
+# BENCH_SCRIPT: another benchmark needing the same (scripts/bench-ops.sh).
+exec python3 "scripts/${BENCH_SCRIPT:-bench.py}" "$@"

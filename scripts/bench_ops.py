@@ -27,7 +27,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench as b  # noqa: E402  (free_port, Server, make_layout)
+import bench as b  # noqa: E402  (free_port, Server, make_layout, skopeo_cmd)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -60,15 +60,8 @@ def start_peer_mirror(tmp, name, upstream_url):
 
 
 def skopeo(tmp, args):
-    cache = tempfile.mkdtemp(dir=tmp)
-    base = ["unshare", "-m", "sh", "-c", 'mount --bind "$1" /var/lib/containers/cache && shift && exec skopeo "$@"', "_", cache]
-    os.makedirs("/var/lib/containers/cache", exist_ok=True)
-    if subprocess.run(["unshare", "-m", "true"]).returncode != 0:
-        base = ["skopeo"]
-    env = dict(os.environ, REGISTRY_AUTH_FILE=os.path.join(cache, "auth.json"))
-    with open(env["REGISTRY_AUTH_FILE"], "w") as f:
-        f.write('{"auths":{}}')
-    return subprocess.Popen(base + ["--insecure-policy"] + args, env=env)
+    base, env, _ = b.skopeo_cmd(tmp)
+    return subprocess.Popen(base + args, env=env)
 
 
 def pull(tmp, server, dest):

@@ -237,18 +237,9 @@ impl Mirror {
                 }
                 self.count(false, "manifest");
                 let m = up
-                    .get_manifest(&name, &digest.to_string(), limit)
+                    .get_manifest(&name, &digest.to_string(), Some(digest), limit)
                     .await
                     .map_err(|e| self.upstream_failed(e, ErrorCode::ManifestUnknown))?;
-                let mut check = registry_core::Digester::new(digest.algorithm());
-                check.update(&m.bytes);
-                if check.finish() != *digest {
-                    let e = UpstreamError::Refused(format!(
-                        "upstream {} served other bytes for {digest}",
-                        up.url()
-                    ));
-                    return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
-                }
                 registry
                     .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
                     .await?;
@@ -264,16 +255,7 @@ impl Mirror {
                 }
                 let upstream_digest = match up.head_manifest(&name, tag.as_str()).await {
                     Ok(d) => d,
-                    Err(e @ UpstreamError::NotFound(_)) => {
-                        return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
-                    }
-                    Err(e) if local.is_some() => {
-                        // Serve what is cached while the upstream is down or refuses.
-                        tracing::warn!(%repo, %tag, "serving the cached tag: {e}");
-                        self.stats.upstream_errors.inc();
-                        return Ok(());
-                    }
-                    Err(e) => return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown)),
+                    Err(e) => return self.cached_or_failed(local.is_some(), e, repo, tag),
                 };
                 if let (Some(local), Some(current)) = (&local, &upstream_digest)
                     && local.digest == *current
@@ -283,26 +265,10 @@ impl Mirror {
                     return self.refresh(registry, repo, reference, current).await;
                 }
                 self.count(false, "manifest");
-                let m = match up.get_manifest(&name, tag.as_str(), limit).await {
+                let m = match up.get_manifest(&name, tag.as_str(), None, limit).await {
                     Ok(m) => m,
-                    Err(e) if local.is_some() && !matches!(e, UpstreamError::NotFound(_)) => {
-                        tracing::warn!(%repo, %tag, "serving the cached tag: {e}");
-                        self.stats.upstream_errors.inc();
-                        return Ok(());
-                    }
-                    Err(e) => return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown)),
+                    Err(e) => return self.cached_or_failed(local.is_some(), e, repo, tag),
                 };
-                if let Some(announced) = &m.digest {
-                    let mut check = registry_core::Digester::new(announced.algorithm());
-                    check.update(&m.bytes);
-                    if check.finish() != *announced {
-                        let e = UpstreamError::Refused(format!(
-                            "upstream {} served bytes for {name}:{tag} that are not {announced}",
-                            up.url()
-                        ));
-                        return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
-                    }
-                }
                 let info = registry
                     .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
                     .await?;
@@ -311,6 +277,23 @@ impl Mirror {
                 Ok(())
             }
         }
+    }
+
+    /// What a failed check of a tag upstream gives: with the tag cached, the cache is served
+    /// (unless the upstream says the tag is gone); without, the upstream's failure.
+    fn cached_or_failed(
+        &self,
+        cached: bool,
+        e: UpstreamError,
+        repo: &RepositoryName,
+        tag: &registry_core::Tag,
+    ) -> Result<(), ApiError> {
+        if !cached || matches!(e, UpstreamError::NotFound(_)) {
+            return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
+        }
+        tracing::warn!(%repo, %tag, "serving the cached tag: {e}");
+        self.stats.upstream_errors.inc();
+        Ok(())
     }
 
     /// Stores a cached manifest again (same bytes) when its age was last refreshed longer than
@@ -345,9 +328,15 @@ impl Mirror {
         Ok(())
     }
 
-    /// For a blob of a mirrored `repo`: `None` when it is (now) stored locally and the normal read
-    /// serves it, or the size and bytes to send while it is being fetched. `head` only asks the
-    /// upstream for the size; `whole` is false for range requests, which wait for the fetch.
+    /// Counts a pull the cache served without the upstream.
+    pub(crate) fn hit(&self, kind: &'static str) {
+        self.count(true, kind);
+    }
+
+    /// For a blob a mirrored `repo` lacks: `None` once it is stored locally (linked from another
+    /// repository, or fetched) and the normal read serves it, or the size and bytes to send while
+    /// it is being fetched. `head` only asks the upstream for the size; `whole` is false for range
+    /// requests, which wait for the fetch.
     pub(crate) async fn blob(
         &self,
         registry: &Registry,
@@ -359,14 +348,6 @@ impl Mirror {
         let Some((up, name)) = self.upstream_for(repo) else {
             return Ok(None);
         };
-        match registry.stat_blob(repo, digest).await {
-            Ok(_) => {
-                self.count(true, "blob");
-                return Ok(None);
-            }
-            Err(Error::BlobUnknown { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
         if registry.locate_blob(digest).await.is_ok() {
             // Stored for another repository: link it here once the upstream confirms that this
             // repository has it, so that no repository reads another's blobs.

@@ -48,7 +48,7 @@ pub struct UpstreamManifest {
     pub bytes: bytes::Bytes,
     /// The `Content-Type` it came with.
     pub media_type: Option<String>,
-    /// The `Docker-Content-Digest` it came with.
+    /// The `Docker-Content-Digest` it came with (the bytes hash to it).
     pub digest: Option<Digest>,
 }
 
@@ -295,11 +295,13 @@ impl Upstream {
         Ok(digest_header(res.headers()))
     }
 
-    /// A manifest, by tag or digest.
+    /// A manifest, by tag or digest, refused unless its bytes hash to `expected` (when asking by
+    /// digest) and to the `Docker-Content-Digest` the upstream announces (when it does).
     pub async fn get_manifest(
         &self,
         repo: &str,
         reference: &str,
+        expected: Option<&Digest>,
         limit: u64,
     ) -> Result<UpstreamManifest, UpstreamError> {
         let path = format!("manifests/{reference}");
@@ -313,6 +315,16 @@ impl Upstream {
             .map(str::to_owned);
         let digest = digest_header(res.headers());
         let bytes = self.read_limited(res, limit, &path).await?;
+        for claimed in expected.into_iter().chain(&digest) {
+            let mut check = registry_core::Digester::new(claimed.algorithm());
+            check.update(&bytes);
+            if check.finish() != *claimed {
+                return Err(UpstreamError::Refused(format!(
+                    "upstream {} served bytes for {repo}:{reference} that are not {claimed}",
+                    self.base
+                )));
+            }
+        }
         Ok(UpstreamManifest {
             bytes,
             media_type,
