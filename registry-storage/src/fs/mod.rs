@@ -476,21 +476,23 @@ impl Storage for FilesystemStorage {
         if !tokio::fs::try_exists(&dir).await.map_err(io_error)? {
             return Err(not_found(key));
         }
-        let assembled = self.tmp_path();
-        let target = assembled.clone();
-        let upload = dir.clone();
+        let scratch = self.tmp_path();
+        let (upload, target) = (dir.clone(), scratch.clone());
         let built = tokio::task::spawn_blocking(move || upload::assemble(&upload, &parts, &target))
             .await
             .map_err(Error::storage)?;
-        if let Err(e) = built {
-            let _ = tokio::fs::remove_file(&assembled).await;
-            // A data file gone means an earlier completion already consumed this upload.
-            return Err(if e.kind() == ErrorKind::NotFound {
-                not_found(key)
-            } else {
-                io_error(e)
-            });
-        }
+        let assembled = match built {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&scratch).await;
+                // A data file gone means an earlier completion already consumed this upload.
+                return Err(if e.kind() == ErrorKind::NotFound {
+                    not_found(key)
+                } else {
+                    io_error(e)
+                });
+            }
+        };
         match self.install(&assembled, &path).await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
@@ -610,6 +612,38 @@ mod tests {
         let done = std::fs::metadata(dir.path().join("obj")).unwrap();
         assert_eq!(done.ino(), inode, "the parts were copied, not renamed");
         assert_eq!(std::fs::read(dir.path().join("obj")).unwrap(), b"aaabbc");
+    }
+
+    /// A crash after assembling and before the object is in place must leave the upload whole,
+    /// so that completing it again works: assembling moves nothing out of the upload's folder.
+    #[tokio::test]
+    async fn assembling_leaves_the_upload_whole_until_it_is_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FilesystemStorage::new(dir.path()).unwrap();
+        let id = s.create_multipart("obj").await.unwrap();
+        let mut receipts = Vec::new();
+        for (i, part) in chunks(&[b"aaa", b"bb"]).into_iter().enumerate() {
+            receipts.push(s.put_part("obj", &id, i, part).await.unwrap());
+        }
+        let upload = dir.path().join(".multipart").join(&id.0);
+        let scratch = dir.path().join("scratch");
+        let file = super::upload::assemble(&upload, &receipts, &scratch).unwrap();
+        assert_eq!(
+            file,
+            upload.join("data"),
+            "end to end: the data file itself"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"aaabb");
+        // Parts out of order are copied to the scratch file; the upload still holds its data.
+        let reversed: Vec<_> = receipts.iter().rev().cloned().collect();
+        let copy = super::upload::assemble(&upload, &reversed, &scratch).unwrap();
+        assert_eq!(copy, scratch);
+        assert_eq!(std::fs::read(&copy).unwrap(), b"bbaaa");
+        assert!(upload.join("data").exists());
+        // The "crash": nothing was installed. Completing again still works.
+        s.complete_multipart("obj", &id, receipts).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("obj")).unwrap(), b"aaabb");
+        assert!(!upload.exists());
     }
 
     #[tokio::test]

@@ -63,10 +63,16 @@ fn receipt(part: &PartId) -> std::io::Result<(u64, u64)> {
         })
 }
 
-/// Builds the completed object of the upload in `dir` at `target` (a temporary path beside the
-/// store): a rename of the data file when the parts lie end to end from its start, else a copy of
-/// each part's range. The data file is gone from `dir` afterwards either way.
-pub(super) fn assemble(dir: &Path, parts: &[PartId], target: &Path) -> std::io::Result<()> {
+/// Makes the completed object of the upload in `dir` and returns the file holding it, for the
+/// caller to rename into place: the data file itself when the parts lie end to end from its start
+/// (cut to their length), else a copy of each part's range at `scratch` (a temporary path beside
+/// the store). The data file stays in `dir` until the caller removes `dir` after the rename, so a
+/// crash at any point leaves either the upload or the completed object.
+pub(super) fn assemble(
+    dir: &Path,
+    parts: &[PartId],
+    scratch: &Path,
+) -> std::io::Result<std::path::PathBuf> {
     let ranges = parts
         .iter()
         .map(receipt)
@@ -74,8 +80,8 @@ pub(super) fn assemble(dir: &Path, parts: &[PartId], target: &Path) -> std::io::
     let file = match open_locked(dir, false) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound && ranges.is_empty() && dir.exists() => {
-            File::create(target)?.sync_data()?;
-            return Ok(());
+            File::create(scratch)?.sync_data()?;
+            return Ok(scratch.to_owned());
         }
         Err(e) => return Err(e),
     };
@@ -89,10 +95,10 @@ pub(super) fn assemble(dir: &Path, parts: &[PartId], target: &Path) -> std::io::
                 file.set_len(total)?;
                 file.sync_data()?;
             }
-            std::fs::rename(dir.join(DATA), target)
+            Ok(dir.join(DATA))
         }
         _ => {
-            let mut out = File::create(target)?;
+            let mut out = File::create(scratch)?;
             for (offset, len) in ranges {
                 if offset.checked_add(len).is_none_or(|end| end > size) {
                     return Err(std::io::Error::new(
@@ -105,7 +111,7 @@ pub(super) fn assemble(dir: &Path, parts: &[PartId], target: &Path) -> std::io::
                 std::io::copy(&mut input.take(len), &mut out)?;
             }
             out.sync_data()?;
-            std::fs::remove_file(dir.join(DATA))
+            Ok(scratch.to_owned())
         }
     }
 }
