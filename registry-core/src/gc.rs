@@ -752,7 +752,7 @@ impl Collection<'_> {
                     });
                 }
                 keep.push(session_key.clone());
-                keep.push(paths::upload_tail(&id, s.offset));
+                keep.extend(s.tail_key());
             }
             // Unreadable: the upload cannot go on; left alone until idle.
             None if idle => {}

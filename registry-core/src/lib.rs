@@ -6,7 +6,8 @@
 //! - [`storage`]: the [`Storage`] trait that backends implement, and [`StorageExt`].
 //! - [`paths`]: the storage layout, drawn once.
 //! - [`upload`]: the state of an upload spanning many requests.
-//! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`].
+//! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`]; its upload
+//!   operations live in `uploads`, the hashing of bodies on their way into storage in `tap`.
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
@@ -23,9 +24,11 @@ pub mod reference;
 pub mod registry;
 pub mod scrub;
 pub mod storage;
+mod tap;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod upload;
+mod uploads;
 
 pub use digest::{Algorithm, Digest, Digester};
 pub use error::{Error, Result};

@@ -16,7 +16,7 @@
 //! │   └── _referrers/<alg>/<hex>/<alg>-<hex>          descriptor of a manifest whose subject is <alg>:<hex>
 //! └── uploads/<id>/
 //!     ├── session                                     the upload's state (an UploadSession, JSON)
-//!     └── tail-<offset>                               received bytes too few to be a part yet
+//!     └── tail-<offset>-<sha256>                      received bytes too few to be a part yet, by hash
 //! ```
 //!
 //! On backends whose rename copies bytes ([`crate::Storage::rename_copies`]: object stores), a
@@ -141,9 +141,14 @@ pub fn upload_data(id: &str) -> String {
     format!("{DATA}/{id}")
 }
 
-/// Bytes an upload received after its last part, when the stream stood at `offset`.
-pub fn upload_tail(id: &str, offset: u64) -> String {
-    format!("{UPLOADS}/{id}/tail-{offset}")
+/// Bytes an upload received after its last part, when the stream stood at `offset`, named by
+/// their SHA-256 so that two requests racing on one upload never write the same key with other
+/// bytes (`None`: a tail written before tails were named so).
+pub fn upload_tail(id: &str, offset: u64, digest: Option<&Digest>) -> String {
+    match digest {
+        Some(d) => format!("{UPLOADS}/{id}/tail-{offset}-{}", d.hex()),
+        None => format!("{UPLOADS}/{id}/tail-{offset}"),
+    }
 }
 
 /// The kind of object found under [`BLOBS`].

@@ -1,7 +1,7 @@
 //! [`Registry`]: every distribution-spec operation, written once over any [`Storage`].
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -9,14 +9,15 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Caches;
-use crate::digest::{Algorithm, Digest, Digester};
+use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, Manifest};
 use crate::parts::{End, Multipart};
 use crate::paths;
 use crate::reference::{Reference, RepositoryName, Tag};
 use crate::storage::{ByteStream, GetRange, Storage, StorageExt, join};
-use crate::upload::{UploadSession, UploadStatus};
+use crate::tap::{Tap, check, tapped};
+use crate::upload::UploadLocks;
 
 /// Default manifest size limit: 4 MiB, as distribution.
 pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
@@ -154,57 +155,20 @@ struct ManifestLink {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Registry {
-    storage: Arc<dyn Storage>,
+    pub(crate) storage: Arc<dyn Storage>,
     config: Arc<RegistryConfig>,
-    caches: Arc<Caches>,
+    pub(crate) caches: Arc<Caches>,
+    pub(crate) uploads: Arc<UploadLocks>,
 }
 
-/// Bytes seen by a stream on its way into storage: their count and hash, and why the body failed.
-struct Tap {
-    digester: Digester,
-    len: u64,
-    expected: Option<u64>,
-    body_error: Option<String>,
-}
-
-fn lock(tap: &Mutex<Tap>) -> std::sync::MutexGuard<'_, Tap> {
-    tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Hashes and counts `data` as the backend reads it, and cuts it off once it exceeds `expected`.
-fn tapped(data: ByteStream, tap: Arc<Mutex<Tap>>) -> ByteStream {
-    data.map(move |item| {
-        let mut t = lock(&tap);
-        match item {
-            Ok(chunk) => {
-                t.len += chunk.len() as u64;
-                if let Some(expected) = t.expected
-                    && t.len > expected
-                {
-                    let reason = format!("body is longer than the {expected} bytes announced");
-                    t.body_error = Some(reason.clone());
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, reason));
-                }
-                t.digester.update(&chunk);
-                Ok(chunk)
-            }
-            Err(e) => {
-                t.body_error = Some(format!("request body failed: {e}"));
-                Err(e)
-            }
-        }
-    })
-    .boxed()
-}
-
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-fn parse_record<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
+pub(crate) fn parse_record<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::storage(format!("corrupt record at {key}: {e}")))
 }
@@ -216,7 +180,7 @@ fn parse_digest_link(key: &str, bytes: &[u8]) -> Result<Digest> {
         .ok_or_else(|| Error::storage(format!("corrupt link at {key}")))
 }
 
-fn to_json(value: &impl Serialize) -> Result<Bytes> {
+pub(crate) fn to_json(value: &impl Serialize) -> Result<Bytes> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(Error::storage)
@@ -243,6 +207,7 @@ impl Registry {
                 config.metadata_ttl,
             )),
             config: Arc::new(config),
+            uploads: Arc::default(),
         }
     }
 
@@ -329,7 +294,7 @@ impl Registry {
 
     /// [`Registry::locate_blob`] asking storage, not the cache: for writes that rely on the
     /// bytes being there now (garbage collection in another process may have removed them).
-    async fn locate_blob_in_storage(&self, digest: &Digest) -> Result<BlobLocation> {
+    pub(crate) async fn locate_blob_in_storage(&self, digest: &Digest) -> Result<BlobLocation> {
         let key = paths::blob_data(digest);
         let location = match self.storage.head(&key).await {
             Ok(meta) => BlobLocation {
@@ -358,9 +323,11 @@ impl Registry {
 
     /// Stores a whole blob in one go, when its digest is known up front (a monolithic push).
     ///
-    /// The bytes are hashed as they stream into a multipart upload at the blob's final key, which
-    /// is completed only once the digest (and `expected_len`, if given) matched. A blob smaller
-    /// than a part on backends that cut parts is written with one put instead.
+    /// The bytes are hashed as they stream into a multipart upload of this request's own, which
+    /// is completed only once the digest (and `expected_len`, if given) matched: at the blob's
+    /// final key on object stores (unless the blob is stored already), else at a key of its own
+    /// that is then renamed into place unless a blob is there. A blob smaller than a part on
+    /// backends that cut parts is written with one put instead. Stored bytes are never replaced.
     pub async fn put_blob(
         &self,
         repo: &RepositoryName,
@@ -368,14 +335,14 @@ impl Registry {
         data: ByteStream,
         expected_len: Option<u64>,
     ) -> Result<BlobInfo> {
-        let key = paths::blob_data(digest);
+        let in_place = self.storage.rename_copies();
+        let key = if in_place {
+            paths::blob_data(digest)
+        } else {
+            paths::upload_data(&uuid::Uuid::new_v4().simple().to_string())
+        };
         let (mut id, mut parts) = (None, Vec::new());
-        let tap = Arc::new(Mutex::new(Tap {
-            digester: Digester::new(digest.algorithm()),
-            len: 0,
-            expected: expected_len,
-            body_error: None,
-        }));
+        let tap = Tap::new(Digester::new(digest.algorithm()), expected_len);
         let stored = Multipart {
             storage: &self.storage,
             key: &key,
@@ -384,15 +351,15 @@ impl Registry {
         }
         .write(Bytes::new(), tapped(data, tap.clone()), End::Last)
         .await;
-        let checked = Self::check_tap(&tap, stored).and_then(|(small, digester, len)| {
-            let actual = digester.finish();
+        let checked = check(&tap, stored).and_then(|(small, seen)| {
+            let actual = seen.digester.finish();
             if actual != *digest {
                 return Err(Error::DigestMismatch {
                     expected: digest.clone(),
                     actual,
                 });
             }
-            Ok((small, len))
+            Ok((small, seen.len))
         });
         let (small, len) = match (checked, &id) {
             (Ok(ok), _) => ok,
@@ -403,11 +370,20 @@ impl Registry {
             (Err(e), None) => return Err(e),
         };
         match id {
-            Some(id) => {
-                self.mark_assembled(digest).await?;
-                self.storage.complete_multipart(&key, &id, parts).await?
+            None => self.install_bytes(digest, small).await?,
+            Some(id) if in_place => {
+                if self.locate_blob_in_storage(digest).await.is_ok() {
+                    self.storage.abort_multipart(&key, &id).await?;
+                    self.touch_blob(digest).await?;
+                } else {
+                    self.mark_assembled(digest).await?;
+                    self.storage.complete_multipart(&key, &id, parts).await?;
+                }
             }
-            None => self.storage.put(&key, small).await?,
+            Some(id) => {
+                self.storage.complete_multipart(&key, &id, parts).await?;
+                self.install_object(digest, &key).await?;
+            }
         }
         self.link_layer(repo, digest).await?;
         self.caches.put_touched(digest);
@@ -415,6 +391,34 @@ impl Registry {
             digest: digest.clone(),
             size: len,
         })
+    }
+
+    /// Stores a verified blob's bytes at their place, unless the blob is stored already (then
+    /// marked in use instead): committed bytes are never replaced.
+    pub(crate) async fn install_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        if self.locate_blob_in_storage(digest).await.is_ok() {
+            self.touch_blob(digest).await?;
+            return Ok(());
+        }
+        self.storage.put(&paths::blob_data(digest), bytes).await?;
+        self.caches.put_touched(digest);
+        Ok(())
+    }
+
+    /// Moves a verified blob's bytes from `from`, a key only this upload writes, to their place
+    /// unless a blob is there already (then `from` goes, and the stored blob is marked in use).
+    pub(crate) async fn install_object(&self, digest: &Digest, from: &str) -> Result<()> {
+        if self
+            .storage
+            .rename_if_absent(from, &paths::blob_data(digest))
+            .await?
+        {
+            self.caches.put_touched(digest);
+        } else {
+            self.touch_blob(digest).await?;
+            self.storage.delete(from).await?;
+        }
+        Ok(())
     }
 
     /// Links a blob into `repo` from `from`, or from anywhere in the store when `from` is `None`,
@@ -435,182 +439,6 @@ impl Registry {
             digest: digest.clone(),
             size,
         })
-    }
-
-    // ---- uploads ----
-
-    /// Starts an upload session in `repo`. Storage is touched for the bytes only once they come.
-    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
-        let session = UploadSession {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            repository: repo.clone(),
-            multipart: None,
-            parts: Vec::new(),
-            offset: 0,
-            tail: 0,
-            hash_state: hex::encode(Digester::new(Algorithm::Sha256).state()),
-            started_at: now_secs(),
-        };
-        self.save_session(&session).await?;
-        Ok(UploadStatus::from(&session))
-    }
-
-    /// Where an upload stands.
-    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
-        Ok(UploadStatus::from(&self.load_session(repo, id).await?))
-    }
-
-    /// Appends a chunk to an upload. `offset`, when the client gave one, must equal the bytes
-    /// already received ([`Error::ChunkOutOfOrder`] otherwise, with the current offset);
-    /// `expected_len`, when given, must equal the bytes the body carries.
-    pub async fn append_chunk(
-        &self,
-        repo: &RepositoryName,
-        id: &str,
-        offset: Option<u64>,
-        data: ByteStream,
-        expected_len: Option<u64>,
-    ) -> Result<UploadStatus> {
-        let mut session = self.load_session(repo, id).await?;
-        if let Some(requested) = offset
-            && requested != session.offset
-        {
-            return Err(Error::ChunkOutOfOrder {
-                requested,
-                current: session.offset,
-            });
-        }
-        self.write_part(&mut session, data, expected_len).await?;
-        Ok(UploadStatus::from(&session))
-    }
-
-    /// Ends an upload: stores an optional last chunk, checks the digest of everything received,
-    /// and only then makes the blob visible in the repository. On a digest mismatch nothing is
-    /// stored and the session ends.
-    ///
-    /// Every step can be repeated: a client retrying after a crash at any point gets the blob.
-    pub async fn complete_upload(
-        &self,
-        repo: &RepositoryName,
-        id: &str,
-        digest: &Digest,
-        last_chunk: Option<(ByteStream, Option<u64>)>,
-    ) -> Result<BlobInfo> {
-        let mut session = self.load_session(repo, id).await?;
-        if let Some((data, expected_len)) = last_chunk {
-            self.write_part(&mut session, data, expected_len).await?;
-        }
-        let sha256 = Self::session_digester(&session)?.finish();
-        let verify = |actual: Digest| {
-            if actual == *digest {
-                Ok(())
-            } else {
-                Err(Error::DigestMismatch {
-                    expected: digest.clone(),
-                    actual,
-                })
-            }
-        };
-        if digest.algorithm() == sha256.algorithm()
-            && let Err(e) = verify(sha256.clone())
-        {
-            self.end_session(&session).await?;
-            return Err(e);
-        }
-        let tail = self.read_tail(&session).await?;
-        let data_key = paths::upload_data(&session.id);
-        let info = BlobInfo {
-            digest: digest.clone(),
-            size: session.offset,
-        };
-        let Some(multipart) = session.multipart.clone() else {
-            // Every byte is in the tail: the digest is known, so they go straight to their place.
-            if digest.algorithm() != sha256.algorithm() {
-                let mut digester = Digester::new(digest.algorithm());
-                digester.update(&tail);
-                if let Err(e) = verify(digester.finish()) {
-                    self.end_session(&session).await?;
-                    return Err(e);
-                }
-            }
-            self.storage.put(&paths::blob_data(digest), tail).await?;
-            self.link_layer(repo, digest).await?;
-            self.caches.put_touched(digest);
-            self.forget_session(&session).await?;
-            return Ok(info);
-        };
-        let mut parts = session.parts.clone();
-        let mut multipart_id = Some(multipart.clone());
-        let completed = async {
-            Multipart {
-                storage: &self.storage,
-                key: &data_key,
-                id: &mut multipart_id,
-                parts: &mut parts,
-            }
-            .write(tail, futures::stream::empty().boxed(), End::Last)
-            .await?;
-            self.storage
-                .complete_multipart(&data_key, &multipart, parts)
-                .await
-        }
-        .await;
-        match completed {
-            Ok(()) => {}
-            // A crash after an earlier completion, before the session ended: finish its work.
-            Err(e) if e.is_not_found() && !self.storage.exists(&data_key).await? => {
-                let done = sha256 == *digest && self.locate_blob(digest).await.is_ok();
-                if !done {
-                    self.storage.delete(&paths::upload_session(id)).await?;
-                    return Err(Error::BlobUploadUnknown { id: id.to_owned() });
-                }
-                self.link_layer(repo, digest).await?;
-                self.forget_session(&session).await?;
-                return Ok(info);
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-        if digest.algorithm() != sha256.algorithm()
-            && let Err(e) = verify(self.hash_object(&data_key, digest.algorithm()).await?)
-        {
-            self.end_session(&session).await?;
-            return Err(e);
-        }
-        if !self.storage.rename_copies() {
-            self.storage
-                .rename(&data_key, &paths::blob_data(digest))
-                .await?;
-        } else {
-            match self.locate_blob_in_storage(digest).await {
-                // Already stored (maybe by this very upload, before a crash).
-                Ok(found) if found.key == data_key => {}
-                Ok(_) => {
-                    self.touch_blob(digest).await?;
-                    self.storage.delete(&data_key).await?;
-                }
-                Err(Error::BlobUnknown { .. }) => {
-                    let location = BlobLocation {
-                        key: data_key,
-                        size: session.offset,
-                    };
-                    self.storage
-                        .put(&paths::blob_location(digest), to_json(&location)?)
-                        .await?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.link_layer(repo, digest).await?;
-        self.caches.put_touched(digest);
-        self.forget_session(&session).await?;
-        Ok(info)
-    }
-
-    /// Abandons an upload and frees what it stored.
-    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
-        let session = self.load_session(repo, id).await?;
-        self.end_session(&session).await
     }
 
     // ---- manifests ----
@@ -912,7 +740,7 @@ impl Registry {
         }
     }
 
-    async fn link_layer(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+    pub(crate) async fn link_layer(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         self.storage
             .put(
                 &paths::layer_link(repo, digest),
@@ -923,7 +751,7 @@ impl Registry {
 
     /// Marks a stored blob as in use by a push ([`paths::blob_used`]), at most once per
     /// [`RegistryConfig::touch_interval`] per process; true when it wrote the mark.
-    async fn touch_blob(&self, digest: &Digest) -> Result<bool> {
+    pub(crate) async fn touch_blob(&self, digest: &Digest) -> Result<bool> {
         let Some(interval) = self.config.touch_interval else {
             return Ok(false);
         };
@@ -966,14 +794,6 @@ impl Registry {
         }
     }
 
-    fn upload_error(e: Error, id: &str) -> Error {
-        if e.is_not_found() {
-            Error::BlobUploadUnknown { id: id.to_owned() }
-        } else {
-            e
-        }
-    }
-
     async fn resolve_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Digest> {
         let key = paths::tag_link(repo, tag);
         let bytes = self
@@ -1007,149 +827,5 @@ impl Registry {
             .buffer_unordered(16)
             .try_collect::<()>()
             .await
-    }
-
-    async fn load_session(&self, repo: &RepositoryName, id: &str) -> Result<UploadSession> {
-        let unknown = || Error::BlobUploadUnknown {
-            id: id.chars().take(100).collect(),
-        };
-        let well_formed =
-            id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !well_formed {
-            return Err(unknown());
-        }
-        let key = paths::upload_session(id);
-        let bytes = self.storage.get_opt(&key).await?.ok_or_else(unknown)?;
-        let session: UploadSession = parse_record(&key, &bytes)?;
-        if session.repository != *repo {
-            return Err(unknown());
-        }
-        Ok(session)
-    }
-
-    async fn save_session(&self, session: &UploadSession) -> Result<()> {
-        self.storage
-            .put(&paths::upload_session(&session.id), to_json(session)?)
-            .await
-    }
-
-    /// Frees everything an unfinished upload stored.
-    pub(crate) async fn end_session(&self, session: &UploadSession) -> Result<()> {
-        let data_key = paths::upload_data(&session.id);
-        if let Some(multipart) = &session.multipart {
-            self.storage.abort_multipart(&data_key, multipart).await?;
-        }
-        self.storage.delete(&data_key).await?;
-        self.forget_session(session).await
-    }
-
-    /// Removes an upload's session and tail, leaving its data (a completed blob's).
-    async fn forget_session(&self, session: &UploadSession) -> Result<()> {
-        if session.tail > 0 {
-            self.storage
-                .delete(&paths::upload_tail(&session.id, session.offset))
-                .await?;
-        }
-        self.storage
-            .delete(&paths::upload_session(&session.id))
-            .await
-    }
-
-    async fn read_tail(&self, session: &UploadSession) -> Result<Bytes> {
-        if session.tail == 0 {
-            return Ok(Bytes::new());
-        }
-        let key = paths::upload_tail(&session.id, session.offset);
-        let tail = self.storage.get_bytes(&key).await?;
-        if tail.len() as u64 != session.tail {
-            return Err(Error::storage(format!("{key} lost bytes")));
-        }
-        Ok(tail)
-    }
-
-    fn session_digester(session: &UploadSession) -> Result<Digester> {
-        let state = hex::decode(&session.hash_state)
-            .map_err(|_| Error::storage("corrupt digest state in upload session"))?;
-        Digester::resume(&state)
-    }
-
-    /// Takes the outcome of a tapped `put_part`: a body failure is the client's fault, whatever
-    /// the backend reported; a short body fails too.
-    fn check_tap<T>(tap: &Mutex<Tap>, stored: Result<T>) -> Result<(T, Digester, u64)> {
-        let mut t = lock(tap);
-        if let Some(reason) = t.body_error.take() {
-            return Err(Error::BlobUploadInvalid { reason });
-        }
-        let part = stored?;
-        if let Some(expected) = t.expected
-            && t.len != expected
-        {
-            return Err(Error::BlobUploadInvalid {
-                reason: format!("body has {} bytes, {expected} were announced", t.len),
-            });
-        }
-        let digester = std::mem::replace(&mut t.digester, Digester::new(Algorithm::Sha256));
-        Ok((part, digester, t.len))
-    }
-
-    /// Stores a chunk after what the session holds and saves the session. Nothing changes in the
-    /// session when it fails; parts stored meanwhile are replaced by the next attempt's.
-    async fn write_part(
-        &self,
-        session: &mut UploadSession,
-        data: ByteStream,
-        expected_len: Option<u64>,
-    ) -> Result<()> {
-        let tap = Arc::new(Mutex::new(Tap {
-            digester: Self::session_digester(session)?,
-            len: 0,
-            expected: expected_len,
-            body_error: None,
-        }));
-        let head = self.read_tail(session).await?;
-        let (mut id, mut parts) = (session.multipart.clone(), session.parts.clone());
-        let stored = Multipart {
-            storage: &self.storage,
-            key: &paths::upload_data(&session.id),
-            id: &mut id,
-            parts: &mut parts,
-        }
-        .write(head, tapped(data, tap.clone()), End::Open)
-        .await
-        .map_err(|e| Self::upload_error(e, &session.id));
-        let (tail, digester, len) = Self::check_tap(&tap, stored)?;
-        if len == 0 {
-            return Ok(());
-        }
-        let old_tail = (session.tail > 0).then(|| paths::upload_tail(&session.id, session.offset));
-        let offset = session.offset + len;
-        if !tail.is_empty() {
-            self.storage
-                .put(&paths::upload_tail(&session.id, offset), tail.clone())
-                .await?;
-        }
-        let next = UploadSession {
-            multipart: id,
-            parts,
-            offset,
-            tail: tail.len() as u64,
-            hash_state: hex::encode(digester.state()),
-            ..session.clone()
-        };
-        self.save_session(&next).await?;
-        *session = next;
-        if let Some(old) = old_tail {
-            self.storage.delete(&old).await?;
-        }
-        Ok(())
-    }
-
-    async fn hash_object(&self, key: &str, algorithm: Algorithm) -> Result<Digest> {
-        let mut digester = Digester::new(algorithm);
-        let mut stream = self.storage.get(key, None).await?.stream;
-        while let Some(chunk) = stream.try_next().await.map_err(Error::storage)? {
-            digester.update(&chunk);
-        }
-        Ok(digester.finish())
     }
 }

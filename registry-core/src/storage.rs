@@ -142,6 +142,18 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     /// object stores.
     async fn rename(&self, from: &str, to: &str) -> Result<()>;
 
+    /// Moves an object to another key unless an object is there already: true when it moved,
+    /// false when `to` existed (both are then left as they were). Missing `from`:
+    /// [`Error::NotFound`]. The registry installs blobs with it, so that committed bytes are never
+    /// replaced. The default checks, then renames, which two writers can race; backends that can
+    /// refuse atomically (the filesystem's `link`, a lock in memory) override it.
+    async fn rename_if_absent(&self, from: &str, to: &str) -> Result<bool> {
+        if self.head(to).await.is_ok() {
+            return Ok(false);
+        }
+        self.rename(from, to).await.map(|()| true)
+    }
+
     /// Starts a multipart upload that will produce `key` when completed. Nothing is visible at
     /// `key` until [`Storage::complete_multipart`] returns.
     async fn create_multipart(&self, key: &str) -> Result<MultipartId>;

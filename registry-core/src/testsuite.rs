@@ -27,10 +27,11 @@ pub type Opener<'a> = &'a dyn Fn() -> Arc<dyn Storage>;
 macro_rules! storage_testsuite {
     ($open:expr) => {
         $crate::storage_testsuite!(@cases $open;
-            put_get_head_delete, ranges, empty_objects, listing, rename, concurrent_puts,
-            multipart_complete, multipart_zero_parts, multipart_abort,
+            put_get_head_delete, ranges, empty_objects, listing, rename, rename_if_absent,
+            concurrent_puts, multipart_complete, multipart_zero_parts, multipart_abort,
             multipart_resumed_by_new_instance, multipart_invisible_until_complete,
-            multipart_failed_part_retried, multipart_racing_uploads, streams_large_objects);
+            multipart_failed_part_retried, multipart_racing_uploads,
+            multipart_receipts_name_their_bytes, streams_large_objects);
     };
     (@cases $open:expr; $($case:ident),*) => {
         $(
@@ -220,6 +221,38 @@ pub async fn rename(open: Opener<'_>) {
     s.delete("m/deep/to").await.expect("delete");
 }
 
+/// A no-replace rename moves to a free key, and leaves both objects alone when the target exists.
+pub async fn rename_if_absent(open: Opener<'_>) {
+    let s = open();
+    s.put("n/from", Bytes::from_static(b"one"))
+        .await
+        .expect("put");
+    assert!(
+        s.rename_if_absent("n/from", "n/deep/to")
+            .await
+            .expect("rename")
+    );
+    assert!(!s.exists("n/from").await.expect("exists"));
+    s.put("n/from", Bytes::from_static(b"two"))
+        .await
+        .expect("put");
+    assert!(
+        !s.rename_if_absent("n/from", "n/deep/to")
+            .await
+            .expect("refused"),
+        "an existing object was replaced"
+    );
+    assert_eq!(s.get_bytes("n/deep/to").await.expect("get"), "one");
+    assert_eq!(s.get_bytes("n/from").await.expect("get"), "two");
+    assert!(matches!(
+        s.rename_if_absent("n/missing", "n/x").await,
+        Err(Error::NotFound { .. })
+    ));
+    for k in ["n/from", "n/deep/to"] {
+        s.delete(k).await.expect("delete");
+    }
+}
+
 /// Many writers of one key: every put succeeds and one of them is read whole.
 pub async fn concurrent_puts(open: Opener<'_>) {
     let versions: Vec<Bytes> = (0..32u8).map(|i| Bytes::from(vec![i; 64 * 1024])).collect();
@@ -407,6 +440,34 @@ pub async fn multipart_racing_uploads(open: Opener<'_>) {
     assert_eq!(got.len(), 100_000);
     assert!(got.iter().all(|&b| b == got[0]), "uploads were mixed");
     s.delete("race/obj").await.expect("delete");
+}
+
+/// A receipt names the bytes its `put_part` stored: when the part is put again with other bytes
+/// (two requests racing on one upload), completing with the first receipt fails or gives the first
+/// bytes, never the second ones.
+pub async fn multipart_receipts_name_their_bytes(open: Opener<'_>) {
+    let s = open();
+    let id = s.create_multipart("rc/obj").await.expect("create");
+    let first = full_part(&*s, b"first");
+    let second = Bytes::from(vec![b'X'; first.len()]);
+    let p0 = s
+        .put_part("rc/obj", &id, 0, stream_once(first.clone()))
+        .await
+        .expect("part 0");
+    s.put_part("rc/obj", &id, 0, stream_once(second))
+        .await
+        .expect("part 0 again");
+    match s.complete_multipart("rc/obj", &id, vec![p0]).await {
+        Ok(()) => {
+            assert!(
+                s.get_bytes("rc/obj").await.expect("get") == first,
+                "completed with bytes its receipt does not name"
+            );
+            s.delete("rc/obj").await.expect("delete");
+        }
+        Err(_) => s.abort_multipart("rc/obj", &id).await.expect("abort"),
+    }
+    assert!(!s.exists("rc/obj").await.expect("exists"));
 }
 
 /// An object of many chunks streams in and out intact, and a range deep inside it reads right.

@@ -119,6 +119,19 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    async fn rename_if_absent(&self, from: &str, to: &str) -> Result<bool> {
+        let mut state = self.state();
+        if !state.objects.contains_key(from) {
+            return Err(not_found(from));
+        }
+        if state.objects.contains_key(to) {
+            return Ok(false);
+        }
+        let object = state.objects.remove(from).ok_or_else(|| not_found(from))?;
+        state.objects.insert(to.to_owned(), object);
+        Ok(true)
+    }
+
     async fn create_multipart(&self, _key: &str) -> Result<MultipartId> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.state().uploads.insert(id.clone(), HashMap::new());

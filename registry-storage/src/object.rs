@@ -18,9 +18,10 @@
 //! Requests to S3 per blob with the default 16 MiB parts, as counted from moto's log by
 //! `scripts/s3-requests.sh` (a blob of `n` parts):
 //! - monolithic push (`POST ?digest=`): create the multipart at the blob's own key, `n` parts,
-//!   put the blob's in-use mark (S3 dates an assembled object from the upload's start, which
-//!   garbage collection must not take for its age), complete, put the layer link: `n + 4` (7 for
-//!   40 MiB); under one part, one put of the bytes and the link: 2;
+//!   look for the blob (bytes, then a location record: two misses; a stored blob is never
+//!   written again), put the blob's in-use mark (S3 dates an assembled object from the upload's
+//!   start, which garbage collection must not take for its age), complete, put the layer link:
+//!   `n + 6` (9 for 40 MiB); under one part, the two lookups, one put of the bytes and the link: 4;
 //! - streamed push (`POST`, `PATCH`, `PUT ?digest=`): the `POST` puts the session (1); a `PATCH`
 //!   gets the session, creates the multipart on its first part, stores its parts and puts the
 //!   session (`n + 3`, with one get more and a put and a delete of the tail when a remainder under
@@ -478,15 +479,21 @@ mod tests {
     use super::*;
 
     /// Over object_store's in-memory store, with parts of 4 to 8 bytes so that small objects
-    /// cross part boundaries.
+    /// cross part boundaries. All cases but `multipart_receipts_name_their_bytes`: that store
+    /// assembles whatever parts it holds, whatever receipts it is given (it lives in one process,
+    /// where the registry's upload lock keeps two requests off one upload).
     mod in_memory {
-        registry_core::storage_testsuite!({
+        registry_core::storage_testsuite!(@cases {
             let store = std::sync::Arc::new(object_store::memory::InMemory::new());
             move || {
                 let s = super::ObjectStorage::new(store.clone(), "pre/fix").with_part_size(4, 8);
                 std::sync::Arc::new(s) as std::sync::Arc<dyn registry_core::Storage>
             }
-        });
+        };
+            put_get_head_delete, ranges, empty_objects, listing, rename, rename_if_absent,
+            concurrent_puts, multipart_complete, multipart_zero_parts, multipart_abort,
+            multipart_resumed_by_new_instance, multipart_invisible_until_complete,
+            multipart_failed_part_retried, multipart_racing_uploads, streams_large_objects);
     }
 
     /// One moto server for the whole test binary; a bucket per test.
@@ -512,10 +519,11 @@ mod tests {
             let store = super::moto_bucket();
             move || store.clone()
         };
-            put_get_head_delete, ranges, empty_objects, listing, rename, concurrent_puts,
-            multipart_zero_parts, multipart_resumed_by_new_instance,
+            put_get_head_delete, ranges, empty_objects, listing, rename, rename_if_absent,
+            concurrent_puts, multipart_zero_parts, multipart_resumed_by_new_instance,
             multipart_invisible_until_complete, multipart_failed_part_retried,
-            multipart_racing_uploads, streams_large_objects);
+            multipart_racing_uploads, multipart_receipts_name_their_bytes,
+            streams_large_objects);
     }
 
     #[test]

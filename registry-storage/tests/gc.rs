@@ -410,8 +410,8 @@ async fn leftovers_of_crashes_are_removed(s: Arc<dyn Storage>) {
         .unwrap();
     let leftovers = [
         paths::upload_data(id),
-        paths::upload_tail(id, 5),
-        paths::upload_tail(&live.id, 1),
+        paths::upload_tail(id, 5, Some(&Digest::of(b"x"))),
+        paths::upload_tail(&live.id, 1, Some(&Digest::of(b"x"))),
         paths::blob_used(&Digest::of(b"never arrived")),
     ];
     for key in &leftovers {

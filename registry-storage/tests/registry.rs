@@ -919,10 +919,7 @@ async fn crash_after_completion(
     };
     let mut parts = session.parts.clone();
     if session.tail > 0 {
-        let tail = s
-            .get_bytes(&paths::upload_tail(&session.id, session.offset))
-            .await
-            .unwrap();
+        let tail = s.get_bytes(&session.tail_key().unwrap()).await.unwrap();
         parts.push(
             s.put_part(&data_key, id, parts.len(), body(&tail))
                 .await

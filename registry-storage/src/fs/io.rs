@@ -1,86 +1,105 @@
-//! Moving bytes between streams and files without copying them in user space: a blocking thread
-//! writes what a stream yields (batched into vectored writes), or reads chunks straight into the
-//! buffers it sends.
+//! Moving bytes between streams and files without holding a thread while the network is slow:
+//! every write and every read is one short blocking call, and no blocking thread ever waits for a
+//! client. Written chunks are batched into vectored writes (no user-space copy); reads go straight
+//! into the buffers that are sent.
 
 use std::fs::File;
-use std::io::{ErrorKind, IoSlice, Read, Write};
+use std::io::{ErrorKind, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::stream::FuturesOrdered;
 use futures::{StreamExt, TryStreamExt};
 use registry_core::ByteStream;
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-/// Chunks queued for the writing thread, and the most it writes in one call (request body chunks
-/// are at most a few hundred KiB, so this bounds the bytes in flight to a few MiB).
-const WRITE_QUEUE: usize = 4;
+/// Bytes gathered for one write call, at most: with one batch being written and one gathering,
+/// an upload holds at most twice this in memory, whatever its size.
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Chunks in one vectored write, at most (well under the system's `IOV_MAX`).
+const BATCH_CHUNKS: usize = 64;
 /// Size of the chunks a read stream yields.
 const READ_CHUNK: u64 = 1024 * 1024;
 /// Chunks read ahead of a slow consumer.
-const READ_AHEAD: usize = 4;
+const READ_AHEAD: usize = 2;
 
-/// What the feeding task tells the writing thread.
-pub(super) enum Msg {
-    /// Bytes to write.
-    Data(Bytes),
-    /// The stream ended well: what was written may be kept.
-    End,
+/// Runs a blocking call on tokio's blocking pool.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)?
 }
 
-/// The receiving end of a write, for the blocking thread.
-pub(super) type Incoming = mpsc::Receiver<Msg>;
-
-/// Starts a write: returns the sender a stream is fed into with [`feed`], and the receiver that
-/// [`drain`] writes from on a blocking thread.
-pub(super) fn channel() -> (mpsc::Sender<Msg>, Incoming) {
-    mpsc::channel(WRITE_QUEUE)
+/// Chunks received, waiting for their write call.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Bytes>,
+    len: usize,
 }
 
-/// Sends `data` to the writing thread, then `End`. On a stream error no `End` is sent, so the
-/// writing thread discards what it wrote; the same happens when this future is dropped.
-pub(super) async fn feed(mut data: ByteStream, tx: mpsc::Sender<Msg>) -> std::io::Result<()> {
-    while let Some(chunk) = data.try_next().await? {
-        if !chunk.is_empty() && tx.send(Msg::Data(chunk)).await.is_err() {
-            return Ok(());
-        }
+impl Batch {
+    fn full(&self) -> bool {
+        self.len >= BATCH_BYTES || self.chunks.len() >= BATCH_CHUNKS
     }
-    let _ = tx.send(Msg::End).await;
-    Ok(())
 }
 
-/// Writes everything received into `file` until `End`; returns the bytes written. Fails when the
-/// channel closes without `End` (the stream failed or its task was dropped).
-pub(super) fn drain(rx: &mut Incoming, file: &mut File) -> std::io::Result<u64> {
-    let mut batch = Vec::with_capacity(WRITE_QUEUE);
+/// Writes everything `data` yields to `file` from its current position and returns how many
+/// bytes: while one batch is being written by a blocking call, the next one gathers from the
+/// stream. Fails with the stream's error, or the file's.
+pub(super) async fn write_stream(file: &Arc<File>, mut data: ByteStream) -> std::io::Result<u64> {
+    let mut batch = Batch::default();
+    let mut writing: Option<JoinHandle<std::io::Result<()>>> = None;
+    let mut ended = false;
     let mut written = 0u64;
     loop {
-        let mut ended = false;
-        match rx.blocking_recv() {
-            Some(Msg::Data(chunk)) => batch.push(chunk),
-            Some(Msg::End) => ended = true,
-            None => {
-                return Err(std::io::Error::new(
-                    ErrorKind::Interrupted,
-                    "write abandoned",
-                ));
+        if let Some(write) = writing.as_mut() {
+            if ended || batch.full() {
+                write.await.map_err(std::io::Error::other)??;
+                writing = None;
+                continue;
             }
-        }
-        while !ended && batch.len() < WRITE_QUEUE {
-            match rx.try_recv() {
-                Ok(Msg::Data(chunk)) => batch.push(chunk),
-                Ok(Msg::End) => ended = true,
-                Err(_) => break,
+            tokio::select! {
+                done = write => {
+                    done.map_err(std::io::Error::other)??;
+                    writing = None;
+                }
+                chunk = data.try_next() => match chunk? {
+                    Some(c) => push(&mut batch, c),
+                    None => ended = true,
+                },
             }
+            continue;
         }
-        write_all_vectored(file, &batch)?;
-        written += batch.iter().map(|c| c.len() as u64).sum::<u64>();
-        batch.clear();
+        if batch.len > 0 {
+            let chunks = std::mem::take(&mut batch).chunks;
+            written += chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+            let file = file.clone();
+            writing = Some(tokio::task::spawn_blocking(move || {
+                write_all_vectored(&file, &chunks)
+            }));
+            continue;
+        }
         if ended {
             return Ok(written);
         }
+        match data.try_next().await? {
+            Some(c) => push(&mut batch, c),
+            None => ended = true,
+        }
     }
 }
 
-fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> std::io::Result<()> {
+fn push(batch: &mut Batch, chunk: Bytes) {
+    if !chunk.is_empty() {
+        batch.len += chunk.len();
+        batch.chunks.push(chunk);
+    }
+}
+
+fn write_all_vectored(mut file: &File, chunks: &[Bytes]) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
     let mut slices = &mut slices[..];
     while !slices.is_empty() {
@@ -93,33 +112,41 @@ fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Streams `len` bytes of an open file from its current position: a blocking thread reads chunks
-/// straight into the buffers that are sent, a few ahead of the consumer.
-pub(super) fn read_stream(file: File, len: u64) -> ByteStream {
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        let mut file = file;
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(READ_CHUNK);
-            let mut buf = Vec::with_capacity(n as usize);
-            let item = match (&mut file).take(n).read_to_end(&mut buf) {
-                Ok(k) if k as u64 == n => Ok(Bytes::from(buf)),
-                Ok(_) => Err(std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "file shrank while read",
-                )),
-                Err(e) => Err(e),
-            };
-            let failed = item.is_err();
-            if tx.blocking_send(item).is_err() || failed {
-                return;
+/// Streams `range` of an open file: each chunk is one positioned read on a blocking thread, at
+/// most [`READ_AHEAD`] of them ahead of the consumer, so a client that reads slowly holds no
+/// thread.
+pub(super) fn read_stream(file: File, range: std::ops::Range<u64>) -> ByteStream {
+    let file = Arc::new(file);
+    let reads = FuturesOrdered::<JoinHandle<std::io::Result<Bytes>>>::new();
+    futures::stream::unfold(
+        (file, range.start, range.end, reads),
+        |(file, mut next, end, mut reads)| async move {
+            while reads.len() < READ_AHEAD && next < end {
+                let (at, n) = (next, (end - next).min(READ_CHUNK));
+                let file = file.clone();
+                reads.push_back(tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0; n as usize];
+                    file.read_exact_at(&mut buf, at)
+                        .map_err(|e| match e.kind() {
+                            ErrorKind::UnexpectedEof => {
+                                std::io::Error::new(e.kind(), "file shrank while read")
+                            }
+                            _ => e,
+                        })?;
+                    Ok(Bytes::from(buf))
+                }));
+                next += n;
             }
-            left -= n;
-        }
-    });
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
+            let item = reads.next().await?;
+            let item = item.map_err(std::io::Error::other).and_then(|r| r);
+            let failed = item.is_err();
+            // After an error the stream ends.
+            let next = if failed { end } else { next };
+            if failed {
+                reads = FuturesOrdered::new();
+            }
+            Some((item, (file, next, end, reads)))
+        },
+    )
     .boxed()
 }

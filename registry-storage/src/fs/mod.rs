@@ -7,12 +7,20 @@
 //! Every put writes a temporary file, fsyncs it and renames it into place, then fsyncs the
 //! folder, so a crash at any instant leaves either the old object or the new one. Parts are
 //! fsynced before `put_part` returns. Several processes on one host may share a root: nothing is
-//! held in memory between calls, and appends to an upload hold a file lock.
+//! held in memory between calls, and appends to an upload hold a file lock, which completion
+//! holds until the data has left the upload. `rename_if_absent` links the file at its new name
+//! (which fails if the name is taken) before it unlinks the old one, so it never replaces an
+//! object.
 //!
-//! - `io`: streams into and out of files on blocking threads, without user-space copies.
+//! No blocking thread ever waits for a client: a body is written one batch per blocking call as
+//! it arrives, a read streams one chunk per blocking call as the client takes it, and a lock held
+//! by another process is tried again after short pauses.
+//!
+//! - `io`: streams into and out of files, one short blocking call at a time, without user-space
+//!   copies.
 //! - `upload`: multipart uploads as appends to one file; completion is usually a rename.
 
-use std::io::{ErrorKind, SeekFrom};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -142,26 +150,6 @@ impl FilesystemStorage {
         self.root.join(TMP).join(unique())
     }
 
-    /// Renames `from` onto the file of `to`, creating its folders (again, if a concurrent delete
-    /// pruned them meanwhile), then makes the rename durable.
-    async fn install(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        let parent = to.parent().unwrap_or(&self.root);
-        let mut attempts = 0;
-        loop {
-            match tokio::fs::rename(from, to).await {
-                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
-                    if tokio::fs::metadata(from).await.is_err() {
-                        return Err(e);
-                    }
-                    tokio::fs::create_dir_all(parent).await?;
-                    attempts += 1;
-                }
-                other => break other?,
-            }
-        }
-        sync_dir(parent).await
-    }
-
     /// Removes the now-empty folders above a removed file, up to the root.
     async fn prune(&self, file: &Path) {
         let mut dir = file.parent();
@@ -189,9 +177,9 @@ impl FilesystemStorage {
     /// Opens a key for reading in one blocking call: small ranges are read at once, larger ones are
     /// left to stream from the open file.
     fn open_for_read(&self, key: &str, range: Option<GetRange>) -> Result<Opened> {
-        use std::io::{Read, Seek};
+        use std::os::unix::fs::FileExt;
         let path = self.path(key)?;
-        let mut file = match std::fs::File::open(&path) {
+        let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
             Err(e) => return Err(io_error(e)),
@@ -205,18 +193,18 @@ impl FilesystemStorage {
             Some(r) => r.resolve(size)?,
             None => 0..size,
         };
-        if range.start > 0 {
-            file.seek(SeekFrom::Start(range.start)).map_err(io_error)?;
-        }
         let len = range.end - range.start;
         if len > SMALL_READ {
             return Ok(Opened::File { file, size, range });
         }
-        let mut buf = Vec::with_capacity(len as usize);
-        file.take(len).read_to_end(&mut buf).map_err(io_error)?;
-        if buf.len() as u64 != len {
-            return Err(Error::storage(format!("{key} changed size while read")));
-        }
+        let mut buf = vec![0; len as usize];
+        file.read_exact_at(&mut buf, range.start)
+            .map_err(|e| match e.kind() {
+                ErrorKind::UnexpectedEof => {
+                    Error::storage(format!("{key} changed size while read"))
+                }
+                _ => io_error(e),
+            })?;
         Ok(Opened::Whole {
             size,
             range,
@@ -224,41 +212,77 @@ impl FilesystemStorage {
         })
     }
 
-    /// Streams `data` into a new temporary file, fsynced; the file is removed on failure.
-    async fn write_tmp(&self, data: ByteStream) -> Result<PathBuf> {
+    /// Writes `data` to a new temporary file, fsynced, in one blocking call; nothing is left on
+    /// failure.
+    async fn write_tmp(&self, data: Bytes) -> Result<PathBuf> {
         let tmp = self.tmp_path();
-        match write_file(&tmp, data).await {
-            Ok(()) => Ok(tmp),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(io_error(e))
+        let path = tmp.clone();
+        io::blocking(move || {
+            let written = std::fs::File::create(&path).and_then(|mut file| {
+                std::io::Write::write_all(&mut file, &data)?;
+                file.sync_data()
+            });
+            if written.is_err() {
+                let _ = std::fs::remove_file(&path);
             }
-        }
+            written
+        })
+        .await
+        .map_err(io_error)?;
+        Ok(tmp)
     }
 }
 
-/// Streams `data` into a new file and fsyncs it; the file is removed when the stream fails or
-/// the write is abandoned.
-async fn write_file(path: &Path, data: ByteStream) -> std::io::Result<()> {
-    let (tx, mut rx) = io::channel();
-    let path = path.to_owned();
-    let writer = tokio::task::spawn_blocking(move || {
-        let written = std::fs::File::create(&path).and_then(|mut file| {
-            io::drain(&mut rx, &mut file)?;
-            file.sync_data()
-        });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&path);
+/// Renames `from` onto `to`, creating its folders (again, if a concurrent delete pruned them
+/// meanwhile), then makes the rename durable. Blocking.
+fn install(root: &Path, from: &Path, to: &Path) -> std::io::Result<()> {
+    let parent = to.parent().unwrap_or(root);
+    let mut attempts = 0;
+    loop {
+        match std::fs::rename(from, to) {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
+                std::fs::metadata(from)?;
+                std::fs::create_dir_all(parent)?;
+                attempts += 1;
+            }
+            other => break other?,
         }
-        written
-    });
-    let fed = io::feed(data, tx).await;
-    let written = writer.await.map_err(std::io::Error::other)?;
-    fed.and(written)
+    }
+    std::fs::File::open(parent)?.sync_all()
 }
 
-async fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    tokio::fs::File::open(dir).await?.sync_all().await
+/// Links `from` at `to` unless something is there (atomically: `link` refuses an existing name),
+/// then removes `from`; false when `to` existed. Where links are not supported, checks and renames.
+/// Blocking.
+fn install_if_absent(root: &Path, from: &Path, to: &Path) -> std::io::Result<bool> {
+    let parent = to.parent().unwrap_or(root);
+    let mut attempts = 0;
+    loop {
+        match std::fs::hard_link(from, to) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
+                std::fs::metadata(from)?;
+                std::fs::create_dir_all(parent)?;
+                attempts += 1;
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(e),
+            Err(_) => {
+                // No hard links here (some FUSE and network filesystems).
+                if std::fs::symlink_metadata(to).is_ok() {
+                    return Ok(false);
+                }
+                install(root, from, to)?;
+                return Ok(true);
+            }
+        }
+    }
+    std::fs::File::open(parent)?.sync_all()?;
+    std::fs::remove_file(from)?;
+    if let Some(dir) = from.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(true)
 }
 
 /// Sends every file under `dir` (as keys under `prefix`), skipping the names [`Storage::list`]
@@ -340,7 +364,7 @@ impl Storage for FilesystemStorage {
             },
             Opened::File { file, size, range } => GetResult {
                 size,
-                stream: io::read_stream(file, range.end - range.start),
+                stream: io::read_stream(file, range.clone()),
                 range,
             },
         })
@@ -359,14 +383,15 @@ impl Storage for FilesystemStorage {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
-        let tmp = self
-            .write_tmp(futures::stream::once(async { Ok(data) }).boxed())
-            .await?;
-        if let Err(e) = self.install(&tmp, &path).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(io_error(e));
-        }
-        Ok(())
+        let tmp = self.write_tmp(data).await?;
+        let root = self.root.clone();
+        io::blocking(move || {
+            install(&root, &tmp, &path).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+        })
+        .await
+        .map_err(io_error)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -428,7 +453,8 @@ impl Storage for FilesystemStorage {
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.path(from)?, self.path(to)?);
-        match self.install(&src, &dst).await {
+        let (root, moved) = (self.root.clone(), src.clone());
+        match io::blocking(move || install(&root, &moved, &dst)).await {
             Ok(()) => {
                 self.prune(&src).await;
                 Ok(())
@@ -438,9 +464,24 @@ impl Storage for FilesystemStorage {
         }
     }
 
+    async fn rename_if_absent(&self, from: &str, to: &str) -> Result<bool> {
+        let (src, dst) = (self.path(from)?, self.path(to)?);
+        let (root, moved) = (self.root.clone(), src.clone());
+        match io::blocking(move || install_if_absent(&root, &moved, &dst)).await {
+            Ok(true) => {
+                self.prune(&src).await;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(not_found(from)),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
     async fn create_multipart(&self, _key: &str) -> Result<MultipartId> {
         let id = unique();
-        tokio::fs::create_dir(self.root.join(MULTIPART).join(&id))
+        let dir = self.root.join(MULTIPART).join(&id);
+        io::blocking(move || upload::create(&dir))
             .await
             .map_err(io_error)?;
         Ok(MultipartId(id))
@@ -454,15 +495,12 @@ impl Storage for FilesystemStorage {
         data: ByteStream,
     ) -> Result<PartId> {
         let dir = self.upload_dir(key, id)?;
-        let (tx, mut rx) = io::channel();
-        let writer = tokio::task::spawn_blocking(move || upload::append(&dir, &mut rx));
-        let fed = io::feed(data, tx).await;
-        let stored = writer.await.map_err(Error::storage)?;
-        fed.map_err(io_error)?;
-        stored.map_err(|e| match e.kind() {
-            ErrorKind::NotFound => not_found(key),
-            _ => io_error(e),
-        })
+        upload::append(&dir, data)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => not_found(key),
+                _ => io_error(e),
+            })
     }
 
     async fn complete_multipart(
@@ -473,35 +511,16 @@ impl Storage for FilesystemStorage {
     ) -> Result<()> {
         let dir = self.upload_dir(key, id)?;
         let path = self.path(key)?;
-        if !tokio::fs::try_exists(&dir).await.map_err(io_error)? {
-            return Err(not_found(key));
-        }
-        let scratch = self.tmp_path();
-        let (upload, target) = (dir.clone(), scratch.clone());
-        let built = tokio::task::spawn_blocking(move || upload::assemble(&upload, &parts, &target))
-            .await
-            .map_err(Error::storage)?;
-        let assembled = match built {
-            Ok(file) => file,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&scratch).await;
-                // A data file gone means an earlier completion already consumed this upload.
-                return Err(if e.kind() == ErrorKind::NotFound {
-                    not_found(key)
-                } else {
-                    io_error(e)
-                });
-            }
-        };
-        match self.install(&assembled, &path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_found(key)),
-            Err(e) => return Err(io_error(e)),
-        }
-        match tokio::fs::remove_dir_all(&dir).await {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(e)),
-            _ => Ok(()),
-        }
+        let root = self.root.clone();
+        let installed = upload::complete(&dir, parts, self.tmp_path(), move |built| {
+            install(&root, built, &path)
+        })
+        .await;
+        // A data file gone means an earlier completion already consumed this upload.
+        installed.map_err(|e| match e.kind() {
+            ErrorKind::NotFound => not_found(key),
+            _ => io_error(e),
+        })
     }
 
     async fn abort_multipart(&self, key: &str, id: &MultipartId) -> Result<()> {
@@ -627,7 +646,8 @@ mod tests {
         }
         let upload = dir.path().join(".multipart").join(&id.0);
         let scratch = dir.path().join("scratch");
-        let file = super::upload::assemble(&upload, &receipts, &scratch).unwrap();
+        let locked = super::upload::tests::locked(&upload);
+        let file = super::upload::assemble(&locked, &upload, &receipts, &scratch).unwrap();
         assert_eq!(
             file,
             upload.join("data"),
@@ -636,10 +656,11 @@ mod tests {
         assert_eq!(std::fs::read(&file).unwrap(), b"aaabb");
         // Parts out of order are copied to the scratch file; the upload still holds its data.
         let reversed: Vec<_> = receipts.iter().rev().cloned().collect();
-        let copy = super::upload::assemble(&upload, &reversed, &scratch).unwrap();
+        let copy = super::upload::assemble(&locked, &upload, &reversed, &scratch).unwrap();
         assert_eq!(copy, scratch);
         assert_eq!(std::fs::read(&copy).unwrap(), b"bbaaa");
         assert!(upload.join("data").exists());
+        drop(locked);
         // The "crash": nothing was installed. Completing again still works.
         s.complete_multipart("obj", &id, receipts).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("obj")).unwrap(), b"aaabb");

@@ -3,51 +3,87 @@
 //! client sent) is a rename, not a copy.
 //!
 //! Appends and completion hold an exclusive lock on the data file, so processes sharing the root
-//! never interleave bytes. A part's receipt is its `offset+length` in the file. A failed or
-//! abandoned append is cut off again; a part sent twice, or bytes left by a crash, leave a gap
-//! between receipts, and completion then copies the receipts' ranges into a new file instead.
+//! never interleave bytes; the lock is taken without a thread waiting for it, and held without
+//! one. A part's receipt is its `offset+length` in the file, bytes that are never written again.
+//! A failed or abandoned append is cut off again; a part sent twice, or bytes left by a crash,
+//! leave a gap between receipts, and completion then copies the receipts' ranges into a new file
+//! instead. Completion moves the data out of the upload's folder before it lets the lock go: an
+//! append waiting for the lock then finds the file gone, so no byte ever reaches a completed
+//! object.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use registry_core::PartId;
+use registry_core::{ByteStream, PartId};
 
-use super::io::{Incoming, drain};
+use super::io::{blocking, write_stream};
 
 /// The file an upload's parts are appended to, in the upload's folder.
 const DATA: &str = "data";
+/// Longest pause between two attempts at a lock another process holds.
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Opens the upload's data file (creating it when `create`) and locks it, then checks that it is
-/// still the upload's: a completion may have moved it away meanwhile, which reads as NotFound.
-fn open_locked(dir: &Path, create: bool) -> std::io::Result<File> {
+/// Makes the folder of a new upload, with its empty data file.
+pub(super) fn create(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(dir)?;
+    File::create(dir.join(DATA))?;
+    Ok(())
+}
+
+/// Opens the upload's data file and locks it, when nobody else holds it (`None` otherwise), then
+/// checks that it is still the upload's: a completion may have moved it away meanwhile, which
+/// reads as NotFound.
+fn try_lock(dir: &Path) -> std::io::Result<Option<File>> {
     let path = dir.join(DATA);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(&path)?;
-    file.lock()?;
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
     let opened = file.metadata()?;
     match std::fs::metadata(&path) {
-        Ok(now) if now.dev() == opened.dev() && now.ino() == opened.ino() => Ok(file),
+        Ok(now) if now.dev() == opened.dev() && now.ino() == opened.ino() => Ok(Some(file)),
         Ok(_) => Err(ErrorKind::NotFound.into()),
         Err(e) => Err(e),
     }
 }
 
-/// Appends what `rx` carries to the upload in `dir`, fsynced; returns the part's receipt. On
+/// The upload's data file, locked: tries again after short pauses while another process holds
+/// it, without a thread waiting meanwhile.
+async fn lock(dir: &Path) -> std::io::Result<File> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let dir = dir.to_owned();
+        if let Some(file) = blocking(move || try_lock(&dir)).await? {
+            return Ok(file);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Appends what `data` carries to the upload in `dir`, fsynced; returns the part's receipt. On
 /// failure the file is cut back to where the part began.
-pub(super) fn append(dir: &Path, rx: &mut Incoming) -> std::io::Result<PartId> {
-    let mut file = open_locked(dir, true)?;
-    let offset = file.seek(SeekFrom::End(0))?;
-    let written = drain(rx, &mut file).and_then(|n| file.sync_data().map(|()| n));
+pub(super) async fn append(dir: &Path, data: ByteStream) -> std::io::Result<PartId> {
+    let file = Arc::new(lock(dir).await?);
+    let f = file.clone();
+    let offset = blocking(move || (&*f).seek(SeekFrom::End(0))).await?;
+    let written = match write_stream(&file, data).await {
+        Ok(len) => {
+            let f = file.clone();
+            blocking(move || f.sync_data()).await.map(|()| len)
+        }
+        Err(e) => Err(e),
+    };
     match written {
         Ok(len) => Ok(PartId(format!("{offset}+{len}"))),
         Err(e) => {
-            let _ = file.set_len(offset);
+            let _ = blocking(move || file.set_len(offset)).await;
             Err(e)
         }
     }
@@ -63,28 +99,49 @@ fn receipt(part: &PartId) -> std::io::Result<(u64, u64)> {
         })
 }
 
-/// Makes the completed object of the upload in `dir` and returns the file holding it, for the
-/// caller to rename into place: the data file itself when the parts lie end to end from its start
-/// (cut to their length), else a copy of each part's range at `scratch` (a temporary path beside
-/// the store). The data file stays in `dir` until the caller removes `dir` after the rename, so a
-/// crash at any point leaves either the upload or the completed object.
+/// Completes the upload in `dir`: makes the object of its parts (see [`assemble`]) and hands it
+/// to `install`, which puts it in place, all while the data file's lock is held; then removes the
+/// upload's folder. NotFound when the upload is gone (completed or aborted already).
+pub(super) async fn complete(
+    dir: &Path,
+    parts: Vec<PartId>,
+    scratch: PathBuf,
+    install: impl FnOnce(&Path) -> std::io::Result<()> + Send + 'static,
+) -> std::io::Result<()> {
+    let file = lock(dir).await?;
+    let dir = dir.to_owned();
+    blocking(move || {
+        let built = assemble(&file, &dir, &parts, &scratch)?;
+        if let Err(e) = install(&built) {
+            let _ = std::fs::remove_file(&scratch);
+            return Err(e);
+        }
+        let removed = std::fs::remove_dir_all(&dir);
+        drop(file);
+        match removed {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    })
+    .await
+}
+
+/// Makes the completed object of the upload in `dir`, whose locked data file is `file`, and
+/// returns the file holding it, for the caller to rename into place: the data file itself when
+/// the parts lie end to end from its start (cut to their length), else a copy of each part's range
+/// at `scratch` (a temporary path beside the store). The data file stays in `dir` until the caller
+/// moves it or removes `dir`, so a crash at any point leaves either the upload or the completed
+/// object.
 pub(super) fn assemble(
+    file: &File,
     dir: &Path,
     parts: &[PartId],
     scratch: &Path,
-) -> std::io::Result<std::path::PathBuf> {
+) -> std::io::Result<PathBuf> {
     let ranges = parts
         .iter()
         .map(receipt)
         .collect::<std::io::Result<Vec<_>>>()?;
-    let file = match open_locked(dir, false) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound && ranges.is_empty() && dir.exists() => {
-            File::create(scratch)?.sync_data()?;
-            return Ok(scratch.to_owned());
-        }
-        Err(e) => return Err(e),
-    };
     let end_to_end = ranges
         .iter()
         .try_fold(0u64, |at, &(offset, len)| (offset == at).then(|| at + len));
@@ -106,12 +163,22 @@ pub(super) fn assemble(
                         "part beyond the data file",
                     ));
                 }
-                let mut input = &file;
+                let mut input = file;
                 input.seek(SeekFrom::Start(offset))?;
                 std::io::copy(&mut input.take(len), &mut out)?;
             }
             out.sync_data()?;
             Ok(scratch.to_owned())
         }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// The upload's data file, locked as completion locks it, for tests of [`assemble`].
+    pub fn locked(dir: &Path) -> File {
+        try_lock(dir).unwrap().expect("lock held elsewhere")
     }
 }
