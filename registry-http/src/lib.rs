@@ -2,7 +2,8 @@
 //! [`registry_core::Registry`]: mount it in any axum or tower server, at the root or under a prefix.
 //!
 //! - [`route`]: the API's paths parsed into a [`Route`].
-//! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in, and [`Htpasswd`].
+//! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in.
+//! - [`htpasswd`]: [`Htpasswd`], users of an htpasswd file, reloaded when it changes.
 //! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and [`metrics::MeteredStorage`].
@@ -44,6 +45,7 @@ pub mod error;
 pub mod events;
 mod handlers;
 pub mod headers;
+pub mod htpasswd;
 pub mod metrics;
 pub mod mirror;
 pub mod policy;
@@ -53,8 +55,9 @@ pub mod server;
 pub mod testing;
 pub mod token;
 
-pub use auth::{AccessControl, Action, Credentials, Htpasswd, Identity, Resource};
+pub use auth::{AccessControl, Action, Credentials, Identity, Resource};
 pub use error::{ApiError, ErrorCode};
+pub use htpasswd::Htpasswd;
 pub use route::Route;
 pub use server::{ServeOptions, serve, tls_acceptor};
 

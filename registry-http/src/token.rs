@@ -27,7 +27,8 @@ use registry_core::RepositoryName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::{AccessControl, Action, Credentials, Htpasswd, Identity, Resource};
+use crate::Htpasswd;
+use crate::auth::{AccessControl, Action, Credentials, Identity, Resource};
 use crate::error::{ApiError, ErrorCode};
 
 /// Longest lifetime a built-in access token may have.
@@ -77,19 +78,37 @@ impl Grant {
     }
 }
 
+/// A token's claims. Per RFC 7519 only `iss`, `aud` and `exp` are required here (the
+/// validation checks them); `aud` may be a string or an array.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     iss: String,
+    #[serde(default)]
     sub: String,
-    aud: String,
+    aud: Audience,
     exp: u64,
-    nbf: u64,
-    iat: u64,
-    jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
     #[serde(default)]
     access: Vec<Grant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     typ: Option<String>,
+    /// In refresh tokens: the stamp of the user's htpasswd entry when it was issued
+    /// ([`Htpasswd::stamp`]); the token is refused once the entry changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stamp: Option<String>,
+}
+
+/// The `aud` claim: one audience or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 fn now() -> u64 {
@@ -382,16 +401,18 @@ impl TokenIssuer {
         typ: Option<&str>,
     ) -> Result<String, String> {
         let now = now();
+        let refresh = typ == Some("refresh");
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: sub.to_owned(),
-            aud: self.service.clone(),
+            aud: Audience::One(self.service.clone()),
             exp: now + lifetime.as_secs(),
-            nbf: now.saturating_sub(1),
-            iat: now,
-            jti: hex_id(),
+            nbf: Some(now.saturating_sub(1)),
+            iat: Some(now),
+            jti: Some(hex_id()),
             access,
             typ: typ.map(str::to_owned),
+            stamp: refresh.then(|| self.users.stamp(sub)).flatten(),
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
@@ -405,9 +426,12 @@ impl TokenIssuer {
         v.set_issuer(&[&self.issuer]);
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.public, &v).map_err(|e| e.to_string())?;
+        let current = self.users.stamp(&data.claims.sub);
         match data.claims.typ.as_deref() {
-            Some("refresh") if self.users.knows(&data.claims.sub) => Ok(data.claims.sub),
-            _ => Err("not a refresh token of a known user".into()),
+            Some("refresh") if current.is_some() && current == data.claims.stamp => {
+                Ok(data.claims.sub)
+            }
+            _ => Err("not a refresh token of a known user whose password is unchanged".into()),
         }
     }
 }
@@ -571,13 +595,14 @@ mod tests {
         Claims {
             iss: iss.into(),
             sub: sub.into(),
-            aud: aud.into(),
+            aud: Audience::One(aud.into()),
             exp: now() + 60,
-            nbf: now(),
-            iat: now(),
-            jti: "j".into(),
+            nbf: Some(now()),
+            iat: Some(now()),
+            jti: Some("j".into()),
             access: vec![scope(access)],
             typ: None,
+            stamp: None,
         }
     }
 
@@ -664,7 +689,8 @@ mod tests {
             "alice",
             "repository:alice/app:pull",
         );
-        (expired.exp, expired.nbf, expired.iat) = (now() - 120, now() - 300, now() - 300);
+        (expired.exp, expired.nbf, expired.iat) =
+            (now() - 120, Some(now() - 300), Some(now() - 300));
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(i.kid.clone());
         let sign = |c: &Claims| jsonwebtoken::encode(&header, c, &i.key).unwrap();
@@ -674,16 +700,25 @@ mod tests {
         };
         assert!(refused(sign(&expired)).await, "expired token accepted");
         expired.exp = now() + 60;
-        expired.nbf = now() + 120;
+        expired.nbf = Some(now() + 120);
         assert!(
             refused(sign(&expired)).await,
             "token not yet valid accepted"
         );
-        expired.nbf = now();
+        expired.nbf = Some(now());
         assert!(!refused(sign(&expired)).await, "valid token refused");
-        expired.aud = "other.service".into();
+        expired.aud = Audience::One("other.service".into());
         assert!(refused(sign(&expired)).await, "wrong audience accepted");
-        expired.aud = "registry.test".into();
+        expired.aud = Audience::Many(vec!["other.service".into()]);
+        assert!(refused(sign(&expired)).await, "wrong audiences accepted");
+        // RFC 7519: nbf, iat and jti are optional, and aud may be an array.
+        (expired.nbf, expired.iat, expired.jti) = (None, None, None);
+        expired.aud = Audience::Many(vec!["other.service".into(), "registry.test".into()]);
+        assert!(
+            !refused(sign(&expired)).await,
+            "a token with an audience array and without nbf, iat and jti refused"
+        );
+        expired.aud = Audience::One("registry.test".into());
         expired.iss = "someone.else".into();
         assert!(refused(sign(&expired)).await, "wrong issuer accepted");
         let forger = issuer();
@@ -718,6 +753,34 @@ mod tests {
             .is_err()
         );
         assert_eq!(auth.identify(&Credentials::Anonymous).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_die_with_the_password_or_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        let entry = |user: &str| format!("{user}:{}\n", bcrypt::hash("pw", 4).unwrap());
+        std::fs::write(&file, entry("alice") + &entry("bob")).unwrap();
+        let users = Arc::new(Htpasswd::load(&file, "r").unwrap());
+        let i =
+            TokenIssuer::new(users.clone(), "svc", "iss", Duration::from_secs(60), None).unwrap();
+        let refresh = |sub: &str| i.sign(sub, Vec::new(), REFRESH_LIFETIME, Some("refresh"));
+        let (alice, bob) = (refresh("alice").unwrap(), refresh("bob").unwrap());
+        assert_eq!(i.refresh_subject(&alice).unwrap(), "alice");
+        assert_eq!(i.refresh_subject(&bob).unwrap(), "bob");
+        // Alice sets the same password again (a new salt), Bob is removed.
+        std::fs::write(&file, entry("alice")).unwrap();
+        assert!(users.reload().await.unwrap());
+        assert!(
+            i.refresh_subject(&alice).is_err(),
+            "survived a password change"
+        );
+        assert!(
+            i.refresh_subject(&bob).is_err(),
+            "survived the user's removal"
+        );
+        let fresh = refresh("alice").unwrap();
+        assert_eq!(i.refresh_subject(&fresh).unwrap(), "alice");
     }
 
     #[tokio::test]

@@ -10,13 +10,15 @@ use registry_http::{AccessControl, Htpasswd};
 
 use crate::config::Config;
 
-/// What the configuration asks for: the access control (none when open), and the token
-/// endpoint's routes when this server issues tokens.
+/// What the configuration asks for: the access control (none when open), the token endpoint's
+/// routes when this server issues tokens, and the htpasswd users to reload when the file changes.
 pub struct Auth {
     /// Checks every registry request.
     pub access: Option<Arc<dyn AccessControl>>,
     /// `/token`, when the built-in issuer runs.
     pub token_routes: Option<axum::Router>,
+    /// The users of the htpasswd file, when there is one.
+    pub users: Option<Arc<Htpasswd>>,
 }
 
 /// Builds the access control the configuration asks for.
@@ -31,18 +33,19 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
     let users = match &config.htpasswd {
         Some(path) => {
             let users = Htpasswd::load(path, "registry")?;
-            Some(match rules {
+            Some(Arc::new(match rules {
                 Some(rules) => users.with_rules(rules),
                 None => users,
-            })
+            }))
         }
         None if rules.is_some() => return Err("access rules need users: set htpasswd".into()),
         None => None,
     };
     let Some(token) = &config.token else {
         return Ok(Auth {
-            access: users.map(|u| Arc::new(u) as Arc<dyn AccessControl>),
+            access: users.clone().map(|u| u as Arc<dyn AccessControl>),
             token_routes: None,
+            users,
         });
     };
     let realm = token
@@ -51,6 +54,7 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
         .unwrap_or_else(|| default_realm.to_owned());
     if token.issue {
         let users = users.ok_or("the token issuer needs users: set htpasswd")?;
+        let watched = users.clone();
         let key = match &token.key {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
@@ -58,7 +62,7 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
             None => None,
         };
         let issuer = TokenIssuer::new(
-            Arc::new(users),
+            users,
             &token.service,
             &token.issuer,
             Duration::from_secs(token.lifetime_secs),
@@ -68,6 +72,7 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
         return Ok(Auth {
             access: Some(Arc::new(verifier)),
             token_routes: Some(token_router(Arc::new(issuer))),
+            users: Some(watched),
         });
     }
     let mut auth = TokenAuth::new(&realm, &token.service, &token.issuer);
@@ -83,5 +88,33 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
     Ok(Auth {
         access: Some(Arc::new(auth)),
         token_routes: None,
+        users: None,
     })
+}
+
+/// How often the htpasswd file is read again to see whether it changed.
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// Reloads the htpasswd users when the file changes (looked at every [`RELOAD_EVERY`]) and on
+/// `SIGHUP`; a file that cannot be read or parsed is reported and the users stay as they were.
+pub async fn reload_users(users: Arc<Htpasswd>) {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let hangup = async |h: &mut Option<tokio::signal::unix::Signal>| match h {
+        Some(h) => {
+            h.recv().await;
+        }
+        None => std::future::pending().await,
+    };
+    let mut every = tokio::time::interval(RELOAD_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = hangup(&mut hangups) => tracing::info!("SIGHUP: reading the htpasswd file again"),
+        }
+        match users.reload().await {
+            Ok(true) => tracing::info!("htpasswd file changed: users reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("{e}; the users stay as they were"),
+        }
+    }
 }

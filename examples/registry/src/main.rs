@@ -221,7 +221,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let auth::Auth {
         access,
         token_routes,
+        users,
     } = auth::access_control(&config, &format!("{scheme}://{addr}/token"))?;
+    let reloading = users.map(|u| tokio::spawn(auth::reload_users(u)));
     tracing::info!(%addr, storage = %config.storage, auth = access.is_some(), "registry listening on {scheme}://{addr}");
     let options = registry_http::HttpOptions {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
@@ -250,7 +252,7 @@ async fn serve(config: Config) -> Result<(), String> {
         router = router.merge(tokens);
     }
     registry_http::serve(listener, router, limits, shutdown()).await;
-    if let Some(task) = housekeeping {
+    for task in housekeeping.into_iter().chain(reloading) {
         task.abort();
     }
     tracing::info!("registry stopped");

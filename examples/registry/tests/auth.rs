@@ -561,3 +561,114 @@ catalog = true
     ]);
     assert_eq!(code, 401, "a refresh token was accepted as an access token");
 }
+
+/// Polls `check` every 100 ms until it holds, failing after 30 s with `what`.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The status of `GET /v2/` with Basic credentials.
+fn basic_status(host: &str, user: &str, password: &str) -> u16 {
+    curl(&[
+        "-u",
+        &format!("{user}:{password}"),
+        &format!("http://{host}/v2/"),
+    ])
+    .0
+}
+
+#[test]
+fn htpasswd_changes_take_effect_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    let entry = |user: &str, pw: &str| format!("{user}:{}\n", bcrypt::hash(pw, 5).unwrap());
+    std::fs::write(&file, entry(USER, PASS) + &entry("bob", "bobpass")).unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--htpasswd", file.to_str().unwrap()],
+    );
+    let host = server.addr.clone();
+    assert_eq!(basic_status(&host, USER, PASS), 200);
+    assert_eq!(basic_status(&host, "bob", "bobpass"), 200);
+    // Bob is removed and the password changes: both are refused without a restart, although
+    // the server remembered both passwords as verified.
+    std::fs::write(&file, entry(USER, "newpass")).unwrap();
+    eventually("the new password accepted", || {
+        basic_status(&host, USER, "newpass") == 200
+    });
+    assert_eq!(basic_status(&host, USER, PASS), 401, "the old password");
+    assert_eq!(basic_status(&host, "bob", "bobpass"), 401, "a removed user");
+    // A broken file leaves the users as they were; SIGHUP reads it again at once.
+    std::fs::write(&file, "not an htpasswd file").unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    eventually("the broken file reported", || {
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("SIGHUP") || l.contains("the users stay as they were"))
+    });
+    assert_eq!(basic_status(&host, USER, "newpass"), 200);
+    std::fs::write(&file, entry("carol", "carolpass")).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    eventually("a user added", || {
+        basic_status(&host, "carol", "carolpass") == 200
+    });
+}
+
+#[test]
+fn refresh_tokens_die_with_the_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    let entry = |pw: &str| format!("{USER}:{}\n", bcrypt::hash(pw, 5).unwrap());
+    std::fs::write(&file, entry(PASS)).unwrap();
+    let config = tmp.path().join("registry.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "htpasswd = \"{}\"\n[token]\nissue = true\nservice = \"svc\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let host = server.addr.clone();
+    let post = |form: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-d", form, &format!("http://{host}/token")])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let login = |pw: &str| {
+        post(&format!(
+            "grant_type=password&username={USER}&password={pw}&service=svc&access_type=offline&client_id=t"
+        ))
+    };
+    let refresh = login(PASS)["refresh_token"].as_str().unwrap().to_owned();
+    let grant = format!("grant_type=refresh_token&refresh_token={refresh}&service=svc&client_id=t");
+    assert!(post(&grant)["access_token"].is_string());
+    std::fs::write(&file, entry("changed")).unwrap();
+    eventually("the new password accepted", || {
+        login("changed")["access_token"].is_string()
+    });
+    assert!(
+        post(&grant).get("access_token").is_none(),
+        "a refresh token survived a password change"
+    );
+}

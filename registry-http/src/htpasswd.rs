@@ -1,0 +1,450 @@
+//! [`Htpasswd`]: Basic authentication against an htpasswd file of bcrypt entries, reloaded when
+//! the file changes, with bcrypt checked on a small pool of threads of its own.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use sha2::{Digest as _, Sha256};
+
+use crate::auth::{AccessControl, Action, Credentials, Identity, Resource};
+use crate::policy::AccessRules;
+
+/// How long a verified password is remembered, so that bcrypt runs once per client, not per request.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// How long a failed login waits before it is answered.
+const FAILURE_DELAY: Duration = Duration::from_millis(500);
+
+/// The users of one version of the file.
+struct Users {
+    /// Each user's bcrypt hash.
+    hashes: HashMap<String, String>,
+    /// A hash of the file's most common cost (the highest, on a tie), checked for unknown users so
+    /// that refusing them takes as long as refusing a typical user's wrong password.
+    decoy: String,
+    /// The text they were read from.
+    text: String,
+}
+
+impl Users {
+    fn parse(text: &str) -> Result<Users, String> {
+        let mut hashes = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (user, hash) = line
+                .split_once(':')
+                .ok_or_else(|| format!("line {}: not user:hash", n + 1))?;
+            let bcrypt = ["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p));
+            if !bcrypt {
+                return Err(format!(
+                    "line {} ({user}): only bcrypt entries are supported (htpasswd -B)",
+                    n + 1
+                ));
+            }
+            hashes.insert(user.to_owned(), hash.to_owned());
+        }
+        let decoy = bcrypt::hash(random_password(), decoy_cost(hashes.values()))
+            .map_err(|e| format!("bcrypt: {e}"))?;
+        Ok(Users {
+            hashes,
+            decoy,
+            text: text.to_owned(),
+        })
+    }
+}
+
+/// The most common bcrypt cost among `hashes` (the highest of the most common), or bcrypt's
+/// default for none.
+fn decoy_cost<'a>(hashes: impl Iterator<Item = &'a String>) -> u32 {
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for cost in hashes.filter_map(|h| h.get(4..6)?.parse().ok()) {
+        *counts.entry(cost).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(cost, n)| (n, cost))
+        .map_or(bcrypt::DEFAULT_COST, |(cost, _)| cost)
+}
+
+/// Basic authentication against an htpasswd file of bcrypt entries. Without rules every user may
+/// do everything and anonymous callers nothing; with [`Htpasswd::with_rules`] the rules decide.
+///
+/// [`Htpasswd::reload`] reads the file again (the server does so when it changes, and on
+/// `SIGHUP`): a removed user or changed password takes effect at once, verified passwords
+/// remembered before are forgotten, and tokens refreshed for a user carry a stamp of their entry
+/// ([`Htpasswd::stamp`]) that no longer matches once it changes.
+pub struct Htpasswd {
+    rules: Option<AccessRules>,
+    realm: String,
+    path: Option<PathBuf>,
+    users: RwLock<Arc<Users>>,
+    verified: Mutex<HashMap<(String, [u8; 32]), Instant>>,
+}
+
+impl fmt::Debug for Htpasswd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Htpasswd")
+            .field("realm", &self.realm)
+            .field("path", &self.path)
+            .field("users", &self.current().hashes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Htpasswd {
+    /// Reads an htpasswd file (`user:$2y$…` lines). Entries that are not bcrypt (MD5, SHA-1, crypt,
+    /// plain) are refused with the line that holds them.
+    pub fn load(path: &Path, realm: &str) -> Result<Htpasswd, String> {
+        let text = read(path)?;
+        let mut h = Htpasswd::parse(&text, realm)
+            .map_err(|e| format!("htpasswd file {}: {e}", path.display()))?;
+        h.path = Some(path.to_owned());
+        Ok(h)
+    }
+
+    /// Parses htpasswd text.
+    pub fn parse(text: &str, realm: &str) -> Result<Htpasswd, String> {
+        Ok(Htpasswd {
+            rules: None,
+            realm: realm.to_owned(),
+            path: None,
+            users: RwLock::new(Arc::new(Users::parse(text)?)),
+            verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Reads the file again if its text changed: `Ok(true)` when the users changed, `Ok(false)`
+    /// when nothing did (or the users came from [`Htpasswd::parse`]). A file that cannot be read
+    /// or parsed is an error and leaves the users as they were.
+    pub async fn reload(&self) -> Result<bool, String> {
+        let Some(path) = self.path.clone() else {
+            return Ok(false);
+        };
+        let text = tokio::task::spawn_blocking(move || read(&path))
+            .await
+            .map_err(|e| e.to_string())??;
+        if text == self.current().text {
+            return Ok(false);
+        }
+        let users = tokio::task::spawn_blocking(move || Users::parse(&text))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("htpasswd file {}: {e}", self.path_text()))?;
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(users);
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        Ok(true)
+    }
+
+    fn path_text(&self) -> String {
+        self.path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+
+    fn current(&self) -> Arc<Users> {
+        self.users.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether a user of this name is in the file.
+    pub fn knows(&self, user: &str) -> bool {
+        self.current().hashes.contains_key(user)
+    }
+
+    /// A short fingerprint of the user's entry, which changes whenever the password is set again
+    /// (bcrypt salts every hash): tokens that outlive a login carry it, and are refused once it
+    /// no longer matches. `None` for an unknown user.
+    pub fn stamp(&self, user: &str) -> Option<String> {
+        let users = self.current();
+        let hash = users.hashes.get(user)?;
+        let digest = Sha256::digest(format!("{user}\0{hash}"));
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..12]))
+    }
+
+    /// The same users, with access decided by `rules`.
+    pub fn with_rules(mut self, rules: AccessRules) -> Htpasswd {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// What `who` may do on `resource` under the rules (or under the default: users everything).
+    pub(crate) fn permits(
+        &self,
+        who: Option<&Identity>,
+        resource: Resource<'_>,
+        actions: &[Action],
+    ) -> bool {
+        let Some(rules) = &self.rules else {
+            return who.is_some();
+        };
+        let (user, groups) = match who {
+            Some(w) => (Some(w.name.as_str()), w.groups.as_slice()),
+            None => (None, &[][..]),
+        };
+        match resource {
+            Resource::Base => who.is_some() || rules.admits_anonymous(),
+            Resource::Catalog => rules.catalog(user, groups),
+            Resource::Repository(repo) => {
+                let granted = rules.granted(user, groups, repo.as_str());
+                actions.iter().all(|a| granted.contains(a))
+            }
+        }
+    }
+
+    fn remembered(&self, user: &str, fingerprint: [u8; 32]) -> bool {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified
+            .get(&(user.to_owned(), fingerprint))
+            .is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+    }
+
+    fn remember(&self, user: &str, fingerprint: [u8; 32]) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.retain(|_, at| at.elapsed() < VERIFIED_FOR);
+        verified.insert((user.to_owned(), fingerprint), Instant::now());
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read htpasswd file {}: {e}", path.display()))
+}
+
+/// A password nobody knows, for the decoy hash.
+fn random_password() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[async_trait]
+impl AccessControl for Htpasswd {
+    async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, String> {
+        let (user, password) = match credentials {
+            Credentials::Anonymous => return Ok(None),
+            Credentials::Basic { user, password } => (user.clone(), password.clone()),
+            Credentials::Bearer(_) => return Err("bearer tokens are not accepted".into()),
+            Credentials::Malformed => return Err("malformed Authorization header".into()),
+        };
+        let users = self.current();
+        let fingerprint: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();
+        if users.hashes.contains_key(&user) && self.remembered(&user, fingerprint) {
+            return Ok(Some(Identity::user(user)));
+        }
+        let hash = users.hashes.get(&user).cloned();
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| users.decoy.clone());
+        let ok = bcrypt_pool().verify(password, hash).await;
+        if ok && known {
+            self.remember(&user, fingerprint);
+            Ok(Some(Identity::user(user)))
+        } else {
+            tokio::time::sleep(FAILURE_DELAY).await;
+            Err(format!("wrong user or password for {user:?}"))
+        }
+    }
+
+    fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
+        self.permits(who, resource, actions)
+    }
+
+    fn challenge(
+        &self,
+        who: Option<&Identity>,
+        _resource: Resource<'_>,
+        _actions: &[Action],
+    ) -> Option<String> {
+        who.is_none()
+            .then(|| format!("Basic realm=\"{}\"", self.realm.replace('"', "")))
+    }
+}
+
+/// A password to check against a bcrypt hash, and where the answer goes.
+type Job = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// A few threads that only check bcrypt hashes (one per core, at most four): a flood of logins
+/// waits in a queue (without holding a thread) instead of taking tokio's blocking threads, which
+/// file I/O needs, or running more hashes at once than there are cores.
+struct BcryptPool {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+}
+
+fn bcrypt_pool() -> &'static BcryptPool {
+    static POOL: OnceLock<BcryptPool> = OnceLock::new();
+    POOL.get_or_init(BcryptPool::start)
+}
+
+impl BcryptPool {
+    fn start() -> BcryptPool {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let (jobs, queue) = tokio::sync::mpsc::channel::<Job>(1024);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("bcrypt-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = queue
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .blocking_recv();
+                        let Some((password, hash, answer)) = job else {
+                            return;
+                        };
+                        let _ = answer.send(bcrypt::verify(password, &hash).unwrap_or(false));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a bcrypt thread: {e}");
+            }
+        }
+        BcryptPool { jobs }
+    }
+
+    /// Whether `password` matches `hash`; false when the pool is gone.
+    async fn verify(&self, password: String, hash: String) -> bool {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        if self.jobs.send((password, hash, answer)).await.is_err() {
+            return false;
+        }
+        answered.await.unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry_core::RepositoryName;
+
+    #[test]
+    fn only_bcrypt_entries_are_accepted() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        assert!(Htpasswd::parse(&format!("# users\nalice:{hash}\n"), "r").is_ok());
+        for bad in ["bob:$apr1$abc$def", "bob:{SHA}abc=", "bob:plain", "bob"] {
+            let err = Htpasswd::parse(bad, "r").err().unwrap();
+            assert!(err.contains("line 1"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_decoy_costs_what_most_entries_cost() {
+        let entries =
+            ["$2y$05$x", "$2y$12$x", "$2y$05$x", "$2y$12$x", "$2y$12$x"].map(String::from);
+        assert_eq!(decoy_cost(entries.iter()), 12);
+        let tie = ["$2y$04$x", "$2y$06$x"].map(String::from);
+        assert_eq!(decoy_cost(tie.iter()), 6, "a tie takes the higher cost");
+        assert_eq!(decoy_cost([].iter()), bcrypt::DEFAULT_COST);
+        let users = Users::parse(&format!(
+            "a:{}\nb:{}\nc:{}",
+            bcrypt::hash("x", 4).unwrap(),
+            bcrypt::hash("x", 5).unwrap(),
+            bcrypt::hash("x", 5).unwrap()
+        ))
+        .unwrap();
+        assert_eq!(&users.decoy[4..6], "05");
+    }
+
+    #[tokio::test]
+    async fn checks_passwords() {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let h = Htpasswd::parse(&format!("alice:{hash}"), "registry").unwrap();
+        let creds = |u: &str, p: &str| Credentials::Basic {
+            user: u.into(),
+            password: p.into(),
+        };
+        // The second answer comes from the cache of verified passwords, which must not let a
+        // wrong password through afterwards.
+        for _ in 0..2 {
+            let who = h.identify(&creds("alice", "right")).await.unwrap().unwrap();
+            assert_eq!(who.name, "alice");
+        }
+        assert!(h.identify(&creds("alice", "wrong")).await.is_err());
+        assert!(h.identify(&creds("mallory", "right")).await.is_err());
+        assert!(h.identify(&Credentials::Bearer("t".into())).await.is_err());
+        assert_eq!(h.identify(&Credentials::Anonymous).await.unwrap(), None);
+        assert!(!h.allows(None, Resource::Base, &[]));
+        assert_eq!(
+            h.challenge(None, Resource::Catalog, &[]).unwrap(),
+            "Basic realm=\"registry\""
+        );
+        let alice = Identity::user("alice");
+        assert_eq!(h.challenge(Some(&alice), Resource::Catalog, &[]), None);
+    }
+
+    #[tokio::test]
+    async fn a_reload_takes_removed_users_and_new_passwords_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        let entry = |user: &str, pw: &str| format!("{user}:{}\n", bcrypt::hash(pw, 4).unwrap());
+        std::fs::write(&file, entry("alice", "old") + &entry("bob", "pw")).unwrap();
+        let h = Htpasswd::load(&file, "r").unwrap();
+        let creds = |u: &str, p: &str| Credentials::Basic {
+            user: u.into(),
+            password: p.into(),
+        };
+        assert!(h.identify(&creds("alice", "old")).await.is_ok());
+        assert!(h.identify(&creds("bob", "pw")).await.is_ok());
+        let stamp = h.stamp("alice").unwrap();
+        assert!(!h.reload().await.unwrap(), "nothing changed");
+        std::fs::write(&file, entry("alice", "new")).unwrap();
+        assert!(h.reload().await.unwrap());
+        assert!(
+            h.identify(&creds("alice", "old")).await.is_err(),
+            "the old password, remembered before the reload, still works"
+        );
+        assert!(h.identify(&creds("alice", "new")).await.is_ok());
+        assert!(h.identify(&creds("bob", "pw")).await.is_err());
+        assert_ne!(h.stamp("alice").unwrap(), stamp);
+        assert_eq!(h.stamp("bob"), None);
+        std::fs::write(&file, "broken").unwrap();
+        assert!(h.reload().await.is_err());
+        assert!(
+            h.identify(&creds("alice", "new")).await.is_ok(),
+            "a broken file replaced the users"
+        );
+    }
+
+    #[tokio::test]
+    async fn rules_decide_with_users() {
+        use crate::policy::{AccessRules, Rule};
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let rules = AccessRules::new(
+            vec![Rule {
+                repositories: vec!["public/*".into()],
+                users: vec!["anonymous".into()],
+                actions: vec!["pull".into()],
+                ..Default::default()
+            }],
+            HashMap::new(),
+        );
+        let h = Htpasswd::parse(&format!("alice:{hash}"), "r")
+            .unwrap()
+            .with_rules(rules);
+        let public: RepositoryName = "public/x".parse().unwrap();
+        let private: RepositoryName = "alice/x".parse().unwrap();
+        assert!(h.allows(None, Resource::Base, &[]));
+        assert!(h.allows(None, Resource::Repository(&public), &[Action::Pull]));
+        assert!(!h.allows(None, Resource::Repository(&public), &[Action::Push]));
+        let alice = Identity::user("alice");
+        assert!(
+            !h.allows(
+                Some(&alice),
+                Resource::Repository(&private),
+                &[Action::Pull]
+            ),
+            "a user got what no rule grants"
+        );
+        assert!(!h.allows(Some(&alice), Resource::Catalog, &[]));
+    }
+}
