@@ -79,8 +79,14 @@ pub struct Config {
     pub validate_references: bool,
     /// Connections served at once.
     pub max_connections: usize,
-    /// Seconds a client has to send request headers (also the keep-alive idle limit).
+    /// Connections served at once from one client address (0: no cap).
+    pub max_connections_per_address: usize,
+    /// Seconds a client has for a connection's first bytes (after the TLS handshake) and for each
+    /// request's headers (also the keep-alive idle limit).
     pub header_read_timeout_secs: u64,
+    /// Seconds a connection may have no request in flight (HTTP/2 included), and a response may
+    /// go unread, before the connection is closed.
+    pub idle_timeout_secs: u64,
     /// Seconds a request body may send nothing before the request fails.
     pub body_idle_timeout_secs: u64,
     /// Seconds a manifest revision read from storage is trusted before it is read again (how soon
@@ -379,7 +385,9 @@ impl Default for Config {
             max_manifest_size: core.max_manifest_size,
             validate_references: core.validate_references,
             max_connections: 4096,
+            max_connections_per_address: 256,
             header_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
             body_idle_timeout_secs: 60,
             metadata_ttl_secs: core.metadata_ttl.as_secs(),
             fs_inline_reads: true,

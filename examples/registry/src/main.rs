@@ -244,7 +244,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let limits = registry_http::ServeOptions {
         tls,
         max_connections: config.max_connections,
+        max_connections_per_address: config.max_connections_per_address,
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
         ..Default::default()
     };
     let mut router = registry_http::router_with(registry, options);

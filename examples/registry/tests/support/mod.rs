@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 
 use registry_core::Digest;
 
+pub mod pki;
+pub mod raw;
+
 /// The real `registry` binary, listening on 127.0.0.1 on a free port, killed when dropped.
 pub struct Server {
     child: Child,

@@ -1,0 +1,280 @@
+//! [`serve`]: an HTTP/1.1 and HTTP/2 server loop for the registry router, plain or TLS (rustls,
+//! HTTP/2 by ALPN), with the limits that keep it serving everyone when some clients misbehave:
+//!
+//! - a cap on connections served at once, and on those from one address;
+//! - a deadline for a connection's first bytes (the TLS handshake, then enough to know the
+//!   protocol), so that a socket that says nothing, or stops inside the HTTP/2 preface, goes;
+//! - a timeout on each request's headers (HTTP/1.1; it also closes idle keep-alive connections);
+//! - an idle timeout: a connection with no request in flight for that long is closed (HTTP/2
+//!   with `GOAWAY`), whatever pings it answers;
+//! - a stall timeout: a response the client stops reading for that long ends its connection;
+//! - graceful shutdown.
+//!
+//! `conn` holds the per-connection IO guard and request tracking.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+mod conn;
+
+use conn::{Activity, Guarded, hold_until_sent};
+
+/// Limits of [`serve`], and TLS.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Serve HTTPS with this acceptor (see [`tls_acceptor`]); plain HTTP when `None`.
+    pub tls: Option<TlsAcceptor>,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Connections served at once from one address; more are closed at once. Zero: no cap.
+    pub max_connections_per_address: usize,
+    /// Time a client has for its first bytes (the TLS handshake, then enough for the server to
+    /// know the protocol), and for each request's headers, counted from when the connection is
+    /// ready for the next request: it also closes HTTP/1.1 keep-alive connections idle that long.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with `GOAWAY`), and
+    /// a response the client stops reading for this long ends its connection.
+    pub idle_timeout: Duration,
+    /// Time connections get to finish their requests at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("tls", &self.tls.is_some())
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+/// A TLS acceptor from PEM files: a certificate chain and its private key, offering HTTP/2 and
+/// HTTP/1.1 by ALPN.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read TLS certificates from {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the TLS key from {}: {e}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("invalid TLS certificate or key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            tls: None,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish (up to
+/// the grace period).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(options.header_read_timeout);
+    let (stop, stopping) = watch::channel(false);
+    let total = options.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(total));
+    let per_address = PerAddress::new(options.max_connections_per_address);
+    let options = Arc::new(options);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(counted) = per_address.admit(peer.ip()) else {
+            tracing::debug!(%peer, "too many connections from this address: closed");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (builder, router, options) = (builder.clone(), router.clone(), options.clone());
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            match &options.tls {
+                None => connection(stream, builder, router, &options, stopping).await,
+                Some(tls) => {
+                    let handshake = tls.accept(stream);
+                    match tokio::time::timeout(options.header_read_timeout, handshake).await {
+                        Ok(Ok(s)) => connection(s, builder, router, &options, stopping).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
+            drop((counted, permit));
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let all = u32::try_from(total).unwrap_or(u32::MAX);
+    if tokio::time::timeout(options.shutdown_grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+}
+
+/// Serves one connection until it ends: closed by the client, idle for
+/// [`ServeOptions::idle_timeout`] (then shut down gracefully), or asked to stop by `stopping`.
+async fn connection<S>(
+    stream: S,
+    builder: Builder<TokioExecutor>,
+    router: Router,
+    options: &ServeOptions,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = Guarded::new(stream, options.header_read_timeout, options.idle_timeout);
+    let activity = Activity::new();
+    let inner = TowerToHyperService::new(router);
+    let tracked = activity.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let in_flight = tracked.start();
+        let answer = hyper::service::Service::call(&inner, req);
+        async move { answer.await.map(|res| hold_until_sent(res, in_flight)) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let idle = activity.idle_for(options.idle_timeout);
+    tokio::pin!(idle);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = &mut idle, if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            changed = stopping.changed(), if !closing => {
+                if changed.is_err() || *stopping.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            () = tokio::time::sleep(options.header_read_timeout), if closing => {
+                // A client that ignores the shutdown: its connection goes.
+                return;
+            }
+        }
+    }
+}
+
+/// Connections open per client address.
+#[derive(Clone)]
+struct PerAddress {
+    cap: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection counted against its address, until dropped.
+struct Counted {
+    table: PerAddress,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn new(cap: usize) -> PerAddress {
+        PerAddress {
+            cap,
+            open: Arc::default(),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a connection from `ip`, unless that address has as many as the cap.
+    fn admit(&self, ip: IpAddr) -> Option<Counted> {
+        let mut open = self.table();
+        let n = open.entry(ip).or_default();
+        if self.cap > 0 && *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(Counted {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut open = self.table.table();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
