@@ -151,6 +151,9 @@ pub struct MirrorSettings {
     pub spool_dir: Option<PathBuf>,
     /// Seconds an upstream request may take to connect, and between reads.
     pub timeout_secs: u64,
+    /// Redirects upstreams may send the mirror to: `public` (the upstream's origin, or HTTPS
+    /// hosts on public addresses), `any`, or `none`.
+    pub redirects: registry_http::mirror::Redirects,
 }
 
 impl Default for MirrorSettings {
@@ -164,6 +167,7 @@ impl Default for MirrorSettings {
             retention_days: 0,
             spool_dir: None,
             timeout_secs: 60,
+            redirects: registry_http::mirror::Redirects::default(),
         }
     }
 }
@@ -223,6 +227,7 @@ impl MirrorSettings {
             refresh_interval: (self.retention_days > 0).then(|| {
                 Duration::from_secs(3600).min(Duration::from_secs(self.retention_days * 3600))
             }),
+            redirects: self.redirects,
         })
         .map(Some)
     }

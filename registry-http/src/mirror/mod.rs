@@ -6,7 +6,16 @@
 //! refuses, what is cached is served. A missing blob is fetched once however many clients ask for
 //! it at once: the fetch writes the upstream's bytes to a spool file and to storage, and every
 //! client streams from the spool as it grows, so the first byte goes out before the last arrives
-//! and memory stays flat. Pushes and deletes into mirrored repositories are refused.
+//! and memory stays flat; the last byte reaches them only once the whole blob is verified and
+//! stored, so a client never gets a complete answer of bytes that are not the digest. Pushes and
+//! deletes into mirrored repositories are refused.
+//!
+//! What the mirror trusts an upstream with ([`trust`]): it follows redirects to the upstream's
+//! origin or to public HTTPS hosts only ([`Redirects`]), never with credentials to another
+//! origin; it sends credentials to a token realm only over HTTPS or on the upstream's origin;
+//! it stores and links a blob into a mirrored repository only after fetching it from that
+//! upstream and verifying it (never on the word of a `HEAD`); upstream credentials never appear
+//! in messages; lifetimes the upstream announces are clamped; its bookkeeping is bounded.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -40,9 +49,15 @@ use tokio::sync::{OnceCell, watch};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
+pub mod trust;
 mod upstream;
 
+pub use trust::Redirects;
 pub use upstream::{Upstream, UpstreamError, UpstreamManifest};
+
+/// Tags and manifests whose last check or refresh the mirror remembers: the least recently used
+/// are forgotten first (which costs one more `HEAD` upstream, or one more refresh).
+const REMEMBERED: usize = 64 * 1024;
 
 /// One upstream and the repositories it serves.
 #[derive(Debug, Clone)]
@@ -70,6 +85,8 @@ pub struct MirrorConfig {
     /// How often a pull refreshes a cached manifest's age (for garbage collection's retention),
     /// at most, per manifest and process; `None` (no retention) never does.
     pub refresh_interval: Option<Duration>,
+    /// Which redirects upstreams may send the mirror to.
+    pub redirects: Redirects,
 }
 
 impl Default for MirrorConfig {
@@ -80,6 +97,7 @@ impl Default for MirrorConfig {
             spool_dir: std::env::temp_dir(),
             timeout: Duration::from_secs(60),
             refresh_interval: None,
+            redirects: Redirects::default(),
         }
     }
 }
@@ -123,9 +141,9 @@ pub struct Mirror {
     upstreams: Vec<(String, Arc<Upstream>)>,
     config: MirrorConfig,
     /// When each `(repository, tag)` was last fetched or checked upstream.
-    checked: Mutex<HashMap<(RepositoryName, String), Instant>>,
+    checked: quick_cache::sync::Cache<(RepositoryName, String), Instant>,
     /// When each cached manifest's age was last refreshed.
-    refreshed: Mutex<HashMap<(RepositoryName, Digest), Instant>>,
+    refreshed: quick_cache::sync::Cache<(RepositoryName, Digest), Instant>,
     fetches: Arc<Mutex<HashMap<(RepositoryName, Digest), FetchSlot>>>,
     stats: Stats,
 }
@@ -151,15 +169,20 @@ impl Mirror {
             if !prefix.is_empty() && format!("{prefix}/x").parse::<RepositoryName>().is_err() {
                 return Err(format!("mirror prefix {prefix:?} is not a repository name"));
             }
-            let upstream = Upstream::new(&u.url, u.credentials.clone(), config.timeout)?;
+            let upstream = Upstream::new(
+                &u.url,
+                u.credentials.clone(),
+                config.timeout,
+                config.redirects,
+            )?;
             upstreams.push((prefix, Arc::new(upstream)));
         }
         upstreams.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Ok(Mirror {
             upstreams,
             config,
-            checked: Mutex::new(HashMap::new()),
-            refreshed: Mutex::new(HashMap::new()),
+            checked: quick_cache::sync::Cache::new(REMEMBERED),
+            refreshed: quick_cache::sync::Cache::new(REMEMBERED),
             fetches: Arc::new(Mutex::new(HashMap::new())),
             stats: Stats::default(),
         })
@@ -248,7 +271,7 @@ impl Mirror {
             Reference::Tag(tag) => {
                 let key = (repo.clone(), tag.to_string());
                 let local = registry.stat_manifest(repo, reference).await.ok();
-                let checked = lock(&self.checked).get(&key).copied();
+                let checked = self.checked.get(&key);
                 if local.is_some() && checked.is_some_and(|t| t.elapsed() < self.config.tag_ttl) {
                     self.count(true, "manifest");
                     return Ok(());
@@ -261,7 +284,7 @@ impl Mirror {
                     && local.digest == *current
                 {
                     self.count(true, "manifest");
-                    lock(&self.checked).insert(key, Instant::now());
+                    self.checked.insert(key, Instant::now());
                     return self.refresh(registry, repo, reference, current).await;
                 }
                 self.count(false, "manifest");
@@ -272,8 +295,9 @@ impl Mirror {
                 let info = registry
                     .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
                     .await?;
-                lock(&self.checked).insert(key, Instant::now());
-                lock(&self.refreshed).insert((repo.clone(), info.digest), Instant::now());
+                self.checked.insert(key, Instant::now());
+                self.refreshed
+                    .insert((repo.clone(), info.digest), Instant::now());
                 Ok(())
             }
         }
@@ -309,7 +333,7 @@ impl Mirror {
             return Ok(());
         };
         let key = (repo.clone(), digest.clone());
-        let last = lock(&self.refreshed).get(&key).copied();
+        let last = self.refreshed.get(&key);
         if last.is_some_and(|t| t.elapsed() < interval) {
             return Ok(());
         }
@@ -324,7 +348,7 @@ impl Mirror {
                 content.bytes,
             )
             .await?;
-        lock(&self.refreshed).insert(key, Instant::now());
+        self.refreshed.insert(key, Instant::now());
         Ok(())
     }
 
@@ -333,10 +357,12 @@ impl Mirror {
         self.count(true, kind);
     }
 
-    /// For a blob a mirrored `repo` lacks: `None` once it is stored locally (linked from another
-    /// repository, or fetched) and the normal read serves it, or the size and bytes to send while
-    /// it is being fetched. `head` only asks the upstream for the size; `whole` is false for range
-    /// requests, which wait for the fetch.
+    /// For a blob a mirrored `repo` lacks: `None` once it is fetched and stored locally and the
+    /// normal read serves it, or the size and bytes to send while it is being fetched. `head` only
+    /// asks the upstream for the size; `whole` is false for range requests, which wait for the
+    /// fetch. A blob stored for another repository is fetched all the same: only the upstream's
+    /// bytes, verified, make it part of this repository (a `HEAD` upstream answering 200 proves
+    /// nothing, and would let anyone who may pull the mirror read another repository's blobs).
     pub(crate) async fn blob(
         &self,
         registry: &Registry,
@@ -348,16 +374,6 @@ impl Mirror {
         let Some((up, name)) = self.upstream_for(repo) else {
             return Ok(None);
         };
-        if registry.locate_blob(digest).await.is_ok() {
-            // Stored for another repository: link it here once the upstream confirms that this
-            // repository has it, so that no repository reads another's blobs.
-            up.head_blob(&name, digest)
-                .await
-                .map_err(|e| self.upstream_failed(e, ErrorCode::BlobUnknown))?;
-            registry.mount_blob(repo, digest, None).await?;
-            self.count(true, "blob");
-            return Ok(None);
-        }
         self.count(false, "blob");
         if head {
             let size = up
@@ -556,7 +572,9 @@ async fn wait(fetch: &Fetch) -> Result<(), ApiError> {
 }
 
 /// The spool's bytes as they arrive, ending when the fetch is done (an error if it failed);
-/// `None` when the spool is gone (the fetch just ended) or the size is unknown.
+/// `None` when the spool is gone (the fetch just ended) or the size is unknown. The last byte is
+/// held back until the fetch has verified and stored the whole blob, so a client never receives
+/// all the bytes of a blob that does not match its digest.
 async fn read_spool(fetch: &Arc<Fetch>) -> Option<ByteStream> {
     fetch.size?;
     let file = tokio::fs::File::open(&fetch.spool).await.ok()?;
@@ -565,7 +583,7 @@ async fn read_spool(fetch: &Arc<Fetch>) -> Option<ByteStream> {
         let (mut file, pos, mut progress) = state?;
         loop {
             let (available, done) = match &*progress.borrow_and_update() {
-                Progress::Running(n) => (*n, false),
+                Progress::Running(n) => (n.saturating_sub(1), false),
                 Progress::Done(n) => (*n, true),
                 Progress::Failed(e) => {
                     return Some((Err(std::io::Error::other(e.clone())), None));

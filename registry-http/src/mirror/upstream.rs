@@ -2,14 +2,22 @@
 //! Docker token flow (anonymous or with credentials) that Docker Hub and most registries use.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, StatusCode};
 use registry_core::Digest;
 use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 
+use super::trust::{Redirects, Trust};
 use crate::CONTENT_DIGEST_HEADER;
+
+/// Bearer tokens kept, by scope (one per repository pulled): the least recently used go first.
+const TOKENS_KEPT: usize = 4096;
+/// The longest a token from an upstream is used, whatever lifetime it announces.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Redirects followed in a row, at most.
+const MAX_REDIRECTS: usize = 5;
 
 /// What a registry serves manifests as; asked for all at once.
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
@@ -57,8 +65,9 @@ pub struct Upstream {
     base: reqwest::Url,
     credentials: Option<(String, String)>,
     client: reqwest::Client,
+    trust: Arc<Trust>,
     /// Bearer tokens by scope, with when they stop being used.
-    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    tokens: quick_cache::sync::Cache<String, (String, Instant)>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -100,30 +109,64 @@ fn challenge_params(value: &str) -> (String, HashMap<String, String>) {
 
 impl Upstream {
     /// A client of the registry at `url` (`https://registry-1.docker.io`), authenticating with
-    /// `credentials` when it asks; requests time out after `timeout`.
+    /// `credentials` (or those the URL carries, `https://user:password@host`, which are then
+    /// removed from it) when it asks; requests time out after `timeout`, and follow redirects as
+    /// `redirects` allows (never with credentials to another origin).
     pub fn new(
         url: &str,
         credentials: Option<(String, String)>,
         timeout: Duration,
+        redirects: Redirects,
     ) -> Result<Upstream, String> {
-        let mut base = reqwest::Url::parse(url).map_err(|e| format!("upstream {url}: {e}"))?;
+        let mut base =
+            reqwest::Url::parse(url).map_err(|_| "an upstream URL does not parse".to_owned())?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(format!("upstream {url}: use http or https"));
+            return Err(format!("upstream {}: use http or https", redacted(&base)));
         }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let in_url = (!base.username().is_empty()).then(|| {
+            (
+                decode(base.username()),
+                decode(base.password().unwrap_or("")),
+            )
+        });
+        let credentials = credentials.or(in_url);
+        let _ = base.set_username("");
+        let _ = base.set_password(None);
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
+        let trust = Trust::new(&base, redirects);
+        let policy = {
+            let trust = trust.clone();
+            reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= MAX_REDIRECTS {
+                    return attempt.error("too many redirects");
+                }
+                match trust.may_follow(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(why) => attempt.error(format!("redirect refused: {why}")),
+                }
+            })
+        };
         let client = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .read_timeout(timeout)
+            .redirect(policy)
+            .dns_resolver(trust.resolver())
             .build()
-            .map_err(|e| format!("upstream {url}: {e}"))?;
+            .map_err(|e| format!("upstream {}: {e}", redacted(&base)))?;
         Ok(Upstream {
             base,
             credentials,
             client,
-            tokens: Mutex::new(HashMap::new()),
+            trust,
+            tokens: quick_cache::sync::Cache::new(TOKENS_KEPT),
         })
     }
 
@@ -190,11 +233,10 @@ impl Upstream {
     }
 
     fn cached_token(&self, scope: &str) -> Option<String> {
-        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
+        self.tokens
             .get(scope)
             .filter(|(_, until)| Instant::now() < *until)
-            .map(|(t, _)| t.clone())
+            .map(|(t, _)| t)
     }
 
     /// The `Authorization` value answering a 401's challenge: Basic credentials, or a bearer token
@@ -218,6 +260,9 @@ impl Upstream {
                     .get("realm")
                     .ok_or_else(|| refused("bearer challenge without a realm"))?;
                 let mut url = reqwest::Url::parse(realm).map_err(|e| refused(&e.to_string()))?;
+                self.trust
+                    .may_reach(&url)
+                    .map_err(|why| refused(&format!("token realm refused: {why}")))?;
                 {
                     let mut q = url.query_pairs_mut();
                     if let Some(service) = params.get("service") {
@@ -225,9 +270,17 @@ impl Upstream {
                     }
                     q.append_pair("scope", scope);
                 }
+                let send_credentials = self.trust.may_send_credentials(&url);
                 let mut req = self.client.get(url);
-                if let Some((user, password)) = &self.credentials {
-                    req = req.header(AUTHORIZATION, basic(user, password));
+                match &self.credentials {
+                    Some((user, password)) if send_credentials => {
+                        req = req.header(AUTHORIZATION, basic(user, password));
+                    }
+                    Some(_) => tracing::warn!(
+                        upstream = %self.base,
+                        "token realm {realm} is plain HTTP on another origin: asking it anonymously"
+                    ),
+                    None => {}
                 }
                 let res = req.send().await.map_err(|e| self.err("token", e))?;
                 if !res.status().is_success() {
@@ -244,10 +297,11 @@ impl Upstream {
                     .or_else(|| body["access_token"].as_str())
                     .ok_or_else(|| refused("token response without a token"))?
                     .to_owned();
-                let lifetime = body["expires_in"].as_u64().unwrap_or(60).max(20);
-                let until = Instant::now() + Duration::from_secs(lifetime - 10);
-                let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-                tokens.insert(scope.to_owned(), (token.clone(), until));
+                let announced = body["expires_in"].as_u64().unwrap_or(60);
+                let lifetime =
+                    Duration::from_secs(announced.clamp(20, MAX_TOKEN_LIFETIME.as_secs()));
+                let until = Instant::now() + lifetime - Duration::from_secs(10);
+                self.tokens.insert(scope.to_owned(), (token.clone(), until));
                 Ok(format!("Bearer {token}"))
             }
             other => Err(refused(&format!("unknown authentication scheme {other}"))),
@@ -354,6 +408,16 @@ impl Upstream {
         self.send(Method::GET, repo, &format!("blobs/{digest}"), None)
             .await
     }
+}
+
+/// A URL for messages: without credentials, query or fragment.
+fn redacted(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 fn basic(user: &str, password: &str) -> String {
