@@ -88,12 +88,12 @@ pub fn layer_link(name: &RepositoryName, d: &Digest) -> String {
 
 /// The link that makes a manifest part of a repository.
 pub fn manifest_link(name: &RepositoryName, d: &Digest) -> String {
-    format!(
-        "{}/{MANIFESTS_DIR}/revisions/{}/{}/link",
-        repository(name),
-        d.algorithm(),
-        d.hex()
-    )
+    format!("{}/{}/{}/link", revisions(name), d.algorithm(), d.hex())
+}
+
+/// The folder holding the repository's manifest revisions (one folder per algorithm).
+pub fn revisions(name: &RepositoryName) -> String {
+    format!("{}/{MANIFESTS_DIR}/revisions", repository(name))
 }
 
 /// The folder holding one folder per tag.

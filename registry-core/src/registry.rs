@@ -658,7 +658,8 @@ impl Registry {
     // ---- listings ----
 
     /// Tags of a repository in lexical order, at most `n` after `last`.
-    /// [`Error::NameUnknown`] when the repository holds nothing at all.
+    /// [`Error::NameUnknown`] when the repository holds no manifest (a name that is only the
+    /// namespace of other repositories included).
     pub async fn list_tags(
         &self,
         repo: &RepositoryName,
@@ -666,13 +667,17 @@ impl Registry {
         last: Option<&str>,
     ) -> Result<Page> {
         let tags = self.storage.list(&paths::tags(repo)).await?.prefixes;
-        if tags.is_empty() {
-            let level = self.storage.list(&paths::repository(repo)).await?;
-            if level.objects.is_empty() && level.prefixes.is_empty() {
-                return Err(Error::NameUnknown {
-                    name: repo.to_string(),
-                });
-            }
+        if tags.is_empty()
+            && self
+                .storage
+                .list(&paths::revisions(repo))
+                .await?
+                .prefixes
+                .is_empty()
+        {
+            return Err(Error::NameUnknown {
+                name: repo.to_string(),
+            });
         }
         Ok(paginate(tags, n, last))
     }

@@ -729,10 +729,8 @@ async fn manifest_put_errors() {
     )
     .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        get(&app, "/v2/a/tags/list").await.json()["tags"],
-        serde_json::json!([])
-    );
+    // No manifest was stored: the repository holds blobs only.
+    assert_eq!(get(&app, "/v2/a/tags/list").await.code(), "NAME_UNKNOWN");
 }
 
 #[tokio::test]
@@ -860,6 +858,35 @@ async fn tag_list_pagination() {
         (res.status, res.code().as_str()),
         (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
     );
+}
+
+/// A name is known to `tags/list` once it holds a manifest, tagged or not: a namespace of other
+/// repositories, or a repository holding only blobs, is `NAME_UNKNOWN`.
+#[tokio::test]
+async fn tag_lists_of_names_without_manifests() {
+    let app = app();
+    push_image(&app, "team1/app1", "v1").await;
+    push_blob(&app, "blobs-only", b"layer").await;
+    for name in ["team1", "blobs-only", "team1/app1/deeper"] {
+        let res = get(&app, &format!("/v2/{name}/tags/list")).await;
+        assert_eq!(
+            (res.status, res.code().as_str()),
+            (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            "{name}"
+        );
+    }
+    let res = send(
+        &app,
+        Method::DELETE,
+        "/v2/team1/app1/manifests/v1",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    let res = get(&app, "/v2/team1/app1/tags/list").await;
+    assert_eq!(res.status, StatusCode::OK, "untagged manifests stay listed");
+    assert_eq!(res.json()["tags"], serde_json::json!([]));
 }
 
 #[tokio::test]
