@@ -6,7 +6,9 @@ on both, alternating (ours, peer, peer, ours, ...), and printed with the ratio o
 server's CPU seconds per run of the figure and its peak RSS during the figure. Machine limits
 (single-core SHA-256, loopback TCP, disk write with fdatasync) are printed too.
 
-Usage: scripts/bench.sh [--rounds N] [--quick]   (the wrapper builds and installs what it needs)
+Usage: scripts/bench.sh [--rounds N] [--quick] [--against BIN]   (the wrapper builds and installs
+what it needs). `--against BIN` takes another build of our `registry` as the peer instead of
+distribution, to compare two versions of ours in one run.
 """
 import argparse
 import json
@@ -79,14 +81,16 @@ class Server:
             self.proc.kill()
 
 
-def start_ours(tmp):
+def start_ours(tmp, binary=OURS_BIN, name="ours"):
     port = free_port()
-    data = os.path.join(tmp, "ours")
+    data = os.path.join(tmp, name)
     env = dict(os.environ, RUST_LOG="warn")
-    return Server("ours", [OURS_BIN, "--listen", f"127.0.0.1:{port}", "--storage", f"fs:{data}"], port, env)
+    return Server(name, [binary, "--listen", f"127.0.0.1:{port}", "--storage", f"fs:{data}"], port, env)
 
 
-def start_peer(tmp):
+def start_peer(tmp, against=None):
+    if against:
+        return start_ours(tmp, against, "peer")
     port = free_port()
     data = os.path.join(tmp, "peer")
     os.makedirs(data, exist_ok=True)
@@ -192,11 +196,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2, help="runs per server per figure (alternating)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes and shorter rate runs")
+    ap.add_argument("--against", metavar="BIN", help="another build of our registry as the peer")
     args = ap.parse_args()
     mib = 256 if args.quick else 1024
     secs = "3" if args.quick else "10"
     tmp = tempfile.mkdtemp(prefix="registry-bench-")
-    ours, peer = start_ours(tmp), start_peer(tmp)
+    ours, peer = start_ours(tmp), start_peer(tmp, args.against)
     idle = {s.name: s.rss_mib("VmRSS") for s in (ours, peer)}
     layout = os.path.join(tmp, "layout")
     make_layout(layout, 4, 32 if not args.quick else 8)

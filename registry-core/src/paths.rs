@@ -88,12 +88,18 @@ pub fn layer_link(name: &RepositoryName, d: &Digest) -> String {
 
 /// The link that makes a manifest part of a repository.
 pub fn manifest_link(name: &RepositoryName, d: &Digest) -> String {
-    format!("{}/{}/{}/link", revisions(name), d.algorithm(), d.hex())
+    format!(
+        "{}/{MANIFESTS_DIR}/revisions/{}/{}/link",
+        repository(name),
+        d.algorithm(),
+        d.hex()
+    )
 }
 
-/// The folder holding the repository's manifest revisions (one folder per algorithm).
-pub fn revisions(name: &RepositoryName) -> String {
-    format!("{}/{MANIFESTS_DIR}/revisions", repository(name))
+/// Whether a folder directly under a repository's is the repository's own (`_manifests`,
+/// `_layers`, `_referrers`) rather than a deeper repository's name.
+pub fn is_repository_entry(folder: &str) -> bool {
+    folder.starts_with('_')
 }
 
 /// The folder holding one folder per tag.

@@ -658,8 +658,10 @@ impl Registry {
     // ---- listings ----
 
     /// Tags of a repository in lexical order, at most `n` after `last`.
-    /// [`Error::NameUnknown`] when the repository holds no manifest (a name that is only the
-    /// namespace of other repositories included).
+    /// [`Error::NameUnknown`] when the name is no repository: it holds neither manifests nor
+    /// blobs of its own (a name that is only the namespace of other repositories included). A
+    /// repository whose manifests were all deleted still lists, empty, as with distribution:
+    /// clients such as `skopeo list-tags` take 404 for an error.
     pub async fn list_tags(
         &self,
         repo: &RepositoryName,
@@ -667,17 +669,13 @@ impl Registry {
         last: Option<&str>,
     ) -> Result<Page> {
         let tags = self.storage.list(&paths::tags(repo)).await?.prefixes;
-        if tags.is_empty()
-            && self
-                .storage
-                .list(&paths::revisions(repo))
-                .await?
-                .prefixes
-                .is_empty()
-        {
-            return Err(Error::NameUnknown {
-                name: repo.to_string(),
-            });
+        if tags.is_empty() {
+            let own = self.storage.list(&paths::repository(repo)).await?.prefixes;
+            if !own.iter().any(|p| paths::is_repository_entry(p)) {
+                return Err(Error::NameUnknown {
+                    name: repo.to_string(),
+                });
+            }
         }
         Ok(paginate(tags, n, last))
     }
