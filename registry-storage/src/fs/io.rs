@@ -4,12 +4,10 @@
 //! into the buffers that are sent.
 
 use std::fs::File;
-use std::io::{ErrorKind, IoSlice, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{ErrorKind, IoSlice, Read as _, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::FuturesOrdered;
 use futures::{StreamExt, TryStreamExt};
 use registry_core::ByteStream;
 use tokio::task::JoinHandle;
@@ -21,8 +19,6 @@ const BATCH_BYTES: usize = 1024 * 1024;
 const BATCH_CHUNKS: usize = 64;
 /// Size of the chunks a read stream yields.
 const READ_CHUNK: u64 = 1024 * 1024;
-/// Chunks read ahead of a slow consumer.
-const READ_AHEAD: usize = 2;
 
 /// Runs a blocking call on tokio's blocking pool.
 pub(super) async fn blocking<T: Send + 'static>(
@@ -112,40 +108,42 @@ fn write_all_vectored(mut file: &File, chunks: &[Bytes]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Streams `range` of an open file: each chunk is one positioned read on a blocking thread, at
-/// most [`READ_AHEAD`] of them ahead of the consumer, so a client that reads slowly holds no
-/// thread.
+/// Streams `range` of an open file: each chunk is one read on a blocking thread, started as soon as
+/// the previous chunk is handed on, so that one chunk is read ahead of a slow consumer and no
+/// thread waits for it. Buffers are allocated here, on the runtime's threads (without being
+/// zeroed first): allocated on whichever blocking thread ran the read, they would be kept by as
+/// many allocator arenas after use.
 pub(super) fn read_stream(file: File, range: std::ops::Range<u64>) -> ByteStream {
-    let file = Arc::new(file);
-    let reads = FuturesOrdered::<JoinHandle<std::io::Result<Bytes>>>::new();
+    type Read = JoinHandle<std::io::Result<(File, Vec<u8>)>>;
+    fn start(file: File, at: u64, n: u64) -> Read {
+        let mut buf = Vec::with_capacity(n as usize);
+        tokio::task::spawn_blocking(move || {
+            let mut f = file;
+            f.seek(SeekFrom::Start(at))?;
+            let got = (&mut f).take(n).read_to_end(&mut buf)?;
+            if got as u64 != n {
+                return Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "file shrank while read",
+                ));
+            }
+            Ok((f, buf))
+        })
+    }
+    let first = (range.start < range.end)
+        .then(|| start(file, range.start, (range.end - range.start).min(READ_CHUNK)));
+    let next = range.start + (range.end - range.start).min(READ_CHUNK);
     futures::stream::unfold(
-        (file, range.start, range.end, reads),
-        |(file, mut next, end, mut reads)| async move {
-            while reads.len() < READ_AHEAD && next < end {
-                let (at, n) = (next, (end - next).min(READ_CHUNK));
-                let file = file.clone();
-                reads.push_back(tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0; n as usize];
-                    file.read_exact_at(&mut buf, at)
-                        .map_err(|e| match e.kind() {
-                            ErrorKind::UnexpectedEof => {
-                                std::io::Error::new(e.kind(), "file shrank while read")
-                            }
-                            _ => e,
-                        })?;
-                    Ok(Bytes::from(buf))
-                }));
-                next += n;
-            }
-            let item = reads.next().await?;
-            let item = item.map_err(std::io::Error::other).and_then(|r| r);
-            let failed = item.is_err();
-            // After an error the stream ends.
-            let next = if failed { end } else { next };
-            if failed {
-                reads = FuturesOrdered::new();
-            }
-            Some((item, (file, next, end, reads)))
+        (first, next, range.end),
+        |(reading, next, end)| async move {
+            let read = reading?.await;
+            let (file, buf) = match read.map_err(std::io::Error::other).and_then(|r| r) {
+                Ok(done) => done,
+                Err(e) => return Some((Err(e), (None, end, end))),
+            };
+            let ahead = (next < end).then(|| start(file, next, (end - next).min(READ_CHUNK)));
+            let next = next + (end - next).min(READ_CHUNK);
+            Some((Ok(Bytes::from(buf)), (ahead, next, end)))
         },
     )
     .boxed()
