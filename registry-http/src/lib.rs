@@ -364,10 +364,11 @@ fn required_access<'a>(method: &Method, route: &'a Route) -> (Resource<'a>, Vec<
     let action = match (method, route) {
         (_, Route::Base) => return (Resource::Base, Vec::new()),
         (_, Route::Catalog) => return (Resource::Catalog, Vec::new()),
-        (&Method::DELETE, Route::Manifest(..) | Route::Blob(..)) => Action::Delete,
-        (&Method::PUT, Route::Manifest(..)) | (_, Route::Uploads(_) | Route::Upload(..)) => {
-            Action::Push
+        (&Method::DELETE, Route::Manifest(..) | Route::InvalidTag(..) | Route::Blob(..)) => {
+            Action::Delete
         }
+        (&Method::PUT, Route::Manifest(..) | Route::InvalidTag(..))
+        | (_, Route::Uploads(_) | Route::Upload(..)) => Action::Push,
         _ => Action::Pull,
     };
     let repo = route

@@ -17,6 +17,9 @@ pub enum Route {
     Tags(RepositoryName),
     /// `/v2/<name>/manifests/<reference>`
     Manifest(RepositoryName, Reference),
+    /// `/v2/<name>/manifests/<reference>` where the reference is neither a digest nor a valid
+    /// tag: no manifest has it (404 to reads and deletes), and none can be pushed under it (400).
+    InvalidTag(RepositoryName, String),
     /// `/v2/<name>/blobs/<digest>`
     Blob(RepositoryName, Digest),
     /// `/v2/<name>/blobs/uploads/`
@@ -64,7 +67,13 @@ impl Route {
         } else if let Some(["manifests", reference]) = tail(2)
             && n > 2
         {
-            name(2).and_then(|r| Ok(Route::Manifest(r, reference.parse()?)))
+            name(2).and_then(|r| match reference.parse::<Reference>() {
+                Ok(reference) => Ok(Route::Manifest(r, reference)),
+                Err(registry_core::Error::TagInvalid { .. }) => {
+                    Ok(Route::InvalidTag(r, reference.chars().take(128).collect()))
+                }
+                Err(e) => Err(e.into()),
+            })
         } else if let Some(["blobs", digest]) = tail(2)
             && n > 2
         {
@@ -85,7 +94,7 @@ impl Route {
             Route::Base => "base",
             Route::Catalog => "catalog",
             Route::Tags(_) => "tags",
-            Route::Manifest(..) => "manifest",
+            Route::Manifest(..) | Route::InvalidTag(..) => "manifest",
             Route::Blob(..) => "blob",
             Route::Uploads(_) => "uploads",
             Route::Upload(..) => "upload",
@@ -99,6 +108,7 @@ impl Route {
             Route::Base | Route::Catalog => None,
             Route::Tags(n)
             | Route::Manifest(n, _)
+            | Route::InvalidTag(n, _)
             | Route::Blob(n, _)
             | Route::Uploads(n)
             | Route::Upload(n, _)
@@ -148,6 +158,14 @@ mod tests {
         assert_eq!(
             ok(&format!("a/referrers/{D}")),
             Route::Referrers(name("a"), D.parse().unwrap())
+        );
+        assert_eq!(
+            ok("a/manifests/.INVALID_MANIFEST_NAME"),
+            Route::InvalidTag(name("a"), ".INVALID_MANIFEST_NAME".into())
+        );
+        assert_eq!(
+            ok("a/manifests/-tag"),
+            Route::InvalidTag(name("a"), "-tag".into())
         );
     }
 
@@ -202,7 +220,6 @@ mod tests {
             "a//b/tags/list",
             "a/manifests/bad:digest",
             "a/blobs/sha256:12",
-            "a/manifests/-tag",
         ] {
             assert!(matches!(Route::parse(p), Some(Err(_))), "{p:?} not refused");
         }

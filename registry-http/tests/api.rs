@@ -862,6 +862,40 @@ async fn tag_list_pagination() {
     );
 }
 
+/// A syntactically invalid tag names no manifest: 404 `MANIFEST_UNKNOWN` to reads and deletes (as
+/// the conformance suite expects), 400 `MANIFEST_INVALID` to a push.
+#[tokio::test]
+async fn invalid_tags_name_no_manifest() {
+    let app = app();
+    push_image(&app, "a", "v1").await;
+    for method in [Method::GET, Method::HEAD, Method::DELETE] {
+        let res = send(
+            &app,
+            method.clone(),
+            "/v2/a/manifests/.INVALID_MANIFEST_NAME",
+            &[],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{method}");
+        if method != Method::HEAD {
+            assert_eq!(res.code(), "MANIFEST_UNKNOWN", "{method}");
+        }
+    }
+    let res = send(
+        &app,
+        Method::PUT,
+        "/v2/a/manifests/.INVALID_MANIFEST_NAME",
+        &[("content-type", OCI_MANIFEST)],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
+    );
+}
+
 /// A name is known to `tags/list` once it holds manifests or blobs of its own: a name that is only
 /// the namespace of other repositories is `NAME_UNKNOWN`; a repository whose manifests were
 /// deleted lists, empty (as distribution, and as `skopeo list-tags` expects).

@@ -141,15 +141,31 @@ fn manifests_malformed_nested_duplicated_and_oversized() {
     let r = read_reply(&mut s);
     assert_eq!((r.status, r.code().as_str()), (413, "SIZE_INVALID"));
     assert!(started.elapsed() < Duration::from_secs(5));
-    // Chunked and too large: cut off once past the limit.
+    // Too large, and sent whole before the client reads the answer (as Python's http.client
+    // does): the client must get the 413, not a broken pipe.
+    let mut s = connect(&server);
+    let body = vec![b' '; 8 << 20];
+    s.write_all(
+        format!(
+            "PUT /v2/m/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body)
+        .expect("the server stopped reading a refused manifest");
+    let r = read_reply(&mut s);
+    assert_eq!((r.status, r.code().as_str()), (413, "SIZE_INVALID"));
+    // Chunked and too large: refused once past the limit, the rest read and dropped.
     let mut s = connect(&server);
     s.write_all(b"PUT /v2/m/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
     let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, " ".repeat(1 << 20));
     for _ in 0..5 {
-        if s.write_all(chunk.as_bytes()).is_err() {
-            break;
-        }
+        s.write_all(chunk.as_bytes())
+            .expect("the server stopped reading a refused manifest");
     }
+    s.write_all(b"0\r\n\r\n").unwrap();
     let r = read_reply(&mut s);
     assert_eq!((r.status, r.code().as_str()), (413, "SIZE_INVALID"));
     let r = request(&server, "GET", "/v2/m/tags/list", &[], b"");

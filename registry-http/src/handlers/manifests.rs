@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, Method, StatusCode, header};
+use http_body_util::BodyExt;
 use registry_core::{Error, ManifestInfo, Reference, RepositoryName};
 
 use super::happened;
@@ -58,9 +59,18 @@ fn manifest_target(name: &RepositoryName, reference: &Reference, info: &Manifest
     }
 }
 
+/// The most bytes of a refused manifest body read and dropped, and for how long, so that a client
+/// that sends its whole body before it reads the answer (Python's `http.client`, many HTTP
+/// libraries) sees the 413 instead of a broken pipe. A larger announced body is answered at once
+/// and its connection closed.
+const DRAIN_BYTES: u64 = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `PUT /v2/<name>/manifests/<reference>`: validates and stores a manifest (201 with `Location`,
 /// `Docker-Content-Digest` and, for a manifest with a subject, `OCI-Subject`). A body larger than
-/// the limit is refused from its `Content-Length` before it is read, or as soon as it exceeds it.
+/// the limit is refused (413) from its `Content-Length`, or as soon as it exceeds it; what the
+/// client sends of it is read and dropped first, up to [`DRAIN_BYTES`] (not when it waits for
+/// `100 Continue`), so that the client can read the answer.
 pub(crate) async fn put(
     mut cx: Ctx,
     name: RepositoryName,
@@ -68,15 +78,34 @@ pub(crate) async fn put(
 ) -> Result<Response, ApiError> {
     let limit = cx.registry.config().max_manifest_size;
     let too_large = |size| ApiError::from(Error::ManifestTooLarge { size, limit });
+    let waits_for_continue = cx
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut body = std::mem::take(&mut cx.body);
     if let Some(len) = headers::content_length(&cx.headers)?
         && len > limit
     {
+        if !waits_for_continue && len <= DRAIN_BYTES {
+            drain(body).await;
+        }
         return Err(too_large(len));
     }
-    let body = std::mem::take(&mut cx.body);
-    let bytes = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|_| too_large(limit + 1))?;
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map(|f| f.into_data()) else {
+            return Err(ApiError::from(Error::ManifestInvalid {
+                reason: "the request body failed".into(),
+            }));
+        };
+        let Ok(data) = data else { continue };
+        if (bytes.len() + data.len()) as u64 > limit {
+            drain(body).await;
+            return Err(too_large(limit + 1));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    let bytes = bytes.freeze();
     let content_type = cx
         .headers
         .get(header::CONTENT_TYPE)
@@ -105,6 +134,20 @@ pub(crate) async fn put(
     }
     happened(&mut res, manifest_target(&name, &reference, &info));
     Ok(res)
+}
+
+/// Reads and drops what is left of a body, up to [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain(mut body: Body) {
+    let read = async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > DRAIN_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 /// `DELETE /v2/<name>/manifests/<reference>`: by digest, deletes the manifest and the tags pointing

@@ -2,7 +2,7 @@
 
 use axum::response::Response;
 use http::Method;
-use registry_core::{Digest, RepositoryName};
+use registry_core::{Digest, Error, RepositoryName};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::events::{Happened, Target};
@@ -26,6 +26,10 @@ pub(crate) async fn handle(cx: Ctx, route: Route) -> Result<Response, ApiError> 
         (Method::GET | Method::HEAD, Route::Manifest(name, r)) => manifests::get(cx, name, r).await,
         (Method::PUT, Route::Manifest(name, r)) => manifests::put(cx, name, r).await,
         (Method::DELETE, Route::Manifest(name, r)) => manifests::delete(cx, name, r).await,
+        (Method::GET | Method::HEAD | Method::DELETE, Route::InvalidTag(_, tag)) => {
+            Err(Error::ManifestUnknown { reference: tag }.into())
+        }
+        (Method::PUT, Route::InvalidTag(_, tag)) => Err(Error::TagInvalid { tag }.into()),
         (Method::GET | Method::HEAD, Route::Blob(name, d)) => blobs::get(cx, name, d).await,
         (Method::DELETE, Route::Blob(name, d)) => blobs::delete(cx, name, d).await,
         (Method::POST, Route::Uploads(name)) => uploads::start(cx, name).await,
