@@ -10,6 +10,9 @@
 //! The argument is an expression giving an opener: a closure that returns a new handle on the same
 //! data each time it is called (so that a case can check what another process would see). The
 //! macro makes one `#[tokio::test]` per case, and each test fails if its case leaves anything behind.
+//! Attributes in brackets before the opener go on every test, e.g. to skip them where the backend's
+//! service is missing: `storage_testsuite!([#[cfg_attr(not(has_s3), ignore = "…")]] { … })`;
+//! `storage_testsuite!(@cases [attributes] { … }; case, case…)` runs some cases only.
 
 use std::sync::Arc;
 
@@ -25,23 +28,28 @@ pub type Opener<'a> = &'a dyn Fn() -> Arc<dyn Storage>;
 /// Makes one test per case of the suite for the backend that `$open` opens.
 #[macro_export]
 macro_rules! storage_testsuite {
-    ($open:expr) => {
-        $crate::storage_testsuite!(@cases $open;
+    (@case [$(#[$attr:meta])*] $open:expr; $case:ident) => {
+        $(#[$attr])*
+        #[tokio::test]
+        async fn $case() {
+            let open = $open;
+            $crate::testsuite::$case(&open).await;
+            $crate::testsuite::assert_empty(&*open()).await;
+        }
+    };
+    (@cases $attrs:tt $open:expr; $($case:ident),*) => {
+        $($crate::storage_testsuite!(@case $attrs $open; $case);)*
+    };
+    ([$(#[$attr:meta])*] $open:expr) => {
+        $crate::storage_testsuite!(@cases [$(#[$attr])*] $open;
             put_get_head_delete, ranges, empty_objects, listing, rename, rename_if_absent,
             concurrent_puts, multipart_complete, multipart_zero_parts, multipart_abort,
             multipart_resumed_by_new_instance, multipart_invisible_until_complete,
             multipart_failed_part_retried, multipart_racing_uploads,
             multipart_receipts_name_their_bytes, streams_large_objects);
     };
-    (@cases $open:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                let open = $open;
-                $crate::testsuite::$case(&open).await;
-                $crate::testsuite::assert_empty(&*open()).await;
-            }
-        )*
+    ($open:expr) => {
+        $crate::storage_testsuite!([] $open);
     };
 }
 

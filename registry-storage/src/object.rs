@@ -483,7 +483,7 @@ mod tests {
     /// assembles whatever parts it holds, whatever receipts it is given (it lives in one process,
     /// where the registry's upload lock keeps two requests off one upload).
     mod in_memory {
-        registry_core::storage_testsuite!(@cases {
+        registry_core::storage_testsuite!(@cases [] {
             let store = std::sync::Arc::new(object_store::memory::InMemory::new());
             move || {
                 let s = super::ObjectStorage::new(store.clone(), "pre/fix").with_part_size(4, 8);
@@ -515,7 +515,9 @@ mod tests {
     /// `multipart_complete` and `multipart_abort`, whose late parts for a finished upload moto
     /// answers with 500 (an internal error) where S3 says `NoSuchUpload`; Ceph runs them.
     mod moto {
-        registry_core::storage_testsuite!(@cases {
+        registry_core::storage_testsuite!(@cases
+            [#[cfg_attr(not(has_moto), ignore = "skipped: moto_server is not installed (pip install 'moto[server]')")]]
+            {
             let store = super::moto_bucket();
             move || store.clone()
         };

@@ -43,6 +43,10 @@ mod one_process {
         racing_requests_of_one_process(Arc::new(s)).await
     }
 
+    #[cfg_attr(
+        not(has_moto),
+        ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+    )]
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn moto() {
         racing_requests_of_one_process(common::moto_bucket()).await
@@ -67,6 +71,10 @@ mod two_processes {
         racing_requests_of_two_processes(open()).await
     }
 
+    #[cfg_attr(
+        not(has_moto),
+        ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+    )]
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn moto() {
         racing_requests_of_two_processes(common::moto_bucket()).await

@@ -89,6 +89,10 @@ fn every_endpoint_refused(base: &str, challenge: &str) {
     }
 }
 
+#[cfg_attr(
+    not(has_curl),
+    ignore = "skipped: curl is not installed (apt-get install curl)"
+)]
 #[test]
 fn every_endpoint_needs_credentials() {
     let tmp = tempfile::tempdir().unwrap();
@@ -124,6 +128,10 @@ fn every_endpoint_needs_credentials() {
     );
 }
 
+#[cfg_attr(
+    not(all(has_skopeo, has_curl)),
+    ignore = "skipped: skopeo and curl are not installed (apt-get install skopeo; apt-get install curl)"
+)]
 #[test]
 fn skopeo_login_push_pull_over_plain_http() {
     let tmp = tempfile::tempdir().unwrap();
@@ -187,6 +195,10 @@ fn skopeo_login_push_pull_over_plain_http() {
     assert!(skopeo(&user, &["inspect", "--tls-verify=false", &dest]).is_err());
 }
 
+#[cfg_attr(
+    not(all(has_skopeo, has_podman, has_curl)),
+    ignore = "skipped: skopeo and podman and curl are not installed (apt-get install skopeo; apt-get install podman; apt-get install curl)"
+)]
 #[test]
 fn tls_with_a_test_ca_for_skopeo_podman_and_curl() {
     let tmp = tempfile::tempdir().unwrap();
@@ -338,6 +350,10 @@ fn tls_with_a_test_ca_for_skopeo_podman_and_curl() {
     assert!(ok, "podman push: {err}");
 }
 
+#[cfg_attr(
+    not(all(has_skopeo, has_podman, has_curl)),
+    ignore = "skipped: skopeo and podman and curl are not installed (apt-get install skopeo; apt-get install podman; apt-get install curl)"
+)]
 #[test]
 fn built_in_token_issuer_with_access_rules() {
     let tmp = tempfile::tempdir().unwrap();
@@ -551,6 +567,10 @@ fn basic_status(host: &str, user: &str, password: &str) -> u16 {
     .0
 }
 
+#[cfg_attr(
+    not(has_curl),
+    ignore = "skipped: curl is not installed (apt-get install curl)"
+)]
 #[test]
 fn htpasswd_changes_take_effect_without_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -598,6 +618,10 @@ fn htpasswd_changes_take_effect_without_a_restart() {
     });
 }
 
+#[cfg_attr(
+    not(has_curl),
+    ignore = "skipped: curl is not installed (apt-get install curl)"
+)]
 #[test]
 fn refresh_tokens_die_with_the_password() {
     let tmp = tempfile::tempdir().unwrap();

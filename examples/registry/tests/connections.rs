@@ -116,6 +116,10 @@ fn silent_tls_client(addr: &str, ca: &std::path::Path) -> Child {
     child
 }
 
+#[cfg_attr(
+    not(all(has_openssl, has_curl)),
+    ignore = "skipped: openssl and curl are not installed (apt-get install openssl; apt-get install curl)"
+)]
 #[test]
 fn silence_after_a_tls_handshake_does_not_lock_others_out() {
     let tmp = tempfile::tempdir().unwrap();

@@ -35,6 +35,10 @@ fn header<'a>(headers: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} in {headers}"))
 }
 
+#[cfg_attr(
+    not(has_curl),
+    ignore = "skipped: curl is not installed (apt-get install curl)"
+)]
 #[test]
 fn one_gib_push_keeps_peak_rss_under_64_mib() {
     let tmp = tempfile::tempdir().unwrap();

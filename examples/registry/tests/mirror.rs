@@ -67,6 +67,10 @@ async fn metrics(api: &Api) -> String {
     api.get("/metrics").await.unwrap().text().await.unwrap()
 }
 
+#[cfg_attr(
+    not(all(has_skopeo, has_podman)),
+    ignore = "skipped: skopeo and podman are not installed (apt-get install skopeo; apt-get install podman)"
+)]
 #[tokio::test]
 async fn skopeo_and_podman_pull_through_a_token_upstream() {
     let tmp = tempfile::tempdir().unwrap();
@@ -153,19 +157,7 @@ struct Distribution {
 }
 
 impl Distribution {
-    fn start(dir: &Path) -> Option<Distribution> {
-        if Command::new("docker-registry")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must install docker-registry (apt-get install docker-registry)"
-            );
-            eprintln!("no docker-registry (apt-get install docker-registry): skipped");
-            return None;
-        }
+    fn start(dir: &Path) -> Distribution {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -186,14 +178,14 @@ impl Distribution {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap();
+            .expect("docker-registry (apt-get install docker-registry)");
         let addr = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&addr).is_err() {
             assert!(Instant::now() < deadline, "docker-registry did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(Distribution { child, addr })
+        Distribution { child, addr }
     }
 }
 
@@ -204,12 +196,14 @@ impl Drop for Distribution {
     }
 }
 
+#[cfg_attr(
+    not(all(has_skopeo, has_docker_registry)),
+    ignore = "skipped: skopeo and docker-registry are not installed (apt-get install skopeo; apt-get install docker-registry)"
+)]
 #[tokio::test]
 async fn a_distribution_upstream_by_prefix_beside_local_repositories() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(peer) = Distribution::start(tmp.path()) else {
-        return;
-    };
+    let peer = Distribution::start(tmp.path());
     let cache = skopeo_cache(tmp.path());
     let mut layout = Layout::new(&tmp.path().join("layout"));
     let amd = layout.image(21, 2, 200_000, "amd64");
@@ -387,6 +381,10 @@ fn download_digest(url: &str) -> String {
 
 /// A 512 MiB blob pulled through the mirror streams from the upstream to the client while it is
 /// stored: the mirror's peak RSS stays under 64 MiB, and the bytes match, then and from the cache.
+#[cfg_attr(
+    not(has_curl),
+    ignore = "skipped: curl is not installed (apt-get install curl)"
+)]
 #[test]
 fn a_large_blob_streams_through_with_flat_memory() {
     const SIZE: usize = 512 << 20;

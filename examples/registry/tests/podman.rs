@@ -21,6 +21,10 @@ fn podman(root: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+#[cfg_attr(
+    not(all(has_skopeo, has_podman)),
+    ignore = "skipped: skopeo and podman are not installed (apt-get install skopeo; apt-get install podman)"
+)]
 #[test]
 fn pull_push_pull() {
     let tmp = tempfile::tempdir().unwrap();

@@ -38,6 +38,10 @@ fn start(storage: &str, extra: &[&str], env: &[(&'static str, String)]) -> Serve
     Server::start_with(storage, extra, &env)
 }
 
+#[cfg_attr(
+    not(all(has_moto, has_skopeo)),
+    ignore = "skipped: moto_server and skopeo are not installed (pip install 'moto[server]'; apt-get install skopeo)"
+)]
 #[test]
 fn skopeo_round_trip() {
     let (bucket, env) = bucket();
@@ -71,6 +75,10 @@ fn skopeo_round_trip() {
 
 /// Replicas share nothing but the bucket: an upload begun on one goes on through the other, and
 /// what one pushed the other serves.
+#[cfg_attr(
+    not(has_moto),
+    ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+)]
 #[tokio::test]
 async fn two_replicas_share_one_bucket() {
     let (bucket, env) = bucket();
@@ -93,6 +101,10 @@ async fn two_replicas_share_one_bucket() {
 
 /// With `blob_redirect_secs`, blob GETs answer 307 to a presigned URL that serves the bytes; HEAD
 /// and manifests are still answered by the registry.
+#[cfg_attr(
+    not(has_moto),
+    ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+)]
 #[tokio::test]
 async fn pulls_redirect_to_presigned_urls() {
     let (bucket, env) = bucket();
@@ -145,6 +157,10 @@ async fn pulls_redirect_to_presigned_urls() {
 
 /// S3 unreachable: requests that need it get 503 `UNAVAILABLE` quickly, the process stays up,
 /// `/healthz` answers and `/readyz` says not ready.
+#[cfg_attr(
+    not(has_moto),
+    ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+)]
 #[tokio::test]
 async fn s3_outage_is_503_and_the_server_lives_on() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -186,6 +202,10 @@ async fn s3_outage_is_503_and_the_server_lives_on() {
 
 /// A 2 GiB streamed push through the S3 backend keeps the server's peak RSS under 64 MiB plus
 /// two 16 MiB parts.
+#[cfg_attr(
+    not(all(has_moto, has_curl)),
+    ignore = "skipped: moto_server and curl are not installed (pip install 'moto[server]'; apt-get install curl)"
+)]
 #[test]
 fn two_gib_push_keeps_memory_flat() {
     let (bucket, env) = bucket();
@@ -200,6 +220,10 @@ fn two_gib_push_keeps_memory_flat() {
 /// fails while the server collects every second (grace 3 s), every tag pulls, and past the grace
 /// only what the tags reach is stored. (Its blobs fit in a tail; location records and `data/<id>`
 /// are collected in `registry-storage/tests/gc.rs`, on object_store's InMemory with tiny parts.)
+#[cfg_attr(
+    not(has_moto),
+    ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_soak_while_collecting() {
     use futures::TryStreamExt;

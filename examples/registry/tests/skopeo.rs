@@ -51,6 +51,10 @@ fn tags(e: &Env, repo: &str) -> Vec<String> {
     tags
 }
 
+#[cfg_attr(
+    not(has_skopeo),
+    ignore = "skipped: skopeo is not installed (apt-get install skopeo)"
+)]
 #[test]
 fn image_round_trip() {
     let e = env();
@@ -181,6 +185,10 @@ fn image_round_trip() {
     assert!(tags(&e, &repo).is_empty());
 }
 
+#[cfg_attr(
+    not(has_skopeo),
+    ignore = "skipped: skopeo is not installed (apt-get install skopeo)"
+)]
 #[test]
 fn multi_arch_index_round_trip() {
     let e = env();

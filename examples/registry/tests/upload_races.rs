@@ -116,6 +116,10 @@ async fn on_the_filesystem() {
     scrub_is_clean(&format!("fs:{}", tmp.path().join("data").display()), &[]);
 }
 
+#[cfg_attr(
+    not(has_moto),
+    ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_s3() {
     static MOTO: OnceLock<MotoServer> = OnceLock::new();

@@ -39,7 +39,10 @@ macro_rules! on_every_backend {
             })*
         }
         mod moto {
-            $(#[tokio::test] async fn $name() { crate::$name(crate::common::moto_bucket()).await })*
+            $(
+                #[cfg_attr(not(has_moto), ignore = "skipped: moto_server is not installed (pip install 'moto[server]')")]
+                #[tokio::test] async fn $name() { crate::$name(crate::common::moto_bucket()).await }
+            )*
         }
         on_both_backends!($($name),*);
     };

@@ -1,0 +1,221 @@
+//! Manifests: put, get, head, delete, their errors and size limit, invalid tags, subjects and
+//! referrers. Every endpoint is called in process, with
+//! `tower::ServiceExt::oneshot`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn manifests_put_get_head_delete() {
+    let app = app();
+    let (d, m) = push_image(&app, "lib/app", "v1").await;
+    let res = get(&app, "/v2/lib/app/manifests/v1").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, m.as_bytes());
+    assert_eq!(res.header("content-type"), OCI_MANIFEST);
+    assert_eq!(res.header("docker-content-digest"), d.to_string());
+    assert_eq!(res.header("content-length"), m.len().to_string());
+    let res = head(&app, &format!("/v2/lib/app/manifests/{d}")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.is_empty());
+    assert_eq!(res.header("content-length"), m.len().to_string());
+    assert_eq!(res.header("docker-content-digest"), d.to_string());
+
+    let res = call(&app, Method::PUT, &format!("/v2/lib/app/manifests/{d}"))
+        .headers(&[("content-type", OCI_MANIFEST)])
+        .send(m.clone())
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    assert_eq!(res.location(), format!("/v2/lib/app/manifests/{d}"));
+
+    let res = delete(&app, "/v2/lib/app/manifests/v1").await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        get(&app, "/v2/lib/app/manifests/v1").await.code(),
+        "MANIFEST_UNKNOWN"
+    );
+    assert_eq!(
+        get(&app, &format!("/v2/lib/app/manifests/{d}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let res = delete(&app, &format!("/v2/lib/app/manifests/{d}")).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED);
+    let res = get(&app, &format!("/v2/lib/app/manifests/{d}")).await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN")
+    );
+    let res = delete(&app, &format!("/v2/lib/app/manifests/{d}")).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let res = head(&app, "/v2/lib/app/manifests/nope").await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn manifest_put_errors() {
+    let app = app();
+    let c = push_blob(&app, "a", b"{}").await;
+    let missing = Digest::of(b"missing");
+    let put = |m: String, ct: &'static str| {
+        let app = app.clone();
+        async move {
+            call(&app, Method::PUT, "/v2/a/manifests/t")
+                .headers(&[("content-type", ct)])
+                .send(m)
+                .await
+        }
+    };
+    let res = put(manifest(&c, &[&missing]), OCI_MANIFEST).await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+    );
+    let res = put("{not json".into(), OCI_MANIFEST).await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
+    );
+    let res = put(manifest(&c, &[]), DOCKER_MANIFEST).await;
+    assert_eq!(res.code(), "MANIFEST_INVALID");
+    let res = put(
+        r#"{"schemaVersion":1,"name":"a","tag":"t","fsLayers":[]}"#.into(),
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    )
+    .await;
+    assert_eq!(res.code(), "MANIFEST_INVALID");
+    assert!(
+        res.json()["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("schema1")
+    );
+    let res = call(&app, Method::PUT, &format!("/v2/a/manifests/{missing}"))
+        .headers(&[("content-type", OCI_MANIFEST)])
+        .send(manifest(&c, &[]))
+        .await;
+    assert_eq!(res.code(), "DIGEST_INVALID");
+    let res = call(&app, Method::PUT, "/v2/a/manifests/bad%20tag")
+        .headers(&[("content-type", OCI_MANIFEST)])
+        .send(manifest(&c, &[]))
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        get(&app, "/v2/a/tags/list").await.json()["tags"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn oversized_manifests_are_refused_early() {
+    let app = registry_http::router(Registry::new(
+        Arc::new(MemoryStorage::new()),
+        RegistryConfig {
+            max_manifest_size: 1000,
+            ..Default::default()
+        },
+    ));
+    let res = call(&app, Method::PUT, "/v2/a/manifests/t")
+        .headers(&[
+            ("content-type", OCI_MANIFEST),
+            ("content-length", "5000000"),
+        ])
+        .send(Body::empty())
+        .await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID")
+    );
+    let chunks = futures::stream::iter(
+        (0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 100]))),
+    );
+    let res = call(&app, Method::PUT, "/v2/a/manifests/t")
+        .headers(&[("content-type", OCI_MANIFEST)])
+        .send(Body::from_stream(chunks))
+        .await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID")
+    );
+}
+
+/// A syntactically invalid tag names no manifest: 404 `MANIFEST_UNKNOWN` to reads and deletes (as
+/// the conformance suite expects), 400 `MANIFEST_INVALID` to a push.
+#[tokio::test]
+async fn invalid_tags_name_no_manifest() {
+    let app = app();
+    push_image(&app, "a", "v1").await;
+    for method in [Method::GET, Method::HEAD, Method::DELETE] {
+        let res = call(
+            &app,
+            method.clone(),
+            "/v2/a/manifests/.INVALID_MANIFEST_NAME",
+        )
+        .send(Body::empty())
+        .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{method}");
+        if method != Method::HEAD {
+            assert_eq!(res.code(), "MANIFEST_UNKNOWN", "{method}");
+        }
+    }
+    let res = call(&app, Method::PUT, "/v2/a/manifests/.INVALID_MANIFEST_NAME")
+        .headers(&[("content-type", OCI_MANIFEST)])
+        .send(b"{}".to_vec())
+        .await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
+    );
+}
+
+#[tokio::test]
+async fn subject_header_and_referrers() {
+    let app = app();
+    let (subject, _) = push_image(&app, "r", "v1").await;
+    let c = push_blob(&app, "r", b"{}").await;
+    let artifact = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/vnd.example.sbom","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{c}","size":2}},"layers":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":10}},"annotations":{{"org.example":"x"}}}}"#
+    );
+    let ad = Digest::of(artifact.as_bytes());
+    let res = call(&app, Method::PUT, &format!("/v2/r/manifests/{ad}"))
+        .headers(&[("content-type", OCI_MANIFEST)])
+        .send(artifact)
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    assert_eq!(res.header("oci-subject"), subject.to_string());
+
+    let res = get(&app, &format!("/v2/r/referrers/{subject}")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.header("content-type"), OCI_INDEX);
+    assert_eq!(res.header("oci-filters-applied"), "");
+    let index = res.json();
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    assert_eq!(index["manifests"][0]["digest"], ad.to_string());
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        "application/vnd.example.sbom"
+    );
+    assert_eq!(index["manifests"][0]["annotations"]["org.example"], "x");
+
+    let res = get(
+        &app,
+        &format!("/v2/r/referrers/{subject}?artifactType=application/vnd.example.sbom"),
+    )
+    .await;
+    assert_eq!(res.header("oci-filters-applied"), "artifactType");
+    assert_eq!(res.json()["manifests"].as_array().unwrap().len(), 1);
+    let res = get(
+        &app,
+        &format!("/v2/r/referrers/{subject}?artifactType=other"),
+    )
+    .await;
+    assert_eq!(res.json()["manifests"], serde_json::json!([]));
+    let res = get(&app, &format!("/v2/r/referrers/{}", Digest::of(b"unknown"))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["manifests"], serde_json::json!([]));
+    let res = get(&app, "/v2/r/referrers/sha256:bad").await;
+    assert_eq!(res.code(), "DIGEST_INVALID");
+}
