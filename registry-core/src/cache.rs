@@ -9,9 +9,10 @@ use bytes::Bytes;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use crate::blobs::BlobLocation;
 use crate::digest::Digest;
+use crate::manifests::ManifestInfo;
 use crate::reference::RepositoryName;
-use crate::registry::{BlobLocation, ManifestInfo};
 
 #[derive(Clone)]
 struct ByLength;

@@ -107,6 +107,12 @@ pub enum Error {
         /// The tag or digest asked for.
         reference: String,
     },
+    /// An admission rule ([`crate::admission::Admission`]) refused the change.
+    #[error("{reason}")]
+    Denied {
+        /// The rule's reason, for the client.
+        reason: String,
+    },
     /// Storage category: the key does not exist.
     #[error("no object at {key}")]
     NotFound {

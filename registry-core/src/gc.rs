@@ -10,7 +10,9 @@
 //! 3. blobs no repository links any more, with their location record and `used` marker;
 //! 4. bytes of streamed uploads that nothing points at (`data/<id>`), and stale upload tails;
 //! 5. uploads idle for longer than [`GcOptions::upload_max_age`] (aborting their multipart
-//!    uploads on object stores).
+//!    uploads on object stores);
+//!
+//! and then reconciles the catalog with the repositories left holding a manifest.
 //!
 //! **Safe during pushes.** Nothing younger than [`GcOptions::grace`] is removed: a blob whose
 //! bytes, any link or its `used` marker ([`crate::paths::blob_used`]) changed within the grace
@@ -34,12 +36,14 @@ use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
 
+use crate::admission::Caller;
+use crate::blobs::BlobLocation;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::paths;
 use crate::reference::{Reference, RepositoryName, Tag};
-use crate::registry::{BlobLocation, Registry};
+use crate::registry::Registry;
 use crate::storage::{ObjectMeta, StorageExt};
 use crate::upload::UploadSession;
 
@@ -185,6 +189,9 @@ pub struct GcReport {
     pub removed: Vec<Removal>,
     /// True when nothing was actually removed.
     pub dry_run: bool,
+    /// Catalog entries written or removed to match the repositories holding a manifest (one
+    /// push racing the removal of a repository's last manifest can leave one out of step).
+    pub catalog_changes: u64,
 }
 
 impl GcReport {
@@ -253,6 +260,8 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
     };
     let mut linked = HashSet::new();
     let mut kept = HashSet::new();
+    // Repositories left holding a manifest: what the catalog must list.
+    let mut holding = HashSet::new();
     for (name, repo) in &repos {
         let keep = &marked[name];
         report.manifests_kept += keep.manifests.len() as u64;
@@ -273,6 +282,7 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         let manifest_stays =
             |d: &Digest, modified| keep.manifests.contains(d) || modified > cutoff || fresh(d);
         let remove_manifest = |d: Digest| async move { gc.remove_manifest(name, &d, cutoff).await };
+        let before = removed.len();
         sweep(
             &repo.revisions,
             manifest_stays,
@@ -281,6 +291,9 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
             removed,
         )
         .await?;
+        if removed.len() - before < repo.revisions.len() {
+            holding.insert(name.clone());
+        }
         let blobs = &blobs;
         let link_stays =
             |d: &Digest, modified| keep.blobs.contains(d) || modified > cutoff || fresh(d);
@@ -325,6 +338,9 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         .removed
         .extend(gc.remove_orphans(&targets, cutoff).await?);
     report.removed.extend(gc.purge_uploads(options, now).await?);
+    if !options.dry_run && !registry.index.legacy(&**registry.storage()).await? {
+        report.catalog_changes = registry.catalog.reconcile(&holding).await? as u64;
+    }
     Ok(report)
 }
 
@@ -365,6 +381,9 @@ where
     }
     Ok(())
 }
+
+/// Who the tag history names for the tags a collection removes.
+const COLLECTOR: &str = "garbage collection";
 
 /// How many storage requests a collection keeps in flight.
 const CONCURRENCY: usize = 16;
@@ -464,7 +483,10 @@ async fn list_repositories(registry: &Registry) -> Result<BTreeMap<RepositoryNam
         };
         let repo = repos.entry(name).or_default();
         match entry {
-            paths::RepositoryEntry::Tag(tag) => repo.tags.push((tag, last_modified)),
+            paths::RepositoryEntry::Tag(tag) | paths::RepositoryEntry::LegacyTag(tag) => {
+                repo.tags.push((tag, last_modified))
+            }
+            paths::RepositoryEntry::TagChange(_) => {}
             paths::RepositoryEntry::Revision(d) => {
                 repo.revisions.insert(d, last_modified);
             }
@@ -498,7 +520,6 @@ async fn mark(
     options: &GcOptions,
     cutoff: SystemTime,
 ) -> Result<Marked> {
-    let storage = registry.storage();
     let expired = expiry(options, name);
     let live_tags: Vec<Tag> = repo
         .tags
@@ -507,15 +528,7 @@ async fn mark(
         .map(|(tag, _)| tag.clone())
         .collect();
     let tagged = concurrently(live_tags, |tag| async move {
-        let key = paths::tag_link(name, &tag);
-        let Some(bytes) = storage.get_opt(&key).await? else {
-            return Ok(None);
-        };
-        std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|s| s.trim().parse::<Digest>().ok())
-            .map(Some)
-            .ok_or_else(|| Error::storage(format!("corrupt link at {key}")))
+        Ok(registry.tags.get(name, &tag).await?.map(|r| r.digest))
     })
     .await?;
     let mut pending: Vec<Digest> = tagged.into_iter().flatten().collect();
@@ -580,7 +593,18 @@ impl Collection<'_> {
     }
 
     async fn remove_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Removal> {
-        self.delete(&paths::tag_link(name, tag)).await?;
+        if !self.dry_run
+            && let Some(record) = self.registry.tags.get(name, tag).await?
+        {
+            let caller = Caller {
+                identity: Some(COLLECTOR.into()),
+                request_id: None,
+            };
+            self.registry
+                .tags
+                .delete(name, tag, &record.digest, &caller)
+                .await?;
+        }
         Ok(Removal::Tag {
             repository: name.clone(),
             tag: tag.clone(),
@@ -607,7 +631,7 @@ impl Collection<'_> {
             Err(e) => return Err(e),
         }
         if !self.dry_run {
-            match self.registry.remove_revision(name, digest).await {
+            match self.registry.manifests.remove(name, digest).await {
                 Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -664,7 +688,7 @@ impl Collection<'_> {
         }
         self.delete(&marker).await?;
         if !self.dry_run {
-            self.registry.forget_blob(digest);
+            self.registry.blobs.forget(digest);
         }
         Ok(Removal::Blob {
             digest: digest.clone(),
@@ -744,7 +768,7 @@ impl Collection<'_> {
             Some(s) => {
                 if idle {
                     if !self.dry_run {
-                        self.registry.end_session(s).await?;
+                        self.registry.uploads.end_session(s).await?;
                     }
                     removed.push(Removal::Upload {
                         id: id.clone(),

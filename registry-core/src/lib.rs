@@ -5,41 +5,57 @@
 //! - [`manifest`]: validation of the four manifest kinds and OCI artifacts.
 //! - [`storage`]: the [`Storage`] trait that backends implement, and [`StorageExt`].
 //! - [`paths`]: the storage layout, drawn once.
-//! - [`upload`]: the state of an upload spanning many requests.
-//! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`]; its upload
-//!   operations live in `uploads`, the hashing of bodies on their way into storage in `tap`.
+//! - [`upload`]: the state of an upload spanning many requests, and the lock of one in a process.
+//! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`], a façade over
+//!   parts that each own one concern:
+//!   - `blobs`: where blob bytes are, which repository links them, in-use marks, installing a
+//!     verified blob without replacing committed bytes ([`BlobInfo`], [`BlobContent`]);
+//!   - `uploads`: the upload state machine, its parts and tail; `tap` hashes bodies on their way
+//!     into storage, `parts` cuts them for object stores;
+//!   - `manifests`: manifests, their revision links and the referrers index ([`ManifestInfo`]);
+//!   - [`tags`]: tag records (digest, time of move), a page at a time, and their history;
+//!   - `catalog`: the repositories holding a manifest, a page at a time;
+//!   - [`reindex`]: moves a store written before the listing index to it.
+//! - [`admission`]: the hook consulted before a manifest or tag changes, and the [`Caller`].
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 
+pub mod admission;
+mod blobs;
 mod cache;
+mod catalog;
 pub mod digest;
 pub mod error;
 pub mod gc;
 pub mod manifest;
+mod manifests;
 mod parts;
 pub mod paths;
 pub mod reference;
 pub mod registry;
+pub mod reindex;
 pub mod scrub;
 pub mod storage;
+pub mod tags;
 mod tap;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod upload;
 mod uploads;
 
+pub use admission::{Admission, Caller, Change, Refusal};
+pub use blobs::{BlobContent, BlobInfo};
 pub use digest::{Algorithm, Digest, Digester};
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest, ManifestKind};
+pub use manifests::{ManifestContent, ManifestInfo};
 pub use reference::{Reference, RepositoryName, Tag};
-pub use registry::{
-    BlobContent, BlobInfo, BlobLocation, ManifestContent, ManifestInfo, Page, Registry,
-    RegistryConfig,
-};
+pub use registry::{Registry, RegistryConfig};
 pub use storage::{
     ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
     Storage, StorageExt,
 };
+pub use tags::{Page, TagChange, TagRecord};
 pub use upload::{UploadSession, UploadStatus};

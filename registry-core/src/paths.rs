@@ -9,10 +9,16 @@
 //! │                                                   its age tells garbage collection it is in use
 //! ├── data/<id>                                       bytes an upload received, until renamed to
 //! │                                                   blobs/…/data (or for good, see below)
+//! ├── index/
+//! │   ├── version                                     the index this store keeps (INDEX_VERSION)
+//! │   └── repositories/<name, `/` as `!`>             empty; the repository holds a manifest: the
+//! │                                                   catalog, listed a page at a time
 //! ├── repositories/<name>/                            <name> has one or more components
 //! │   ├── _layers/<alg>/<hex>/link                    the blob was pushed or mounted here (holds the digest)
 //! │   ├── _manifests/revisions/<alg>/<hex>/link       the manifest was pushed here (holds a ManifestLink)
-//! │   ├── _manifests/tags/<tag>/current/link          the tag points at a digest (holds the digest)
+//! │   ├── _tags/<tag>                                 the tag (a TagRecord, JSON: its digest, when it
+//! │   │                                               moved), listed a page at a time
+//! │   ├── _history/<tag>/<time>-<nonce>               one move or delete of the tag (a TagChange, JSON)
 //! │   └── _referrers/<alg>/<hex>/<alg>-<hex>          descriptor of a manifest whose subject is <alg>:<hex>
 //! └── uploads/<id>/
 //!     ├── session                                     the upload's state (an UploadSession, JSON)
@@ -23,8 +29,13 @@
 //! completed streamed upload stays at `data/<id>` and `blobs/…/location` points at it, so
 //! committing a blob of any size costs one small write instead of a copy.
 //!
-//! Repository name components never start with `_`, so `_layers`, `_manifests` and `_referrers`
-//! cannot collide with a deeper repository name.
+//! Repository name components never start with `_`, so `_layers`, `_manifests`, `_tags`,
+//! `_history` and `_referrers` cannot collide with a deeper repository name. Names never contain
+//! `!`, and `!` sorts before every character they do contain, so catalog entries list in the
+//! lexical order of the names' components (`a`, `a/b`, `a-b`).
+//!
+//! Stores written before the index kept each tag at `_manifests/tags/<tag>/current/link` (the
+//! digest alone): [`legacy_tag_link`]; `registry reindex` (or the server at start) moves them.
 
 use crate::digest::Digest;
 use crate::reference::{RepositoryName, Tag};
@@ -38,6 +49,10 @@ pub const UPLOADS: &str = "uploads";
 pub const BLOBS: &str = "blobs";
 /// Prefix of the bytes received by streamed uploads.
 pub const DATA: &str = "data";
+/// Prefix of the catalog: one empty object per repository holding a manifest.
+pub const CATALOG: &str = "index/repositories";
+/// The version of the index a store keeps, and where it is recorded.
+pub const INDEX_VERSION: &str = "index/version";
 /// The component that marks a folder as a repository holding manifests.
 pub const MANIFESTS_DIR: &str = "_manifests";
 
@@ -102,14 +117,45 @@ pub fn is_repository_entry(folder: &str) -> bool {
     folder.starts_with('_')
 }
 
-/// The folder holding one folder per tag.
+/// The folder holding one record per tag.
 pub fn tags(name: &RepositoryName) -> String {
+    format!("{}/_tags", repository(name))
+}
+
+/// A tag's record.
+pub fn tag(name: &RepositoryName, tag: &Tag) -> String {
+    format!("{}/{tag}", tags(name))
+}
+
+/// The folder of a tag's history.
+pub fn tag_history(name: &RepositoryName, tag: &Tag) -> String {
+    format!("{}/_history/{tag}", repository(name))
+}
+
+/// One change of a tag, at `nanos` since the Unix epoch (`nonce` tells apart changes of the same
+/// instant); they list in the order they happened.
+pub fn tag_change(name: &RepositoryName, tag: &Tag, nanos: u128, nonce: &str) -> String {
+    format!("{}/{nanos:020}-{nonce}", tag_history(name, tag))
+}
+
+/// The folder of the tags of stores written before the index.
+pub fn legacy_tags(name: &RepositoryName) -> String {
     format!("{}/{MANIFESTS_DIR}/tags", repository(name))
 }
 
-/// The link a tag is.
-pub fn tag_link(name: &RepositoryName, tag: &Tag) -> String {
-    format!("{}/{tag}/current/link", tags(name))
+/// Where stores written before the index kept a tag (the digest alone).
+pub fn legacy_tag_link(name: &RepositoryName, tag: &Tag) -> String {
+    format!("{}/{tag}/current/link", legacy_tags(name))
+}
+
+/// A repository's catalog entry.
+pub fn catalog_entry(name: &RepositoryName) -> String {
+    format!("{CATALOG}/{}", name.as_str().replace('/', "!"))
+}
+
+/// The repository a catalog entry's name (the last component of its key) stands for.
+pub fn parse_catalog_entry(entry: &str) -> Option<RepositoryName> {
+    entry.replace('!', "/").parse().ok()
 }
 
 /// The folder listing the referrers of a subject digest.
@@ -130,6 +176,11 @@ pub fn referrer(name: &RepositoryName, subject: &Digest, referrer: &Digest) -> S
         referrer.algorithm(),
         referrer.hex()
     )
+}
+
+/// The folder holding the repository's manifest revisions.
+pub fn revisions(name: &RepositoryName) -> String {
+    format!("{}/{MANIFESTS_DIR}/revisions", repository(name))
 }
 
 /// An upload session's state.
@@ -187,8 +238,12 @@ pub fn parse_blob_key(key: &str) -> Option<(Digest, BlobObject)> {
 /// What a key under [`REPOSITORIES`] is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepositoryEntry {
-    /// [`tag_link`]
+    /// [`tag`]
     Tag(Tag),
+    /// [`legacy_tag_link`]
+    LegacyTag(Tag),
+    /// [`tag_change`]
+    TagChange(Tag),
     /// [`manifest_link`]
     Revision(Digest),
     /// [`layer_link`]
@@ -215,7 +270,11 @@ pub fn parse_repository_key(key: &str) -> Option<(RepositoryName, RepositoryEntr
         [MANIFESTS_DIR, "revisions", alg, hex, "link"] => {
             RepositoryEntry::Revision(digest(alg, hex)?)
         }
-        [MANIFESTS_DIR, "tags", tag, "current", "link"] => RepositoryEntry::Tag(tag.parse().ok()?),
+        ["_tags", tag] => RepositoryEntry::Tag(tag.parse().ok()?),
+        ["_history", tag, _] => RepositoryEntry::TagChange(tag.parse().ok()?),
+        [MANIFESTS_DIR, "tags", tag, "current", "link"] => {
+            RepositoryEntry::LegacyTag(tag.parse().ok()?)
+        }
         ["_referrers", alg, hex, entry] => {
             let (ralg, rhex) = entry.split_once('-')?;
             RepositoryEntry::Referrer {
@@ -242,10 +301,10 @@ mod tests {
             layer_link(&n, &d),
             format!("repositories/a/blobs/c/_layers/sha256/{}/link", d.hex())
         );
-        assert_eq!(
-            tag_link(&n, &t),
-            "repositories/a/blobs/c/_manifests/tags/v1/current/link"
-        );
+        assert_eq!(tag(&n, &t), "repositories/a/blobs/c/_tags/v1");
+        assert_eq!(catalog_entry(&n), "index/repositories/a!blobs!c");
+        assert_eq!(parse_catalog_entry("a!blobs!c"), Some(n.clone()));
+        assert!(parse_catalog_entry("A").is_none());
         assert!(referrer(&n, &d, &d).starts_with(&referrers(&n, &d)));
     }
 
@@ -277,8 +336,16 @@ mod tests {
         }
         let parse = |k: String| parse_repository_key(&k).map(|(name, e)| (name.to_string(), e));
         assert_eq!(
-            parse(tag_link(&n, &t)),
+            parse(tag(&n, &t)),
             Some(("a/b".into(), RepositoryEntry::Tag(t.clone())))
+        );
+        assert_eq!(
+            parse(legacy_tag_link(&n, &t)),
+            Some(("a/b".into(), RepositoryEntry::LegacyTag(t.clone())))
+        );
+        assert_eq!(
+            parse(tag_change(&n, &t, 5, "x")),
+            Some(("a/b".into(), RepositoryEntry::TagChange(t.clone())))
         );
         assert_eq!(
             parse(manifest_link(&n, &d)),

@@ -1,23 +1,26 @@
-//! [`Registry`]: every distribution-spec operation, written once over any [`Storage`].
+//! [`Registry`]: every distribution-spec operation, written once over any [`Storage`], as a thin
+//! façade over parts that each own one concern: blobs (`blobs`), uploads (`uploads`), manifests
+//! and referrers (`manifests`), tags (`tags`) and the catalog (`catalog`). It consults the
+//! admission hook before a change, and tells the parts who asks.
 
-use std::ops::Range;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 
+use crate::admission::{Admission, Caller, Change};
+use crate::blobs::{BlobContent, BlobInfo, Blobs};
 use crate::cache::Caches;
-use crate::digest::{Digest, Digester};
+use crate::catalog::{Catalog, IndexState};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, Manifest};
-use crate::parts::{End, Multipart};
-use crate::paths;
+use crate::manifest::Descriptor;
+use crate::manifests::{ManifestContent, ManifestInfo, Manifests};
 use crate::reference::{Reference, RepositoryName, Tag};
-use crate::storage::{ByteStream, GetRange, Storage, StorageExt, join};
-use crate::tap::{Tap, check, tapped};
-use crate::upload::UploadLocks;
+use crate::storage::{ByteStream, GetRange, Storage};
+use crate::tags::{Page, TagChange, TagRecord, Tags};
+use crate::upload::UploadStatus;
+use crate::uploads::Uploads;
 
 /// Default manifest size limit: 4 MiB, as distribution.
 pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
@@ -32,14 +35,17 @@ pub struct RegistryConfig {
     /// How long a repository's manifest revision read from storage is trusted without reading it
     /// again. A delete through this process is seen at once; one through another process sharing
     /// the storage within this time. Zero disables the cache.
-    pub metadata_ttl: std::time::Duration,
+    pub metadata_ttl: Duration,
     /// Bytes of manifests kept in memory, by digest (they never change).
     pub manifest_cache_bytes: u64,
     /// How often a push that reuses a stored blob (found by `HEAD`, mounted, or named by a
     /// manifest) marks it in use, at most, per process. Garbage collection keeps blobs marked within
     /// its grace period, which must therefore exceed this plus the longest push. `None` never
     /// marks: for a registry that serves reads only, so that a `HEAD` never writes.
-    pub touch_interval: Option<std::time::Duration>,
+    pub touch_interval: Option<Duration>,
+    /// The registry only reads: it writes nothing of its own accord (in-use marks aside, which
+    /// [`RegistryConfig::touch_interval`] governs), not even the index version of a fresh store.
+    pub read_only: bool,
 }
 
 impl Default for RegistryConfig {
@@ -47,97 +53,17 @@ impl Default for RegistryConfig {
         RegistryConfig {
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
             validate_references: true,
-            metadata_ttl: std::time::Duration::from_secs(5),
+            metadata_ttl: Duration::from_secs(5),
             manifest_cache_bytes: 16 * 1024 * 1024,
-            touch_interval: Some(std::time::Duration::from_secs(600)),
+            touch_interval: Some(Duration::from_secs(600)),
+            read_only: false,
         }
     }
 }
 
-/// Size and digest of a blob in a repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobInfo {
-    /// The blob's digest.
-    pub digest: Digest,
-    /// The blob's size in bytes.
-    pub size: u64,
-}
-
-/// Where a blob's bytes are stored: at its own key, or where a streamed upload left them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobLocation {
-    /// The storage key holding the bytes.
-    pub key: String,
-    /// The blob's size in bytes.
-    pub size: u64,
-}
-
-/// A blob being read: its size, the range being sent and the bytes.
-pub struct BlobContent {
-    /// The blob's digest.
-    pub digest: Digest,
-    /// The whole blob's size in bytes.
-    pub size: u64,
-    /// The bytes carried by `stream`.
-    pub range: Range<u64>,
-    /// The blob's bytes in `range`.
-    pub stream: ByteStream,
-}
-
-impl std::fmt::Debug for BlobContent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobContent")
-            .field("digest", &self.digest)
-            .field("size", &self.size)
-            .field("range", &self.range)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What is known about a stored manifest without reading it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestInfo {
-    /// Digest of the stored bytes.
-    pub digest: Digest,
-    /// Media type to serve it with.
-    pub media_type: String,
-    /// Size of the stored bytes.
-    pub size: u64,
-    /// The manifest's subject, if it has one.
-    pub subject: Option<Digest>,
-}
-
-/// A stored manifest: the exact bytes received and what describes them.
-#[derive(Debug, Clone)]
-pub struct ManifestContent {
-    /// Digest, media type and size.
-    pub info: ManifestInfo,
-    /// The bytes as received at push.
-    pub bytes: Bytes,
-}
-
-/// One page of a listing, and whether more follows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// The items, in lexical order.
-    pub items: Vec<String>,
-    /// True when items after the last one exist.
-    pub more: bool,
-}
-
-/// The record at a manifest's revision link.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ManifestLink {
-    media_type: String,
-    size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<Digest>,
-}
-
 /// A registry over any [`Storage`]: the operations of the OCI distribution spec, without HTTP.
 ///
-/// Cheap to clone; clones share the storage.
+/// Cheap to clone; clones share the storage and the caches.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -153,67 +79,77 @@ struct ManifestLink {
 /// assert_eq!(registry.stat_blob(&repo, &digest).await?.size, 11);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Registry {
     pub(crate) storage: Arc<dyn Storage>,
     config: Arc<RegistryConfig>,
-    pub(crate) caches: Arc<Caches>,
-    pub(crate) uploads: Arc<UploadLocks>,
+    pub(crate) blobs: Blobs,
+    pub(crate) uploads: Uploads,
+    pub(crate) manifests: Manifests,
+    pub(crate) tags: Tags,
+    pub(crate) catalog: Catalog,
+    pub(crate) index: Arc<IndexState>,
+    admission: Option<Arc<dyn Admission>>,
+    caller: Caller,
 }
 
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-pub(crate) fn parse_record<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::storage(format!("corrupt record at {key}: {e}")))
-}
-
-fn parse_digest_link(key: &str, bytes: &[u8]) -> Result<Digest> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| Error::storage(format!("corrupt link at {key}")))
-}
-
-pub(crate) fn to_json(value: &impl Serialize) -> Result<Bytes> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(Error::storage)
-}
-
-fn paginate(mut items: Vec<String>, n: Option<usize>, last: Option<&str>) -> Page {
-    if let Some(last) = last {
-        items.retain(|i| i.as_str() > last);
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("storage", &self.storage)
+            .field("config", &self.config)
+            .field("admission", &self.admission.is_some())
+            .field("caller", &self.caller)
+            .finish_non_exhaustive()
     }
-    let more = n.is_some_and(|n| items.len() > n);
-    if let Some(n) = n {
-        items.truncate(n);
-    }
-    Page { items, more }
 }
 
 impl Registry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn Storage>, config: RegistryConfig) -> Registry {
+        let caches = Arc::new(Caches::new(
+            config.manifest_cache_bytes,
+            config.metadata_ttl,
+        ));
+        let index = Arc::new(IndexState::new(!config.read_only));
+        let blobs = Blobs::new(
+            storage.clone(),
+            caches.clone(),
+            index.clone(),
+            config.touch_interval,
+        );
         Registry {
+            uploads: Uploads::new(storage.clone(), blobs.clone()),
+            manifests: Manifests::new(
+                storage.clone(),
+                caches,
+                blobs.clone(),
+                config.max_manifest_size,
+            ),
+            tags: Tags::new(storage.clone(), index.clone()),
+            catalog: Catalog::new(storage.clone(), index.clone()),
+            blobs,
+            index,
             storage,
-            caches: Arc::new(Caches::new(
-                config.manifest_cache_bytes,
-                config.metadata_ttl,
-            )),
             config: Arc::new(config),
-            uploads: Arc::default(),
+            admission: None,
+            caller: Caller::default(),
         }
     }
 
-    /// The storage underneath, for tools that walk it (garbage collection, scrub).
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
+    /// The same registry, consulting `admission` before every change to a manifest or tag.
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Registry {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// A handle on the same registry whose changes are made for `caller`: what admission rules
+    /// and tag history see. The HTTP layer takes one per request.
+    pub fn as_caller(&self, caller: Caller) -> Registry {
+        Registry {
+            caller,
+            ..self.clone()
+        }
     }
 
     /// The configuration in force.
@@ -221,25 +157,35 @@ impl Registry {
         &self.config
     }
 
+    /// The storage underneath, for the walks of garbage collection, scrub and reindexing.
+    pub(crate) fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Succeeds when the storage answers (one listing): what a readiness probe asks.
+    pub async fn check_storage(&self) -> Result<()> {
+        self.storage.list("").await.map(drop)
+    }
+
+    async fn admit(&self, change: Change<'_>) -> Result<()> {
+        match &self.admission {
+            Some(rules) => {
+                rules
+                    .admit(&change, &self.caller)
+                    .await
+                    .map_err(|refusal| Error::Denied {
+                        reason: refusal.message,
+                    })
+            }
+            None => Ok(()),
+        }
+    }
+
     // ---- blobs ----
 
     /// Size of a blob in the repository. [`Error::BlobUnknown`] when the repository lacks it.
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
-        self.require_layer(repo, digest).await?;
-        let size = self.locate_blob(digest).await?.size;
-        // A push that finds the blob here will reference it: keep garbage collection off it, and
-        // make sure the link outlived a collection that had already chosen to remove it (which
-        // then puts it back, seeing the mark). A read must not fail for the mark (read-only
-        // storage); the manifest PUT marks it again.
-        match self.touch_blob(digest).await {
-            Ok(true) => self.require_layer(repo, digest).await?,
-            Ok(false) => {}
-            Err(_) => self.caches.put_touched(digest),
-        }
-        Ok(BlobInfo {
-            digest: digest.clone(),
-            size,
-        })
+        self.blobs.stat(repo, digest).await
     }
 
     /// Streams a blob, or a range of it.
@@ -249,24 +195,7 @@ impl Registry {
         digest: &Digest,
         range: Option<GetRange>,
     ) -> Result<BlobContent> {
-        self.require_layer(repo, digest).await?;
-        let location = self.locate_blob(digest).await?;
-        let res = match self.storage.get(&location.key, range).await {
-            Ok(res) => res,
-            Err(e) => {
-                if e.is_not_found() {
-                    // Collected since it was cached.
-                    self.caches.forget_blob(digest);
-                }
-                return Err(self.blob_error(e, digest));
-            }
-        };
-        Ok(BlobContent {
-            digest: digest.clone(),
-            size: res.size,
-            range: res.range,
-            stream: res.stream,
-        })
+        self.blobs.get(repo, digest, range).await
     }
 
     /// A URL from which the blob can be read directly from storage for `expires_in`, when the
@@ -275,59 +204,20 @@ impl Registry {
         &self,
         repo: &RepositoryName,
         digest: &Digest,
-        expires_in: std::time::Duration,
+        expires_in: Duration,
     ) -> Result<Option<String>> {
-        self.require_layer(repo, digest).await?;
-        let location = self.locate_blob(digest).await?;
-        self.storage.signed_url(&location.key, expires_in).await
-    }
-
-    /// Where a blob's bytes are, in any repository. [`Error::BlobUnknown`] when nowhere.
-    ///
-    /// Cached by digest: content-addressed bytes never change.
-    pub async fn locate_blob(&self, digest: &Digest) -> Result<BlobLocation> {
-        match self.caches.blob_location(digest) {
-            Some(location) => Ok(location),
-            None => self.locate_blob_in_storage(digest).await,
-        }
-    }
-
-    /// [`Registry::locate_blob`] asking storage, not the cache: for writes that rely on the
-    /// bytes being there now (garbage collection in another process may have removed them).
-    pub(crate) async fn locate_blob_in_storage(&self, digest: &Digest) -> Result<BlobLocation> {
-        let key = paths::blob_data(digest);
-        let location = match self.storage.head(&key).await {
-            Ok(meta) => BlobLocation {
-                key,
-                size: meta.size,
-            },
-            Err(e) if e.is_not_found() && self.storage.rename_copies() => {
-                let key = paths::blob_location(digest);
-                match self.storage.get_opt(&key).await? {
-                    Some(bytes) => parse_record(&key, &bytes)?,
-                    None => return Err(self.blob_error(e, digest)),
-                }
-            }
-            Err(e) => return Err(self.blob_error(e, digest)),
-        };
-        self.caches.put_blob_location(digest, &location);
-        Ok(location)
+        self.blobs.url(repo, digest, expires_in).await
     }
 
     /// Removes a blob from a repository. Its bytes stay for other repositories (and for garbage
     /// collection to reclaim when nothing links them).
     pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        self.require_layer(repo, digest).await?;
-        self.storage.delete(&paths::layer_link(repo, digest)).await
+        self.blobs.unlink(repo, digest).await
     }
 
-    /// Stores a whole blob in one go, when its digest is known up front (a monolithic push).
-    ///
-    /// The bytes are hashed as they stream into a multipart upload of this request's own, which
-    /// is completed only once the digest (and `expected_len`, if given) matched: at the blob's
-    /// final key on object stores (unless the blob is stored already), else at a key of its own
-    /// that is then renamed into place unless a blob is there. A blob smaller than a part on
-    /// backends that cut parts is written with one put instead. Stored bytes are never replaced.
+    /// Stores a whole blob in one go, when its digest is known up front (a monolithic push):
+    /// hashed as it streams, visible only once the digest (and `expected_len`, if given)
+    /// matched. Stored bytes are never replaced.
     pub async fn put_blob(
         &self,
         repo: &RepositoryName,
@@ -335,90 +225,7 @@ impl Registry {
         data: ByteStream,
         expected_len: Option<u64>,
     ) -> Result<BlobInfo> {
-        let in_place = self.storage.rename_copies();
-        let key = if in_place {
-            paths::blob_data(digest)
-        } else {
-            paths::upload_data(&uuid::Uuid::new_v4().simple().to_string())
-        };
-        let (mut id, mut parts) = (None, Vec::new());
-        let tap = Tap::new(Digester::new(digest.algorithm()), expected_len);
-        let stored = Multipart {
-            storage: &self.storage,
-            key: &key,
-            id: &mut id,
-            parts: &mut parts,
-        }
-        .write(Bytes::new(), tapped(data, tap.clone()), End::Last)
-        .await;
-        let checked = check(&tap, stored).and_then(|(small, seen)| {
-            let actual = seen.digester.finish();
-            if actual != *digest {
-                return Err(Error::DigestMismatch {
-                    expected: digest.clone(),
-                    actual,
-                });
-            }
-            Ok((small, seen.len))
-        });
-        let (small, len) = match (checked, &id) {
-            (Ok(ok), _) => ok,
-            (Err(e), Some(id)) => {
-                self.storage.abort_multipart(&key, id).await?;
-                return Err(e);
-            }
-            (Err(e), None) => return Err(e),
-        };
-        match id {
-            None => self.install_bytes(digest, small).await?,
-            Some(id) if in_place => {
-                if self.locate_blob_in_storage(digest).await.is_ok() {
-                    self.storage.abort_multipart(&key, &id).await?;
-                    self.touch_blob(digest).await?;
-                } else {
-                    self.mark_assembled(digest).await?;
-                    self.storage.complete_multipart(&key, &id, parts).await?;
-                }
-            }
-            Some(id) => {
-                self.storage.complete_multipart(&key, &id, parts).await?;
-                self.install_object(digest, &key).await?;
-            }
-        }
-        self.link_layer(repo, digest).await?;
-        self.caches.put_touched(digest);
-        Ok(BlobInfo {
-            digest: digest.clone(),
-            size: len,
-        })
-    }
-
-    /// Stores a verified blob's bytes at their place, unless the blob is stored already (then
-    /// marked in use instead): committed bytes are never replaced.
-    pub(crate) async fn install_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
-        if self.locate_blob_in_storage(digest).await.is_ok() {
-            self.touch_blob(digest).await?;
-            return Ok(());
-        }
-        self.storage.put(&paths::blob_data(digest), bytes).await?;
-        self.caches.put_touched(digest);
-        Ok(())
-    }
-
-    /// Moves a verified blob's bytes from `from`, a key only this upload writes, to their place
-    /// unless a blob is there already (then `from` goes, and the stored blob is marked in use).
-    pub(crate) async fn install_object(&self, digest: &Digest, from: &str) -> Result<()> {
-        if self
-            .storage
-            .rename_if_absent(from, &paths::blob_data(digest))
-            .await?
-        {
-            self.caches.put_touched(digest);
-        } else {
-            self.touch_blob(digest).await?;
-            self.storage.delete(from).await?;
-        }
-        Ok(())
+        self.blobs.put(repo, digest, data, expected_len).await
     }
 
     /// Links a blob into `repo` from `from`, or from anywhere in the store when `from` is `None`,
@@ -429,24 +236,64 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepositoryName>,
     ) -> Result<BlobInfo> {
-        if let Some(from) = from {
-            self.require_layer(from, digest).await?;
-        }
-        let size = self.locate_blob_in_storage(digest).await?.size;
-        self.touch_blob(digest).await?;
-        self.link_layer(repo, digest).await?;
-        Ok(BlobInfo {
-            digest: digest.clone(),
-            size,
-        })
+        self.blobs.mount(repo, digest, from).await
     }
 
-    // ---- manifests ----
+    // ---- uploads ----
 
-    /// Stores a manifest's exact bytes under a tag or its digest, after validating them.
+    /// Starts an upload session in `repo`. Storage is touched for the bytes only once they come.
+    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+        self.uploads.start(repo).await
+    }
+
+    /// Where an upload stands.
+    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
+        self.uploads.status(repo, id).await
+    }
+
+    /// Appends a chunk to an upload. `offset`, when the client gave one, must equal the bytes
+    /// already received ([`Error::ChunkOutOfOrder`] otherwise, with the current offset);
+    /// `expected_len`, when given, must equal the bytes the body carries.
+    pub async fn append_chunk(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        offset: Option<u64>,
+        data: ByteStream,
+        expected_len: Option<u64>,
+    ) -> Result<UploadStatus> {
+        self.uploads
+            .append(repo, id, offset, data, expected_len)
+            .await
+    }
+
+    /// Ends an upload: stores an optional last chunk, checks the digest of everything received,
+    /// and only then makes the blob visible in the repository. On a digest mismatch nothing is
+    /// stored and the session ends. Every step can be repeated: a client retrying after a crash at
+    /// any point gets the blob.
+    pub async fn complete_upload(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        last_chunk: Option<(ByteStream, Option<u64>)>,
+    ) -> Result<BlobInfo> {
+        self.uploads.complete(repo, id, digest, last_chunk).await
+    }
+
+    /// Abandons an upload and frees what it stored.
+    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+        self.uploads.cancel(repo, id).await
+    }
+
+    // ---- manifests and tags ----
+
+    /// Stores a manifest's exact bytes under a tag or its digest, after validating them and
+    /// asking the admission hook.
     ///
-    /// Order of writes (each atomic): the bytes, the revision link, the referrers entry, the tag.
-    /// A crash between two leaves at worst unreferenced data, never a tag pointing at nothing.
+    /// Order of writes (each atomic): the bytes, the revision link, the referrers entry, the
+    /// catalog entry, the tag's history, the tag. A crash between two leaves at worst
+    /// unreferenced data, never a tag pointing at nothing.
     pub async fn put_manifest(
         &self,
         repo: &RepositoryName,
@@ -455,14 +302,15 @@ impl Registry {
         bytes: Bytes,
     ) -> Result<ManifestInfo> {
         let validate = self.config.validate_references;
-        self.store_manifest(repo, reference, content_type, bytes, validate)
+        self.store_manifest(repo, reference, content_type, bytes, validate, true)
             .await
     }
 
     /// Stores a manifest fetched from an upstream registry, as [`Registry::put_manifest`] does
-    /// but without requiring its blobs and children in the repository: a pull-through cache
-    /// fetches those when they are asked for. Storing it again refreshes its links' age, which
-    /// tells garbage collection the cached manifest is still in use.
+    /// but without requiring its blobs and children in the repository (a pull-through cache
+    /// fetches those when they are asked for) and without the admission hook (the upstream's
+    /// content is not a user's change). Storing it again refreshes its links' age, which tells
+    /// garbage collection the cached manifest is still in use.
     pub async fn cache_manifest(
         &self,
         repo: &RepositoryName,
@@ -470,7 +318,7 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<ManifestInfo> {
-        self.store_manifest(repo, reference, content_type, bytes, false)
+        self.store_manifest(repo, reference, content_type, bytes, false, false)
             .await
     }
 
@@ -480,73 +328,44 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         bytes: Bytes,
-        validate: bool,
+        check_references: bool,
+        admit: bool,
     ) -> Result<ManifestInfo> {
-        let limit = self.config.max_manifest_size;
-        if bytes.len() as u64 > limit {
-            return Err(Error::ManifestTooLarge {
-                size: bytes.len() as u64,
-                limit,
-            });
-        }
-        let manifest = Manifest::parse(&bytes, content_type)?;
-        let digest = match reference {
-            Reference::Digest(expected) => {
-                let mut d = Digester::new(expected.algorithm());
-                d.update(&bytes);
-                let actual = d.finish();
-                if actual != *expected {
-                    return Err(Error::DigestMismatch {
-                        expected: expected.clone(),
-                        actual,
-                    });
-                }
-                actual
+        let m = self
+            .manifests
+            .validate(repo, reference, content_type, bytes, check_references)
+            .await?;
+        let digest = &m.info.digest;
+        let (tag, previous) = match reference {
+            Reference::Tag(t) => (Some(t), self.tags.get(repo, t).await?),
+            Reference::Digest(_) => (None, None),
+        };
+        if admit {
+            self.admit(Change::PutManifest {
+                repository: repo,
+                digest,
+                manifest: &m.manifest,
+                tag,
+            })
+            .await?;
+            if let Some(tag) = tag {
+                self.admit(Change::MoveTag {
+                    repository: repo,
+                    tag,
+                    from: previous.as_ref().map(|p| &p.digest),
+                    to: digest,
+                })
+                .await?;
             }
-            Reference::Tag(_) => Digest::of(&bytes),
-        };
-        if validate {
-            self.check_references(repo, &manifest).await?;
         }
-        let info = ManifestInfo {
-            digest: digest.clone(),
-            media_type: manifest.media_type.clone(),
-            size: bytes.len() as u64,
-            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
-        };
-        self.storage
-            .put(&paths::blob_data(&digest), bytes.clone())
-            .await?;
-        let link = ManifestLink {
-            media_type: info.media_type.clone(),
-            size: info.size,
-            subject: info.subject.clone(),
-        };
-        self.storage
-            .put(&paths::manifest_link(repo, &digest), to_json(&link)?)
-            .await?;
-        if let Some(subject) = &info.subject {
-            let entry = Descriptor {
-                media_type: info.media_type.clone(),
-                digest: digest.clone(),
-                size: info.size,
-                artifact_type: manifest.referrer_artifact_type(),
-                annotations: manifest.annotations.clone(),
-                urls: None,
-                platform: None,
-            };
-            self.storage
-                .put(&paths::referrer(repo, subject, &digest), to_json(&entry)?)
+        self.manifests.store(repo, &m).await?;
+        self.catalog.add(repo).await?;
+        if let Some(tag) = tag {
+            self.tags
+                .set(repo, tag, digest, previous.as_ref(), &self.caller)
                 .await?;
         }
-        if let Reference::Tag(tag) = reference {
-            self.storage
-                .put(&paths::tag_link(repo, tag), Bytes::from(digest.to_string()))
-                .await?;
-        }
-        self.caches.put_manifest_bytes(&digest, &bytes);
-        self.caches.put_revision(repo, &info);
-        Ok(info)
+        Ok(m.info)
     }
 
     /// Digest, media type and size of a manifest, by tag or digest.
@@ -555,30 +374,8 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestInfo> {
-        let digest = match reference {
-            Reference::Digest(d) => d.clone(),
-            Reference::Tag(t) => self.resolve_tag(repo, t).await?,
-        };
-        if let Some(info) = self.caches.revision(repo, &digest) {
-            return Ok(info);
-        }
-        let key = paths::manifest_link(repo, &digest);
-        let bytes = self
-            .storage
-            .get_opt(&key)
-            .await?
-            .ok_or_else(|| Error::ManifestUnknown {
-                reference: reference.to_string(),
-            })?;
-        let link: ManifestLink = parse_record(&key, &bytes)?;
-        let info = ManifestInfo {
-            digest,
-            media_type: link.media_type,
-            size: link.size,
-            subject: link.subject,
-        };
-        self.caches.put_revision(repo, &info);
-        Ok(info)
+        let digest = self.resolve(repo, reference).await?;
+        self.manifests.stat(repo, &digest, reference).await
     }
 
     /// A manifest's bytes as received, by tag or digest.
@@ -587,114 +384,102 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestContent> {
-        let info = self.stat_manifest(repo, reference).await?;
-        if let Some(bytes) = self.caches.manifest_bytes(&info.digest) {
-            return Ok(ManifestContent { info, bytes });
-        }
-        let bytes = self
-            .storage
-            .get_opt(&paths::blob_data(&info.digest))
-            .await?
-            .ok_or_else(|| Error::ManifestUnknown {
-                reference: reference.to_string(),
-            })?;
-        let mut check = Digester::new(info.digest.algorithm());
-        check.update(&bytes);
-        if check.finish() != info.digest {
-            return Err(Error::storage(format!(
-                "stored manifest {} does not match its digest",
-                info.digest
-            )));
-        }
-        self.caches.put_manifest_bytes(&info.digest, &bytes);
-        Ok(ManifestContent { info, bytes })
+        let digest = self.resolve(repo, reference).await?;
+        self.manifests.get(repo, &digest, reference).await
     }
 
-    /// Deletes a manifest from a repository, with every tag pointing at it and its referrers entry.
+    async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> Result<Digest> {
+        match reference {
+            Reference::Digest(d) => Ok(d.clone()),
+            Reference::Tag(t) => self.tags.resolve(repo, t).await,
+        }
+    }
+
+    /// Deletes a manifest from a repository, with every tag pointing at it (each change kept in
+    /// the tag's history) and its referrers entry, once the admission hook allows it.
     pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        self.stat_manifest(repo, &Reference::Digest(digest.clone()))
+        self.manifests
+            .stat(repo, digest, &Reference::Digest(digest.clone()))
             .await?;
-        for tag in self.storage.list(&paths::tags(repo)).await?.prefixes {
-            let Ok(tag) = tag.parse::<Tag>() else {
-                continue;
-            };
-            let key = paths::tag_link(repo, &tag);
-            if let Some(bytes) = self.storage.get_opt(&key).await?
-                && parse_digest_link(&key, &bytes)? == *digest
-            {
-                self.storage.delete(&key).await?;
-            }
+        let tags: Vec<Tag> = self
+            .tags
+            .all(repo)
+            .await?
+            .into_iter()
+            .filter(|(_, record)| record.digest == *digest)
+            .map(|(tag, _)| tag)
+            .collect();
+        self.admit(Change::DeleteManifest {
+            repository: repo,
+            digest,
+            tags: &tags,
+        })
+        .await?;
+        for tag in &tags {
+            self.tags.delete(repo, tag, digest, &self.caller).await?;
         }
-        self.remove_revision(repo, digest).await
+        self.manifests.remove(repo, digest).await?;
+        self.catalog.remove_if_empty(repo, &self.manifests).await
     }
 
-    /// Removes a manifest that no tag names (for garbage collection): its referrers entry, then
-    /// its revision link. Unlike [`Registry::delete_manifest`], tags are not looked at.
-    pub(crate) async fn remove_revision(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-    ) -> Result<()> {
-        let info = self
-            .stat_manifest(repo, &Reference::Digest(digest.clone()))
-            .await?;
-        if let Some(subject) = &info.subject {
-            self.storage
-                .delete(&paths::referrer(repo, subject, digest))
-                .await?;
-        }
-        self.caches.forget_revision(repo, digest);
-        self.storage
-            .delete(&paths::manifest_link(repo, digest))
-            .await
-    }
-
-    /// Removes a tag; the manifest it pointed at stays.
+    /// Removes a tag, keeping the change in its history; the manifest it pointed at stays.
     pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<()> {
-        self.resolve_tag(repo, tag).await?;
-        self.storage.delete(&paths::tag_link(repo, tag)).await
+        let digest = self.tags.resolve(repo, tag).await?;
+        self.admit(Change::DeleteTag {
+            repository: repo,
+            tag,
+            digest: &digest,
+        })
+        .await?;
+        self.tags.delete(repo, tag, &digest, &self.caller).await
+    }
+
+    /// A tag's record: the manifest it points at and when it last moved. `None` when the
+    /// repository has no such tag.
+    pub async fn tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<TagRecord>> {
+        self.tags.get(repo, tag).await
+    }
+
+    /// Every move and delete of a tag that was kept, oldest first.
+    pub async fn tag_history(&self, repo: &RepositoryName, tag: &Tag) -> Result<Vec<TagChange>> {
+        self.tags.history(repo, tag).await
     }
 
     // ---- listings ----
 
-    /// Tags of a repository in lexical order, at most `n` after `last`.
-    /// [`Error::NameUnknown`] when the name is no repository: it holds neither manifests nor
-    /// blobs of its own (a name that is only the namespace of other repositories included). A
-    /// repository whose manifests were all deleted still lists, empty, as with distribution:
-    /// clients such as `skopeo list-tags` take 404 for an error.
+    /// Tags of a repository in lexical order, at most `n` after `last`: one listing from the
+    /// offset, whatever the number of tags. [`Error::NameUnknown`] when the name is no
+    /// repository: it holds neither manifests nor blobs of its own (a name that is only the
+    /// namespace of other repositories included). A repository whose manifests were all deleted
+    /// still lists, empty, as with distribution: clients such as `skopeo list-tags` take 404
+    /// for an error.
     pub async fn list_tags(
         &self,
         repo: &RepositoryName,
         n: Option<usize>,
         last: Option<&str>,
     ) -> Result<Page> {
-        let tags = self.storage.list(&paths::tags(repo)).await?.prefixes;
-        if tags.is_empty() {
-            let own = self.storage.list(&paths::repository(repo)).await?.prefixes;
-            if !own.iter().any(|p| paths::is_repository_entry(p)) {
+        let page = self.tags.page(repo, n, last).await?;
+        if page.items.is_empty() && last.is_none() {
+            let own = self
+                .storage
+                .list(&crate::paths::repository(repo))
+                .await?
+                .prefixes;
+            if !own.iter().any(|p| crate::paths::is_repository_entry(p)) {
                 return Err(Error::NameUnknown {
                     name: repo.to_string(),
                 });
             }
         }
-        Ok(paginate(tags, n, last))
+        Ok(page)
     }
 
-    /// Repositories holding at least one manifest, in lexical order, at most `n` after `last`.
+    /// Repositories holding at least one manifest, in the lexical order of their names'
+    /// components (`a`, `a/b`, `a-b`), at most `n` after `last`: one listing of the catalog from
+    /// the offset, whatever the number of repositories.
     pub async fn list_repositories(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
-        let mut names = Vec::new();
-        let mut pending = vec![(paths::REPOSITORIES.to_owned(), String::new())];
-        while let Some((key, name)) = pending.pop() {
-            for p in self.storage.list(&key).await?.prefixes {
-                if p == paths::MANIFESTS_DIR {
-                    names.push(name.clone());
-                } else if !p.starts_with('_') {
-                    pending.push((join(&key, &p), join(&name, &p)));
-                }
-            }
-        }
-        names.sort();
-        Ok(paginate(names, n, last))
+        self.catalog.page(n, last).await
     }
 
     /// Descriptors of the manifests in `repo` whose subject is `subject`, optionally only those of
@@ -705,130 +490,20 @@ impl Registry {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
-        let entries = self.storage.list(&paths::referrers(repo, subject)).await?;
-        let storage = self.storage.clone();
-        let descriptors: Vec<Option<Descriptor>> = futures::stream::iter(entries.objects)
-            .map(move |o| {
-                let storage = storage.clone();
-                async move {
-                    match storage.get_opt(&o.key).await? {
-                        Some(bytes) => parse_record(&o.key, &bytes).map(Some),
-                        None => Ok(None),
-                    }
-                }
-            })
-            .buffered(16)
-            .try_collect()
-            .await?;
-        Ok(descriptors
-            .into_iter()
-            .flatten()
-            .filter(|d| artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)))
-            .collect())
+        self.manifests.referrers(repo, subject, artifact_type).await
     }
 
-    // ---- helpers ----
+    // ---- the index ----
 
-    async fn require_layer(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        if self
-            .storage
-            .exists(&paths::layer_link(repo, digest))
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::BlobUnknown {
-                digest: digest.clone(),
-            })
-        }
+    /// Moves a store written before the listing index to it: tags from their legacy links to
+    /// records, a catalog entry for every repository holding a manifest, then the index version.
+    /// Safe to run while the registry serves, and again.
+    pub async fn reindex(&self) -> Result<crate::reindex::ReindexReport> {
+        crate::reindex::reindex(self).await
     }
 
-    pub(crate) async fn link_layer(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        self.storage
-            .put(
-                &paths::layer_link(repo, digest),
-                Bytes::from(digest.to_string()),
-            )
-            .await
-    }
-
-    /// Marks a stored blob as in use by a push ([`paths::blob_used`]), at most once per
-    /// [`RegistryConfig::touch_interval`] per process; true when it wrote the mark.
-    pub(crate) async fn touch_blob(&self, digest: &Digest) -> Result<bool> {
-        let Some(interval) = self.config.touch_interval else {
-            return Ok(false);
-        };
-        if self.caches.touched_within(digest, interval) {
-            return Ok(false);
-        }
-        self.storage
-            .put(&paths::blob_used(digest), Bytes::new())
-            .await?;
-        self.caches.put_touched(digest);
-        Ok(true)
-    }
-
-    /// Marks a blob in use just before a multipart upload assembles it, on stores that date such
-    /// an object from the upload's start (S3): a long upload would otherwise look old to garbage
-    /// collection until its repository links it.
-    async fn mark_assembled(&self, digest: &Digest) -> Result<()> {
-        if self.storage.part_size().is_none() {
-            return Ok(());
-        }
-        self.storage
-            .put(&paths::blob_used(digest), Bytes::new())
-            .await?;
-        self.caches.put_touched(digest);
-        Ok(())
-    }
-
-    /// Drops what this process remembers about a blob that garbage collection removed.
-    pub(crate) fn forget_blob(&self, digest: &Digest) {
-        self.caches.forget_blob(digest);
-    }
-
-    fn blob_error(&self, e: Error, digest: &Digest) -> Error {
-        if e.is_not_found() {
-            Error::BlobUnknown {
-                digest: digest.clone(),
-            }
-        } else {
-            e
-        }
-    }
-
-    async fn resolve_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Digest> {
-        let key = paths::tag_link(repo, tag);
-        let bytes = self
-            .storage
-            .get_opt(&key)
-            .await?
-            .ok_or_else(|| Error::ManifestUnknown {
-                reference: tag.to_string(),
-            })?;
-        parse_digest_link(&key, &bytes)
-    }
-
-    async fn check_references(&self, repo: &RepositoryName, manifest: &Manifest) -> Result<()> {
-        let blobs = manifest
-            .blob_references()
-            .map(|d| (paths::layer_link(repo, &d.digest), d.digest.clone()));
-        let children = manifest
-            .manifests
-            .iter()
-            .map(|d| (paths::manifest_link(repo, &d.digest), d.digest.clone()));
-        let checks: Vec<_> = blobs.chain(children).collect();
-        futures::stream::iter(checks)
-            .map(move |(key, digest)| async move {
-                if self.storage.exists(&key).await? {
-                    // Keep garbage collection off what this manifest is about to reference.
-                    self.touch_blob(&digest).await.map(drop)
-                } else {
-                    Err(Error::ManifestBlobUnknown { digest })
-                }
-            })
-            .buffer_unordered(16)
-            .try_collect::<()>()
-            .await
+    /// Whether the store still needs [`Registry::reindex`].
+    pub async fn needs_reindex(&self) -> Result<bool> {
+        self.index.legacy(&*self.storage).await
     }
 }

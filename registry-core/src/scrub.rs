@@ -1,13 +1,16 @@
 //! Scrub: re-hash every blob and check every link and tag, reporting what is inconsistent without
 //! repairing anything.
 
+use std::collections::HashSet;
+
 use futures::TryStreamExt;
 
+use crate::blobs::BlobLocation;
 use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
-use crate::paths;
+use crate::paths::{self, RepositoryEntry};
 use crate::reference::RepositoryName;
-use crate::registry::{BlobLocation, Registry};
+use crate::registry::Registry;
 use crate::storage::StorageExt;
 
 /// One inconsistency found by [`scrub`].
@@ -25,12 +28,23 @@ pub enum Problem {
         /// The object's key.
         key: String,
     },
-    /// A link (layer, manifest revision or tag) whose target is missing or unreadable.
+    /// A link (layer, manifest revision, tag or referrer) whose target is missing or unreadable.
     DanglingLink {
         /// The link's key.
         key: String,
         /// What it should point at.
         target: String,
+    },
+    /// A repository holding a manifest that the catalog does not list (`registry gc` puts the
+    /// entry back).
+    Unlisted {
+        /// The repository.
+        repository: RepositoryName,
+    },
+    /// A catalog entry of a repository that holds no manifest (`registry gc` removes it).
+    StaleListing {
+        /// The repository.
+        repository: RepositoryName,
     },
 }
 
@@ -47,8 +61,10 @@ pub struct ScrubReport {
     pub problems: Vec<Problem>,
 }
 
-/// Re-hashes every blob and checks that every layer link, manifest revision and tag of every
-/// repository points at stored data.
+/// Re-hashes every blob, checks that every layer link, manifest revision, tag and referrer of
+/// every repository points at stored data, that no object under `repositories/` is of a shape
+/// the layout never builds, and that the catalog lists exactly the repositories holding a
+/// manifest.
 pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
     let storage = registry.storage();
     let mut report = ScrubReport::default();
@@ -94,66 +110,66 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
         }
     }
     drop(blobs);
+    let mut holding: HashSet<RepositoryName> = HashSet::new();
     let mut objects = storage.list_all(paths::REPOSITORIES);
     while let Some(meta) = objects.try_next().await? {
         let key = meta.key;
-        let (target, found) = if key.ends_with("/link") && key.contains("/_manifests/tags/") {
-            let bytes = storage.get_bytes(&key).await?;
-            let digest = std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.trim().parse::<Digest>().ok());
-            let repo = key
-                .strip_prefix(paths::REPOSITORIES)
-                .and_then(|k| k.strip_prefix('/'))
-                .and_then(|k| k.split("/_manifests/").next())
-                .and_then(|n| n.parse::<RepositoryName>().ok());
-            match (repo, digest) {
-                (Some(repo), Some(d)) => {
-                    let target = paths::manifest_link(&repo, &d);
-                    let found = storage.exists(&target).await?;
-                    (target, found)
-                }
-                _ => {
-                    report.problems.push(Problem::DanglingLink {
-                        key,
-                        target: "an unreadable digest".into(),
-                    });
-                    continue;
-                }
-            }
-        } else if let Some((d, layer)) = link_digest(&key) {
-            let target = paths::blob_data(&d);
-            // A layer's bytes may be where its upload left them (object stores): locate them.
-            let found = if layer {
-                match registry.locate_blob(&d).await {
-                    Ok(_) => true,
-                    Err(Error::BlobUnknown { .. }) => false,
+        let Some((repo, entry)) = paths::parse_repository_key(&key) else {
+            report.problems.push(Problem::StrayObject { key });
+            continue;
+        };
+        let (target, found) = match entry {
+            RepositoryEntry::Tag(tag) | RepositoryEntry::LegacyTag(tag) => {
+                match registry.tags.get(&repo, &tag).await {
+                    Ok(Some(record)) => {
+                        let target = paths::manifest_link(&repo, &record.digest);
+                        let found = storage.exists(&target).await?;
+                        (target, found)
+                    }
+                    // Deleted since the listing.
+                    Ok(None) => continue,
+                    Err(Error::Storage { .. }) => ("an unreadable digest".into(), false),
                     Err(e) => return Err(e),
                 }
-            } else {
-                storage.exists(&target).await?
-            };
-            (target, found)
-        } else {
-            continue;
+            }
+            RepositoryEntry::Revision(d) => {
+                holding.insert(repo.clone());
+                let target = paths::blob_data(&d);
+                let found = storage.exists(&target).await?;
+                (target, found)
+            }
+            // A layer's bytes may be where its upload left them (object stores): locate them.
+            RepositoryEntry::Layer(d) => match registry.blobs.locate_in_storage(&d).await {
+                Ok(found) => (found.key, true),
+                Err(Error::BlobUnknown { .. }) => (paths::blob_data(&d), false),
+                Err(e) => return Err(e),
+            },
+            RepositoryEntry::Referrer { referrer, .. } => {
+                let target = paths::manifest_link(&repo, &referrer);
+                let found = storage.exists(&target).await?;
+                (target, found)
+            }
+            RepositoryEntry::TagChange(_) => continue,
         };
         report.links += 1;
         if !found {
             report.problems.push(Problem::DanglingLink { key, target });
         }
     }
-    Ok(report)
-}
-
-/// The digest a layer or manifest-revision link is named after, and whether it is a layer's.
-fn link_digest(key: &str) -> Option<(Digest, bool)> {
-    let rest = key.strip_suffix("/link")?;
-    let mut parts = rest.rsplit('/');
-    let hex = parts.next()?;
-    let alg = parts.next()?;
-    let kind = parts.next()?;
-    if kind != "_layers" && kind != "revisions" {
-        return None;
+    drop(objects);
+    if !registry.index.legacy(&**storage).await? {
+        let listed: HashSet<RepositoryName> =
+            registry.catalog.entries().await?.into_iter().collect();
+        for repository in holding.difference(&listed) {
+            report.problems.push(Problem::Unlisted {
+                repository: repository.clone(),
+            });
+        }
+        for repository in listed.difference(&holding) {
+            report.problems.push(Problem::StaleListing {
+                repository: repository.clone(),
+            });
+        }
     }
-    Some((format!("{alg}:{hex}").parse().ok()?, kind == "_layers"))
+    Ok(report)
 }

@@ -137,6 +137,27 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     /// may or may not appear.
     async fn list(&self, prefix: &str) -> Result<ListResult>;
 
+    /// Up to `limit` objects directly under `prefix` whose name (the key's last component) sorts
+    /// after `after` (every name when `None`), in lexical order: one page of a folder too large
+    /// to list whole (the catalog, a repository's tags). Objects deeper under `prefix` are
+    /// skipped. The default lists the whole level and cuts it; backends that can start a listing
+    /// at a key override it (S3's `start-after`: a request per thousand keys, whatever the size
+    /// of the folder).
+    async fn list_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>> {
+        let mut objects = self.list(prefix).await?.objects;
+        if let Some(after) = after {
+            let start = join(prefix, after);
+            objects.retain(|o| o.key > start);
+        }
+        objects.truncate(limit);
+        Ok(objects)
+    }
+
     /// Moves an object to another key, replacing what is there. Atomic at `to`: readers see the old
     /// object or the whole new one. Missing `from`: [`Error::NotFound`]. May cost a full copy on
     /// object stores.

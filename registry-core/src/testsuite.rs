@@ -42,7 +42,7 @@ macro_rules! storage_testsuite {
     };
     ([$(#[$attr:meta])*] $open:expr) => {
         $crate::storage_testsuite!(@cases [$(#[$attr])*] $open;
-            put_get_head_delete, ranges, empty_objects, listing, rename, rename_if_absent,
+            put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
             concurrent_puts, multipart_complete, multipart_zero_parts, multipart_abort,
             multipart_resumed_by_new_instance, multipart_invisible_until_complete,
             multipart_failed_part_retried, multipart_racing_uploads,
@@ -204,6 +204,47 @@ pub async fn listing(open: Opener<'_>) {
         level.prefixes
     );
     for k in ["l/d", "l/a-z", "l2/x"] {
+        s.delete(k).await.expect("delete");
+    }
+}
+
+/// A folder listed a page at a time: names in lexical order after an offset, deeper objects
+/// skipped, an offset that names no object, an empty or missing folder.
+pub async fn pages(open: Opener<'_>) {
+    let s = open();
+    let names = ["a", "a!b", "a-b", "b", "b.c", "c"];
+    for n in names {
+        s.put(&format!("pg/{n}"), Bytes::new()).await.expect("put");
+    }
+    s.put("pg/bb/deeper", Bytes::new()).await.expect("put");
+    s.put("pg2/x", Bytes::new()).await.expect("put");
+    let page = |after: Option<&'static str>, limit| {
+        let s = s.clone();
+        async move {
+            let objects = s.list_after("pg", after, limit).await.expect("list_after");
+            objects.into_iter().map(|o| o.key).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(None, 3).await, ["pg/a", "pg/a!b", "pg/a-b"]);
+    assert_eq!(page(Some("a-b"), 2).await, ["pg/b", "pg/b.c"]);
+    assert_eq!(page(Some("b.c"), 10).await, ["pg/c"]);
+    assert_eq!(
+        page(Some("a0"), 1).await,
+        ["pg/b"],
+        "an offset that names no object"
+    );
+    assert!(page(Some("c"), 10).await.is_empty());
+    assert!(page(None, 0).await.is_empty());
+    assert!(
+        s.list_after("missing", None, 10)
+            .await
+            .expect("missing folder")
+            .is_empty()
+    );
+    for n in names {
+        s.delete(&format!("pg/{n}")).await.expect("delete");
+    }
+    for k in ["pg/bb/deeper", "pg2/x"] {
         s.delete(k).await.expect("delete");
     }
 }

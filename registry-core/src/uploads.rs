@@ -1,5 +1,5 @@
-//! The upload operations of [`Registry`]: a blob sent in many requests (`POST`, `PATCH`…, `PUT`),
-//! through any process sharing the storage.
+//! [`Uploads`]: blobs sent in many requests (`POST`, `PATCH`…, `PUT`), through any process sharing
+//! the storage: the session state machine, its parts and tail, and the hashing of what comes in.
 //!
 //! What keeps an upload's bytes honest when its requests race (a client, or an attacker, sending
 //! `PATCH` and `PUT` on one upload at once):
@@ -11,22 +11,48 @@
 //!   (the upload's data file leaves its folder while its lock is held, so no late append reaches
 //!   it), on object stores by looking first and writing a location record, never the bytes.
 
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::blobs::{BlobInfo, Blobs, parse_record, to_json};
 use crate::digest::{Algorithm, Digest, Digester};
 use crate::error::{Error, Result};
 use crate::parts::{End, Multipart};
 use crate::paths;
 use crate::reference::RepositoryName;
-use crate::registry::{BlobInfo, BlobLocation, Registry, now_secs, parse_record, to_json};
-use crate::storage::{ByteStream, StorageExt};
+use crate::storage::{ByteStream, Storage, StorageExt};
 use crate::tap::{Tap, check, tapped};
-use crate::upload::{UploadGuard, UploadSession, UploadStatus};
+use crate::upload::{UploadGuard, UploadLocks, UploadSession, UploadStatus};
 
-impl Registry {
+/// The upload store.
+#[derive(Debug, Clone)]
+pub(crate) struct Uploads {
+    storage: Arc<dyn Storage>,
+    blobs: Blobs,
+    locks: Arc<UploadLocks>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Uploads {
+    pub fn new(storage: Arc<dyn Storage>, blobs: Blobs) -> Uploads {
+        Uploads {
+            storage,
+            blobs,
+            locks: Arc::default(),
+        }
+    }
+
     /// Starts an upload session in `repo`. Storage is touched for the bytes only once they come.
-    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+    pub async fn start(&self, repo: &RepositoryName) -> Result<UploadStatus> {
         let session = UploadSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
             repository: repo.clone(),
@@ -43,14 +69,14 @@ impl Registry {
     }
 
     /// Where an upload stands.
-    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
+    pub async fn status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
         Ok(UploadStatus::from(&self.load_session(repo, id).await?))
     }
 
     /// Appends a chunk to an upload. `offset`, when the client gave one, must equal the bytes
     /// already received ([`Error::ChunkOutOfOrder`] otherwise, with the current offset);
     /// `expected_len`, when given, must equal the bytes the body carries.
-    pub async fn append_chunk(
+    pub async fn append(
         &self,
         repo: &RepositoryName,
         id: &str,
@@ -77,7 +103,7 @@ impl Registry {
     /// stored and the session ends.
     ///
     /// Every step can be repeated: a client retrying after a crash at any point gets the blob.
-    pub async fn complete_upload(
+    pub async fn complete(
         &self,
         repo: &RepositoryName,
         id: &str,
@@ -122,8 +148,8 @@ impl Registry {
                     return Err(e);
                 }
             }
-            self.install_bytes(digest, tail).await?;
-            self.link_layer(repo, digest).await?;
+            self.blobs.install_bytes(digest, tail).await?;
+            self.blobs.link(repo, digest).await?;
             self.forget_session(&session).await?;
             return Ok(info);
         };
@@ -147,12 +173,12 @@ impl Registry {
             Ok(()) => {}
             // A crash after an earlier completion, before the session ended: finish its work.
             Err(e) if e.is_not_found() && !self.storage.exists(&data_key).await? => {
-                let done = sha256 == *digest && self.locate_blob(digest).await.is_ok();
+                let done = sha256 == *digest && self.blobs.locate(digest).await.is_ok();
                 if !done {
                     self.storage.delete(&paths::upload_session(id)).await?;
                     return Err(Error::BlobUploadUnknown { id: id.to_owned() });
                 }
-                self.link_layer(repo, digest).await?;
+                self.blobs.link(repo, digest).await?;
                 self.forget_session(&session).await?;
                 return Ok(info);
             }
@@ -165,36 +191,21 @@ impl Registry {
             self.end_session(&session).await?;
             return Err(e);
         }
-        if !self.storage.rename_copies() {
-            self.install_object(digest, &data_key).await?;
+        if self.storage.rename_copies() {
+            self.blobs
+                .install_location(digest, &data_key, session.offset)
+                .await?;
         } else {
-            match self.locate_blob_in_storage(digest).await {
-                // Already stored (maybe by this very upload, before a crash).
-                Ok(found) if found.key == data_key => {}
-                Ok(_) => {
-                    self.touch_blob(digest).await?;
-                    self.storage.delete(&data_key).await?;
-                }
-                Err(Error::BlobUnknown { .. }) => {
-                    let location = BlobLocation {
-                        key: data_key,
-                        size: session.offset,
-                    };
-                    self.storage
-                        .put(&paths::blob_location(digest), to_json(&location)?)
-                        .await?;
-                }
-                Err(e) => return Err(e),
-            }
+            self.blobs.install_object(digest, &data_key).await?;
         }
-        self.link_layer(repo, digest).await?;
-        self.caches.put_touched(digest);
+        self.blobs.link(repo, digest).await?;
+        self.blobs.touched(digest);
         self.forget_session(&session).await?;
         Ok(info)
     }
 
     /// Abandons an upload and frees what it stored.
-    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+    pub async fn cancel(&self, repo: &RepositoryName, id: &str) -> Result<()> {
         let _held = self.lock_upload(id).await?;
         let session = self.load_session(repo, id).await?;
         self.end_session(&session).await
@@ -204,7 +215,7 @@ impl Registry {
     /// [`Error::BlobUploadUnknown`] for an id this registry never hands out.
     async fn lock_upload(&self, id: &str) -> Result<UploadGuard> {
         check_id(id)?;
-        Ok(self.uploads.lock(id).await)
+        Ok(self.locks.lock(id).await)
     }
 
     async fn load_session(&self, repo: &RepositoryName, id: &str) -> Result<UploadSession> {

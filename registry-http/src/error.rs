@@ -225,6 +225,7 @@ impl From<Error> for ApiError {
             Error::ManifestBlobUnknown { .. } => (ManifestBlobUnknown, None),
             Error::ManifestUnknown { .. } => (ManifestUnknown, None),
             Error::NotImplemented { .. } => (Unsupported, None),
+            Error::Denied { .. } => (Denied, None),
             Error::Storage { .. } => (Unavailable, None),
             _ => (Unknown, None),
         };

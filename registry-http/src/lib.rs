@@ -166,7 +166,7 @@ pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
 
 /// `GET /readyz`: 200 when a storage read succeeds, 503 otherwise.
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.registry.storage().list("").await {
+    match state.registry.check_storage().await {
         Ok(_) => "ok".into_response(),
         Err(e) => (
             http::StatusCode::SERVICE_UNAVAILABLE,

@@ -112,6 +112,33 @@ impl Storage for MemoryStorage {
         })
     }
 
+    async fn list_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>> {
+        let folder = join(prefix, "");
+        let start = join(prefix, after.unwrap_or(""));
+        let state = self.state();
+        let objects = state
+            .objects
+            .range::<str, _>((
+                std::ops::Bound::Excluded(start.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(&folder))
+            .filter(|(k, _)| !k[folder.len()..].contains('/'))
+            .take(limit)
+            .map(|(key, (data, modified))| ObjectMeta {
+                key: key.clone(),
+                size: data.len() as u64,
+                last_modified: *modified,
+            })
+            .collect();
+        Ok(objects)
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let mut state = self.state();
         let object = state.objects.remove(from).ok_or_else(|| not_found(from))?;

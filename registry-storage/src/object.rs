@@ -251,6 +251,33 @@ impl Storage for ObjectStorage {
         Ok(ListResult { objects, prefixes })
     }
 
+    /// One listing from the offset (S3's `start-after`), read only as far as the page needs.
+    async fn list_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let folder = self.path(prefix)?;
+        let listing = match after {
+            Some(after) => self
+                .store
+                .list_with_offset(Some(&folder), &self.path(&join(prefix, after))?),
+            None => self.store.list(Some(&folder)),
+        };
+        let depth = folder.parts().count() + 1;
+        listing
+            .map_err(map_err(prefix))
+            .try_filter(|m| futures::future::ready(m.location.parts().count() == depth))
+            .map_ok(|m| meta(self.key(&m.location).to_owned(), &m))
+            .take(limit)
+            .try_collect()
+            .await
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.path(from)?, self.path(to)?);
         self.store.copy(&src, &dst).await.map_err(map_err(from))?;
@@ -490,7 +517,7 @@ mod tests {
                 std::sync::Arc::new(s) as std::sync::Arc<dyn registry_core::Storage>
             }
         };
-            put_get_head_delete, ranges, empty_objects, listing, rename, rename_if_absent,
+            put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
             concurrent_puts, multipart_complete, multipart_zero_parts, multipart_abort,
             multipart_resumed_by_new_instance, multipart_invisible_until_complete,
             multipart_failed_part_retried, multipart_racing_uploads, streams_large_objects);
@@ -521,7 +548,7 @@ mod tests {
             let store = super::moto_bucket();
             move || store.clone()
         };
-            put_get_head_delete, ranges, empty_objects, listing, rename, rename_if_absent,
+            put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
             concurrent_puts, multipart_zero_parts, multipart_resumed_by_new_instance,
             multipart_invisible_until_complete, multipart_failed_part_retried,
             multipart_racing_uploads, multipart_receipts_name_their_bytes,

@@ -336,6 +336,45 @@ fn walk(dir: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ObjectMe
     true
 }
 
+/// Up to `limit` files directly in `dir` named after `after`, sorted by name, as keys under
+/// `prefix`. Blocking.
+fn page(
+    dir: &Path,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> std::io::Result<Vec<ObjectMeta>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && !name.starts_with('.') && after.is_none_or(|a| name.as_str() > a) {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    let mut page = Vec::with_capacity(limit.min(names.len()));
+    for name in names.into_iter().take(limit) {
+        match std::fs::metadata(dir.join(&name)) {
+            Ok(m) => page.push(meta(join(prefix, &name), &m)),
+            // Removed meanwhile.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(page)
+}
+
 fn meta(key: String, m: &std::fs::Metadata) -> ObjectMeta {
     ObjectMeta {
         key,
@@ -437,6 +476,20 @@ impl Storage for FilesystemStorage {
         out.objects.sort_by(|a, b| a.key.cmp(&b.key));
         out.prefixes.sort();
         Ok(out)
+    }
+
+    /// The folder's names in one `readdir` on a blocking thread (no stat but the page's), sorted.
+    async fn list_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>> {
+        let dir = self.path(prefix)?;
+        let (prefix, after) = (prefix.to_owned(), after.map(str::to_owned));
+        io::blocking(move || page(&dir, &prefix, after.as_deref(), limit))
+            .await
+            .map_err(io_error)
     }
 
     /// One walk on a blocking thread, streaming what it finds, instead of a task hop per entry.

@@ -1,0 +1,109 @@
+//! The admission hook: consulted before a manifest is stored, a tag moved or deleted, or a
+//! manifest deleted, it may refuse the change with a reason, which the client gets as `DENIED`
+//! (403). Immutable tags, quotas, or a rule that only signed images may be pushed are admission
+//! rules.
+//!
+//! ```
+//! use registry_core::admission::{Admission, Caller, Change, Refusal};
+//!
+//! /// Tags named `latest` may not be deleted.
+//! struct KeepLatest;
+//!
+//! #[async_trait::async_trait]
+//! impl Admission for KeepLatest {
+//!     async fn admit(&self, change: &Change<'_>, _caller: &Caller) -> Result<(), Refusal> {
+//!         match change {
+//!             Change::DeleteTag { tag, .. } if tag.as_str() == "latest" => {
+//!                 Err(Refusal::new("latest is never deleted"))
+//!             }
+//!             _ => Ok(()),
+//!         }
+//!     }
+//! }
+//! ```
+
+use async_trait::async_trait;
+
+use crate::digest::Digest;
+use crate::manifest::Manifest;
+use crate::reference::{RepositoryName, Tag};
+
+/// Who asks for a change, and through which request: what admission rules and tag history see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The authenticated user; `None` for an anonymous caller (or a call from the library).
+    pub identity: Option<String>,
+    /// The request's id (`X-Request-Id`), when it came through HTTP.
+    pub request_id: Option<String>,
+}
+
+/// A change about to be made to a repository.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Change<'a> {
+    /// A manifest is about to be stored (then tagged, when `tag` is given).
+    PutManifest {
+        /// The repository.
+        repository: &'a RepositoryName,
+        /// The manifest's digest.
+        digest: &'a Digest,
+        /// The manifest, parsed (its blobs, children, subject and annotations).
+        manifest: &'a Manifest,
+        /// The tag it is pushed under, if any.
+        tag: Option<&'a Tag>,
+    },
+    /// A tag is about to point at `to`; `from` is what it points at now (`None`: a new tag).
+    MoveTag {
+        /// The repository.
+        repository: &'a RepositoryName,
+        /// The tag.
+        tag: &'a Tag,
+        /// Its manifest now.
+        from: Option<&'a Digest>,
+        /// Its manifest after the change.
+        to: &'a Digest,
+    },
+    /// A tag is about to be deleted; its manifest stays.
+    DeleteTag {
+        /// The repository.
+        repository: &'a RepositoryName,
+        /// The tag.
+        tag: &'a Tag,
+        /// What it points at.
+        digest: &'a Digest,
+    },
+    /// A manifest is about to be deleted, with every tag pointing at it.
+    DeleteManifest {
+        /// The repository.
+        repository: &'a RepositoryName,
+        /// The manifest.
+        digest: &'a Digest,
+        /// The tags that point at it, and go with it.
+        tags: &'a [Tag],
+    },
+}
+
+/// Why a change was refused: the message the client gets with `DENIED`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    /// What the client is told.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal telling the client `message`.
+    pub fn new(message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+        }
+    }
+}
+
+/// Rules a change must pass before it is made. Consulted after the request is validated and
+/// before anything is written; a refusal changes nothing.
+#[async_trait]
+pub trait Admission: Send + Sync + 'static {
+    /// Allows `change`, or refuses it with the reason the client is told.
+    async fn admit(&self, change: &Change<'_>, caller: &Caller) -> Result<(), Refusal>;
+}

@@ -1,0 +1,216 @@
+//! [`Catalog`]: the repositories holding at least one manifest, one empty object each under
+//! [`paths::CATALOG`], listed a page at a time from an offset: `_catalog` costs what its page
+//! costs, not what the store holds.
+//!
+//! An entry is written (idempotently) when a manifest is pushed, and removed when a repository
+//! loses its last manifest (by a delete or a collection): the remover looks again afterwards and
+//! puts the entry back if a push landed meanwhile, and every collection reconciles the catalog
+//! with what it walked. Nothing is read, modified and written back, so replicas sharing a bucket
+//! need no conditional writes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+use crate::error::Result;
+use crate::manifests::Manifests;
+use crate::paths;
+use crate::reference::RepositoryName;
+use crate::storage::{Storage, StorageExt, join};
+use crate::tags::Page;
+
+/// The version of the index this code keeps ([`paths::INDEX_VERSION`] holds it).
+pub const INDEX_VERSION: &str = "1";
+
+/// Whether the store keeps the index. A store written before it keeps its tags at legacy links
+/// and has no catalog entries: it is read the old way (legacy links too, the catalog by walking
+/// the repositories) until `registry reindex` (or [`crate::Registry::reindex`]) moves it.
+#[derive(Debug, Default)]
+pub(crate) struct IndexState {
+    /// 0: not known yet; 1: legacy; 2: indexed.
+    state: AtomicU8,
+    /// The registry may write (the version of a fresh store).
+    writable: bool,
+}
+
+impl IndexState {
+    pub fn new(writable: bool) -> IndexState {
+        IndexState {
+            state: AtomicU8::new(0),
+            writable,
+        }
+    }
+
+    /// True when the store was written before the index and is not reindexed yet. Asked of
+    /// storage once per process: a fresh store (no repository yet) is marked indexed at once.
+    pub async fn legacy(&self, storage: &dyn Storage) -> Result<bool> {
+        match self.state.load(Ordering::Relaxed) {
+            1 => return Ok(true),
+            2 => return Ok(false),
+            _ => {}
+        }
+        let legacy = if storage.exists(paths::INDEX_VERSION).await? {
+            false
+        } else if self.writable && storage.list(paths::REPOSITORIES).await?.prefixes.is_empty() {
+            storage
+                .put(
+                    paths::INDEX_VERSION,
+                    Bytes::from_static(INDEX_VERSION.as_bytes()),
+                )
+                .await?;
+            false
+        } else {
+            true
+        };
+        self.state
+            .store(if legacy { 1 } else { 2 }, Ordering::Relaxed);
+        Ok(legacy)
+    }
+
+    /// The store was just reindexed.
+    pub fn indexed(&self) {
+        self.state.store(2, Ordering::Relaxed);
+    }
+}
+
+/// How long this process trusts that a repository's entry is there, sparing a write per push.
+const KNOWN_FOR: Duration = Duration::from_secs(600);
+
+/// The catalog.
+#[derive(Debug, Clone)]
+pub(crate) struct Catalog {
+    storage: Arc<dyn Storage>,
+    index: Arc<IndexState>,
+    known: Arc<quick_cache::sync::Cache<RepositoryName, Instant>>,
+}
+
+impl Catalog {
+    pub fn new(storage: Arc<dyn Storage>, index: Arc<IndexState>) -> Catalog {
+        Catalog {
+            storage,
+            index,
+            known: Arc::new(quick_cache::sync::Cache::new(16 * 1024)),
+        }
+    }
+
+    /// Lists `repo`, which just received a manifest (a write, unless this process wrote it
+    /// lately).
+    pub async fn add(&self, repo: &RepositoryName) -> Result<()> {
+        if self
+            .known
+            .get(repo)
+            .is_some_and(|at| at.elapsed() < KNOWN_FOR)
+        {
+            return Ok(());
+        }
+        self.storage
+            .put(&paths::catalog_entry(repo), Bytes::new())
+            .await?;
+        self.known.insert(repo.clone(), Instant::now());
+        Ok(())
+    }
+
+    /// Unlists `repo` when it holds no manifest any more; puts the entry back when a push landed
+    /// meanwhile.
+    pub async fn remove_if_empty(
+        &self,
+        repo: &RepositoryName,
+        manifests: &Manifests,
+    ) -> Result<()> {
+        if manifests.any(repo).await? {
+            return Ok(());
+        }
+        self.known.remove(repo);
+        let key = paths::catalog_entry(repo);
+        self.storage.delete(&key).await?;
+        if manifests.any(repo).await? {
+            self.storage.put(&key, Bytes::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// Repositories holding at least one manifest, in the lexical order of their names'
+    /// components, at most `n` after `last` (all when `n` is `None`).
+    pub async fn page(&self, n: Option<usize>, last: Option<&str>) -> Result<Page> {
+        if self.index.legacy(&*self.storage).await? {
+            return Ok(Page::of(self.walk().await?, n, last));
+        }
+        let after = match last {
+            Some(last) => match last.parse::<RepositoryName>() {
+                Ok(name) => paths::catalog_entry(&name)
+                    .rsplit('/')
+                    .next()
+                    .map(str::to_owned),
+                // A `last` that is no name: start where it would sort.
+                Err(_) => Some(last.replace('/', "!")),
+            },
+            None => None,
+        };
+        let limit = n.map_or(usize::MAX, |n| n.saturating_add(1));
+        let objects = self
+            .storage
+            .list_after(paths::CATALOG, after.as_deref(), limit)
+            .await?;
+        let mut items: Vec<String> = objects
+            .iter()
+            .filter_map(|o| o.key.rsplit('/').next())
+            .filter_map(paths::parse_catalog_entry)
+            .map(|name| name.to_string())
+            .collect();
+        let more = n.is_some_and(|n| items.len() > n);
+        if let Some(n) = n {
+            items.truncate(n);
+        }
+        Ok(Page { items, more })
+    }
+
+    /// Every repository's name, from the catalog's entries (for collections to reconcile).
+    pub async fn entries(&self) -> Result<Vec<RepositoryName>> {
+        let listed: Vec<_> = self.storage.list_all(paths::CATALOG).try_collect().await?;
+        Ok(listed
+            .iter()
+            .filter_map(|o| o.key.rsplit('/').next())
+            .filter_map(paths::parse_catalog_entry)
+            .collect())
+    }
+
+    /// Puts or removes entries so that the catalog lists exactly `holding` (the repositories
+    /// holding a manifest, as a collection found them); returns how many entries changed.
+    pub async fn reconcile(&self, holding: &HashSet<RepositoryName>) -> Result<usize> {
+        let listed: HashSet<RepositoryName> = self.entries().await?.into_iter().collect();
+        let mut changed = 0;
+        for repo in holding.iter().filter(|r| !listed.contains(*r)) {
+            self.storage
+                .put(&paths::catalog_entry(repo), Bytes::new())
+                .await?;
+            changed += 1;
+        }
+        for repo in listed.iter().filter(|r| !holding.contains(*r)) {
+            self.known.remove(repo);
+            self.storage.delete(&paths::catalog_entry(repo)).await?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// Repositories holding a manifest, by walking the store (stores not yet reindexed).
+    pub async fn walk(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut pending = vec![(paths::REPOSITORIES.to_owned(), String::new())];
+        while let Some((key, name)) = pending.pop() {
+            for p in self.storage.list(&key).await?.prefixes {
+                if p == paths::MANIFESTS_DIR {
+                    names.push(name.clone());
+                } else if !paths::is_repository_entry(&p) {
+                    pending.push((join(&key, &p), join(&name, &p)));
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}

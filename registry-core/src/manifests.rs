@@ -1,0 +1,304 @@
+//! [`Manifests`]: a repository's manifests (the exact bytes received, and a revision link per
+//! repository) and the referrers index kept beside them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::blobs::{Blobs, parse_record, to_json};
+use crate::cache::Caches;
+use crate::digest::{Digest, Digester};
+use crate::error::{Error, Result};
+use crate::manifest::{Descriptor, Manifest};
+use crate::paths;
+use crate::reference::{Reference, RepositoryName};
+use crate::storage::{Storage, StorageExt};
+
+/// What is known about a stored manifest without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestInfo {
+    /// Digest of the stored bytes.
+    pub digest: Digest,
+    /// Media type to serve it with.
+    pub media_type: String,
+    /// Size of the stored bytes.
+    pub size: u64,
+    /// The manifest's subject, if it has one.
+    pub subject: Option<Digest>,
+}
+
+/// A stored manifest: the exact bytes received and what describes them.
+#[derive(Debug, Clone)]
+pub struct ManifestContent {
+    /// Digest, media type and size.
+    pub info: ManifestInfo,
+    /// The bytes as received at push.
+    pub bytes: Bytes,
+}
+
+/// The record at a manifest's revision link.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestLink {
+    media_type: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<Digest>,
+}
+
+/// A manifest validated for a repository, ready to be stored.
+#[derive(Debug)]
+pub(crate) struct Validated {
+    pub manifest: Manifest,
+    pub info: ManifestInfo,
+    pub bytes: Bytes,
+}
+
+/// The manifest store.
+#[derive(Debug, Clone)]
+pub(crate) struct Manifests {
+    storage: Arc<dyn Storage>,
+    caches: Arc<Caches>,
+    blobs: Blobs,
+    max_size: u64,
+}
+
+impl Manifests {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        caches: Arc<Caches>,
+        blobs: Blobs,
+        max_size: u64,
+    ) -> Manifests {
+        Manifests {
+            storage,
+            caches,
+            blobs,
+            max_size,
+        }
+    }
+
+    /// Checks a manifest pushed to `repo` under `reference`: its size, its kind and shape, its
+    /// digest when pushed by digest, and, when `check_references`, that the repository holds
+    /// every blob and child it names (marking them in use for garbage collection).
+    pub async fn validate(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        check_references: bool,
+    ) -> Result<Validated> {
+        if bytes.len() as u64 > self.max_size {
+            return Err(Error::ManifestTooLarge {
+                size: bytes.len() as u64,
+                limit: self.max_size,
+            });
+        }
+        let manifest = Manifest::parse(&bytes, content_type)?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let mut d = Digester::new(expected.algorithm());
+                d.update(&bytes);
+                let actual = d.finish();
+                if actual != *expected {
+                    return Err(Error::DigestMismatch {
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::of(&bytes),
+        };
+        if check_references {
+            self.check_references(repo, &manifest).await?;
+        }
+        let info = ManifestInfo {
+            digest,
+            media_type: manifest.media_type.clone(),
+            size: bytes.len() as u64,
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+        };
+        Ok(Validated {
+            manifest,
+            info,
+            bytes,
+        })
+    }
+
+    /// Stores a validated manifest in `repo`, in an order that leaves at worst unreferenced data
+    /// after a crash: the bytes, the revision link, the referrers entry.
+    pub async fn store(&self, repo: &RepositoryName, m: &Validated) -> Result<()> {
+        let info = &m.info;
+        self.storage
+            .put(&paths::blob_data(&info.digest), m.bytes.clone())
+            .await?;
+        let link = ManifestLink {
+            media_type: info.media_type.clone(),
+            size: info.size,
+            subject: info.subject.clone(),
+        };
+        self.storage
+            .put(&paths::manifest_link(repo, &info.digest), to_json(&link)?)
+            .await?;
+        if let Some(subject) = &info.subject {
+            let entry = Descriptor {
+                media_type: info.media_type.clone(),
+                digest: info.digest.clone(),
+                size: info.size,
+                artifact_type: m.manifest.referrer_artifact_type(),
+                annotations: m.manifest.annotations.clone(),
+                urls: None,
+                platform: None,
+            };
+            self.storage
+                .put(
+                    &paths::referrer(repo, subject, &info.digest),
+                    to_json(&entry)?,
+                )
+                .await?;
+        }
+        self.caches.put_manifest_bytes(&info.digest, &m.bytes);
+        self.caches.put_revision(repo, info);
+        Ok(())
+    }
+
+    /// Digest, media type and size of a manifest of `repo`. [`Error::ManifestUnknown`] naming
+    /// `asked` (the tag or digest the client gave) when the repository lacks it.
+    pub async fn stat(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        asked: &Reference,
+    ) -> Result<ManifestInfo> {
+        if let Some(info) = self.caches.revision(repo, digest) {
+            return Ok(info);
+        }
+        let key = paths::manifest_link(repo, digest);
+        let bytes = self
+            .storage
+            .get_opt(&key)
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown {
+                reference: asked.to_string(),
+            })?;
+        let link: ManifestLink = parse_record(&key, &bytes)?;
+        let info = ManifestInfo {
+            digest: digest.clone(),
+            media_type: link.media_type,
+            size: link.size,
+            subject: link.subject,
+        };
+        self.caches.put_revision(repo, &info);
+        Ok(info)
+    }
+
+    /// A manifest of `repo`: its bytes as received, checked against their digest.
+    pub async fn get(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        asked: &Reference,
+    ) -> Result<ManifestContent> {
+        let info = self.stat(repo, digest, asked).await?;
+        if let Some(bytes) = self.caches.manifest_bytes(&info.digest) {
+            return Ok(ManifestContent { info, bytes });
+        }
+        let bytes = self
+            .storage
+            .get_opt(&paths::blob_data(&info.digest))
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown {
+                reference: asked.to_string(),
+            })?;
+        let mut check = Digester::new(info.digest.algorithm());
+        check.update(&bytes);
+        if check.finish() != info.digest {
+            return Err(Error::storage(format!(
+                "stored manifest {} does not match its digest",
+                info.digest
+            )));
+        }
+        self.caches.put_manifest_bytes(&info.digest, &bytes);
+        Ok(ManifestContent { info, bytes })
+    }
+
+    /// Removes a manifest from `repo`: its referrers entry, then its revision link. Its bytes
+    /// stay for garbage collection.
+    pub async fn remove(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        let info = self
+            .stat(repo, digest, &Reference::Digest(digest.clone()))
+            .await?;
+        if let Some(subject) = &info.subject {
+            self.storage
+                .delete(&paths::referrer(repo, subject, digest))
+                .await?;
+        }
+        self.caches.forget_revision(repo, digest);
+        self.storage
+            .delete(&paths::manifest_link(repo, digest))
+            .await
+    }
+
+    /// Whether `repo` holds any manifest (one listing).
+    pub async fn any(&self, repo: &RepositoryName) -> Result<bool> {
+        let level = self.storage.list(&paths::revisions(repo)).await?;
+        Ok(!level.prefixes.is_empty() || !level.objects.is_empty())
+    }
+
+    /// Descriptors of the manifests in `repo` whose subject is `subject`, optionally only those of
+    /// one artifact type. Read from the index kept at push: no scan.
+    pub async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let entries = self.storage.list(&paths::referrers(repo, subject)).await?;
+        let storage = self.storage.clone();
+        let descriptors: Vec<Option<Descriptor>> = futures::stream::iter(entries.objects)
+            .map(move |o| {
+                let storage = storage.clone();
+                async move {
+                    match storage.get_opt(&o.key).await? {
+                        Some(bytes) => parse_record(&o.key, &bytes).map(Some),
+                        None => Ok(None),
+                    }
+                }
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        Ok(descriptors
+            .into_iter()
+            .flatten()
+            .filter(|d| artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)))
+            .collect())
+    }
+
+    async fn check_references(&self, repo: &RepositoryName, manifest: &Manifest) -> Result<()> {
+        let blobs = manifest
+            .blob_references()
+            .map(|d| (paths::layer_link(repo, &d.digest), d.digest.clone()));
+        let children = manifest
+            .manifests
+            .iter()
+            .map(|d| (paths::manifest_link(repo, &d.digest), d.digest.clone()));
+        let checks: Vec<_> = blobs.chain(children).collect();
+        futures::stream::iter(checks)
+            .map(move |(key, digest)| async move {
+                if self.storage.exists(&key).await? {
+                    // Keep garbage collection off what this manifest is about to reference.
+                    self.blobs.touch(&digest).await.map(drop)
+                } else {
+                    Err(Error::ManifestBlobUnknown { digest })
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect::<()>()
+            .await
+    }
+}

@@ -1,0 +1,89 @@
+//! Reindexing: moves a store written before the listing index to it. Every legacy tag link
+//! becomes a tag record (its time of move taken from the link's age), every repository holding a
+//! manifest gets its catalog entry (and entries of repositories holding none go), then the index
+//! version is written. Idempotent, and safe while the registry serves: a tag record is written
+//! only where none is, before its legacy link goes.
+
+use std::collections::HashSet;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::catalog::INDEX_VERSION;
+use crate::error::{Error, Result};
+use crate::paths::{self, RepositoryEntry};
+use crate::reference::{RepositoryName, Tag};
+use crate::registry::Registry;
+use crate::storage::StorageExt;
+use crate::tags::{TagRecord, parse_digest_link, record_bytes};
+
+/// What a reindexing found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReindexReport {
+    /// Repositories holding at least one manifest.
+    pub repositories: u64,
+    /// Legacy tag links moved to tag records.
+    pub tags_moved: u64,
+    /// Catalog entries written or removed.
+    pub catalog_changes: u64,
+}
+
+/// A legacy tag link found by the walk: its repository, tag, key and age in seconds.
+type LegacyTag = (RepositoryName, Tag, String, u64);
+
+/// See the module documentation.
+pub(crate) async fn reindex(registry: &Registry) -> Result<ReindexReport> {
+    let storage = registry.storage();
+    let mut holding: HashSet<RepositoryName> = HashSet::new();
+    let mut legacy: Vec<LegacyTag> = Vec::new();
+    let mut listing = storage.list_all(paths::REPOSITORIES);
+    while let Some(meta) = listing.try_next().await? {
+        match paths::parse_repository_key(&meta.key) {
+            Some((name, RepositoryEntry::Revision(_))) => {
+                holding.insert(name);
+            }
+            Some((name, RepositoryEntry::LegacyTag(tag))) => {
+                let moved = meta
+                    .last_modified
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                legacy.push((name, tag, meta.key, moved));
+            }
+            _ => {}
+        }
+    }
+    drop(listing);
+    let tags_moved = legacy.len() as u64;
+    futures::stream::iter(legacy)
+        .map(|(repo, tag, key, moved)| async move {
+            let record_key = paths::tag(&repo, &tag);
+            if !storage.exists(&record_key).await?
+                && let Some(bytes) = storage.get_opt(&key).await?
+            {
+                let record = TagRecord {
+                    digest: parse_digest_link(&key, &bytes)?,
+                    moved,
+                };
+                storage.put(&record_key, record_bytes(&record)?).await?;
+            }
+            storage.delete(&key).await?;
+            Ok::<_, Error>(())
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    let catalog_changes = registry.catalog.reconcile(&holding).await? as u64;
+    storage
+        .put(
+            paths::INDEX_VERSION,
+            Bytes::from_static(INDEX_VERSION.as_bytes()),
+        )
+        .await?;
+    registry.index.indexed();
+    Ok(ReindexReport {
+        repositories: holding.len() as u64,
+        tags_moved,
+        catalog_changes,
+    })
+}
