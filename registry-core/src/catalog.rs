@@ -2,7 +2,8 @@
 //! [`paths::CATALOG`], listed a page at a time from an offset: `_catalog` costs what its page
 //! costs, not what the store holds.
 //!
-//! An entry is written (idempotently) when a manifest is pushed, and removed when a repository
+//! An entry is written (idempotently, every time: another replica may have just removed it) when a
+//! manifest is pushed, and removed when a repository
 //! loses its last manifest (by a delete or a collection): the remover looks again afterwards and
 //! puts the entry back if a push landed meanwhile, and every collection reconciles the catalog
 //! with what it walked. Nothing is read, modified and written back, so replicas sharing a bucket
@@ -11,7 +12,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -77,41 +77,24 @@ impl IndexState {
     }
 }
 
-/// How long this process trusts that a repository's entry is there, sparing a write per push.
-const KNOWN_FOR: Duration = Duration::from_secs(600);
-
 /// The catalog.
 #[derive(Debug, Clone)]
 pub(crate) struct Catalog {
     storage: Arc<dyn Storage>,
     index: Arc<IndexState>,
-    known: Arc<quick_cache::sync::Cache<RepositoryName, Instant>>,
 }
 
 impl Catalog {
     pub fn new(storage: Arc<dyn Storage>, index: Arc<IndexState>) -> Catalog {
-        Catalog {
-            storage,
-            index,
-            known: Arc::new(quick_cache::sync::Cache::new(16 * 1024)),
-        }
+        Catalog { storage, index }
     }
 
-    /// Lists `repo`, which just received a manifest (a write, unless this process wrote it
-    /// lately).
+    /// Lists `repo`, which just received a manifest.
     pub async fn add(&self, repo: &RepositoryName) -> Result<()> {
-        if self
-            .known
-            .get(repo)
-            .is_some_and(|at| at.elapsed() < KNOWN_FOR)
-        {
-            return Ok(());
-        }
+        self.index.legacy(&*self.storage).await?;
         self.storage
             .put(&paths::catalog_entry(repo), Bytes::new())
-            .await?;
-        self.known.insert(repo.clone(), Instant::now());
-        Ok(())
+            .await
     }
 
     /// Unlists `repo` when it holds no manifest any more; puts the entry back when a push landed
@@ -124,7 +107,6 @@ impl Catalog {
         if manifests.any(repo).await? {
             return Ok(());
         }
-        self.known.remove(repo);
         let key = paths::catalog_entry(repo);
         self.storage.delete(&key).await?;
         if manifests.any(repo).await? {
@@ -190,7 +172,6 @@ impl Catalog {
             changed += 1;
         }
         for repo in listed.iter().filter(|r| !holding.contains(*r)) {
-            self.known.remove(repo);
             self.storage.delete(&paths::catalog_entry(repo)).await?;
             changed += 1;
         }

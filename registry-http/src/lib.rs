@@ -307,8 +307,13 @@ async fn dispatch(
             .filter(|n| !n.is_empty()),
     };
     let method = parts.method.clone();
+    // What admission rules and tag history see of this request.
+    let caller = registry_core::Caller {
+        identity: actor.name.clone(),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+    };
     let cx = Ctx {
-        registry,
+        registry: registry.as_caller(caller),
         prefix,
         method: parts.method,
         headers: parts.headers,

@@ -8,7 +8,8 @@
 //! variable (`REGISTRY_LISTEN`, …). A flag beats the variables, which beat the config file, which
 //! beats the defaults; every configuration key is also a `REGISTRY_<TABLE>_<KEY>` variable.
 //! SIGTERM and Ctrl-C stop it gracefully. Subcommands: `gc [--dry-run]` collects garbage,
-//! `scrub` checks the store, `check-config FILE` checks a configuration file.
+//! `scrub` checks the store, `reindex` moves a store written before the listing index to it (the
+//! server does so at start), `check-config FILE` checks a configuration file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +74,9 @@ enum Command {
     /// Re-hash every blob and check every link and tag; report problems without repairing them.
     /// Exits with 1 when it finds any.
     Scrub,
+    /// Move a store written before the listing index to it (tag records, the catalog); the
+    /// server does so at start. Safe beside a running server, and to run again.
+    Reindex,
     /// Check a configuration file and print the configuration it gives.
     CheckConfig {
         /// The TOML file to check.
@@ -101,6 +105,7 @@ async fn main() {
     let result = match args.command {
         Some(Command::CheckConfig { ref file }) => check_config(file, &config),
         Some(Command::Scrub) => scrub(config).await,
+        Some(Command::Reindex) => reindex(config).await,
         Some(Command::Gc { dry_run }) => gc(config, dry_run).await,
         Some(Command::Serve) | None => serve(config).await,
     };
@@ -187,6 +192,7 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
                 .touch_interval
                 .map(|t| t.min(Duration::from_secs(config.gc.grace_secs) / 4))
                 .filter(|_| !config.read_only),
+            read_only: config.read_only,
             ..defaults
         },
     ))
@@ -195,6 +201,24 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
 async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let registry = registry(&config, Some(&metrics))?;
+    if !config.read_only
+        && registry
+            .needs_reindex()
+            .await
+            .map_err(|e| format!("cannot read the storage: {e}"))?
+    {
+        tracing::info!("the store predates the listing index: reindexing (registry reindex)");
+        let report = registry
+            .reindex()
+            .await
+            .map_err(|e| format!("reindex failed: {e}"))?;
+        tracing::info!(
+            repositories = report.repositories,
+            tags_moved = report.tags_moved,
+            catalog_changes = report.catalog_changes,
+            "reindexed"
+        );
+    }
     let events = notify::Webhooks::start(&config.notifications, &metrics)?;
     // Read-only, a mirror serves what it cached and fetches nothing: storage stays as it is.
     let mirror = config
@@ -347,7 +371,7 @@ async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         );
     }
     println!(
-        "gc: {} repositories, {} manifests and {} blobs kept; {} {} objects, {} bytes{}",
+        "gc: {} repositories, {} manifests and {} blobs kept; {} {} objects, {} bytes{}; {} catalog entries reconciled",
         report.repositories,
         report.manifests_kept,
         report.blobs_kept,
@@ -355,6 +379,20 @@ async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         report.removed.len(),
         report.bytes_freed(),
         if dry_run { " (dry run)" } else { "" },
+        report.catalog_changes,
+    );
+    Ok(())
+}
+
+async fn reindex(config: Config) -> Result<(), String> {
+    let registry = registry(&config, None)?;
+    let report = registry
+        .reindex()
+        .await
+        .map_err(|e| format!("reindex failed: {e}"))?;
+    println!(
+        "reindex: {} repositories hold manifests; {} tags moved to records; {} catalog entries written or removed",
+        report.repositories, report.tags_moved, report.catalog_changes
     );
     Ok(())
 }
