@@ -43,7 +43,7 @@ macro_rules! storage_testsuite {
     ([$(#[$attr:meta])*] $open:expr) => {
         $crate::storage_testsuite!(@cases [$(#[$attr])*] $open;
             put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
-            concurrent_puts, multipart_complete, multipart_zero_parts, multipart_abort,
+            concurrent_puts, puts_beside_deletes, multipart_complete, multipart_zero_parts, multipart_abort,
             multipart_resumed_by_new_instance, multipart_invisible_until_complete,
             multipart_failed_part_retried, multipart_racing_uploads,
             multipart_receipts_name_their_bytes, streams_large_objects);
@@ -299,6 +299,32 @@ pub async fn rename_if_absent(open: Opener<'_>) {
     ));
     for k in ["n/from", "n/deep/to"] {
         s.delete(k).await.expect("delete");
+    }
+}
+
+/// Puts and renames into a folder that deletes keep emptying (backends that prune empty folders
+/// race here): every one succeeds.
+pub async fn puts_beside_deletes(open: Opener<'_>) {
+    let tasks = (0..32u8).map(|t| {
+        let s = open();
+        tokio::spawn(async move {
+            for i in 0..150 {
+                let key = format!("pd/a/{t}-{i}");
+                s.put(&key, Bytes::from_static(b"x")).await?;
+                if i % 2 == 0 {
+                    let moved = format!("pd/b/{t}-{i}");
+                    s.rename(&key, &moved).await?;
+                    s.delete(&moved).await?;
+                } else {
+                    s.delete(&key).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        })
+    });
+    for t in futures::future::join_all(tasks).await {
+        t.expect("task")
+            .expect("a put or rename beside deletes failed");
     }
 }
 

@@ -245,6 +245,9 @@ impl MeteredStorage {
     }
 }
 
+// A wrapper must forward every method: a provided one left out falls back to its default
+// (a whole listing instead of a page, a check-then-rename instead of an atomic one).
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl Storage for MeteredStorage {
     async fn get(&self, key: &str, range: Option<GetRange>) -> Result<GetResult> {
@@ -267,8 +270,27 @@ impl Storage for MeteredStorage {
         self.timed("list", self.inner.list(prefix)).await
     }
 
+    async fn list_after(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>> {
+        self.timed("list", self.inner.list_after(prefix, after, limit))
+            .await
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         self.timed("rename", self.inner.rename(from, to)).await
+    }
+
+    async fn rename_if_absent(&self, from: &str, to: &str) -> Result<bool> {
+        self.timed("rename", self.inner.rename_if_absent(from, to))
+            .await
+    }
+
+    fn list_all(&self, prefix: &str) -> futures::stream::BoxStream<'_, Result<ObjectMeta>> {
+        self.inner.list_all(prefix)
     }
 
     async fn create_multipart(&self, key: &str) -> Result<MultipartId> {
@@ -316,5 +338,21 @@ impl Storage for MeteredStorage {
     async fn signed_url(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {
         self.timed("signed_url", self.inner.signed_url(key, expires_in))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The backend suite through the wrapper, over the in-memory store.
+    mod metered {
+        registry_core::storage_testsuite!({
+            let store = registry_storage::MemoryStorage::new();
+            let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+            move || {
+                let inner = std::sync::Arc::new(store.clone());
+                let metered = crate::metrics::MeteredStorage::new(inner, metrics.clone());
+                std::sync::Arc::new(metered) as std::sync::Arc<dyn registry_core::Storage>
+            }
+        });
     }
 }

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod figures;
+mod seed;
 
 use client::{Conn, Data};
 use figures::Figure;
@@ -92,6 +93,22 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         mib: u64,
     },
+    /// Fills a store, through the library, with many repositories and one of many tags (for
+    /// `scripts/bench-listing.sh`); `--url` is not used.
+    SeedListing {
+        /// The store: `fs:PATH` or `s3://BUCKET[/PREFIX]` (with the `AWS_*` variables)
+        #[arg(long)]
+        storage: String,
+        /// Repositories, each holding a manifest tagged v1
+        #[arg(long, default_value_t = 20_000)]
+        repos: u64,
+        /// Tags of the repository seed/tagged
+        #[arg(long, default_value_t = 20_000)]
+        tags: u64,
+        /// Write only what listings read: catalog entries and tag records
+        #[arg(long)]
+        index_only: bool,
+    },
     /// Every figure with its default settings.
     All,
 }
@@ -106,6 +123,15 @@ async fn main() {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
+    if let Command::SeedListing {
+        storage,
+        repos,
+        tags,
+        index_only,
+    } = &args.command
+    {
+        return seed::seed(storage, *repos, *tags, *index_only).await;
+    }
     let base = client::Base::parse(&args.url)?;
     let print = |f: Figure| f.print(args.json);
     match &args.command {
@@ -132,6 +158,8 @@ async fn run(args: &Args) -> Result<(), String> {
             }
         }
         Command::Loopback { mib } => print(figures::loopback(*mib).await?),
+        // Seeding needs no registry: it returned above.
+        Command::SeedListing { .. } => {}
         Command::All => {
             print(figures::loopback(1024).await?);
             print(push(&base, &args.repo, 1024, None).await?);

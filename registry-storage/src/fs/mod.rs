@@ -68,6 +68,11 @@ fn io_error(e: std::io::Error) -> Error {
     Error::storage(e)
 }
 
+/// An I/O failure on `key`'s file, naming the key.
+fn io_error_at(key: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::storage(std::io::Error::new(e.kind(), format!("{key}: {e}")))
+}
+
 fn not_found(key: &str) -> Error {
     Error::NotFound {
         key: key.to_owned(),
@@ -150,11 +155,13 @@ impl FilesystemStorage {
         self.root.join(TMP).join(unique())
     }
 
-    /// Removes the now-empty folders above a removed file, up to the root.
+    /// Removes the now-empty folders above a removed file, up to the layout's top-level folders
+    /// (`blobs`, `data`, `repositories`…), which stay: removing them would only make every write
+    /// beside them create them again.
     async fn prune(&self, file: &Path) {
         let mut dir = file.parent();
         while let Some(d) = dir {
-            if d == self.root || !d.starts_with(&self.root) {
+            if d.parent() == Some(self.root.as_path()) || !d.starts_with(&self.root) {
                 break;
             }
             if tokio::fs::remove_dir(d).await.is_err() {
@@ -233,6 +240,19 @@ impl FilesystemStorage {
     }
 }
 
+/// Times a write tries again to create its folders, which concurrent deletes may keep pruning.
+const FOLDER_ATTEMPTS: usize = 32;
+
+/// Creates `dir` and its parents. A concurrent delete may prune a folder between the `mkdir` that
+/// found it and the check that it is one, where `create_dir_all` reports it as existing: that
+/// is one more attempt for the caller, not an error.
+fn make_folders(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir_all(dir) {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
 /// Renames `from` onto `to`, creating its folders (again, if a concurrent delete pruned them
 /// meanwhile), then makes the rename durable. Blocking.
 fn install(root: &Path, from: &Path, to: &Path) -> std::io::Result<()> {
@@ -240,9 +260,9 @@ fn install(root: &Path, from: &Path, to: &Path) -> std::io::Result<()> {
     let mut attempts = 0;
     loop {
         match std::fs::rename(from, to) {
-            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < FOLDER_ATTEMPTS => {
                 std::fs::metadata(from)?;
-                std::fs::create_dir_all(parent)?;
+                make_folders(parent)?;
                 attempts += 1;
             }
             other => break other?,
@@ -261,9 +281,9 @@ fn install_if_absent(root: &Path, from: &Path, to: &Path) -> std::io::Result<boo
         match std::fs::hard_link(from, to) {
             Ok(()) => break,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < FOLDER_ATTEMPTS => {
                 std::fs::metadata(from)?;
-                std::fs::create_dir_all(parent)?;
+                make_folders(parent)?;
                 attempts += 1;
             }
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(e),
@@ -430,7 +450,7 @@ impl Storage for FilesystemStorage {
             })
         })
         .await
-        .map_err(io_error)
+        .map_err(io_error_at(key))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -513,7 +533,7 @@ impl Storage for FilesystemStorage {
                 Ok(())
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Err(not_found(from)),
-            Err(e) => Err(io_error(e)),
+            Err(e) => Err(io_error_at(to)(e)),
         }
     }
 
@@ -527,7 +547,7 @@ impl Storage for FilesystemStorage {
             }
             Ok(false) => Ok(false),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(not_found(from)),
-            Err(e) => Err(io_error(e)),
+            Err(e) => Err(io_error_at(to)(e)),
         }
     }
 
@@ -572,7 +592,7 @@ impl Storage for FilesystemStorage {
         // A data file gone means an earlier completion already consumed this upload.
         installed.map_err(|e| match e.kind() {
             ErrorKind::NotFound => not_found(key),
-            _ => io_error(e),
+            _ => io_error_at(key)(e),
         })
     }
 
