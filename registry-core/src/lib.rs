@@ -16,18 +16,22 @@
 //!   - [`tags`]: tag records (digest, time of move), a page at a time, and their history;
 //!   - `catalog`: the repositories holding a manifest, a page at a time;
 //!   - [`reindex`]: moves a store written before the listing index to it.
-//! - [`admission`]: the hook consulted before a manifest or tag changes, and the [`Caller`].
+//! - Extension points an embedder implements, free of any web framework: [`access`]
+//!   ([`access::AccessControl`]: identity and policy), [`admission`] (the hook consulted before a
+//!   manifest or tag changes, and the [`Caller`]), [`events`] ([`events::EventSink`]).
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 
+pub mod access;
 pub mod admission;
 mod blobs;
 mod cache;
 mod catalog;
 pub mod digest;
 pub mod error;
+pub mod events;
 pub mod gc;
 pub mod manifest;
 mod manifests;

@@ -1,9 +1,11 @@
-//! The one error type of the HTTP adapter, and the one table from OCI error code to HTTP status and
-//! message. Every failure reaches the client as `{"errors":[{"code","message","detail"}]}`.
+//! The errors of the HTTP adapter: [`ApiError`], what a request fails with, and the one table
+//! from OCI error code to HTTP status and message (every failure reaches the client as
+//! `{"errors":[{"code","message","detail"}]}`); and [`Error`], what setting the layer up fails
+//! with (certificates, users, keys, rules).
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode};
-use registry_core::Error;
+use registry_core::Error as CoreError;
 
 /// An OCI error code, from the distribution spec (plus the few distribution adds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,41 +207,93 @@ impl ApiError {
     }
 }
 
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
         use ErrorCode::*;
         let detail = e.to_string();
         let (code, status) = match &e {
-            Error::DigestInvalid { .. } | Error::DigestMismatch { .. } => (DigestInvalid, None),
-            Error::NameInvalid { .. } => (NameInvalid, None),
-            Error::NameUnknown { .. } => (NameUnknown, None),
-            Error::TagInvalid { .. } | Error::ManifestInvalid { .. } => (ManifestInvalid, None),
-            Error::BlobUnknown { .. } => (BlobUnknown, None),
-            Error::BlobUploadUnknown { .. } => (BlobUploadUnknown, None),
-            Error::BlobUploadInvalid { .. } => (BlobUploadInvalid, None),
-            Error::ChunkOutOfOrder { .. } => {
+            CoreError::DigestInvalid { .. } | CoreError::DigestMismatch { .. } => {
+                (DigestInvalid, None)
+            }
+            CoreError::NameInvalid { .. } => (NameInvalid, None),
+            CoreError::NameUnknown { .. } => (NameUnknown, None),
+            CoreError::TagInvalid { .. } | CoreError::ManifestInvalid { .. } => {
+                (ManifestInvalid, None)
+            }
+            CoreError::BlobUnknown { .. } => (BlobUnknown, None),
+            CoreError::BlobUploadUnknown { .. } => (BlobUploadUnknown, None),
+            CoreError::BlobUploadInvalid { .. } => (BlobUploadInvalid, None),
+            CoreError::ChunkOutOfOrder { .. } => {
                 (BlobUploadInvalid, Some(StatusCode::RANGE_NOT_SATISFIABLE))
             }
-            Error::RangeNotSatisfiable { .. } => (RangeInvalid, None),
-            Error::ManifestTooLarge { .. } => (SizeInvalid, Some(StatusCode::PAYLOAD_TOO_LARGE)),
-            Error::ManifestBlobUnknown { .. } => (ManifestBlobUnknown, None),
-            Error::ManifestUnknown { .. } => (ManifestUnknown, None),
-            Error::NotImplemented { .. } => (Unsupported, None),
-            Error::Denied { .. } => (Denied, None),
-            Error::Storage { .. } => (Unavailable, None),
+            CoreError::RangeNotSatisfiable { .. } => (RangeInvalid, None),
+            CoreError::ManifestTooLarge { .. } => {
+                (SizeInvalid, Some(StatusCode::PAYLOAD_TOO_LARGE))
+            }
+            CoreError::ManifestBlobUnknown { .. } => (ManifestBlobUnknown, None),
+            CoreError::ManifestUnknown { .. } => (ManifestUnknown, None),
+            CoreError::NotImplemented { .. } => (Unsupported, None),
+            CoreError::Denied { .. } => (Denied, None),
+            CoreError::Storage { .. } => (Unavailable, None),
             _ => (Unknown, None),
         };
         let mut err = ApiError::new(code, detail);
         if let Some(status) = status {
             err = err.with_status(status);
         }
-        if let Error::RangeNotSatisfiable { size } = e
+        if let CoreError::RangeNotSatisfiable { size } = e
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
         {
             err = err.with_header(http::header::CONTENT_RANGE, v);
         }
         err
     }
+}
+
+/// What setting the HTTP layer up can fail with: files that cannot be read, or say something
+/// unusable. Requests fail with [`ApiError`]s instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An htpasswd entry that cannot be used.
+    #[error("htpasswd {origin}line {line}: {reason}")]
+    Htpasswd {
+        /// The file, and a space, when the entries came from one.
+        origin: String,
+        /// The line, counting from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// TLS certificates or keys that cannot be used.
+    #[error("TLS: {reason}")]
+    Tls {
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// A key that cannot sign or verify tokens.
+    #[error("token key: {reason}")]
+    TokenKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Access rules that name an unknown action or group.
+    #[error("access rules: {reason}")]
+    Policy {
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// A pull-through cache that cannot be set up.
+    #[error(transparent)]
+    Mirror(#[from] crate::mirror::MirrorError),
 }
 
 /// The detail of a 5xx answer, left in the response's extensions for the logging layer.

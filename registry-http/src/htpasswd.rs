@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::{AccessControl, Action, Credentials, Identity, Resource};
+use crate::auth::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::error::Error;
 use crate::policy::AccessRules;
 
 /// How long a verified password is remembered, so that bcrypt runs once per client, not per request.
@@ -31,7 +32,16 @@ struct Users {
 }
 
 impl Users {
-    fn parse(text: &str) -> Result<Users, String> {
+    /// The users of htpasswd text; `origin` names where it came from, for errors.
+    fn parse(text: &str, origin: &Path) -> Result<Users, Error> {
+        let invalid = |line: usize, reason| Error::Htpasswd {
+            origin: match origin.as_os_str().is_empty() {
+                true => String::new(),
+                false => format!("{} ", origin.display()),
+            },
+            line,
+            reason,
+        };
         let mut hashes = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -40,18 +50,20 @@ impl Users {
             }
             let (user, hash) = line
                 .split_once(':')
-                .ok_or_else(|| format!("line {}: not user:hash", n + 1))?;
+                .ok_or_else(|| invalid(n + 1, "not user:hash"))?;
             let bcrypt = ["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p));
             if !bcrypt {
-                return Err(format!(
-                    "line {} ({user}): only bcrypt entries are supported (htpasswd -B)",
-                    n + 1
+                return Err(invalid(
+                    n + 1,
+                    "only bcrypt entries are supported (htpasswd -B)",
                 ));
             }
             hashes.insert(user.to_owned(), hash.to_owned());
         }
-        let decoy = bcrypt::hash(random_password(), decoy_cost(hashes.values()))
-            .map_err(|e| format!("bcrypt: {e}"))?;
+        // bcrypt takes costs 4 to 31; a malformed entry must not leave unknown users without a decoy.
+        let cost = decoy_cost(hashes.values()).clamp(4, 31);
+        let decoy = bcrypt::hash(random_password(), cost)
+            .map_err(|_| invalid(0, "bcrypt cannot hash with the entries' cost"))?;
         Ok(Users {
             hashes,
             decoy,
@@ -101,55 +113,59 @@ impl fmt::Debug for Htpasswd {
 impl Htpasswd {
     /// Reads an htpasswd file (`user:$2y$…` lines). Entries that are not bcrypt (MD5, SHA-1, crypt,
     /// plain) are refused with the line that holds them.
-    pub fn load(path: &Path, realm: &str) -> Result<Htpasswd, String> {
-        let text = read(path)?;
-        let mut h = Htpasswd::parse(&text, realm)
-            .map_err(|e| format!("htpasswd file {}: {e}", path.display()))?;
-        h.path = Some(path.to_owned());
-        Ok(h)
+    pub fn load(path: &Path, realm: &str) -> Result<Htpasswd, Error> {
+        let users = Users::parse(&read(path)?, path)?;
+        Ok(Htpasswd {
+            path: Some(path.to_owned()),
+            ..Htpasswd::with_users(users, realm)
+        })
     }
 
     /// Parses htpasswd text.
-    pub fn parse(text: &str, realm: &str) -> Result<Htpasswd, String> {
-        Ok(Htpasswd {
+    pub fn parse(text: &str, realm: &str) -> Result<Htpasswd, Error> {
+        Ok(Htpasswd::with_users(
+            Users::parse(text, Path::new(""))?,
+            realm,
+        ))
+    }
+
+    fn with_users(users: Users, realm: &str) -> Htpasswd {
+        Htpasswd {
             rules: None,
             realm: realm.to_owned(),
             path: None,
-            users: RwLock::new(Arc::new(Users::parse(text)?)),
+            users: RwLock::new(Arc::new(users)),
             verified: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Reads the file again if its text changed: `Ok(true)` when the users changed, `Ok(false)`
     /// when nothing did (or the users came from [`Htpasswd::parse`]). A file that cannot be read
     /// or parsed is an error and leaves the users as they were.
-    pub async fn reload(&self) -> Result<bool, String> {
+    pub async fn reload(&self) -> Result<bool, Error> {
         let Some(path) = self.path.clone() else {
             return Ok(false);
         };
-        let text = tokio::task::spawn_blocking(move || read(&path))
+        let text = tokio::fs::read_to_string(&path)
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
         if text == self.current().text {
             return Ok(false);
         }
-        let users = tokio::task::spawn_blocking(move || Users::parse(&text))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("htpasswd file {}: {e}", self.path_text()))?;
+        let parsed = tokio::task::spawn_blocking(move || Users::parse(&text, &path)).await;
+        let users = parsed.map_err(|e| Error::Read {
+            path: self.path.clone().unwrap_or_default(),
+            source: std::io::Error::other(e),
+        })??;
         *self.users.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(users);
         self.verified
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         Ok(true)
-    }
-
-    fn path_text(&self) -> String {
-        self.path
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()
     }
 
     fn current(&self) -> Arc<Users> {
@@ -215,9 +231,11 @@ impl Htpasswd {
     }
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read htpasswd file {}: {e}", path.display()))
+fn read(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A password nobody knows, for the decoy hash.
@@ -229,12 +247,12 @@ fn random_password() -> String {
 
 #[async_trait]
 impl AccessControl for Htpasswd {
-    async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, String> {
+    async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
         let (user, password) = match credentials {
             Credentials::Anonymous => return Ok(None),
             Credentials::Basic { user, password } => (user.clone(), password.clone()),
-            Credentials::Bearer(_) => return Err("bearer tokens are not accepted".into()),
-            Credentials::Malformed => return Err("malformed Authorization header".into()),
+            Credentials::Bearer(_) => return Err(AuthError::Unsupported),
+            Credentials::Malformed => return Err(AuthError::Malformed),
         };
         let users = self.current();
         let fingerprint: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();
@@ -250,12 +268,16 @@ impl AccessControl for Htpasswd {
             Ok(Some(Identity::user(user)))
         } else {
             tokio::time::sleep(FAILURE_DELAY).await;
-            Err(format!("wrong user or password for {user:?}"))
+            Err(AuthError::WrongCredentials { user })
         }
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
         self.permits(who, resource, actions)
+    }
+
+    fn stamp(&self, user: &str) -> Option<String> {
+        Htpasswd::stamp(self, user)
     }
 
     fn challenge(
@@ -332,7 +354,7 @@ mod tests {
         let hash = bcrypt::hash("pw", 4).unwrap();
         assert!(Htpasswd::parse(&format!("# users\nalice:{hash}\n"), "r").is_ok());
         for bad in ["bob:$apr1$abc$def", "bob:{SHA}abc=", "bob:plain", "bob"] {
-            let err = Htpasswd::parse(bad, "r").err().unwrap();
+            let err = Htpasswd::parse(bad, "r").err().unwrap().to_string();
             assert!(err.contains("line 1"), "{bad}: {err}");
         }
     }
@@ -345,12 +367,15 @@ mod tests {
         let tie = ["$2y$04$x", "$2y$06$x"].map(String::from);
         assert_eq!(decoy_cost(tie.iter()), 6, "a tie takes the higher cost");
         assert_eq!(decoy_cost([].iter()), bcrypt::DEFAULT_COST);
-        let users = Users::parse(&format!(
-            "a:{}\nb:{}\nc:{}",
-            bcrypt::hash("x", 4).unwrap(),
-            bcrypt::hash("x", 5).unwrap(),
-            bcrypt::hash("x", 5).unwrap()
-        ))
+        let users = Users::parse(
+            &format!(
+                "a:{}\nb:{}\nc:{}",
+                bcrypt::hash("x", 4).unwrap(),
+                bcrypt::hash("x", 5).unwrap(),
+                bcrypt::hash("x", 5).unwrap()
+            ),
+            Path::new(""),
+        )
         .unwrap();
         assert_eq!(&users.decoy[4..6], "05");
     }

@@ -55,8 +55,8 @@ pub mod server;
 pub mod testing;
 pub mod token;
 
-pub use auth::{AccessControl, Action, Credentials, Identity, Resource};
-pub use error::{ApiError, ErrorCode};
+pub use auth::{AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource};
+pub use error::{ApiError, Error, ErrorCode};
 pub use htpasswd::Htpasswd;
 pub use route::Route;
 pub use server::{ServeOptions, serve, tls_acceptor};
@@ -408,7 +408,7 @@ async fn check_access(
             .into_response()
         }
     };
-    let who = match access.identify(&Credentials::from_headers(headers)).await {
+    let who = match access.identify(&auth::credentials(headers)).await {
         Ok(who) => who,
         Err(reason) => {
             tracing::info!(%reason, "authentication failed");

@@ -17,7 +17,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
-use crate::auth::Action;
+use crate::error::Error;
+use registry_core::access::Action;
 
 /// One rule: everyone it names may do its actions on the repositories it matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -63,20 +64,20 @@ impl AccessRules {
     }
 
     /// Checks that every action named is known; returns the first that is not.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
         for rule in &self.rules {
             for a in &rule.actions {
                 if !matches!(a.as_str(), "pull" | "push" | "delete" | "*") {
-                    return Err(format!(
-                        "unknown action {a:?} in an access rule (pull, push, delete, *)"
-                    ));
+                    return Err(Error::Policy {
+                        reason: format!("unknown action {a:?} (pull, push, delete, *)"),
+                    });
                 }
             }
             for g in &rule.groups {
                 if !self.groups.contains_key(g) {
-                    return Err(format!(
-                        "access rule names group {g:?}, which the groups table lacks"
-                    ));
+                    return Err(Error::Policy {
+                        reason: format!("a rule names group {g:?}, which the groups table lacks"),
+                    });
                 }
             }
         }

@@ -27,9 +27,8 @@ use registry_core::RepositoryName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::Htpasswd;
-use crate::auth::{AccessControl, Action, Credentials, Identity, Resource};
-use crate::error::{ApiError, ErrorCode};
+use crate::auth::{AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource};
+use crate::error::{ApiError, Error, ErrorCode};
 
 /// Longest lifetime a built-in access token may have.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
@@ -37,46 +36,6 @@ pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 const REFRESH_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 10;
-
-/// One entry of a token's `access` claim, and of a requested scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    /// `repository` or `registry`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The repository name, or `catalog`.
-    pub name: String,
-    /// `pull`, `push`, `delete`, or `*`.
-    pub actions: Vec<String>,
-}
-
-impl Grant {
-    /// Reads a scope: `repository:NAME:pull,push` or `registry:catalog:*`.
-    pub fn parse_scope(scope: &str) -> Option<Grant> {
-        let (kind, rest) = scope.split_once(':')?;
-        let (name, actions) = rest.rsplit_once(':')?;
-        let kind_ok = matches!((kind, name), ("repository", _) | ("registry", "catalog"));
-        if !kind_ok
-            || name.is_empty()
-            || (kind == "repository" && name.parse::<RepositoryName>().is_err())
-        {
-            return None;
-        }
-        Some(Grant {
-            kind: kind.to_owned(),
-            name: name.to_owned(),
-            actions: actions
-                .split(',')
-                .filter(|a| !a.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        })
-    }
-
-    fn covers(&self, action: &str) -> bool {
-        self.actions.iter().any(|a| a == action || a == "*")
-    }
-}
 
 /// A token's claims. Per RFC 7519 only `iss`, `aud` and `exp` are required here (the
 /// validation checks them); `aud` may be a string or an array.
@@ -98,7 +57,7 @@ struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     typ: Option<String>,
     /// In refresh tokens: the stamp of the user's htpasswd entry when it was issued
-    /// ([`Htpasswd::stamp`]); the token is refused once the entry changed.
+    /// ([`AccessControl::stamp`]); the token is refused once the entry changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stamp: Option<String>,
 }
@@ -160,35 +119,42 @@ impl TokenAuth {
     }
 
     /// Trusts the keys of a PEM file (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA).
-    pub fn with_pem_file(self, path: &Path) -> Result<TokenAuth, String> {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn with_pem_file(self, path: &Path) -> Result<TokenAuth, Error> {
+        let pem = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let (key, alg) = DecodingKey::from_rsa_pem(&pem)
             .map(|k| (k, Algorithm::RS256))
             .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, Algorithm::ES256)))
             .or_else(|_| DecodingKey::from_ed_pem(&pem).map(|k| (k, Algorithm::EdDSA)))
-            .map_err(|_| {
-                format!(
+            .map_err(|_| Error::TokenKey {
+                reason: format!(
                     "{}: not an RSA, EC P-256 or Ed25519 public key",
                     path.display()
-                )
+                ),
             })?;
         Ok(self.with_key(None, key, alg))
     }
 
     /// Trusts the keys of a JWKS file.
-    pub fn with_jwks_file(mut self, path: &Path) -> Result<TokenAuth, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a JWKS: {e}", path.display()))?;
+    pub fn with_jwks_file(mut self, path: &Path) -> Result<TokenAuth, Error> {
+        let invalid = |why: String| Error::TokenKey {
+            reason: format!("{}: {why}", path.display()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
         for jwk in &set.keys {
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("{}: {e}", path.display()))?;
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(e.to_string()))?;
             let alg = match &jwk.algorithm {
                 jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
                 jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
                 jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
-                _ => return Err(format!("{}: unsupported key type", path.display())),
+                _ => return Err(invalid("unsupported key type".into())),
             };
             self.keys.push((jwk.common.key_id.clone(), key, alg));
         }
@@ -230,18 +196,20 @@ impl TokenAuth {
 
 #[async_trait]
 impl AccessControl for TokenAuth {
-    async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, String> {
+    async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
         match credentials {
             Credentials::Anonymous => Ok(None),
             Credentials::Bearer(token) => {
-                let claims = self.verify(token)?;
+                let claims = self
+                    .verify(token)
+                    .map_err(|reason| AuthError::InvalidToken { reason })?;
                 Ok(Some(Identity {
                     name: claims.sub,
                     groups: Vec::new(),
                     grants: Some(claims.access),
                 }))
             }
-            _ => Err("a bearer token is required".into()),
+            _ => Err(AuthError::Unsupported),
         }
     }
 
@@ -284,7 +252,7 @@ impl AccessControl for TokenAuth {
 
 /// The built-in token server.
 pub struct TokenIssuer {
-    users: Arc<Htpasswd>,
+    users: Arc<dyn AccessControl>,
     service: String,
     issuer: String,
     lifetime: Duration,
@@ -305,45 +273,50 @@ impl std::fmt::Debug for TokenIssuer {
 }
 
 impl TokenIssuer {
-    /// An issuer for `service` named `issuer`, authenticating against `users` (whose rules
-    /// decide what is granted), signing with `key_pem` (a PKCS#8 EC P-256 key) or with a key
-    /// generated now when `None`. `lifetime` is capped at [`MAX_TOKEN_LIFETIME`].
+    /// An issuer for `service` named `issuer`, identifying callers and granting what `users`
+    /// allows (any [`AccessControl`]: the htpasswd users and their rules, or an embedder's own),
+    /// signing with `key_pem` (a PKCS#8 EC P-256 key) or with a key generated now when `None`.
+    /// `lifetime` is capped at [`MAX_TOKEN_LIFETIME`]. Refresh tokens carry
+    /// [`AccessControl::stamp`] and are issued only for users that have one.
     pub fn new(
-        users: Arc<Htpasswd>,
+        users: Arc<dyn AccessControl>,
         service: &str,
         issuer: &str,
         lifetime: Duration,
         key_pem: Option<&[u8]>,
-    ) -> Result<TokenIssuer, String> {
+    ) -> Result<TokenIssuer, Error> {
+        let invalid = |reason: &str| Error::TokenKey {
+            reason: reason.to_owned(),
+        };
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
         let pkcs8 = match key_pem {
             Some(pem) => {
-                let text = std::str::from_utf8(pem).map_err(|_| "the token key is not PEM text")?;
+                let text = std::str::from_utf8(pem).map_err(|_| invalid("not PEM text"))?;
                 let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
                 base64::engine::general_purpose::STANDARD
                     .decode(body.trim())
-                    .map_err(|_| "the token key is not PEM")?
+                    .map_err(|_| invalid("not PEM"))?
             }
             None => EcdsaKeyPair::generate_pkcs8(
                 &ECDSA_P256_SHA256_FIXED_SIGNING,
                 &aws_lc_rs::rand::SystemRandom::new(),
             )
-            .map_err(|_| "cannot generate a token signing key")?
+            .map_err(|_| invalid("cannot generate a signing key"))?
             .as_ref()
             .to_vec(),
         };
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
-            .map_err(|_| "the token key is not a PKCS#8 EC P-256 private key")?;
+            .map_err(|_| invalid("not a PKCS#8 EC P-256 private key"))?;
         let point = pair.public_key().as_ref().to_vec();
         if point.len() != 65 {
-            return Err("unexpected public key encoding".into());
+            return Err(invalid("unexpected public key encoding"));
         }
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let public = DecodingKey::from_ec_components(
             &b64.encode(&point[1..33]),
             &b64.encode(&point[33..65]),
         )
-        .map_err(|e| format!("token key: {e}"))?;
+        .map_err(|e| invalid(&e.to_string()))?;
         let kid = b64.encode(&Sha256::digest(&point)[..12]);
         Ok(TokenIssuer {
             users,
@@ -371,7 +344,7 @@ impl TokenIssuer {
             .iter()
             .filter_map(|g| {
                 let actions: Vec<String> = if g.kind == "registry" {
-                    if self.users.permits(who, Resource::Catalog, &[]) {
+                    if self.users.allows(who, Resource::Catalog, &[]) {
                         vec!["*".to_owned()]
                     } else {
                         Vec::new()
@@ -381,7 +354,7 @@ impl TokenIssuer {
                     [Action::Pull, Action::Push, Action::Delete]
                         .into_iter()
                         .filter(|a| g.covers(a.as_str()))
-                        .filter(|a| self.users.permits(who, Resource::Repository(&repo), &[*a]))
+                        .filter(|a| self.users.allows(who, Resource::Repository(&repo), &[*a]))
                         .map(|a| a.as_str().to_owned())
                         .collect()
                 };
@@ -466,7 +439,7 @@ async fn token_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = pairs(query.as_deref().unwrap_or(""));
-    let who = match Credentials::from_headers(&headers) {
+    let who = match crate::auth::credentials(&headers) {
         Credentials::Anonymous => None,
         creds @ Credentials::Basic { .. } => match issuer.users.identify(&creds).await {
             Ok(who) => who,
@@ -538,7 +511,11 @@ fn respond(issuer: &TokenIssuer, sub: &str, access: Vec<Grant>, refresh: bool) -
         "access_token": token,
         "expires_in": issuer.lifetime.as_secs(),
     });
-    if refresh && let Ok(r) = issuer.sign(sub, Vec::new(), REFRESH_LIFETIME, Some("refresh")) {
+    // Only for users whose credentials have a stamp, which the refresh token carries.
+    if refresh
+        && issuer.users.stamp(sub).is_some()
+        && let Ok(r) = issuer.sign(sub, Vec::new(), REFRESH_LIFETIME, Some("refresh"))
+    {
         body["refresh_token"] = serde_json::json!(r);
     }
     let mut res = axum::Json(body).into_response();
@@ -552,6 +529,7 @@ fn respond(issuer: &TokenIssuer, sub: &str, access: Vec<Grant>, refresh: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Htpasswd;
     use crate::policy::{AccessRules, Rule};
 
     fn issuer() -> TokenIssuer {

@@ -27,12 +27,12 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
         None
     } else {
         let rules = AccessRules::new(config.access.clone(), config.groups.clone());
-        rules.validate()?;
+        rules.validate().map_err(|e| e.to_string())?;
         Some(rules)
     };
     let users = match &config.htpasswd {
         Some(path) => {
-            let users = Htpasswd::load(path, "registry")?;
+            let users = Htpasswd::load(path, "registry").map_err(|e| e.to_string())?;
             Some(Arc::new(match rules {
                 Some(rules) => users.with_rules(rules),
                 None => users,
@@ -67,7 +67,8 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
             &token.issuer,
             Duration::from_secs(token.lifetime_secs),
             key.as_deref(),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         let verifier = issuer.verifier(&realm);
         return Ok(Auth {
             access: Some(Arc::new(verifier)),
@@ -77,10 +78,10 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
     }
     let mut auth = TokenAuth::new(&realm, &token.service, &token.issuer);
     if let Some(jwks) = &token.jwks {
-        auth = auth.with_jwks_file(jwks)?;
+        auth = auth.with_jwks_file(jwks).map_err(|e| e.to_string())?;
     }
     if let Some(pem) = &token.public_key {
-        auth = auth.with_pem_file(pem)?;
+        auth = auth.with_pem_file(pem).map_err(|e| e.to_string())?;
     }
     if token.jwks.is_none() && token.public_key.is_none() {
         return Err("[token] needs issue = true, jwks or public_key".into());

@@ -230,6 +230,7 @@ impl MirrorSettings {
             redirects: self.redirects,
         })
         .map(Some)
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -201,23 +201,8 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
 async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
     let registry = registry(&config, Some(&metrics))?;
-    if !config.read_only
-        && registry
-            .needs_reindex()
-            .await
-            .map_err(|e| format!("cannot read the storage: {e}"))?
-    {
-        tracing::info!("the store predates the listing index: reindexing (registry reindex)");
-        let report = registry
-            .reindex()
-            .await
-            .map_err(|e| format!("reindex failed: {e}"))?;
-        tracing::info!(
-            repositories = report.repositories,
-            tags_moved = report.tags_moved,
-            catalog_changes = report.catalog_changes,
-            "reindexed"
-        );
+    if !config.read_only {
+        reindex_if_needed(&registry).await;
     }
     let events = notify::Webhooks::start(&config.notifications, &metrics)?;
     // Read-only, a mirror serves what it cached and fetches nothing: storage stays as it is.
@@ -231,7 +216,9 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::info!(upstreams = ?mirror, "pull-through cache");
     }
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(registry_http::tls_acceptor(cert, key)?),
+        (Some(cert), Some(key)) => {
+            Some(registry_http::tls_acceptor(cert, key).map_err(|e| e.to_string())?)
+        }
         (None, None) => None,
         _ => return Err("tls_cert and tls_key go together".into()),
     };
@@ -283,6 +270,31 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     tracing::info!("registry stopped");
     Ok(())
+}
+
+/// Moves a store written before the listing index to it. A storage that cannot be read now is
+/// reported, not fatal: the server starts and answers 503 until it is back (and reads an old
+/// store as it is until `registry reindex` runs).
+async fn reindex_if_needed(registry: &Registry) {
+    match registry.needs_reindex().await {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::info!("the store predates the listing index: reindexing (registry reindex)");
+            match registry.reindex().await {
+                Ok(report) => tracing::info!(
+                    repositories = report.repositories,
+                    tags_moved = report.tags_moved,
+                    catalog_changes = report.catalog_changes,
+                    "reindexed"
+                ),
+                Err(e) => tracing::warn!("reindex failed: {e}; run `registry reindex` later"),
+            }
+        }
+        Err(e) => tracing::warn!(
+            "cannot tell whether the store needs reindexing ({e}); if it predates the listing \
+             index, run `registry reindex` once the storage answers"
+        ),
+    }
 }
 
 /// Runs garbage collection and upload purging on their schedules (`[gc] interval_secs`,

@@ -29,7 +29,7 @@
 //! let mirror = Mirror::new(MirrorConfig { upstreams: vec![docker_hub], ..Default::default() })?;
 //! let options = registry_http::HttpOptions { mirror: Some(Arc::new(mirror)), ..Default::default() };
 //! # drop(options);
-//! # Ok::<(), String>(())
+//! # Ok::<(), registry_http::mirror::MirrorError>(())
 //! ```
 
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ use tokio::sync::{OnceCell, watch};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
-pub mod trust;
+mod trust;
 mod upstream;
 
 pub use trust::Redirects;
@@ -58,6 +58,26 @@ pub use upstream::{Upstream, UpstreamError, UpstreamManifest};
 /// Tags and manifests whose last check or refresh the mirror remembers: the least recently used
 /// are forgotten first (which costs one more `HEAD` upstream, or one more refresh).
 const REMEMBERED: usize = 64 * 1024;
+
+/// What setting a pull-through cache up can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MirrorError {
+    /// A prefix that is no repository name.
+    #[error("mirror prefix {prefix:?} is not a repository name")]
+    InvalidPrefix {
+        /// The prefix.
+        prefix: String,
+    },
+    /// An upstream URL that cannot be used (credentials left out of it).
+    #[error("upstream {url}: {reason}")]
+    InvalidUpstream {
+        /// The URL, without credentials.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
 
 /// One upstream and the repositories it serves.
 #[derive(Debug, Clone)]
@@ -162,12 +182,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Mirror {
     /// A cache of the configured upstreams; an unusable URL is an error naming it.
-    pub fn new(config: MirrorConfig) -> Result<Mirror, String> {
+    pub fn new(config: MirrorConfig) -> Result<Mirror, MirrorError> {
         let mut upstreams = Vec::new();
         for u in &config.upstreams {
             let prefix = u.prefix.trim_matches('/').to_owned();
             if !prefix.is_empty() && format!("{prefix}/x").parse::<RepositoryName>().is_err() {
-                return Err(format!("mirror prefix {prefix:?} is not a repository name"));
+                return Err(MirrorError::InvalidPrefix { prefix });
             }
             let upstream = Upstream::new(
                 &u.url,

@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, StatusCode};
 use registry_core::Digest;
 use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 
+use super::MirrorError;
 use super::trust::{Redirects, Trust};
 use crate::CONTENT_DIGEST_HEADER;
 
@@ -117,11 +118,16 @@ impl Upstream {
         credentials: Option<(String, String)>,
         timeout: Duration,
         redirects: Redirects,
-    ) -> Result<Upstream, String> {
-        let mut base =
-            reqwest::Url::parse(url).map_err(|_| "an upstream URL does not parse".to_owned())?;
+    ) -> Result<Upstream, MirrorError> {
+        let mut base = reqwest::Url::parse(url).map_err(|e| MirrorError::InvalidUpstream {
+            url: "(a URL that does not parse)".into(),
+            reason: e.to_string(),
+        })?;
         if !matches!(base.scheme(), "http" | "https") {
-            return Err(format!("upstream {}: use http or https", redacted(&base)));
+            return Err(MirrorError::InvalidUpstream {
+                url: redacted(&base),
+                reason: "use http or https".into(),
+            });
         }
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
@@ -160,7 +166,10 @@ impl Upstream {
             .redirect(policy)
             .dns_resolver(trust.resolver())
             .build()
-            .map_err(|e| format!("upstream {}: {e}", redacted(&base)))?;
+            .map_err(|e| MirrorError::InvalidUpstream {
+                url: redacted(&base),
+                reason: e.to_string(),
+            })?;
         Ok(Upstream {
             base,
             credentials,

@@ -33,6 +33,7 @@ use tokio_rustls::rustls;
 
 mod conn;
 
+use crate::error::Error;
 use conn::{Activity, Guarded, hold_until_sent};
 
 /// Limits of [`serve`], and TLS.
@@ -73,19 +74,25 @@ impl std::fmt::Debug for ServeOptions {
 
 /// A TLS acceptor from PEM files: a certificate chain and its private key, offering HTTP/2 and
 /// HTTP/1.1 by ALPN.
-pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error> {
+    let tls = |reason: String| Error::Tls { reason };
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read TLS certificates from {}: {e}", cert.display()))?;
+        .map_err(|e| {
+            tls(format!(
+                "cannot read certificates from {}: {e}",
+                cert.display()
+            ))
+        })?;
     if certs.is_empty() {
-        return Err(format!("no certificate in {}", cert.display()));
+        return Err(tls(format!("no certificate in {}", cert.display())));
     }
     let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read the TLS key from {}: {e}", key.display()))?;
+        .map_err(|e| tls(format!("cannot read the key from {}: {e}", key.display())))?;
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("invalid TLS certificate or key: {e}"))?;
+        .map_err(|e| tls(format!("invalid certificate or key: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -1,0 +1,254 @@
+//! Who may do what: the identity and policy an embedding service plugs in by implementing
+//! [`AccessControl`], free of any web framework (a service on hyper, actix or tonic implements it
+//! as well as one on axum). `registry_http` asks it before every request: `pull` for reads,
+//! `push` for uploads and manifest puts, `delete` for deletes, catalog access for `/v2/_catalog`,
+//! and just an identity for `/v2/`.
+//!
+//! ```
+//! use registry_core::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+//!
+//! /// One shared secret; whoever knows it may do everything.
+//! struct SharedSecret(String);
+//!
+//! #[async_trait::async_trait]
+//! impl AccessControl for SharedSecret {
+//!     async fn identify(&self, c: &Credentials) -> Result<Option<Identity>, AuthError> {
+//!         match c {
+//!             Credentials::Anonymous => Ok(None),
+//!             Credentials::Basic { user, password } if *password == self.0 => {
+//!                 Ok(Some(Identity::user(user.clone())))
+//!             }
+//!             Credentials::Basic { user, .. } => Err(AuthError::WrongCredentials { user: user.clone() }),
+//!             _ => Err(AuthError::Unsupported),
+//!         }
+//!     }
+//!     fn allows(&self, who: Option<&Identity>, _: Resource<'_>, _: &[Action]) -> bool {
+//!         who.is_some()
+//!     }
+//!     fn challenge(&self, who: Option<&Identity>, _: Resource<'_>, _: &[Action]) -> Option<String> {
+//!         who.is_none().then(|| "Basic realm=\"registry\"".to_owned())
+//!     }
+//! }
+//! ```
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::reference::RepositoryName;
+
+/// Credentials a request carries (an HTTP `Authorization` header, once read).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// None.
+    Anonymous,
+    /// A user name and password (`Basic`).
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// A bearer token.
+    Bearer(String),
+    /// Credentials that could not be read.
+    Malformed,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Basic { user, .. } => write!(f, "Basic({user}, <secret>)"),
+            Credentials::Bearer(_) => f.write_str("Bearer(<secret>)"),
+            Credentials::Malformed => f.write_str("Malformed"),
+        }
+    }
+}
+
+/// Why credentials were refused. Logged, never sent to the client (which gets the challenge).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The user is unknown, or the password is not theirs.
+    #[error("wrong user or password for {user:?}")]
+    WrongCredentials {
+        /// The user name given.
+        user: String,
+    },
+    /// A token that is forged, expired, not yet valid, or for another service.
+    #[error("invalid token: {reason}")]
+    InvalidToken {
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Credentials of a kind this access control does not take (a bearer token where Basic is
+    /// expected, say).
+    #[error("credentials of this kind are not accepted here")]
+    Unsupported,
+    /// Credentials that could not be read.
+    #[error("malformed credentials")]
+    Malformed,
+    /// The identity source failed (a directory that cannot be reached…).
+    #[error("the identity source failed: {source}")]
+    Unavailable {
+        /// Its error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A caller that presented valid credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name (empty for the bearer of an anonymous token).
+    pub name: String,
+    /// Groups the user belongs to, for policies that grant by group.
+    pub groups: Vec<String>,
+    /// What a bearer token grants, when the identity comes from one.
+    pub grants: Option<Vec<Grant>>,
+}
+
+impl Identity {
+    /// A user known by name, without groups or token grants.
+    pub fn user(name: impl Into<String>) -> Identity {
+        Identity {
+            name: name.into(),
+            groups: Vec::new(),
+            grants: None,
+        }
+    }
+}
+
+/// One entry of a token's `access` claim, and of a requested scope (Docker token specification).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// `repository` or `registry`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The repository name, or `catalog`.
+    pub name: String,
+    /// `pull`, `push`, `delete`, or `*`.
+    pub actions: Vec<String>,
+}
+
+impl Grant {
+    /// Reads a scope: `repository:NAME:pull,push` or `registry:catalog:*`.
+    pub fn parse_scope(scope: &str) -> Option<Grant> {
+        let (kind, rest) = scope.split_once(':')?;
+        let (name, actions) = rest.rsplit_once(':')?;
+        let kind_ok = matches!((kind, name), ("repository", _) | ("registry", "catalog"));
+        if !kind_ok
+            || name.is_empty()
+            || (kind == "repository" && name.parse::<RepositoryName>().is_err())
+        {
+            return None;
+        }
+        Some(Grant {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            actions: actions
+                .split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+
+    /// Whether the grant covers `action` (or `*`).
+    pub fn covers(&self, action: &str) -> bool {
+        self.actions.iter().any(|a| a == action || a == "*")
+    }
+}
+
+/// What a request does to a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Read blobs, manifests, tags, referrers.
+    Pull,
+    /// Upload blobs, put manifests, mount.
+    Push,
+    /// Delete blobs, manifests, tags.
+    Delete,
+}
+
+impl Action {
+    /// The action's name in token scopes: `pull`, `push`, `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// What a request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource<'a> {
+    /// `/v2/`: only an identity is needed.
+    Base,
+    /// `/v2/_catalog`.
+    Catalog,
+    /// One repository.
+    Repository(&'a RepositoryName),
+}
+
+/// Identity and policy, as an embedding service implements them.
+#[async_trait]
+pub trait AccessControl: Send + Sync + 'static {
+    /// Who the credentials belong to: `Ok(None)` for an anonymous caller, an error (logged, not
+    /// sent to the client) for credentials that do not check out.
+    async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError>;
+
+    /// Whether `who` (`None`: anonymous) may do every one of `actions` on `resource`.
+    fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool;
+
+    /// How to refuse `who`: `Some(WWW-Authenticate value)` for a 401 that invites the client to
+    /// (re)authenticate, `None` for a 403 `DENIED`.
+    fn challenge(
+        &self,
+        who: Option<&Identity>,
+        resource: Resource<'_>,
+        actions: &[Action],
+    ) -> Option<String>;
+
+    /// A fingerprint of `user`'s credentials that changes when they change (a new password), or
+    /// `None` when the user is unknown or the source cannot tell. Credentials that outlive a
+    /// login (refresh tokens) carry it and die once it changes; without one they are not issued.
+    fn stamp(&self, user: &str) -> Option<String> {
+        let _ = user;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes() {
+        let g = Grant::parse_scope("repository:a/b:pull,push").unwrap();
+        assert_eq!(g.actions, ["pull", "push"]);
+        assert!(g.covers("push") && !g.covers("delete"));
+        assert_eq!(
+            Grant::parse_scope("registry:catalog:*").unwrap().name,
+            "catalog"
+        );
+        for bad in [
+            "repository:A:pull",
+            "repository::pull",
+            "x:y:z",
+            "repository:a",
+            "registry:other:*",
+        ] {
+            assert!(Grant::parse_scope(bad).is_none(), "{bad}");
+        }
+        let secret = Credentials::Basic {
+            user: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}
