@@ -113,6 +113,24 @@ pub enum Error {
         /// The rule's reason, for the client.
         reason: String,
     },
+    /// The repository is served by a read-through source ([`crate::source::Source`]): pushes and
+    /// deletes into it are refused.
+    #[error("{name} is {source_of}: pushes and deletes are refused")]
+    Sourced {
+        /// The repository.
+        name: String,
+        /// What serves it, as the source describes itself (`a pull-through cache of …`).
+        source_of: String,
+    },
+    /// A read-through source could not provide what was asked, with nothing stored to serve
+    /// instead.
+    #[error("{detail}")]
+    Upstream {
+        /// What kind of failure, for the client's error code.
+        failure: UpstreamFailure,
+        /// What the source was told, naming it (never with credentials).
+        detail: String,
+    },
     /// Storage category: the key does not exist.
     #[error("no object at {key}")]
     NotFound {
@@ -131,6 +149,20 @@ pub enum Error {
         /// The backend's own error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// How a read-through source failed, for [`Error::Upstream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpstreamFailure {
+    /// The source has no such manifest.
+    ManifestUnknown,
+    /// The source has no such blob.
+    BlobUnknown,
+    /// The source asks to slow down.
+    RateLimited,
+    /// The source is unreachable, refused, or failed mid-way.
+    Unavailable,
 }
 
 impl Error {

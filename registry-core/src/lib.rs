@@ -19,6 +19,8 @@
 //! - Extension points an embedder implements, free of any web framework: [`access`]
 //!   ([`access::AccessControl`]: identity and policy), [`admission`] (the hook consulted before a
 //!   manifest or tag changes, and the [`Caller`]), [`events`] ([`events::EventSink`]).
+//! - [`source`]: the read-through [`Source`] a registry consults on a miss (a pull-through
+//!   cache's upstream), and the [`source::Fill`] it stores through.
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
@@ -41,6 +43,7 @@ pub mod reference;
 pub mod registry;
 pub mod reindex;
 pub mod scrub;
+pub mod source;
 pub mod storage;
 pub mod tags;
 mod tap;
@@ -57,6 +60,7 @@ pub use manifest::{Descriptor, Manifest, ManifestKind};
 pub use manifests::{ManifestContent, ManifestInfo};
 pub use reference::{Reference, RepositoryName, Tag};
 pub use registry::{Registry, RegistryConfig};
+pub use source::Source;
 pub use storage::{
     ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
     Storage, StorageExt,

@@ -1,7 +1,8 @@
 //! [`Registry`]: every distribution-spec operation, written once over any [`Storage`], as a thin
 //! façade over parts that each own one concern: blobs (`blobs`), uploads (`uploads`), manifests
 //! and referrers (`manifests`), tags (`tags`) and the catalog (`catalog`). It consults the
-//! admission hook before a change, and tells the parts who asks.
+//! admission hook before a change, a read-through [`Source`] on a miss in a repository it serves,
+//! and tells the parts who asks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::manifest::Descriptor;
 use crate::manifests::{ManifestContent, ManifestInfo, Manifests};
 use crate::reference::{Reference, RepositoryName, Tag};
+use crate::source::{Fill, Read, SharedSource, Source};
 use crate::storage::{ByteStream, GetRange, Storage};
 use crate::tags::{Page, TagChange, TagRecord, Tags};
 use crate::upload::UploadStatus;
@@ -90,6 +92,7 @@ pub struct Registry {
     pub(crate) catalog: Catalog,
     pub(crate) index: Arc<IndexState>,
     admission: Option<Arc<dyn Admission>>,
+    source: SharedSource,
     caller: Caller,
 }
 
@@ -99,6 +102,7 @@ impl std::fmt::Debug for Registry {
             .field("storage", &self.storage)
             .field("config", &self.config)
             .field("admission", &self.admission.is_some())
+            .field("source", &self.source.is_some())
             .field("caller", &self.caller)
             .finish_non_exhaustive()
     }
@@ -133,6 +137,7 @@ impl Registry {
             storage,
             config: Arc::new(config),
             admission: None,
+            source: None,
             caller: Caller::default(),
         }
     }
@@ -140,6 +145,13 @@ impl Registry {
     /// The same registry, consulting `admission` before every change to a manifest or tag.
     pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Registry {
         self.admission = Some(admission);
+        self
+    }
+
+    /// The same registry, reading through `source` in the repositories it serves: a miss there
+    /// asks the source, and pushes and deletes there are refused ([`Error::Sourced`]).
+    pub fn with_source(mut self, source: Arc<dyn Source>) -> Registry {
+        self.source = Some(source);
         self
     }
 
@@ -167,6 +179,41 @@ impl Registry {
         self.storage.list("").await.map(drop)
     }
 
+    /// The source serving `repo`, if any.
+    fn source_for(&self, repo: &RepositoryName) -> Option<&Arc<dyn Source>> {
+        self.source.as_ref().filter(|s| s.serves(repo).is_some())
+    }
+
+    /// What a source fills: this registry without its source, hook or caller.
+    fn fill(&self) -> Fill {
+        Fill::new(Registry {
+            admission: None,
+            source: None,
+            caller: Caller::default(),
+            ..self.clone()
+        })
+    }
+
+    /// Refuses a write into a repository a source serves.
+    fn writable(&self, repo: &RepositoryName) -> Result<()> {
+        match self.source.as_ref().and_then(|s| s.serves(repo)) {
+            Some(source_of) => Err(Error::Sourced {
+                name: repo.to_string(),
+                source_of,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a read a source's repository answered locally.
+    fn served_locally<T>(&self, repo: &RepositoryName, read: Read, answer: &Result<T>) {
+        if answer.is_ok()
+            && let Some(source) = self.source_for(repo)
+        {
+            source.served_locally(read);
+        }
+    }
+
     async fn admit(&self, change: Change<'_>) -> Result<()> {
         match &self.admission {
             Some(rules) => {
@@ -185,7 +232,19 @@ impl Registry {
 
     /// Size of a blob in the repository. [`Error::BlobUnknown`] when the repository lacks it.
     pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
-        self.blobs.stat(repo, digest).await
+        let local = self.blobs.stat(repo, digest).await;
+        self.served_locally(repo, Read::Blob, &local);
+        let source = match (&local, self.source_for(repo)) {
+            (Err(Error::BlobUnknown { .. }), Some(source)) => source,
+            _ => return local,
+        };
+        match source.blob(&self.fill(), repo, digest, true, false).await? {
+            Some(sourced) => Ok(BlobInfo {
+                digest: digest.clone(),
+                size: sourced.size,
+            }),
+            None => self.blobs.stat(repo, digest).await,
+        }
     }
 
     /// Streams a blob, or a range of it.
@@ -195,23 +254,50 @@ impl Registry {
         digest: &Digest,
         range: Option<GetRange>,
     ) -> Result<BlobContent> {
-        self.blobs.get(repo, digest, range).await
+        let local = self.blobs.get(repo, digest, range.clone()).await;
+        self.served_locally(repo, Read::Blob, &local);
+        let source = match (&local, self.source_for(repo)) {
+            (Err(Error::BlobUnknown { .. }), Some(source)) => source,
+            _ => return local,
+        };
+        let whole = range.is_none();
+        match source
+            .blob(&self.fill(), repo, digest, false, whole)
+            .await?
+        {
+            Some(sourced) => Ok(BlobContent {
+                digest: digest.clone(),
+                size: sourced.size,
+                range: 0..sourced.size,
+                stream: sourced.stream,
+            }),
+            None => self.blobs.get(repo, digest, range).await,
+        }
     }
 
     /// A URL from which the blob can be read directly from storage for `expires_in`, when the
-    /// backend can sign one; `None` otherwise. [`Error::BlobUnknown`] when the repository lacks it.
+    /// backend can sign one; `None` otherwise, and when the blob is still to come from the source
+    /// serving the repository. [`Error::BlobUnknown`] when the repository lacks it.
     pub async fn blob_url(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
         expires_in: Duration,
     ) -> Result<Option<String>> {
-        self.blobs.url(repo, digest, expires_in).await
+        match self.blobs.url(repo, digest, expires_in).await {
+            Err(Error::BlobUnknown { .. }) if self.source_for(repo).is_some() => Ok(None),
+            Ok(Some(url)) => {
+                self.served_locally(repo, Read::Blob, &Ok(()));
+                Ok(Some(url))
+            }
+            answer => answer,
+        }
     }
 
     /// Removes a blob from a repository. Its bytes stay for other repositories (and for garbage
     /// collection to reclaim when nothing links them).
     pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.writable(repo)?;
         self.blobs.unlink(repo, digest).await
     }
 
@@ -225,6 +311,7 @@ impl Registry {
         data: ByteStream,
         expected_len: Option<u64>,
     ) -> Result<BlobInfo> {
+        self.writable(repo)?;
         self.blobs.put(repo, digest, data, expected_len).await
     }
 
@@ -236,6 +323,7 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepositoryName>,
     ) -> Result<BlobInfo> {
+        self.writable(repo)?;
         self.blobs.mount(repo, digest, from).await
     }
 
@@ -243,6 +331,7 @@ impl Registry {
 
     /// Starts an upload session in `repo`. Storage is touched for the bytes only once they come.
     pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
+        self.writable(repo)?;
         self.uploads.start(repo).await
     }
 
@@ -262,6 +351,7 @@ impl Registry {
         data: ByteStream,
         expected_len: Option<u64>,
     ) -> Result<UploadStatus> {
+        self.writable(repo)?;
         self.uploads
             .append(repo, id, offset, data, expected_len)
             .await
@@ -278,11 +368,13 @@ impl Registry {
         digest: &Digest,
         last_chunk: Option<(ByteStream, Option<u64>)>,
     ) -> Result<BlobInfo> {
+        self.writable(repo)?;
         self.uploads.complete(repo, id, digest, last_chunk).await
     }
 
     /// Abandons an upload and frees what it stored.
     pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+        self.writable(repo)?;
         self.uploads.cancel(repo, id).await
     }
 
@@ -301,17 +393,18 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<ManifestInfo> {
+        self.writable(repo)?;
         let validate = self.config.validate_references;
         self.store_manifest(repo, reference, content_type, bytes, validate, true)
             .await
     }
 
-    /// Stores a manifest fetched from an upstream registry, as [`Registry::put_manifest`] does
-    /// but without requiring its blobs and children in the repository (a pull-through cache
-    /// fetches those when they are asked for) and without the admission hook (the upstream's
-    /// content is not a user's change). Storing it again refreshes its links' age, which tells
-    /// garbage collection the cached manifest is still in use.
-    pub async fn cache_manifest(
+    /// Stores a manifest a source fetched, as [`Registry::put_manifest`] does but without
+    /// requiring its blobs and children in the repository (the source fetches those when they
+    /// are asked for) and without the admission hook (the upstream's content is not a user's
+    /// change). Storing it again refreshes its links' age, which tells garbage collection the
+    /// cached manifest is still in use.
+    pub(crate) async fn cache_manifest(
         &self,
         repo: &RepositoryName,
         reference: &Reference,
@@ -374,6 +467,7 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestInfo> {
+        self.refresh_from_source(repo, reference).await?;
         let digest = self.resolve(repo, reference).await?;
         self.manifests.stat(repo, &digest, reference).await
     }
@@ -384,8 +478,21 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<ManifestContent> {
+        self.refresh_from_source(repo, reference).await?;
         let digest = self.resolve(repo, reference).await?;
         self.manifests.get(repo, &digest, reference).await
+    }
+
+    /// Makes the manifest `reference` names current from the source serving `repo`, if any.
+    async fn refresh_from_source(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        match self.source_for(repo) {
+            Some(source) => source.manifest(&self.fill(), repo, reference).await,
+            None => Ok(()),
+        }
     }
 
     async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> Result<Digest> {
@@ -398,6 +505,7 @@ impl Registry {
     /// Deletes a manifest from a repository, with every tag pointing at it (each change kept in
     /// the tag's history) and its referrers entry, once the admission hook allows it.
     pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.writable(repo)?;
         self.manifests
             .stat(repo, digest, &Reference::Digest(digest.clone()))
             .await?;
@@ -424,6 +532,7 @@ impl Registry {
 
     /// Removes a tag, keeping the change in its history; the manifest it pointed at stays.
     pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<()> {
+        self.writable(repo)?;
         let digest = self.tags.resolve(repo, tag).await?;
         self.admit(Change::DeleteTag {
             repository: repo,

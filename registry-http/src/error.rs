@@ -6,6 +6,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode};
 use registry_core::Error as CoreError;
+use registry_core::error::UpstreamFailure;
 
 /// An OCI error code, from the distribution spec (plus the few distribution adds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,21 +191,6 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
-
-    /// An upstream registry's failure, for the pull-through cache: a 404 upstream keeps the code
-    /// of what was missing (`missing`), a rate limit is `TOOMANYREQUESTS`, anything else is
-    /// `UNAVAILABLE` with 502 Bad Gateway; the detail names the upstream and its answer.
-    pub fn upstream(e: &crate::mirror::UpstreamError, missing: ErrorCode) -> ApiError {
-        use crate::mirror::UpstreamError::*;
-        let detail = e.to_string();
-        match e {
-            NotFound(_) => ApiError::new(missing, detail),
-            TooManyRequests(_) => ApiError::new(ErrorCode::TooManyRequests, detail),
-            Refused(_) | Unreachable(_) => {
-                ApiError::new(ErrorCode::Unavailable, detail).with_status(StatusCode::BAD_GATEWAY)
-            }
-        }
-    }
 }
 
 impl From<CoreError> for ApiError {
@@ -234,6 +220,13 @@ impl From<CoreError> for ApiError {
             CoreError::ManifestUnknown { .. } => (ManifestUnknown, None),
             CoreError::NotImplemented { .. } => (Unsupported, None),
             CoreError::Denied { .. } => (Denied, None),
+            CoreError::Sourced { .. } => (Unsupported, None),
+            CoreError::Upstream { failure, .. } => match failure {
+                UpstreamFailure::ManifestUnknown => (ManifestUnknown, None),
+                UpstreamFailure::BlobUnknown => (BlobUnknown, None),
+                UpstreamFailure::RateLimited => (TooManyRequests, None),
+                _ => (Unavailable, Some(StatusCode::BAD_GATEWAY)),
+            },
             CoreError::Storage { .. } => (Unavailable, None),
             _ => (Unknown, None),
         };

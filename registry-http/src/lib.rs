@@ -90,8 +90,6 @@ pub struct HttpOptions {
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// Hand an [`events::Event`] to this sink after every successful push, pull and delete.
     pub events: Option<Arc<dyn events::EventSink>>,
-    /// Serve the repositories it covers as a pull-through cache of upstream registries.
-    pub mirror: Option<Arc<mirror::Mirror>>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -103,7 +101,6 @@ impl std::fmt::Debug for HttpOptions {
             .field("blob_redirect", &self.blob_redirect)
             .field("metrics", &self.metrics.is_some())
             .field("events", &self.events.is_some())
-            .field("mirror", &self.mirror)
             .finish()
     }
 }
@@ -117,7 +114,6 @@ impl Default for HttpOptions {
             blob_redirect: None,
             metrics: None,
             events: None,
-            mirror: None,
         }
     }
 }
@@ -266,16 +262,6 @@ async fn dispatch(
     let writes = !matches!(parts.method, Method::GET | Method::HEAD);
     if options.read_only && writes && route != Route::Base {
         return ApiError::new(ErrorCode::Unsupported, "the registry is read-only").into_response();
-    }
-    if writes
-        && let (Some(mirror), Some(repo)) = (&options.mirror, route.repository())
-        && let Some((upstream, _)) = mirror.upstream_for(repo)
-    {
-        let why = format!(
-            "{repo} is a pull-through cache of {}: pushes and deletes are refused",
-            upstream.url()
-        );
-        return ApiError::new(ErrorCode::Unsupported, why).into_response();
     }
     let identity = match check_access(&options, &parts.method, &parts.headers, &route).await {
         Ok(identity) => identity,

@@ -243,7 +243,6 @@ async fn serve(config: Config) -> Result<(), String> {
         blob_redirect: config.blob_redirect_secs.map(Duration::from_secs),
         metrics: config.metrics.enabled.then(|| metrics.clone()),
         events: events.map(|e| e as Arc<dyn registry_http::events::EventSink>),
-        mirror,
     };
     let housekeeping = (!config.read_only).then(|| {
         tokio::spawn(housekeeping(
@@ -260,7 +259,12 @@ async fn serve(config: Config) -> Result<(), String> {
         idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
         ..Default::default()
     };
-    let mut router = registry_http::router_with(registry, options);
+    // Only requests read through the mirror: collections and reindexing see the store as it is.
+    let served = match mirror {
+        Some(mirror) => registry.with_source(mirror),
+        None => registry,
+    };
+    let mut router = registry_http::router_with(served, options);
     if let Some(tokens) = token_routes {
         router = router.merge(tokens);
     }

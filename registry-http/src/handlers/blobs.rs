@@ -6,130 +6,60 @@ use http::{HeaderValue, Method, StatusCode, header};
 use registry_core::{Digest, Registry, RepositoryName};
 
 use super::{blob_target, happened};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::events::Target;
 use crate::headers::{self, value};
 use crate::{CONTENT_DIGEST_HEADER, Ctx};
 
-/// `GET|HEAD /v2/<name>/blobs/<digest>`: the blob's bytes (206 for a `Range`), or its size. In a
-/// mirrored repository, a blob stored nowhere here is fetched from the upstream and streamed as it
-/// arrives.
+/// `GET|HEAD /v2/<name>/blobs/<digest>`: the blob's bytes (206 for a `Range`), or its size.
 pub(crate) async fn get(
     cx: Ctx,
     name: RepositoryName,
     digest: Digest,
 ) -> Result<Response, ApiError> {
-    let head = cx.method == Method::HEAD;
-    let read = Read {
-        registry: &cx.registry,
-        name: &name,
-        digest: &digest,
-        head,
-        redirect: cx.options.blob_redirect,
-        range: if head {
-            None
-        } else {
-            headers::range(&cx.headers)?
-        },
-    };
-    let mirror = (cx.options.mirror.as_ref()).filter(|m| m.upstream_for(&name).is_some());
-    let Some(mirror) = mirror else {
-        return read.stored().await;
-    };
-    match read.stored().await {
-        Err(e) if e.code() == ErrorCode::BlobUnknown => {}
-        answer => {
-            if answer.is_ok() {
-                mirror.hit("blob");
-            }
-            return answer;
-        }
-    }
-    let whole = read.range.is_none();
-    let Some((size, stream)) = mirror
-        .blob(&cx.registry, &name, &digest, read.head, whole)
-        .await?
-    else {
-        return read.stored().await;
-    };
-    let mut res = Response::new(if read.head {
-        Body::empty()
-    } else {
-        Body::from_stream(stream)
-    });
-    if let Some(size) = size {
+    let registry = &cx.registry;
+    if cx.method == Method::HEAD {
+        let info = registry.stat_blob(&name, &digest).await?;
+        let mut res = StatusCode::OK.into_response();
         res.headers_mut()
-            .insert(header::CONTENT_LENGTH, value(size));
+            .insert(header::CONTENT_LENGTH, value(info.size));
+        return Ok(blob_headers(res, &digest));
     }
-    if !read.head {
+    let range = headers::range(&cx.headers)?;
+    if let Some(url) = redirect(registry, cx.options.blob_redirect, &name, &digest).await? {
+        let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
+        res.headers_mut().insert(header::LOCATION, url);
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        res.headers_mut()
+            .insert(CONTENT_DIGEST_HEADER, value(&digest));
+        happened(&mut res, blob_target(&name, &digest));
+        return Ok(res);
+    }
+    let partial = range.is_some();
+    let blob = registry.get_blob(&name, &digest, range).await?;
+    let len = blob.range.end - blob.range.start;
+    let mut res = Response::new(Body::from_stream(blob.stream));
+    res.headers_mut().insert(header::CONTENT_LENGTH, value(len));
+    if partial {
+        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+        res.headers_mut().insert(
+            header::CONTENT_RANGE,
+            value(format!(
+                "bytes {}-{}/{}",
+                blob.range.start,
+                blob.range.end - 1,
+                blob.size
+            )),
+        );
+    } else {
         let target = Target {
-            size,
+            size: Some(blob.size),
             ..blob_target(&name, &digest)
         };
         happened(&mut res, target);
     }
     Ok(blob_headers(res, &digest))
-}
-
-/// What a blob read asks for.
-struct Read<'a> {
-    registry: &'a Registry,
-    name: &'a RepositoryName,
-    digest: &'a Digest,
-    head: bool,
-    redirect: Option<std::time::Duration>,
-    range: Option<registry_core::GetRange>,
-}
-
-impl Read<'_> {
-    /// A stored blob's answer: its size, a redirect to storage, or its bytes (206 for a `Range`).
-    async fn stored(&self) -> Result<Response, ApiError> {
-        let (name, digest) = (self.name, self.digest);
-        if self.head {
-            let info = self.registry.stat_blob(name, digest).await?;
-            let mut res = StatusCode::OK.into_response();
-            res.headers_mut()
-                .insert(header::CONTENT_LENGTH, value(info.size));
-            return Ok(blob_headers(res, digest));
-        }
-        if let Some(url) = redirect(self.registry, self.redirect, name, digest).await? {
-            let mut res = StatusCode::TEMPORARY_REDIRECT.into_response();
-            res.headers_mut().insert(header::LOCATION, url);
-            res.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-            res.headers_mut()
-                .insert(CONTENT_DIGEST_HEADER, value(digest));
-            happened(&mut res, blob_target(name, digest));
-            return Ok(res);
-        }
-        let partial = self.range.is_some();
-        let blob = self
-            .registry
-            .get_blob(name, digest, self.range.clone())
-            .await?;
-        let len = blob.range.end - blob.range.start;
-        let mut res = Response::new(Body::from_stream(blob.stream));
-        res.headers_mut().insert(header::CONTENT_LENGTH, value(len));
-        if partial {
-            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-            res.headers_mut().insert(
-                header::CONTENT_RANGE,
-                value(format!(
-                    "bytes {}-{}/{}",
-                    blob.range.start,
-                    blob.range.end - 1,
-                    blob.size
-                )),
-            );
-        } else {
-            let target = Target {
-                size: Some(blob.size),
-                ..blob_target(name, digest)
-            };
-            happened(&mut res, target);
-        }
-        Ok(blob_headers(res, digest))
-    }
 }
 
 /// The headers every blob answer carries but a redirect.

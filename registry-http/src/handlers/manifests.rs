@@ -18,11 +18,6 @@ pub(crate) async fn get(
     name: RepositoryName,
     reference: Reference,
 ) -> Result<Response, ApiError> {
-    if let Some(mirror) = &cx.options.mirror {
-        mirror
-            .ensure_manifest(&cx.registry, &name, &reference)
-            .await?;
-    }
     let head = cx.method == Method::HEAD;
     let (info, body) = if head {
         (

@@ -10,6 +10,9 @@
 //! stored, so a client never gets a complete answer of bytes that are not the digest. Pushes and
 //! deletes into mirrored repositories are refused.
 //!
+//! The mirror is a [`Source`]: the registry consults it on a miss (see
+//! [`Registry::with_source`]), and the HTTP handlers know nothing of it.
+//!
 //! What the mirror trusts an upstream with ([`trust`]): it follows redirects to the upstream's
 //! origin or to public HTTPS hosts only ([`Redirects`]), never with credentials to another
 //! origin; it sends credentials to a token realm only over HTTPS or on the upstream's origin;
@@ -27,8 +30,11 @@
 //!     credentials: None,          // anonymous tokens
 //! };
 //! let mirror = Mirror::new(MirrorConfig { upstreams: vec![docker_hub], ..Default::default() })?;
-//! let options = registry_http::HttpOptions { mirror: Some(Arc::new(mirror)), ..Default::default() };
-//! # drop(options);
+//! let storage = Arc::new(registry_storage::MemoryStorage::new());
+//! let registry = registry_core::Registry::new(storage, Default::default())
+//!     .with_source(Arc::new(mirror));
+//! let app = registry_http::router(registry);
+//! # drop(app);
 //! # Ok::<(), registry_http::mirror::MirrorError>(())
 //! ```
 
@@ -42,11 +48,14 @@ use futures::StreamExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use registry_core::{ByteStream, Digest, Error, Reference, Registry, RepositoryName};
+#[cfg(doc)]
+use registry_core::Registry;
+use registry_core::error::UpstreamFailure;
+use registry_core::source::{Fill, Read, SourcedBlob};
+use registry_core::{ByteStream, Digest, Error, Reference, RepositoryName, Source, Tag};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::{OnceCell, watch};
 
-use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
 mod trust;
@@ -255,42 +264,41 @@ impl Mirror {
         family.get_or_create(&KindLabels { kind }).inc();
     }
 
-    fn upstream_failed(&self, e: UpstreamError, missing: ErrorCode) -> ApiError {
+    fn upstream_failed(&self, e: UpstreamError, missing: UpstreamFailure) -> Error {
         self.stats.upstream_errors.inc();
-        ApiError::upstream(&e, missing)
+        upstream_error(&e, missing)
     }
 
     /// Makes sure the manifest `reference` names in a mirrored `repo` is stored locally and
     /// current (fetching or checking it upstream), so that the normal read serves it.
-    pub(crate) async fn ensure_manifest(
+    async fn ensure_manifest(
         &self,
-        registry: &Registry,
+        fill: &Fill,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let Some((up, name)) = self.upstream_for(repo) else {
             return Ok(());
         };
-        let limit = registry.config().max_manifest_size;
+        let limit = fill.config().max_manifest_size;
         match reference {
             Reference::Digest(digest) => {
-                if registry.stat_manifest(repo, reference).await.is_ok() {
+                if fill.stat_manifest(repo, reference).await.is_ok() {
                     self.count(true, "manifest");
-                    return self.refresh(registry, repo, reference, digest).await;
+                    return self.refresh(fill, repo, reference, digest).await;
                 }
                 self.count(false, "manifest");
                 let m = up
                     .get_manifest(&name, &digest.to_string(), Some(digest), limit)
                     .await
-                    .map_err(|e| self.upstream_failed(e, ErrorCode::ManifestUnknown))?;
-                registry
-                    .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
+                    .map_err(|e| self.upstream_failed(e, UpstreamFailure::ManifestUnknown))?;
+                fill.store_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
                     .await?;
                 Ok(())
             }
             Reference::Tag(tag) => {
                 let key = (repo.clone(), tag.to_string());
-                let local = registry.stat_manifest(repo, reference).await.ok();
+                let local = fill.stat_manifest(repo, reference).await.ok();
                 let checked = self.checked.get(&key);
                 if local.is_some() && checked.is_some_and(|t| t.elapsed() < self.config.tag_ttl) {
                     self.count(true, "manifest");
@@ -305,15 +313,15 @@ impl Mirror {
                 {
                     self.count(true, "manifest");
                     self.checked.insert(key, Instant::now());
-                    return self.refresh(registry, repo, reference, current).await;
+                    return self.refresh(fill, repo, reference, current).await;
                 }
                 self.count(false, "manifest");
                 let m = match up.get_manifest(&name, tag.as_str(), None, limit).await {
                     Ok(m) => m,
                     Err(e) => return self.cached_or_failed(local.is_some(), e, repo, tag),
                 };
-                let info = registry
-                    .cache_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
+                let info = fill
+                    .store_manifest(repo, reference, m.media_type.as_deref(), m.bytes)
                     .await?;
                 self.checked.insert(key, Instant::now());
                 self.refreshed
@@ -330,10 +338,10 @@ impl Mirror {
         cached: bool,
         e: UpstreamError,
         repo: &RepositoryName,
-        tag: &registry_core::Tag,
-    ) -> Result<(), ApiError> {
+        tag: &Tag,
+    ) -> Result<(), Error> {
         if !cached || matches!(e, UpstreamError::NotFound(_)) {
-            return Err(self.upstream_failed(e, ErrorCode::ManifestUnknown));
+            return Err(self.upstream_failed(e, UpstreamFailure::ManifestUnknown));
         }
         tracing::warn!(%repo, %tag, "serving the cached tag: {e}");
         self.stats.upstream_errors.inc();
@@ -344,11 +352,11 @@ impl Mirror {
     /// [`MirrorConfig::refresh_interval`] ago, so that retention counts from this pull.
     async fn refresh(
         &self,
-        registry: &Registry,
+        fill: &Fill,
         repo: &RepositoryName,
         reference: &Reference,
         digest: &Digest,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let Some(interval) = self.config.refresh_interval else {
             return Ok(());
         };
@@ -357,72 +365,33 @@ impl Mirror {
         if last.is_some_and(|t| t.elapsed() < interval) {
             return Ok(());
         }
-        let content = registry
+        let content = fill
             .get_manifest(repo, &Reference::Digest(digest.clone()))
             .await?;
-        registry
-            .cache_manifest(
-                repo,
-                reference,
-                Some(&content.info.media_type),
-                content.bytes,
-            )
-            .await?;
+        fill.store_manifest(
+            repo,
+            reference,
+            Some(&content.info.media_type),
+            content.bytes,
+        )
+        .await?;
         self.refreshed.insert(key, Instant::now());
         Ok(())
-    }
-
-    /// Counts a pull the cache served without the upstream.
-    pub(crate) fn hit(&self, kind: &'static str) {
-        self.count(true, kind);
-    }
-
-    /// For a blob a mirrored `repo` lacks: `None` once it is fetched and stored locally and the
-    /// normal read serves it, or the size and bytes to send while it is being fetched. `head` only
-    /// asks the upstream for the size; `whole` is false for range requests, which wait for the
-    /// fetch. A blob stored for another repository is fetched all the same: only the upstream's
-    /// bytes, verified, make it part of this repository (a `HEAD` upstream answering 200 proves
-    /// nothing, and would let anyone who may pull the mirror read another repository's blobs).
-    pub(crate) async fn blob(
-        &self,
-        registry: &Registry,
-        repo: &RepositoryName,
-        digest: &Digest,
-        head: bool,
-        whole: bool,
-    ) -> Result<Option<(Option<u64>, ByteStream)>, ApiError> {
-        let Some((up, name)) = self.upstream_for(repo) else {
-            return Ok(None);
-        };
-        self.count(false, "blob");
-        if head {
-            let size = up
-                .head_blob(&name, digest)
-                .await
-                .map_err(|e| self.upstream_failed(e, ErrorCode::BlobUnknown))?;
-            return Ok(Some((Some(size), futures::stream::empty().boxed())));
-        }
-        let fetch = self.fetch(registry, up, &name, repo, digest).await?;
-        if whole && let Some(stream) = read_spool(&fetch).await {
-            return Ok(Some((fetch.size, stream)));
-        }
-        wait(&fetch).await?;
-        Ok(None)
     }
 
     /// The fetch of `digest` into `repo`: the one in flight, or a new one.
     async fn fetch(
         &self,
-        registry: &Registry,
+        fill: &Fill,
         up: &Arc<Upstream>,
         name: &str,
         repo: &RepositoryName,
         digest: &Digest,
-    ) -> Result<Arc<Fetch>, ApiError> {
+    ) -> Result<Arc<Fetch>, Error> {
         let key = (repo.clone(), digest.clone());
         let slot = lock(&self.fetches).entry(key.clone()).or_default().clone();
         let started = slot
-            .get_or_try_init(|| self.start_fetch(registry, up, name, repo, digest))
+            .get_or_try_init(|| self.start_fetch(fill, up, name, repo, digest))
             .await
             .cloned();
         if started.is_err() {
@@ -436,27 +405,24 @@ impl Mirror {
 
     async fn start_fetch(
         &self,
-        registry: &Registry,
+        fill: &Fill,
         up: &Arc<Upstream>,
         name: &str,
         repo: &RepositoryName,
         digest: &Digest,
-    ) -> Result<Arc<Fetch>, ApiError> {
+    ) -> Result<Arc<Fetch>, Error> {
         let res = up
             .get_blob(name, digest)
             .await
-            .map_err(|e| self.upstream_failed(e, ErrorCode::BlobUnknown))?;
+            .map_err(|e| self.upstream_failed(e, UpstreamFailure::BlobUnknown))?;
         let size = res.content_length();
         let spool = self
             .config
             .spool_dir
             .join(format!("registry-fetch-{}", uuid::Uuid::new_v4().simple()));
-        let file = tokio::fs::File::create(&spool).await.map_err(|e| {
-            ApiError::from(Error::storage(format!(
-                "cannot spool to {}: {e}",
-                spool.display()
-            )))
-        })?;
+        let file = tokio::fs::File::create(&spool)
+            .await
+            .map_err(|e| Error::storage(format!("cannot spool to {}: {e}", spool.display())))?;
         let (progress_tx, progress) = watch::channel(Progress::Running(0));
         let fetch = Arc::new(Fetch {
             size,
@@ -464,7 +430,7 @@ impl Mirror {
             progress,
         });
         let job = FetchJob {
-            registry: registry.clone(),
+            fill: fill.clone(),
             repo: repo.clone(),
             digest: digest.clone(),
             size,
@@ -495,9 +461,86 @@ impl Mirror {
     }
 }
 
+#[async_trait::async_trait]
+impl Source for Mirror {
+    fn serves(&self, repo: &RepositoryName) -> Option<String> {
+        let (up, _) = self.upstream_for(repo)?;
+        Some(format!("a pull-through cache of {}", up.url()))
+    }
+
+    async fn manifest(
+        &self,
+        fill: &Fill,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<(), Error> {
+        self.ensure_manifest(fill, repo, reference).await
+    }
+
+    /// A blob a mirrored `repo` lacks: `None` once it is fetched and stored locally, or its size
+    /// and bytes while it is being fetched. A blob stored for another repository is fetched all
+    /// the same: only the upstream's bytes, verified, make it part of this repository (a `HEAD`
+    /// upstream answering 200 proves nothing, and would let anyone who may pull the mirror read
+    /// another repository's blobs).
+    async fn blob(
+        &self,
+        fill: &Fill,
+        repo: &RepositoryName,
+        digest: &Digest,
+        head: bool,
+        whole: bool,
+    ) -> Result<Option<SourcedBlob>, Error> {
+        let Some((up, name)) = self.upstream_for(repo) else {
+            return Ok(None);
+        };
+        self.count(false, "blob");
+        if head {
+            let size = up
+                .head_blob(&name, digest)
+                .await
+                .map_err(|e| self.upstream_failed(e, UpstreamFailure::BlobUnknown))?;
+            let stream = futures::stream::empty().boxed();
+            return Ok(Some(SourcedBlob { size, stream }));
+        }
+        let fetch = self.fetch(fill, up, &name, repo, digest).await?;
+        if whole
+            && let Some(size) = fetch.size
+            && let Some(stream) = read_spool(&fetch).await
+        {
+            return Ok(Some(SourcedBlob { size, stream }));
+        }
+        wait(&fetch).await?;
+        Ok(None)
+    }
+
+    fn served_locally(&self, read: Read) {
+        self.count(
+            true,
+            match read {
+                Read::Manifest => "manifest",
+                Read::Blob => "blob",
+            },
+        );
+    }
+}
+
+/// The core's error for an upstream's failure: a 404 upstream keeps the kind of what was missing
+/// (`missing`), a rate limit stays one, anything else makes the upstream unavailable.
+fn upstream_error(e: &UpstreamError, missing: UpstreamFailure) -> Error {
+    let failure = match e {
+        UpstreamError::NotFound(_) => missing,
+        UpstreamError::TooManyRequests(_) => UpstreamFailure::RateLimited,
+        UpstreamError::Refused(_) | UpstreamError::Unreachable(_) => UpstreamFailure::Unavailable,
+    };
+    Error::Upstream {
+        failure,
+        detail: e.to_string(),
+    }
+}
+
 /// What a fetch task needs.
 struct FetchJob {
-    registry: Registry,
+    fill: Fill,
     repo: RepositoryName,
     digest: Digest,
     size: Option<u64>,
@@ -516,14 +559,13 @@ impl FetchJob {
     ) -> Result<u64, String> {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
         let body: ByteStream = tokio_stream_from(rx);
-        let (registry, repo, digest, size) = (
-            self.registry.clone(),
+        let (fill, repo, digest, size) = (
+            self.fill.clone(),
             self.repo.clone(),
             self.digest.clone(),
             self.size,
         );
-        let store =
-            tokio::spawn(async move { registry.put_blob(&repo, &digest, body, size).await });
+        let store = tokio::spawn(async move { fill.store_blob(&repo, &digest, body, size).await });
         let mut upstream = res.bytes_stream();
         let mut written = 0u64;
         let mut failure = None;
@@ -573,30 +615,34 @@ fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>
 }
 
 /// Waits for a fetch to end; its error when it failed.
-async fn wait(fetch: &Fetch) -> Result<(), ApiError> {
+async fn wait(fetch: &Fetch) -> Result<(), Error> {
     let mut progress = fetch.progress.clone();
     loop {
-        match &*progress.borrow_and_update() {
+        let failed = match &*progress.borrow_and_update() {
             Progress::Done(_) => return Ok(()),
-            Progress::Failed(e) => {
-                let e = UpstreamError::Unreachable(e.clone());
-                return Err(ApiError::upstream(&e, ErrorCode::BlobUnknown));
-            }
-            Progress::Running(_) => {}
-        }
-        if progress.changed().await.is_err() {
-            let e = UpstreamError::Unreachable("the fetch stopped".into());
-            return Err(ApiError::upstream(&e, ErrorCode::BlobUnknown));
+            Progress::Failed(e) => Some(e.clone()),
+            Progress::Running(_) => None,
+        };
+        let failed = match failed {
+            Some(why) => Some(why),
+            None => progress
+                .changed()
+                .await
+                .err()
+                .map(|_| "the fetch stopped".to_owned()),
+        };
+        if let Some(why) = failed {
+            let e = UpstreamError::Unreachable(why);
+            return Err(upstream_error(&e, UpstreamFailure::BlobUnknown));
         }
     }
 }
 
 /// The spool's bytes as they arrive, ending when the fetch is done (an error if it failed);
-/// `None` when the spool is gone (the fetch just ended) or the size is unknown. The last byte is
+/// `None` when the spool is gone (the fetch just ended). The last byte is
 /// held back until the fetch has verified and stored the whole blob, so a client never receives
 /// all the bytes of a blob that does not match its digest.
 async fn read_spool(fetch: &Arc<Fetch>) -> Option<ByteStream> {
-    fetch.size?;
     let file = tokio::fs::File::open(&fetch.spool).await.ok()?;
     let state = (file, 0u64, fetch.progress.clone());
     let stream = futures::stream::unfold(Some(state), |state| async move {
