@@ -1,6 +1,7 @@
 //! Storage backends for `registry-core`.
 //!
-//! - [`fs`]: [`FilesystemStorage`], objects as files under a root folder, crash-safe.
+//! - [`fs`]: [`FilesystemStorage`], objects as files under a root folder, crash-safe; every key
+//!   resolved beneath the root's open folder, so a planted link never leads out of it.
 //! - [`object`]: [`ObjectStorage`], any object store with multipart uploads; [`S3Options`] for S3
 //!   and S3-compatible services (Ceph RGW, MinIO, Garage). Replicas may share one bucket.
 //! - [`memory`]: [`MemoryStorage`], everything in memory, for tests and ephemeral registries.

@@ -11,42 +11,44 @@
 //! append waiting for the lock then finds the file gone, so no byte ever reaches a completed
 //! object.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cap_std::fs::MetadataExt as _;
 use registry_core::{ByteStream, PartId};
 
 use super::io::{blocking, write_stream};
+use super::root::Root;
 
 /// The file an upload's parts are appended to, in the upload's folder.
 const DATA: &str = "data";
 /// Longest pause between two attempts at a lock another process holds.
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Makes the folder of a new upload, with its empty data file.
-pub(super) fn create(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir(dir)?;
-    File::create(dir.join(DATA))?;
+/// Makes the folder of a new upload (relative to the root), with its empty data file.
+pub(super) fn create(root: &Root, dir: &Path) -> std::io::Result<()> {
+    root.create_folder(dir)?;
+    root.create_file(&dir.join(DATA))?;
     Ok(())
 }
 
 /// Opens the upload's data file and locks it, when nobody else holds it (`None` otherwise), then
 /// checks that it is still the upload's: a completion may have moved it away meanwhile, which
 /// reads as NotFound.
-fn try_lock(dir: &Path) -> std::io::Result<Option<File>> {
+fn try_lock(root: &Root, dir: &Path) -> std::io::Result<Option<File>> {
     let path = dir.join(DATA);
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let file = root.open_for_writing(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
         Err(std::fs::TryLockError::Error(e)) => return Err(e),
     }
     let opened = file.metadata()?;
-    match std::fs::metadata(&path) {
+    match root.metadata(&path) {
         Ok(now) if now.dev() == opened.dev() && now.ino() == opened.ino() => Ok(Some(file)),
         Ok(_) => Err(ErrorKind::NotFound.into()),
         Err(e) => Err(e),
@@ -55,11 +57,11 @@ fn try_lock(dir: &Path) -> std::io::Result<Option<File>> {
 
 /// The upload's data file, locked: tries again after short pauses while another process holds
 /// it, without a thread waiting meanwhile.
-async fn lock(dir: &Path) -> std::io::Result<File> {
+async fn lock(root: &Root, dir: &Path) -> std::io::Result<File> {
     let mut pause = Duration::from_millis(1);
     loop {
-        let dir = dir.to_owned();
-        if let Some(file) = blocking(move || try_lock(&dir)).await? {
+        let (root, dir) = (root.clone(), dir.to_owned());
+        if let Some(file) = blocking(move || try_lock(&root, &dir)).await? {
             return Ok(file);
         }
         tokio::time::sleep(pause).await;
@@ -69,8 +71,8 @@ async fn lock(dir: &Path) -> std::io::Result<File> {
 
 /// Appends what `data` carries to the upload in `dir`, fsynced; returns the part's receipt. On
 /// failure the file is cut back to where the part began.
-pub(super) async fn append(dir: &Path, data: ByteStream) -> std::io::Result<PartId> {
-    let file = Arc::new(lock(dir).await?);
+pub(super) async fn append(root: &Root, dir: &Path, data: ByteStream) -> std::io::Result<PartId> {
+    let file = Arc::new(lock(root, dir).await?);
     let f = file.clone();
     let offset = blocking(move || (&*f).seek(SeekFrom::End(0))).await?;
     let written = match write_stream(&file, data).await {
@@ -99,24 +101,25 @@ fn receipt(part: &PartId) -> std::io::Result<(u64, u64)> {
         })
 }
 
-/// Completes the upload in `dir`: makes the object of its parts (see [`assemble`]) and hands it
-/// to `install`, which puts it in place, all while the data file's lock is held; then removes the
-/// upload's folder. NotFound when the upload is gone (completed or aborted already).
+/// Completes the upload in `dir`: makes the object of its parts (see [`assemble`]) and renames it
+/// to `to`, all while the data file's lock is held; then removes the upload's folder. NotFound
+/// when the upload is gone (completed or aborted already). Paths are relative to the root.
 pub(super) async fn complete(
+    root: &Root,
     dir: &Path,
     parts: Vec<PartId>,
     scratch: PathBuf,
-    install: impl FnOnce(&Path) -> std::io::Result<()> + Send + 'static,
+    to: PathBuf,
 ) -> std::io::Result<()> {
-    let file = lock(dir).await?;
-    let dir = dir.to_owned();
+    let file = lock(root, dir).await?;
+    let (root, dir) = (root.clone(), dir.to_owned());
     blocking(move || {
-        let built = assemble(&file, &dir, &parts, &scratch)?;
-        if let Err(e) = install(&built) {
-            let _ = std::fs::remove_file(&scratch);
+        let built = assemble(&root, &file, &dir, &parts, &scratch)?;
+        if let Err(e) = root.install(&built, &to) {
+            let _ = root.remove(&scratch);
             return Err(e);
         }
-        let removed = std::fs::remove_dir_all(&dir);
+        let removed = root.remove_folder(&dir);
         drop(file);
         match removed {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
@@ -133,6 +136,7 @@ pub(super) async fn complete(
 /// moves it or removes `dir`, so a crash at any point leaves either the upload or the completed
 /// object.
 pub(super) fn assemble(
+    root: &Root,
     file: &File,
     dir: &Path,
     parts: &[PartId],
@@ -155,7 +159,7 @@ pub(super) fn assemble(
             Ok(dir.join(DATA))
         }
         _ => {
-            let mut out = File::create(scratch)?;
+            let mut out = root.create_file(scratch)?;
             for (offset, len) in ranges {
                 if offset.checked_add(len).is_none_or(|end| end > size) {
                     return Err(std::io::Error::new(
@@ -178,7 +182,7 @@ pub(super) mod tests {
     use super::*;
 
     /// The upload's data file, locked as completion locks it, for tests of [`assemble`].
-    pub fn locked(dir: &Path) -> File {
-        try_lock(dir).unwrap().expect("lock held elsewhere")
+    pub fn locked(root: &Root, dir: &Path) -> File {
+        try_lock(root, dir).unwrap().expect("lock held elsewhere")
     }
 }
