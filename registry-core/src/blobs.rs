@@ -9,13 +9,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Caches;
-use crate::catalog::IndexState;
 use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
+use crate::index::IndexState;
 use crate::parts::{End, Multipart};
 use crate::paths;
 use crate::reference::RepositoryName;
 use crate::storage::{ByteStream, GetRange, Storage, StorageExt};
+use crate::stored::BlobLocation;
 use crate::tap::{Tap, check, tapped};
 
 /// Size and digest of a blob in a repository.
@@ -47,15 +48,6 @@ impl std::fmt::Debug for BlobContent {
             .field("range", &self.range)
             .finish_non_exhaustive()
     }
-}
-
-/// Where a blob's bytes are stored: at its own key, or where a streamed upload left them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct BlobLocation {
-    /// The storage key holding the bytes.
-    pub key: String,
-    /// The blob's size in bytes.
-    pub size: u64,
 }
 
 /// The blob store: bytes once per digest, shared by the repositories that link them.

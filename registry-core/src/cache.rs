@@ -9,10 +9,9 @@ use bytes::Bytes;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use crate::blobs::BlobLocation;
 use crate::digest::Digest;
-use crate::manifests::ManifestInfo;
 use crate::reference::RepositoryName;
+use crate::stored::{BlobLocation, ManifestInfo};
 
 #[derive(Clone)]
 struct ByLength;

@@ -15,12 +15,15 @@
 //!   - `manifests`: manifests, their revision links and the referrers index ([`ManifestInfo`]);
 //!   - [`tags`]: tag records (digest, time of move), a page at a time, and their history;
 //!   - `catalog`: the repositories holding a manifest, a page at a time;
-//!   - [`reindex`]: moves a store written before the listing index to it.
+//!   - `index`: whether the store keeps the listing index yet; [`reindex`] moves a store written
+//!     before it;
+//!   - `stored`: what is known of stored content without reading it, and `cache`, which keeps
+//!     it in memory.
 //! - Extension points an embedder implements, free of any web framework: [`access`]
 //!   ([`access::AccessControl`]: identity and policy), [`admission`] (the hook consulted before a
-//!   manifest or tag changes, and the [`Caller`]), [`events`] ([`events::EventSink`]).
-//! - [`source`]: the read-through [`Source`] a registry consults on a miss (a pull-through
-//!   cache's upstream), and the [`source::Fill`] it stores through.
+//!   manifest or tag changes, and the [`Caller`]), [`events`] ([`events::EventSink`]), and
+//!   [`source`] (the read-through [`Source`] a registry consults on a miss, such as a
+//!   pull-through cache's upstream, and the [`source::Fill`] it stores through).
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
@@ -35,6 +38,7 @@ pub mod digest;
 pub mod error;
 pub mod events;
 pub mod gc;
+mod index;
 pub mod manifest;
 mod manifests;
 mod parts;
@@ -43,8 +47,8 @@ pub mod reference;
 pub mod registry;
 pub mod reindex;
 pub mod scrub;
-pub mod source;
 pub mod storage;
+mod stored;
 pub mod tags;
 mod tap;
 #[cfg(feature = "testsuite")]
@@ -57,13 +61,14 @@ pub use blobs::{BlobContent, BlobInfo};
 pub use digest::{Algorithm, Digest, Digester};
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, Manifest, ManifestKind};
-pub use manifests::{ManifestContent, ManifestInfo};
+pub use manifests::ManifestContent;
 pub use reference::{Reference, RepositoryName, Tag};
+pub use registry::source::{self, Source};
 pub use registry::{Registry, RegistryConfig};
-pub use source::Source;
 pub use storage::{
     ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
     Storage, StorageExt,
 };
+pub use stored::ManifestInfo;
 pub use tags::{Page, TagChange, TagRecord};
 pub use upload::{UploadSession, UploadStatus};

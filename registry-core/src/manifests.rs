@@ -15,19 +15,7 @@ use crate::manifest::{Descriptor, Manifest};
 use crate::paths;
 use crate::reference::{Reference, RepositoryName};
 use crate::storage::{Storage, StorageExt};
-
-/// What is known about a stored manifest without reading it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestInfo {
-    /// Digest of the stored bytes.
-    pub digest: Digest,
-    /// Media type to serve it with.
-    pub media_type: String,
-    /// Size of the stored bytes.
-    pub size: u64,
-    /// The manifest's subject, if it has one.
-    pub subject: Option<Digest>,
-}
+use crate::stored::ManifestInfo;
 
 /// A stored manifest: the exact bytes received and what describes them.
 #[derive(Debug, Clone)]

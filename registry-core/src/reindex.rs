@@ -10,8 +10,8 @@ use std::time::UNIX_EPOCH;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::catalog::INDEX_VERSION;
 use crate::error::{Error, Result};
+use crate::index::INDEX_VERSION;
 use crate::paths::{self, RepositoryEntry};
 use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
@@ -32,8 +32,14 @@ pub struct ReindexReport {
 /// A legacy tag link found by the walk: its repository, tag, key and age in seconds.
 type LegacyTag = (RepositoryName, Tag, String, u64);
 
-/// See the module documentation.
-pub(crate) async fn reindex(registry: &Registry) -> Result<ReindexReport> {
+/// Whether the store still needs [`reindex`]: it was written before the listing index.
+pub async fn needed(registry: &Registry) -> Result<bool> {
+    registry.index.legacy(&**registry.storage()).await
+}
+
+/// Moves a store written before the listing index to it (see the module documentation). Safe to
+/// run while the registry serves, and again.
+pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
     let storage = registry.storage();
     let mut holding: HashSet<RepositoryName> = HashSet::new();
     let mut legacy: Vec<LegacyTag> = Vec::new();

@@ -5,13 +5,13 @@ use std::collections::HashSet;
 
 use futures::TryStreamExt;
 
-use crate::blobs::BlobLocation;
 use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
 use crate::paths::{self, RepositoryEntry};
 use crate::reference::RepositoryName;
 use crate::registry::Registry;
 use crate::storage::StorageExt;
+use crate::stored::BlobLocation;
 
 /// One inconsistency found by [`scrub`].
 #[derive(Debug, Clone, PartialEq, Eq)]

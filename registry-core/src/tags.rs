@@ -1,4 +1,4 @@
-//! [`Tags`]: a repository's tags, each a record of the digest it points at and when it last
+//! `Tags`: a repository's tags, each a record of the digest it points at and when it last
 //! moved, listed a page at a time; and their history, one append-only record per change.
 
 use std::sync::Arc;
@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::Caller;
 use crate::blobs::{parse_record, to_json};
-use crate::catalog::IndexState;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::index::IndexState;
 use crate::paths;
 use crate::reference::{RepositoryName, Tag};
 use crate::storage::{Storage, StorageExt};

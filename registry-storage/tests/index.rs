@@ -237,7 +237,7 @@ async fn a_store_written_before_the_index(s: Arc<dyn Storage>) {
         s.delete(paths::INDEX_VERSION).await.unwrap();
     }
     let r = Registry::new(s.clone(), RegistryConfig::default());
-    assert!(r.needs_reindex().await.unwrap());
+    assert!(registry_core::reindex::needed(&r).await.unwrap());
     // Read as it is.
     assert_eq!(
         r.list_repositories(None, None).await.unwrap().items,
@@ -252,10 +252,10 @@ async fn a_store_written_before_the_index(s: Arc<dyn Storage>) {
         .await
         .unwrap();
     // Reindexed: the same listings, from the index; the legacy links are gone.
-    let report = r.reindex().await.unwrap();
+    let report = registry_core::reindex::reindex(&r).await.unwrap();
     assert_eq!((report.repositories, report.tags_moved), (2, 3));
     let fresh = Registry::new(s.clone(), RegistryConfig::default());
-    assert!(!fresh.needs_reindex().await.unwrap());
+    assert!(!registry_core::reindex::needed(&fresh).await.unwrap());
     assert_eq!(
         fresh.list_repositories(None, None).await.unwrap().items,
         ["old/one", "old/two"]
@@ -267,7 +267,7 @@ async fn a_store_written_before_the_index(s: Arc<dyn Storage>) {
     let tag: registry_core::Tag = "a".parse().unwrap();
     assert!(!s.exists(&paths::legacy_tag_link(&one, &tag)).await.unwrap());
     assert!(fresh.tag(&one, &tag).await.unwrap().unwrap().moved > 0);
-    let again = fresh.reindex().await.unwrap();
+    let again = registry_core::reindex::reindex(&fresh).await.unwrap();
     assert_eq!((again.tags_moved, again.catalog_changes), (0, 0));
     let clean = registry_core::scrub::scrub(&fresh).await.unwrap();
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);

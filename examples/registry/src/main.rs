@@ -280,11 +280,11 @@ async fn serve(config: Config) -> Result<(), String> {
 /// reported, not fatal: the server starts and answers 503 until it is back (and reads an old
 /// store as it is until `registry reindex` runs).
 async fn reindex_if_needed(registry: &Registry) {
-    match registry.needs_reindex().await {
+    match registry_core::reindex::needed(registry).await {
         Ok(false) => {}
         Ok(true) => {
             tracing::info!("the store predates the listing index: reindexing (registry reindex)");
-            match registry.reindex().await {
+            match registry_core::reindex::reindex(registry).await {
                 Ok(report) => tracing::info!(
                     repositories = report.repositories,
                     tags_moved = report.tags_moved,
@@ -402,8 +402,7 @@ async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
 
 async fn reindex(config: Config) -> Result<(), String> {
     let registry = registry(&config, None)?;
-    let report = registry
-        .reindex()
+    let report = registry_core::reindex::reindex(&registry)
         .await
         .map_err(|e| format!("reindex failed: {e}"))?;
     println!(

@@ -15,10 +15,14 @@ use bytes::Bytes;
 use crate::blobs::BlobInfo;
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::manifests::{ManifestContent, ManifestInfo};
+use crate::manifests::ManifestContent;
 use crate::reference::{Reference, RepositoryName};
-use crate::registry::{Registry, RegistryConfig};
 use crate::storage::ByteStream;
+use crate::stored::ManifestInfo;
+
+use super::{Registry, RegistryConfig};
+use crate::admission::Caller;
+use crate::error::Error;
 
 /// A blob streaming in from a source: its size, and its bytes as they arrive. The last byte
 /// comes only once the whole blob is stored and verified.
@@ -148,3 +152,59 @@ impl Fill {
 
 /// The source of a registry, shared by its clones.
 pub(crate) type SharedSource = Option<Arc<dyn Source>>;
+
+impl Registry {
+    /// The same registry, reading through `source` in the repositories it serves: a miss there
+    /// asks the source, and pushes and deletes there are refused ([`Error::Sourced`]).
+    pub fn with_source(mut self, source: Arc<dyn Source>) -> Registry {
+        self.source = Some(source);
+        self
+    }
+
+    /// The source serving `repo`, if any.
+    pub(super) fn source_for(&self, repo: &RepositoryName) -> Option<&Arc<dyn Source>> {
+        self.source.as_ref().filter(|s| s.serves(repo).is_some())
+    }
+
+    /// What a source fills: this registry without its source, hook or caller.
+    pub(super) fn fill(&self) -> Fill {
+        Fill::new(Registry {
+            admission: None,
+            source: None,
+            caller: Caller::default(),
+            ..self.clone()
+        })
+    }
+
+    /// Refuses a write into a repository a source serves.
+    pub(super) fn writable(&self, repo: &RepositoryName) -> Result<()> {
+        match self.source.as_ref().and_then(|s| s.serves(repo)) {
+            Some(source_of) => Err(Error::Sourced {
+                name: repo.to_string(),
+                source_of,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a read a source's repository answered locally.
+    pub(super) fn served_locally<T>(&self, repo: &RepositoryName, read: Read, answer: &Result<T>) {
+        if answer.is_ok()
+            && let Some(source) = self.source_for(repo)
+        {
+            source.served_locally(read);
+        }
+    }
+
+    /// Makes the manifest `reference` names current from the source serving `repo`, if any.
+    pub(super) async fn refresh_from_source(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        match self.source_for(repo) {
+            Some(source) => source.manifest(&self.fill(), repo, reference).await,
+            None => Ok(()),
+        }
+    }
+}

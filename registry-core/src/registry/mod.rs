@@ -12,17 +12,22 @@ use bytes::Bytes;
 use crate::admission::{Admission, Caller, Change};
 use crate::blobs::{BlobContent, BlobInfo, Blobs};
 use crate::cache::Caches;
-use crate::catalog::{Catalog, IndexState};
+use crate::catalog::Catalog;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::index::IndexState;
 use crate::manifest::Descriptor;
-use crate::manifests::{ManifestContent, ManifestInfo, Manifests};
+use crate::manifests::{ManifestContent, Manifests};
 use crate::reference::{Reference, RepositoryName, Tag};
-use crate::source::{Fill, Read, SharedSource, Source};
 use crate::storage::{ByteStream, GetRange, Storage};
+use crate::stored::ManifestInfo;
 use crate::tags::{Page, TagChange, TagRecord, Tags};
 use crate::upload::UploadStatus;
 use crate::uploads::Uploads;
+
+pub mod source;
+
+use source::{Read, SharedSource};
 
 /// Default manifest size limit: 4 MiB, as distribution.
 pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
@@ -148,13 +153,6 @@ impl Registry {
         self
     }
 
-    /// The same registry, reading through `source` in the repositories it serves: a miss there
-    /// asks the source, and pushes and deletes there are refused ([`Error::Sourced`]).
-    pub fn with_source(mut self, source: Arc<dyn Source>) -> Registry {
-        self.source = Some(source);
-        self
-    }
-
     /// A handle on the same registry whose changes are made for `caller`: what admission rules
     /// and tag history see. The HTTP layer takes one per request.
     pub fn as_caller(&self, caller: Caller) -> Registry {
@@ -177,41 +175,6 @@ impl Registry {
     /// Succeeds when the storage answers (one listing): what a readiness probe asks.
     pub async fn check_storage(&self) -> Result<()> {
         self.storage.list("").await.map(drop)
-    }
-
-    /// The source serving `repo`, if any.
-    fn source_for(&self, repo: &RepositoryName) -> Option<&Arc<dyn Source>> {
-        self.source.as_ref().filter(|s| s.serves(repo).is_some())
-    }
-
-    /// What a source fills: this registry without its source, hook or caller.
-    fn fill(&self) -> Fill {
-        Fill::new(Registry {
-            admission: None,
-            source: None,
-            caller: Caller::default(),
-            ..self.clone()
-        })
-    }
-
-    /// Refuses a write into a repository a source serves.
-    fn writable(&self, repo: &RepositoryName) -> Result<()> {
-        match self.source.as_ref().and_then(|s| s.serves(repo)) {
-            Some(source_of) => Err(Error::Sourced {
-                name: repo.to_string(),
-                source_of,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a read a source's repository answered locally.
-    fn served_locally<T>(&self, repo: &RepositoryName, read: Read, answer: &Result<T>) {
-        if answer.is_ok()
-            && let Some(source) = self.source_for(repo)
-        {
-            source.served_locally(read);
-        }
     }
 
     async fn admit(&self, change: Change<'_>) -> Result<()> {
@@ -483,18 +446,6 @@ impl Registry {
         self.manifests.get(repo, &digest, reference).await
     }
 
-    /// Makes the manifest `reference` names current from the source serving `repo`, if any.
-    async fn refresh_from_source(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> Result<()> {
-        match self.source_for(repo) {
-            Some(source) => source.manifest(&self.fill(), repo, reference).await,
-            None => Ok(()),
-        }
-    }
-
     async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> Result<Digest> {
         match reference {
             Reference::Digest(d) => Ok(d.clone()),
@@ -600,19 +551,5 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
         self.manifests.referrers(repo, subject, artifact_type).await
-    }
-
-    // ---- the index ----
-
-    /// Moves a store written before the listing index to it: tags from their legacy links to
-    /// records, a catalog entry for every repository holding a manifest, then the index version.
-    /// Safe to run while the registry serves, and again.
-    pub async fn reindex(&self) -> Result<crate::reindex::ReindexReport> {
-        crate::reindex::reindex(self).await
-    }
-
-    /// Whether the store still needs [`Registry::reindex`].
-    pub async fn needs_reindex(&self) -> Result<bool> {
-        self.index.legacy(&*self.storage).await
     }
 }

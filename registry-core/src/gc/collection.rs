@@ -1,0 +1,237 @@
+//! The removing half of a collection.
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use futures::TryStreamExt;
+
+use crate::admission::Caller;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::paths;
+use crate::reference::{RepositoryName, Tag};
+use crate::registry::Registry;
+use crate::storage::{ObjectMeta, StorageExt};
+use crate::upload::UploadSession;
+
+use super::walk::StoredBlob;
+use super::{COLLECTOR, GcOptions, Removal, concurrently, used_since};
+
+/// The removing half of a collection: each step removes (unless this is a dry run) and returns
+/// what it removed.
+#[derive(Clone, Copy)]
+pub(super) struct Collection<'a> {
+    pub(super) registry: &'a Registry,
+    pub(super) dry_run: bool,
+}
+
+impl Collection<'_> {
+    pub(super) async fn delete(&self, key: &str) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        self.registry.storage().delete(key).await
+    }
+
+    pub(super) async fn remove_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Removal> {
+        if !self.dry_run
+            && let Some(record) = self.registry.tags.get(name, tag).await?
+        {
+            let caller = Caller {
+                identity: Some(COLLECTOR.into()),
+                request_id: None,
+            };
+            self.registry
+                .tags
+                .delete(name, tag, &record.digest, &caller)
+                .await?;
+        }
+        Ok(Removal::Tag {
+            repository: name.clone(),
+            tag: tag.clone(),
+        })
+    }
+
+    /// Removes an unreached manifest unless it was pushed again since the listing. `None` when it
+    /// stays.
+    pub(super) async fn remove_manifest(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<Option<Removal>> {
+        match self
+            .registry
+            .storage()
+            .head(&paths::manifest_link(name, digest))
+            .await
+        {
+            Ok(meta) if meta.last_modified > cutoff => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        if !self.dry_run {
+            match self.registry.manifests.remove(name, digest).await {
+                Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(Removal::Manifest {
+            repository: name.clone(),
+            digest: digest.clone(),
+        }))
+    }
+
+    /// Removes a layer link unless a push marked its blob since the listing; a push that marks it
+    /// while the link goes finds it put back. `None` when it stays.
+    pub(super) async fn remove_link(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        blob: Option<&StoredBlob>,
+        cutoff: SystemTime,
+    ) -> Result<Option<Removal>> {
+        if used_since(self.registry, digest, blob, cutoff).await? {
+            return Ok(None);
+        }
+        if !self.dry_run {
+            let storage = self.registry.storage();
+            let key = paths::layer_link(name, digest);
+            storage.delete(&key).await?;
+            if used_since(self.registry, digest, blob, cutoff).await? {
+                storage
+                    .put(&key, bytes::Bytes::from(digest.to_string()))
+                    .await?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(Removal::Link {
+            repository: name.clone(),
+            digest: digest.clone(),
+        }))
+    }
+
+    /// Removes a blob: its data or location record first (the blob is then unknown), then the
+    /// bytes a location pointed at, then its marker.
+    pub(super) async fn remove_blob(&self, digest: &Digest, blob: &StoredBlob) -> Result<Removal> {
+        let marker = paths::blob_used(digest);
+        if blob.keys.is_empty() {
+            // A marker whose blob never arrived.
+            self.delete(&marker).await?;
+            return Ok(Removal::Orphan {
+                key: marker,
+                bytes: 0,
+            });
+        }
+        for key in blob.keys.iter().chain(&blob.target) {
+            self.delete(key).await?;
+        }
+        self.delete(&marker).await?;
+        if !self.dry_run {
+            self.registry.blobs.forget(digest);
+        }
+        Ok(Removal::Blob {
+            digest: digest.clone(),
+            bytes: blob.size,
+        })
+    }
+
+    /// Removes `data/<id>` objects that no blob location names and no upload is writing.
+    pub(super) async fn remove_orphans(
+        &self,
+        targets: &HashSet<String>,
+        cutoff: SystemTime,
+    ) -> Result<Vec<Removal>> {
+        let storage = self.registry.storage();
+        let listed: Vec<ObjectMeta> = storage.list_all(paths::DATA).try_collect().await?;
+        let mut old = Vec::new();
+        for meta in listed {
+            if meta.last_modified <= cutoff && !targets.contains(&meta.key) {
+                old.push(meta);
+            }
+        }
+        let removed = concurrently(old, |meta| async move {
+            let id = meta.key.rsplit('/').next().unwrap_or_default();
+            if storage.exists(&paths::upload_session(id)).await? {
+                return Ok(None);
+            }
+            self.remove_orphan(meta).await.map(Some)
+        })
+        .await?;
+        Ok(removed.into_iter().flatten().collect())
+    }
+
+    pub(super) async fn remove_orphan(&self, meta: ObjectMeta) -> Result<Removal> {
+        self.delete(&meta.key).await?;
+        Ok(Removal::Orphan {
+            key: meta.key,
+            bytes: meta.size,
+        })
+    }
+
+    /// Ends uploads whose session was last written longer than `upload_max_age` ago, and removes
+    /// what a crash left in upload folders (tails no session names) once older than the grace.
+    pub(super) async fn purge_uploads(
+        &self,
+        options: &GcOptions,
+        now: SystemTime,
+    ) -> Result<Vec<Removal>> {
+        let since = |age| now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
+        let (idle_since, cutoff) = (since(options.upload_max_age), since(options.grace));
+        let ids = self.registry.storage().list(paths::UPLOADS).await?.prefixes;
+        let removed = concurrently(ids, |id| self.purge_upload(id, idle_since, cutoff)).await?;
+        Ok(removed.into_iter().flatten().collect())
+    }
+
+    pub(super) async fn purge_upload(
+        &self,
+        id: String,
+        idle_since: SystemTime,
+        cutoff: SystemTime,
+    ) -> Result<Vec<Removal>> {
+        let storage = self.registry.storage();
+        let mut removed = Vec::new();
+        let objects = storage.list(&paths::upload(&id)).await?.objects;
+        let session_key = paths::upload_session(&id);
+        let Some(session_meta) = objects.iter().find(|o| o.key == session_key) else {
+            // No session: leftovers of an upload that ended.
+            for meta in objects {
+                if meta.last_modified <= cutoff {
+                    removed.push(self.remove_orphan(meta).await?);
+                }
+            }
+            return Ok(removed);
+        };
+        let idle = session_meta.last_modified < idle_since;
+        let session = storage
+            .get_opt(&session_key)
+            .await?
+            .and_then(|bytes| serde_json::from_slice::<UploadSession>(&bytes).ok());
+        let mut keep: Vec<String> = Vec::new();
+        match &session {
+            Some(s) => {
+                if idle {
+                    if !self.dry_run {
+                        self.registry.uploads.end_session(s).await?;
+                    }
+                    removed.push(Removal::Upload {
+                        id: id.clone(),
+                        bytes: s.offset,
+                    });
+                }
+                keep.push(session_key.clone());
+                keep.extend(s.tail_key());
+            }
+            // Unreadable: the upload cannot go on; left alone until idle.
+            None if idle => {}
+            None => return Ok(removed),
+        }
+        for meta in objects {
+            if !keep.contains(&meta.key) && (idle || meta.last_modified <= cutoff) {
+                removed.push(self.remove_orphan(meta).await?);
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,266 @@
+//! Garbage collection: removes what no tag reaches, and abandoned uploads, while pushes go on.
+//!
+//! [`collect`] marks, in every repository, the manifests its tags reach, the children of reachable
+//! indexes and (optionally) the referrers of reachable manifests, then the blobs they name. It
+//! then removes, in an order that never leaves a link to missing bytes:
+//!
+//! 1. cached tags and manifests unused past [`GcOptions::cache`]'s retention, and untagged
+//!    manifests nothing reaches (only with [`GcOptions::delete_untagged`]);
+//! 2. layer links to blobs no kept manifest of the repository names;
+//! 3. blobs no repository links any more, with their location record and `used` marker;
+//! 4. bytes of streamed uploads that nothing points at (`data/<id>`), and stale upload tails;
+//! 5. uploads idle for longer than [`GcOptions::upload_max_age`] (aborting their multipart
+//!    uploads on object stores);
+//!
+//! and then reconciles the catalog with the repositories left holding a manifest.
+//!
+//! **Safe during pushes.** Nothing younger than [`GcOptions::grace`] is removed: a blob whose
+//! bytes, any link or its `used` marker ([`crate::paths::blob_used`]) changed within the grace
+//! period is kept with all its links, and so is a manifest pushed within it, with everything it
+//! reaches. Ages are the storage's modification times against this host's clock, so the grace
+//! must also exceed any skew between the two. A push that reuses a stored blob marks it used (on `HEAD`, mount, and manifest `PUT`,
+//! at most once per [`crate::RegistryConfig::touch_interval`]), and a blob's marker and bytes are
+//! read again just before it is removed; a layer link removed while a push marks its blob is put
+//! back, and a manifest pushed again since the listing stays. The grace period must therefore
+//! exceed the touch interval plus the longest push; the default hour against ten minutes leaves
+//! room. What remains to chance is a push whose reuse of a blob falls between the collector's last
+//! check and its removal, a few milliseconds: its manifest `PUT` then fails with
+//! `MANIFEST_BLOB_UNKNOWN` (nothing is corrupted), or, for a mount in that instant, the link reads
+//! as `BLOB_UNKNOWN` until the next collection removes it.
+//!
+//! Removals run 16 storage requests at a time. If a manifest that must be kept cannot
+//! be read, collection stops before removing anything.
+//!
+//! - `report`: what a collection is asked ([`GcOptions`]) and what it reports ([`GcReport`]).
+//! - `walk`: reading what the store holds, and marking what each repository keeps.
+//! - `collection`: the removing steps.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::SystemTime;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::paths;
+use crate::reference::Tag;
+use crate::registry::Registry;
+
+mod collection;
+mod report;
+mod walk;
+
+use collection::Collection;
+pub use report::{CacheRetention, GcOptions, GcReport, Removal};
+use walk::{StoredBlob, expiry, list_blobs, list_repositories, mark};
+
+/// Runs one collection over the registry's storage; see the module documentation.
+pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let now = SystemTime::now();
+    let cutoff = now
+        .checked_sub(options.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let blobs = list_blobs(registry).await?;
+    let repos = list_repositories(registry).await?;
+    let mut marked = BTreeMap::new();
+    for (name, repo) in &repos {
+        marked.insert(
+            name.clone(),
+            mark(registry, name, repo, options, cutoff).await?,
+        );
+    }
+    let gc = Collection {
+        registry,
+        dry_run: options.dry_run,
+    };
+    let mut report = GcReport {
+        repositories: repos.len() as u64,
+        dry_run: options.dry_run,
+        ..GcReport::default()
+    };
+    let fresh = |d: &Digest| {
+        blobs
+            .get(d)
+            .and_then(|b| b.newest)
+            .is_some_and(|t| t > cutoff)
+    };
+    let mut linked = HashSet::new();
+    let mut kept = HashSet::new();
+    // Repositories left holding a manifest: what the catalog must list.
+    let mut holding = HashSet::new();
+    for (name, repo) in &repos {
+        let keep = &marked[name];
+        report.manifests_kept += keep.manifests.len() as u64;
+        kept.extend(keep.manifests.iter().cloned());
+        kept.extend(keep.blobs.iter().cloned());
+        if let Some(expired) = expiry(options, name) {
+            let tags: Vec<Tag> = repo
+                .tags
+                .iter()
+                .filter(|(_, modified)| *modified < expired && *modified <= cutoff)
+                .map(|(tag, _)| tag.clone())
+                .collect();
+            let removed =
+                concurrently(tags, |tag| async move { gc.remove_tag(name, &tag).await }).await?;
+            report.removed.extend(removed);
+        }
+        let removed = &mut report.removed;
+        let manifest_stays =
+            |d: &Digest, modified| keep.manifests.contains(d) || modified > cutoff || fresh(d);
+        let remove_manifest = |d: Digest| async move { gc.remove_manifest(name, &d, cutoff).await };
+        let before = removed.len();
+        sweep(
+            &repo.revisions,
+            manifest_stays,
+            remove_manifest,
+            &mut linked,
+            removed,
+        )
+        .await?;
+        if removed.len() - before < repo.revisions.len() {
+            holding.insert(name.clone());
+        }
+        let blobs = &blobs;
+        let link_stays =
+            |d: &Digest, modified| keep.blobs.contains(d) || modified > cutoff || fresh(d);
+        let remove_link =
+            |d: Digest| async move { gc.remove_link(name, &d, blobs.get(&d), cutoff).await };
+        sweep(&repo.layers, link_stays, remove_link, &mut linked, removed).await?;
+    }
+    let mut candidates = Vec::new();
+    for (digest, blob) in &blobs {
+        let in_use = kept.contains(digest)
+            || linked.contains(digest)
+            || blob.newest.is_none_or(|t| t > cutoff);
+        if !in_use {
+            candidates.push((digest.clone(), blob.clone()));
+        }
+    }
+    let decided = concurrently(candidates, |(digest, blob)| async move {
+        if used_since(registry, &digest, Some(&blob), cutoff).await? {
+            return Ok(None);
+        }
+        gc.remove_blob(&digest, &blob).await.map(Some)
+    })
+    .await?;
+    let removed_blobs: HashSet<&Digest> = decided
+        .iter()
+        .flatten()
+        .filter_map(|r| match r {
+            Removal::Blob { digest, .. } => Some(digest),
+            _ => None,
+        })
+        .collect();
+    let mut targets = HashSet::new();
+    for (digest, blob) in &blobs {
+        let orphan_marker = blob.keys.is_empty();
+        if !removed_blobs.contains(digest) && !orphan_marker {
+            report.blobs_kept += 1;
+            targets.extend(blob.target.clone());
+        }
+    }
+    report.removed.extend(decided.into_iter().flatten());
+    report
+        .removed
+        .extend(gc.remove_orphans(&targets, cutoff).await?);
+    report.removed.extend(gc.purge_uploads(options, now).await?);
+    if !options.dry_run && !registry.index.legacy(&**registry.storage()).await? {
+        report.catalog_changes = registry.catalog.reconcile(&holding).await? as u64;
+    }
+    Ok(report)
+}
+
+/// Removes the links (manifest revisions or layer links) of one repository that `stays` does not
+/// keep, [`CONCURRENCY`] at a time: what went joins `removed`; what stays, or what `remove` left
+/// because a push used it meanwhile, joins `linked`.
+async fn sweep<F, Fut>(
+    entries: &BTreeMap<Digest, SystemTime>,
+    stays: impl Fn(&Digest, SystemTime) -> bool,
+    remove: F,
+    linked: &mut HashSet<Digest>,
+    removed: &mut Vec<Removal>,
+) -> Result<()>
+where
+    F: Fn(Digest) -> Fut,
+    Fut: Future<Output = Result<Option<Removal>>>,
+{
+    let mut go = Vec::new();
+    for (digest, &modified) in entries {
+        if stays(digest, modified) {
+            linked.insert(digest.clone());
+        } else {
+            go.push(digest.clone());
+        }
+    }
+    let outcomes = concurrently(go, |d| {
+        let removing = remove(d.clone());
+        async move { Ok((d, removing.await?)) }
+    })
+    .await?;
+    for (digest, outcome) in outcomes {
+        match outcome {
+            Some(removal) => removed.push(removal),
+            None => {
+                linked.insert(digest);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Who the tag history names for the tags a collection removes.
+const COLLECTOR: &str = "garbage collection";
+
+/// How many storage requests a collection keeps in flight.
+const CONCURRENCY: usize = 16;
+
+/// Runs `f` over `items`, [`CONCURRENCY`] at a time, and returns the results in order, or the
+/// first error.
+async fn concurrently<I, T, F, Fut>(items: I, f: F) -> Result<Vec<T>>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    futures::stream::iter(items)
+        .map(f)
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+/// Only the last step of [`collect`]: ends uploads idle for longer than
+/// [`GcOptions::upload_max_age`] and removes what crashes left in upload folders. Cheap (it reads
+/// `uploads/` alone), so servers run it often even where full collection is off.
+pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let gc = Collection {
+        registry,
+        dry_run: options.dry_run,
+    };
+    Ok(GcReport {
+        dry_run: options.dry_run,
+        removed: gc.purge_uploads(options, SystemTime::now()).await?,
+        ..GcReport::default()
+    })
+}
+
+/// True when the blob's objects changed after `cutoff` since they were listed: a push reused it.
+async fn used_since(
+    registry: &Registry,
+    digest: &Digest,
+    blob: Option<&StoredBlob>,
+    cutoff: SystemTime,
+) -> Result<bool> {
+    let storage = registry.storage();
+    let mut keys = blob.map(|b| b.keys.clone()).unwrap_or_default();
+    keys.push(paths::blob_used(digest));
+    for key in keys {
+        match storage.head(&key).await {
+            Ok(meta) if meta.last_modified > cutoff => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,160 @@
+//! What a collection is asked to do, and what it reports.
+
+use std::time::Duration;
+
+use crate::digest::Digest;
+use crate::reference::{RepositoryName, Tag};
+
+/// What [`collect`] removes, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Anything written or used more recently than this is kept. Default: one hour.
+    pub grace: Duration,
+    /// Also remove manifests that no tag reaches (by default they are kept, with their blobs).
+    pub delete_untagged: bool,
+    /// Keep the referrers (signatures, SBOMs…) of every kept manifest. Default: true.
+    pub keep_referrers: bool,
+    /// Uploads that received nothing for this long are abandoned and removed. Default: 24 hours.
+    pub upload_max_age: Duration,
+    /// Report what would be removed, and remove nothing.
+    pub dry_run: bool,
+    /// Repositories that cache an upstream registry, whose content goes once unused for a while.
+    pub cache: Option<CacheRetention>,
+}
+
+/// How long a pull-through cache keeps what nobody pulls: in its repositories, a tag or manifest
+/// whose link was last written (by the fetch, or by a pull refreshing it) longer ago than
+/// `unused_for` is removed, and then whatever only it reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRetention {
+    /// Repository name prefixes the cache serves (`docker.io` covers `docker.io/…`); an empty
+    /// prefix covers every repository.
+    pub prefixes: Vec<String>,
+    /// How long unused content stays.
+    pub unused_for: Duration,
+}
+
+impl CacheRetention {
+    /// True when `name` is a repository of the cache.
+    pub fn covers(&self, name: &RepositoryName) -> bool {
+        self.prefixes.iter().any(|p| {
+            p.is_empty()
+                || name
+                    .as_str()
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace: Duration::from_secs(3600),
+            delete_untagged: false,
+            keep_referrers: true,
+            upload_max_age: Duration::from_secs(24 * 3600),
+            dry_run: false,
+            cache: None,
+        }
+    }
+}
+
+/// One thing [`collect`] removed (or would remove, in a dry run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A blob's bytes, shared by every repository.
+    Blob {
+        /// The blob.
+        digest: Digest,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A cached tag nobody pulled for [`CacheRetention::unused_for`].
+    Tag {
+        /// The repository.
+        repository: RepositoryName,
+        /// The tag.
+        tag: Tag,
+    },
+    /// An untagged manifest, from one repository.
+    Manifest {
+        /// The repository.
+        repository: RepositoryName,
+        /// The manifest.
+        digest: Digest,
+    },
+    /// A blob's link from one repository.
+    Link {
+        /// The repository.
+        repository: RepositoryName,
+        /// The blob.
+        digest: Digest,
+    },
+    /// An upload that received nothing for [`GcOptions::upload_max_age`].
+    Upload {
+        /// The upload's id.
+        id: String,
+        /// The bytes it had received.
+        bytes: u64,
+    },
+    /// An object nothing points at: bytes of an upload that lost a race or crashed, a stale tail.
+    Orphan {
+        /// Its key.
+        key: String,
+        /// Its size.
+        bytes: u64,
+    },
+}
+
+impl Removal {
+    /// Storage bytes the removal frees (links and manifest records count as nothing).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Removal::Blob { bytes, .. }
+            | Removal::Upload { bytes, .. }
+            | Removal::Orphan { bytes, .. } => *bytes,
+            Removal::Tag { .. } | Removal::Manifest { .. } | Removal::Link { .. } => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Removal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Removal::Blob { digest, bytes } => write!(f, "blob {digest} ({bytes} bytes)"),
+            Removal::Tag { repository, tag } => write!(f, "tag {repository}:{tag}"),
+            Removal::Manifest { repository, digest } => {
+                write!(f, "manifest {repository}@{digest}")
+            }
+            Removal::Link { repository, digest } => write!(f, "link {repository}@{digest}"),
+            Removal::Upload { id, bytes } => write!(f, "upload {id} ({bytes} bytes)"),
+            Removal::Orphan { key, bytes } => write!(f, "orphan {key} ({bytes} bytes)"),
+        }
+    }
+}
+
+/// What a collection saw and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Repositories walked.
+    pub repositories: u64,
+    /// Manifests kept, over all repositories.
+    pub manifests_kept: u64,
+    /// Blobs kept (manifests' bytes included).
+    pub blobs_kept: u64,
+    /// Everything removed, or that would be in a dry run.
+    pub removed: Vec<Removal>,
+    /// True when nothing was actually removed.
+    pub dry_run: bool,
+    /// Catalog entries written or removed to match the repositories holding a manifest (one
+    /// push racing the removal of a repository's last manifest can leave one out of step).
+    pub catalog_changes: u64,
+}
+
+impl GcReport {
+    /// Bytes freed (or that would be).
+    pub fn bytes_freed(&self) -> u64 {
+        self.removed.iter().map(Removal::bytes).sum()
+    }
+}

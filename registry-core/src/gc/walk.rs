@@ -1,0 +1,183 @@
+//! Reading what the store holds, and marking what each repository keeps.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::SystemTime;
+
+use futures::TryStreamExt;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::paths;
+use crate::reference::{Reference, RepositoryName, Tag};
+use crate::registry::Registry;
+use crate::storage::{ObjectMeta, StorageExt};
+use crate::stored::BlobLocation;
+
+use super::{GcOptions, concurrently};
+
+/// What `blobs/` holds for one digest.
+#[derive(Debug, Default, Clone)]
+pub(super) struct StoredBlob {
+    /// Its objects: data or location record, and the `used` marker.
+    pub(super) keys: Vec<String>,
+    /// Where a location record points.
+    pub(super) target: Option<String>,
+    pub(super) size: u64,
+    pub(super) newest: Option<SystemTime>,
+}
+
+/// What `repositories/<name>/` holds.
+#[derive(Debug, Default)]
+pub(super) struct Repo {
+    pub(super) tags: Vec<(Tag, SystemTime)>,
+    pub(super) revisions: BTreeMap<Digest, SystemTime>,
+    pub(super) layers: BTreeMap<Digest, SystemTime>,
+    pub(super) referrers: HashMap<Digest, Vec<Digest>>,
+}
+
+/// What one repository keeps.
+#[derive(Debug, Default)]
+pub(super) struct Marked {
+    pub(super) manifests: HashSet<Digest>,
+    pub(super) blobs: HashSet<Digest>,
+}
+
+/// Reads `blobs/`: every digest's objects, size and newest modification.
+pub(super) async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, StoredBlob>> {
+    let storage = registry.storage();
+    let mut blobs: BTreeMap<Digest, StoredBlob> = BTreeMap::new();
+    let mut listing = storage.list_all(paths::BLOBS);
+    while let Some(meta) = listing.try_next().await? {
+        // Objects of any other shape are for scrub to report.
+        let Some((digest, kind)) = paths::parse_blob_key(&meta.key) else {
+            continue;
+        };
+        let blob = blobs.entry(digest).or_default();
+        blob.newest = blob.newest.max(Some(meta.last_modified));
+        match kind {
+            paths::BlobObject::Data => blob.size = meta.size,
+            paths::BlobObject::Location => {
+                if let Some(bytes) = storage.get_opt(&meta.key).await? {
+                    let location: BlobLocation = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::storage(format!("corrupt record at {}: {e}", meta.key))
+                    })?;
+                    blob.size = location.size;
+                    blob.target = Some(location.key);
+                }
+            }
+            paths::BlobObject::Used => continue,
+        }
+        blob.keys.push(meta.key);
+    }
+    Ok(blobs)
+}
+
+/// Reads `repositories/`: every repository's tags, revisions, layer links and referrers.
+pub(super) async fn list_repositories(
+    registry: &Registry,
+) -> Result<BTreeMap<RepositoryName, Repo>> {
+    let storage = registry.storage();
+    let mut repos: BTreeMap<RepositoryName, Repo> = BTreeMap::new();
+    let mut listing = storage.list_all(paths::REPOSITORIES);
+    while let Some(ObjectMeta {
+        key, last_modified, ..
+    }) = listing.try_next().await?
+    {
+        let Some((name, entry)) = paths::parse_repository_key(&key) else {
+            continue;
+        };
+        let repo = repos.entry(name).or_default();
+        match entry {
+            paths::RepositoryEntry::Tag(tag) | paths::RepositoryEntry::LegacyTag(tag) => {
+                repo.tags.push((tag, last_modified))
+            }
+            paths::RepositoryEntry::TagChange(_) => {}
+            paths::RepositoryEntry::Revision(d) => {
+                repo.revisions.insert(d, last_modified);
+            }
+            paths::RepositoryEntry::Layer(d) => {
+                repo.layers.insert(d, last_modified);
+            }
+            paths::RepositoryEntry::Referrer { subject, referrer } => {
+                repo.referrers.entry(subject).or_default().push(referrer);
+            }
+        }
+    }
+    Ok(repos)
+}
+
+/// When `name` is a cache repository, the time before which its content counts as unused.
+pub(super) fn expiry(options: &GcOptions, name: &RepositoryName) -> Option<SystemTime> {
+    let cache = options.cache.as_ref().filter(|c| c.covers(name))?;
+    Some(
+        SystemTime::now()
+            .checked_sub(cache.unused_for)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    )
+}
+
+/// Marks what one repository keeps: what its tags reach, and every manifest pushed within the
+/// grace period (or every manifest, unless untagged ones go).
+pub(super) async fn mark(
+    registry: &Registry,
+    name: &RepositoryName,
+    repo: &Repo,
+    options: &GcOptions,
+    cutoff: SystemTime,
+) -> Result<Marked> {
+    let expired = expiry(options, name);
+    let live_tags: Vec<Tag> = repo
+        .tags
+        .iter()
+        .filter(|(_, modified)| expired.is_none_or(|t| *modified >= t))
+        .map(|(tag, _)| tag.clone())
+        .collect();
+    let tagged = concurrently(live_tags, |tag| async move {
+        Ok(registry.tags.get(name, &tag).await?.map(|r| r.digest))
+    })
+    .await?;
+    let mut pending: Vec<Digest> = tagged.into_iter().flatten().collect();
+    for (digest, &modified) in &repo.revisions {
+        let untagged_stay = !options.delete_untagged && expired.is_none_or(|t| modified >= t);
+        if untagged_stay || modified > cutoff {
+            pending.push(digest.clone());
+        }
+    }
+    let mut marked = Marked::default();
+    while !pending.is_empty() {
+        // A tag or index naming a manifest this repository lacks: nothing to keep.
+        let batch: Vec<Digest> = std::mem::take(&mut pending)
+            .into_iter()
+            .filter(|d| repo.revisions.contains_key(d) && marked.manifests.insert(d.clone()))
+            .collect();
+        let manifests = concurrently(batch, |digest| async move {
+            let unreadable = |e: Error| {
+                Error::storage(format!(
+                    "garbage collection stopped before removing anything: cannot read manifest \
+                     {name}@{digest} ({e}); `registry scrub` checks the store"
+                ))
+            };
+            let content = registry
+                .get_manifest(name, &Reference::Digest(digest.clone()))
+                .await
+                .map_err(unreadable)?;
+            let manifest = Manifest::parse(&content.bytes, Some(&content.info.media_type))
+                .map_err(unreadable)?;
+            Ok((digest, manifest))
+        })
+        .await?;
+        for (digest, manifest) in manifests {
+            marked
+                .blobs
+                .extend(manifest.blob_references().map(|d| d.digest.clone()));
+            pending.extend(manifest.manifests.iter().map(|d| d.digest.clone()));
+            if options.keep_referrers
+                && let Some(referrers) = repo.referrers.get(&digest)
+            {
+                pending.extend(referrers.iter().cloned());
+            }
+        }
+    }
+    Ok(marked)
+}
