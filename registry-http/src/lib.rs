@@ -2,13 +2,17 @@
 //! [`registry_core::Registry`]: mount it in any axum or tower server, at the root or under a prefix.
 //!
 //! - [`route`]: the API's paths parsed into a [`Route`].
-//! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in.
+//! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in (defined in
+//!   `registry_core::access`, free of axum), and reading credentials from headers.
+//! - [`policy`]: access rules by repository pattern, user and group.
+//! - [`token`]: Docker token authentication, and `token::issuer`, the built-in token server.
 //! - [`htpasswd`]: [`Htpasswd`], users of an htpasswd file, reloaded when it changes.
 //! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and [`metrics::MeteredStorage`].
 //! - [`events`]: what was pushed, pulled and deleted, for notifications.
-//! - [`mirror`]: a pull-through cache of upstream registries.
+//! - [`mirror`]: a pull-through cache of upstream registries, a `registry_core::Source` attached
+//!   with `Registry::with_source` (the handlers know nothing of it).
 //! - `handlers`: one module per endpoint family.
 //! - [`server`]: [`serve`], a server loop with connection and header-timeout limits.
 //! - `testing` (feature `testing`): `testing::TestRegistry`, an in-process registry for tests.

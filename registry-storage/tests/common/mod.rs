@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use registry_core::{ByteStream, RepositoryName, Storage};
+use futures::{StreamExt, TryStreamExt};
+use registry_core::manifest::OCI_MANIFEST;
+use registry_core::{ByteStream, Digest, Reference, Registry, RepositoryName, Storage};
 
 /// A request body of one chunk.
 pub fn body(data: &[u8]) -> ByteStream {
@@ -61,4 +62,58 @@ macro_rules! on_both_backends {
             })*
         }
     };
+}
+
+/// A blob read whole.
+pub async fn read(content: registry_core::BlobContent) -> Vec<u8> {
+    content
+        .stream
+        .try_fold(Vec::new(), |mut acc, c| async move {
+            acc.extend_from_slice(&c);
+            Ok(acc)
+        })
+        .await
+        .unwrap()
+}
+
+/// An image manifest of a config and layers, with an optional subject.
+pub fn image_manifest(config: &Digest, layers: &[&Digest], subject: Option<&Digest>) -> Vec<u8> {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|d| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#))
+        .collect();
+    let subject = subject
+        .map(|s| format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{s}","size":1}},"artifactType":"application/vnd.example.sig""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{}]{subject}}}"#,
+        layers.join(",")
+    )
+    .into_bytes()
+}
+
+/// Pushes an image of a config and one layer under `tag`; its manifest digest and bytes.
+pub async fn push_image(
+    r: &Registry,
+    a: &RepositoryName,
+    tag: &str,
+    seed: &str,
+) -> (Digest, Vec<u8>) {
+    let config = format!("{{\"seed\":\"{seed}\"}}");
+    let layer = format!("layer of {seed}");
+    let (cd, ld) = (Digest::of(config.as_bytes()), Digest::of(layer.as_bytes()));
+    r.put_blob(a, &cd, body(config.as_bytes()), None)
+        .await
+        .unwrap();
+    r.put_blob(a, &ld, body(layer.as_bytes()), None)
+        .await
+        .unwrap();
+    let m = image_manifest(&cd, &[&ld], None);
+    let reference: Reference = tag.parse().unwrap();
+    let info = r
+        .put_manifest(a, &reference, Some(OCI_MANIFEST), Bytes::from(m.clone()))
+        .await
+        .unwrap();
+    assert_eq!(info.digest, Digest::of(&m));
+    (info.digest, m)
 }

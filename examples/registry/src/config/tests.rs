@@ -1,0 +1,102 @@
+use super::*;
+
+#[test]
+fn storage_specs() {
+    assert_eq!(
+        "memory".parse::<StorageSpec>().unwrap(),
+        StorageSpec::Memory
+    );
+    assert_eq!(
+        "fs:/var/lib/r".parse::<StorageSpec>().unwrap(),
+        StorageSpec::Filesystem("/var/lib/r".into())
+    );
+    assert_eq!(
+        "s3://bucket/a/b".parse::<StorageSpec>().unwrap(),
+        StorageSpec::S3 {
+            bucket: "bucket".into(),
+            prefix: "a/b".into()
+        }
+    );
+    assert_eq!(
+        "s3://bucket/a/b"
+            .parse::<StorageSpec>()
+            .unwrap()
+            .to_string(),
+        "s3://bucket/a/b"
+    );
+    for bad in ["", "fs:", "s4://x", "disk", "s3://", "s3:bucket"] {
+        assert!(bad.parse::<StorageSpec>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn config_file() {
+    let c: Config =
+        toml::from_str("listen = \"0.0.0.0:8080\"\nstorage = \"memory\"\nmax_manifest_size = 10")
+            .unwrap();
+    assert_eq!(c.listen.port(), 8080);
+    assert_eq!(c.storage, StorageSpec::Memory);
+    assert_eq!(c.max_manifest_size, 10);
+    assert!(c.validate_references);
+    let err = toml::from_str::<Config>("listn = \"x\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listn"), "{err}");
+    assert!(toml::from_str::<Config>("storage = \"disk\"").is_err());
+    let c: Config = toml::from_str("[s3]\npart_size = 8388608\ntimeout_secs = 7").unwrap();
+    assert_eq!(c.s3.part_size, Some(8 << 20));
+    assert_eq!(c.s3.timeout, Some(std::time::Duration::from_secs(7)));
+    let err = toml::from_str::<Config>("[s3]\nbucket = \"b\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bucket"),
+        "the bucket comes from --storage: {err}"
+    );
+}
+
+#[test]
+fn variables_set_any_key() {
+    let env = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let (c, warnings) = Config::from_sources(
+        None,
+        env(&[
+            ("REGISTRY_MAX_CONNECTIONS", "7"),
+            ("REGISTRY_READ_ONLY", "true"),
+            ("REGISTRY_S3_REGION", "eu-west-1"),
+            ("REGISTRY_TOKEN_SERVICE", "\"1234\""),
+            (
+                "REGISTRY_NOTIFICATIONS_ENDPOINTS",
+                "[{url = \"http://127.0.0.1:1/e\"}]",
+            ),
+            ("REGISTRY_CONFIG", "/ignored.toml"),
+            ("REGISTRY_TEST_SOMETHING", "x"),
+            ("OTHER", "x"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.max_connections, 7);
+    assert!(c.read_only);
+    assert_eq!(c.s3.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(c.token.unwrap().service, "1234");
+    assert_eq!(c.notifications.endpoints[0].url, "http://127.0.0.1:1/e");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("REGISTRY_TEST_SOMETHING"));
+    let err = Config::from_sources(None, env(&[("REGISTRY_TOKEN_SERVICE", "1234")])).unwrap_err();
+    assert!(err.contains("REGISTRY_TOKEN_SERVICE"), "{err}");
+    let err = Config::from_sources(None, env(&[("REGISTRY_LOG_FORMAT", "xml")])).unwrap_err();
+    assert!(err.contains("REGISTRY_LOG_FORMAT"), "{err}");
+}
+
+#[test]
+fn the_example_file_is_valid() {
+    let c: Config = toml::from_str(include_str!("../../registry.example.toml")).unwrap();
+    assert!(c.token.unwrap().issue);
+    assert_eq!(c.access.len(), 3);
+    assert_eq!(c.groups["admins"], ["alice"]);
+}

@@ -1,0 +1,47 @@
+//! Logins for the tests that need them: an htpasswd file, curl, client auth files.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+/// The user of the htpasswd file [`htpasswd`] writes.
+pub const USER: &str = "testuser";
+/// Their password.
+pub const PASS: &str = "testpass";
+
+/// Writes an htpasswd file of [`USER`] under `dir`; its path.
+pub fn htpasswd(dir: &Path) -> String {
+    let path = dir.join("htpasswd");
+    std::fs::write(
+        &path,
+        format!("{USER}:{}\n", bcrypt::hash(PASS, 5).unwrap()),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs curl with `args`; the status and the response headers.
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-D", "-", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = text
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (code, text)
+}
+
+/// A folder under `dir` holding an empty `auth.json`, for a client's logins.
+pub fn auth_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let cache = dir.join(name);
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("auth.json"), r#"{"auths":{}}"#).unwrap();
+    cache
+}

@@ -1,0 +1,297 @@
+//! [`TokenIssuer`], the built-in token server, and [`token_router`], its `/token` endpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use http::HeaderMap;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use registry_core::RepositoryName;
+use sha2::{Digest as _, Sha256};
+
+use super::{Audience, Claims, LEEWAY_SECS, MAX_TOKEN_LIFETIME, REFRESH_LIFETIME, TokenAuth, now};
+use crate::auth::{AccessControl, Action, Credentials, Grant, Identity, Resource};
+use crate::error::{ApiError, Error, ErrorCode};
+
+/// The built-in token server.
+pub struct TokenIssuer {
+    users: Arc<dyn AccessControl>,
+    service: String,
+    issuer: String,
+    lifetime: Duration,
+    key: EncodingKey,
+    kid: String,
+    public: DecodingKey,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("service", &self.service)
+            .field("issuer", &self.issuer)
+            .field("lifetime", &self.lifetime)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer {
+    /// An issuer for `service` named `issuer`, identifying callers and granting what `users`
+    /// allows (any [`AccessControl`]: the htpasswd users and their rules, or an embedder's own),
+    /// signing with `key_pem` (a PKCS#8 EC P-256 key) or with a key generated now when `None`.
+    /// `lifetime` is capped at [`MAX_TOKEN_LIFETIME`]. Refresh tokens carry
+    /// [`AccessControl::stamp`] and are issued only for users that have one.
+    pub fn new(
+        users: Arc<dyn AccessControl>,
+        service: &str,
+        issuer: &str,
+        lifetime: Duration,
+        key_pem: Option<&[u8]>,
+    ) -> Result<TokenIssuer, Error> {
+        let invalid = |reason: &str| Error::TokenKey {
+            reason: reason.to_owned(),
+        };
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pkcs8 = match key_pem {
+            Some(pem) => {
+                let text = std::str::from_utf8(pem).map_err(|_| invalid("not PEM text"))?;
+                let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(body.trim())
+                    .map_err(|_| invalid("not PEM"))?
+            }
+            None => EcdsaKeyPair::generate_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &aws_lc_rs::rand::SystemRandom::new(),
+            )
+            .map_err(|_| invalid("cannot generate a signing key"))?
+            .as_ref()
+            .to_vec(),
+        };
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+            .map_err(|_| invalid("not a PKCS#8 EC P-256 private key"))?;
+        let point = pair.public_key().as_ref().to_vec();
+        if point.len() != 65 {
+            return Err(invalid("unexpected public key encoding"));
+        }
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let public = DecodingKey::from_ec_components(
+            &b64.encode(&point[1..33]),
+            &b64.encode(&point[33..65]),
+        )
+        .map_err(|e| invalid(&e.to_string()))?;
+        let kid = b64.encode(&Sha256::digest(&point)[..12]);
+        Ok(TokenIssuer {
+            users,
+            service: service.to_owned(),
+            issuer: issuer.to_owned(),
+            lifetime: lifetime.min(MAX_TOKEN_LIFETIME),
+            key: EncodingKey::from_ec_der(&pkcs8),
+            kid,
+            public,
+        })
+    }
+
+    /// The registry side that accepts this issuer's tokens; clients are sent to `realm`.
+    pub fn verifier(&self, realm: &str) -> TokenAuth {
+        TokenAuth::new(realm, &self.service, &self.issuer).with_key(
+            Some(self.kid.clone()),
+            self.public.clone(),
+            Algorithm::ES256,
+        )
+    }
+
+    /// What `who` gets of what it asked: each scope cut down to the actions the rules allow.
+    pub fn grant(&self, who: Option<&Identity>, asked: &[Grant]) -> Vec<Grant> {
+        asked
+            .iter()
+            .filter_map(|g| {
+                let actions: Vec<String> = if g.kind == "registry" {
+                    if self.users.allows(who, Resource::Catalog, &[]) {
+                        vec!["*".to_owned()]
+                    } else {
+                        Vec::new()
+                    }
+                } else {
+                    let repo: RepositoryName = g.name.parse().ok()?;
+                    [Action::Pull, Action::Push, Action::Delete]
+                        .into_iter()
+                        .filter(|a| g.covers(a.as_str()))
+                        .filter(|a| self.users.allows(who, Resource::Repository(&repo), &[*a]))
+                        .map(|a| a.as_str().to_owned())
+                        .collect()
+                };
+                (!actions.is_empty()).then(|| Grant {
+                    actions,
+                    ..g.clone()
+                })
+            })
+            .collect()
+    }
+
+    fn sign(
+        &self,
+        sub: &str,
+        access: Vec<Grant>,
+        lifetime: Duration,
+        typ: Option<&str>,
+    ) -> Result<String, String> {
+        let now = now();
+        let refresh = typ == Some("refresh");
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: sub.to_owned(),
+            aud: Audience::One(self.service.clone()),
+            exp: now + lifetime.as_secs(),
+            nbf: Some(now.saturating_sub(1)),
+            iat: Some(now),
+            jti: Some(hex_id()),
+            access,
+            typ: typ.map(str::to_owned),
+            stamp: refresh.then(|| self.users.stamp(sub)).flatten(),
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())
+    }
+
+    fn refresh_subject(&self, token: &str) -> Result<String, String> {
+        let mut v = Validation::new(Algorithm::ES256);
+        v.leeway = LEEWAY_SECS;
+        v.set_audience(&[&self.service]);
+        v.set_issuer(&[&self.issuer]);
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.public, &v).map_err(|e| e.to_string())?;
+        let current = self.users.stamp(&data.claims.sub);
+        match data.claims.typ.as_deref() {
+            Some("refresh") if current.is_some() && current == data.claims.stamp => {
+                Ok(data.claims.sub)
+            }
+            _ => Err("not a refresh token of a known user whose password is unchanged".into()),
+        }
+    }
+}
+
+fn hex_id() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The token endpoint, at `/token`: `GET` (Docker token flow) and `POST` (OAuth2 form).
+pub fn token_router(issuer: Arc<TokenIssuer>) -> Router {
+    Router::new()
+        .route("/token", axum::routing::get(token_get).post(token_post))
+        .with_state(issuer)
+}
+
+fn pairs(text: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(text.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn unauthorized() -> Response {
+    ApiError::new(ErrorCode::Unauthorized, "wrong user or password").into_response()
+}
+
+/// `GET /token?service=&scope=…`: a token for the scopes the caller may have.
+async fn token_get(
+    State(issuer): State<Arc<TokenIssuer>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = pairs(query.as_deref().unwrap_or(""));
+    let who = match crate::auth::credentials(&headers) {
+        Credentials::Anonymous => None,
+        creds @ Credentials::Basic { .. } => match issuer.users.identify(&creds).await {
+            Ok(who) => who,
+            Err(_) => return unauthorized(),
+        },
+        _ => return unauthorized(),
+    };
+    let asked: Vec<Grant> = query
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .filter_map(|(_, v)| Grant::parse_scope(v))
+        .collect();
+    let access = issuer.grant(who.as_ref(), &asked);
+    let sub = who.as_ref().map(|w| w.name.as_str()).unwrap_or("");
+    let offline = query
+        .iter()
+        .any(|(k, v)| k == "offline_token" && v == "true");
+    respond(&issuer, sub, access, offline && who.is_some())
+}
+
+/// `POST /token` with `grant_type=password|refresh_token`, the OAuth2 form.
+async fn token_post(State(issuer): State<Arc<TokenIssuer>>, body: String) -> Response {
+    let form: HashMap<String, String> = pairs(&body).into_iter().collect();
+    let sub = match form.get("grant_type").map(String::as_str) {
+        Some("password") => {
+            let creds = Credentials::Basic {
+                user: form.get("username").cloned().unwrap_or_default(),
+                password: form.get("password").cloned().unwrap_or_default(),
+            };
+            match issuer.users.identify(&creds).await {
+                Ok(Some(who)) => who.name,
+                _ => return unauthorized(),
+            }
+        }
+        Some("refresh_token") => {
+            match issuer
+                .refresh_subject(form.get("refresh_token").map(String::as_str).unwrap_or(""))
+            {
+                Ok(sub) => sub,
+                Err(_) => return unauthorized(),
+            }
+        }
+        _ => {
+            return ApiError::new(
+                ErrorCode::Unsupported,
+                "grant_type must be password or refresh_token",
+            )
+            .with_status(http::StatusCode::BAD_REQUEST)
+            .into_response();
+        }
+    };
+    let asked: Vec<Grant> = form
+        .get("scope")
+        .map(|s| s.split(' ').filter_map(Grant::parse_scope).collect())
+        .unwrap_or_default();
+    let who = Identity::user(sub.clone());
+    let access = issuer.grant(Some(&who), &asked);
+    let offline = form.get("access_type").is_some_and(|a| a == "offline");
+    respond(&issuer, &sub, access, offline)
+}
+
+fn respond(issuer: &TokenIssuer, sub: &str, access: Vec<Grant>, refresh: bool) -> Response {
+    let token = match issuer.sign(sub, access, issuer.lifetime, None) {
+        Ok(t) => t,
+        Err(e) => return ApiError::new(ErrorCode::Unknown, e).into_response(),
+    };
+    let mut body = serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": issuer.lifetime.as_secs(),
+    });
+    // Only for users whose credentials have a stamp, which the refresh token carries.
+    if refresh
+        && issuer.users.stamp(sub).is_some()
+        && let Ok(r) = issuer.sign(sub, Vec::new(), REFRESH_LIFETIME, Some("refresh"))
+    {
+        body["refresh_token"] = serde_json::json!(r);
+    }
+    let mut res = axum::Json(body).into_response();
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests;
