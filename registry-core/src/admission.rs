@@ -49,6 +49,8 @@ pub enum Change<'a> {
         digest: &'a Digest,
         /// The manifest, parsed (its blobs, children, subject and annotations).
         manifest: &'a Manifest,
+        /// Its size in bytes.
+        size: u64,
         /// The tag it is pushed under, if any.
         tag: Option<&'a Tag>,
     },
@@ -83,12 +85,15 @@ pub enum Change<'a> {
     },
 }
 
-/// Why a change was refused: the message the client gets with `DENIED`.
+/// Why a change was refused: the message the client gets with `DENIED` (403), or, when the rule
+/// could not be checked (its storage failed), with `UNAVAILABLE` (503) so that the client retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Refusal {
     /// What the client is told.
     pub message: String,
+    /// The rule could not be checked now; the change may pass later.
+    pub unavailable: bool,
 }
 
 impl Refusal {
@@ -96,7 +101,30 @@ impl Refusal {
     pub fn new(message: impl Into<String>) -> Refusal {
         Refusal {
             message: message.into(),
+            unavailable: false,
         }
+    }
+
+    /// The rule could not be checked (say why); the client is told to retry.
+    pub fn unavailable(message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+}
+
+/// Every rule of a list must admit a change; the first refusal wins.
+#[derive(Default, Clone)]
+pub struct AllOf(pub Vec<std::sync::Arc<dyn Admission>>);
+
+#[async_trait]
+impl Admission for AllOf {
+    async fn admit(&self, change: &Change<'_>, caller: &Caller) -> Result<(), Refusal> {
+        for rule in &self.0 {
+            rule.admit(change, caller).await?;
+        }
+        Ok(())
     }
 }
 

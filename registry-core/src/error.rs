@@ -107,6 +107,14 @@ pub enum Error {
         /// The tag or digest asked for.
         reference: String,
     },
+    /// A restore named a digest the tag's history lacks, or the tag has nothing to go back to.
+    #[error("cannot restore {tag}: {reason}")]
+    NotInHistory {
+        /// The repository and tag.
+        tag: String,
+        /// Why.
+        reason: String,
+    },
     /// An admission rule ([`crate::admission::Admission`]) refused the change.
     #[error("{reason}")]
     Denied {

@@ -24,6 +24,8 @@
 //!   manifest or tag changes, and the [`Caller`]), [`events`] ([`events::EventSink`]), and
 //!   [`source`] (the read-through [`Source`] a registry consults on a miss, such as a
 //!   pull-through cache's upstream, and the [`source::Fill`] it stores through).
+//! - [`lifecycle`]: retention rules, immutable tags, quotas and usage; tag history and restore
+//!   are on [`Registry`].
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`error`]: the one [`Error`] type.
@@ -39,6 +41,7 @@ pub mod error;
 pub mod events;
 pub mod gc;
 mod index;
+pub mod lifecycle;
 pub mod manifest;
 mod manifests;
 mod parts;

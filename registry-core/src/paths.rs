@@ -19,6 +19,8 @@
 //! │   ├── _tags/<tag>                                 the tag (a TagRecord, JSON: its digest, when it
 //! │   │                                               moved), listed a page at a time
 //! │   ├── _history/<tag>/<time>-<nonce>               one move or delete of the tag (a TagChange, JSON)
+//! │   ├── _pulled/<tag>                               empty; its age is when the tag was last pulled
+//! │                                                   (written at most once per interval)
 //! │   └── _referrers/<alg>/<hex>/<alg>-<hex>          descriptor of a manifest whose subject is <alg>:<hex>
 //! └── uploads/<id>/
 //!     ├── session                                     the upload's state (an UploadSession, JSON)
@@ -30,7 +32,7 @@
 //! committing a blob of any size costs one small write instead of a copy.
 //!
 //! Repository name components never start with `_`, so `_layers`, `_manifests`, `_tags`,
-//! `_history` and `_referrers` cannot collide with a deeper repository name. Names never contain
+//! `_history`, `_pulled` and `_referrers` cannot collide with a deeper repository name. Names never contain
 //! `!`, and `!` sorts before every character they do contain, so catalog entries list in the
 //! lexical order of the names' components (`a`, `a/b`, `a-b`).
 //!
@@ -130,6 +132,16 @@ pub fn tag(name: &RepositoryName, tag: &Tag) -> String {
 /// The folder of a tag's history.
 pub fn tag_history(name: &RepositoryName, tag: &Tag) -> String {
     format!("{}/_history/{tag}", repository(name))
+}
+
+/// The history of every tag of a repository, one folder per tag.
+pub fn history(name: &RepositoryName) -> String {
+    format!("{}/_history", repository(name))
+}
+
+/// The empty object whose age says when a tag was last pulled.
+pub fn tag_pulled(name: &RepositoryName, tag: &Tag) -> String {
+    format!("{}/_pulled/{tag}", repository(name))
 }
 
 /// One change of a tag, at `nanos` since the Unix epoch (`nonce` tells apart changes of the same
@@ -243,7 +255,14 @@ pub enum RepositoryEntry {
     /// [`legacy_tag_link`]
     LegacyTag(Tag),
     /// [`tag_change`]
-    TagChange(Tag),
+    TagChange {
+        /// The tag.
+        tag: Tag,
+        /// When it changed, in nanoseconds since the Unix epoch.
+        nanos: u128,
+    },
+    /// [`tag_pulled`]
+    Pulled(Tag),
     /// [`manifest_link`]
     Revision(Digest),
     /// [`layer_link`]
@@ -271,7 +290,11 @@ pub fn parse_repository_key(key: &str) -> Option<(RepositoryName, RepositoryEntr
             RepositoryEntry::Revision(digest(alg, hex)?)
         }
         ["_tags", tag] => RepositoryEntry::Tag(tag.parse().ok()?),
-        ["_history", tag, _] => RepositoryEntry::TagChange(tag.parse().ok()?),
+        ["_history", tag, change] => RepositoryEntry::TagChange {
+            tag: tag.parse().ok()?,
+            nanos: change.split_once('-')?.0.parse().ok()?,
+        },
+        ["_pulled", tag] => RepositoryEntry::Pulled(tag.parse().ok()?),
         [MANIFESTS_DIR, "tags", tag, "current", "link"] => {
             RepositoryEntry::LegacyTag(tag.parse().ok()?)
         }
@@ -345,7 +368,18 @@ mod tests {
         );
         assert_eq!(
             parse(tag_change(&n, &t, 5, "x")),
-            Some(("a/b".into(), RepositoryEntry::TagChange(t.clone())))
+            Some((
+                "a/b".into(),
+                RepositoryEntry::TagChange {
+                    tag: t.clone(),
+                    nanos: 5
+                }
+            ))
+        );
+        assert!(tag_change(&n, &t, 5, "x").starts_with(&history(&n)));
+        assert_eq!(
+            parse(tag_pulled(&n, &t)),
+            Some(("a/b".into(), RepositoryEntry::Pulled(t.clone())))
         );
         assert_eq!(
             parse(manifest_link(&n, &d)),

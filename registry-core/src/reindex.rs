@@ -68,6 +68,7 @@ pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
                 && let Some(bytes) = storage.get_opt(&key).await?
             {
                 let record = TagRecord {
+                    moved_nanos: 0,
                     digest: parse_digest_link(&key, &bytes)?,
                     moved,
                 };

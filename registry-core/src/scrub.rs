@@ -149,7 +149,7 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
                 let found = storage.exists(&target).await?;
                 (target, found)
             }
-            RepositoryEntry::TagChange(_) => continue,
+            RepositoryEntry::TagChange { .. } | RepositoryEntry::Pulled(_) => continue,
         };
         report.links += 1;
         if !found {

@@ -48,6 +48,20 @@ pub struct TagRecord {
     /// When the tag was last set, in seconds since the Unix epoch (0 when not known: a tag moved
     /// from a store written before tag records).
     pub moved: u64,
+    /// Nanoseconds past `moved`, which orders tags moved within the same second.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub moved_nanos: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl TagRecord {
+    /// When the tag last moved (the Unix epoch when not known).
+    pub fn moved_at(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::new(self.moved, self.moved_nanos)
+    }
 }
 
 /// One change of a tag, kept in its history.
@@ -101,6 +115,7 @@ impl Tags {
         Ok(Some(TagRecord {
             digest: parse_digest_link(&key, &bytes)?,
             moved: 0,
+            moved_nanos: 0,
         }))
     }
 
@@ -126,17 +141,19 @@ impl Tags {
         caller: &Caller,
     ) -> Result<()> {
         let from = previous.map(|p| &p.digest);
-        let moved = match previous {
-            Some(p) if p.digest == *to => p.moved,
+        let (moved, moved_nanos) = match previous {
+            Some(p) if p.digest == *to => (p.moved, p.moved_nanos),
             _ => {
                 self.record_change(repo, tag, from, Some(to), caller)
                     .await?;
-                now().as_secs()
+                let now = now();
+                (now.as_secs(), now.subsec_nanos())
             }
         };
         let record = TagRecord {
             digest: to.clone(),
             moved,
+            moved_nanos,
         };
         self.storage
             .put(&paths::tag(repo, tag), to_json(&record)?)

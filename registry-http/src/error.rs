@@ -217,7 +217,9 @@ impl From<CoreError> for ApiError {
                 (SizeInvalid, Some(StatusCode::PAYLOAD_TOO_LARGE))
             }
             CoreError::ManifestBlobUnknown { .. } => (ManifestBlobUnknown, None),
-            CoreError::ManifestUnknown { .. } => (ManifestUnknown, None),
+            CoreError::ManifestUnknown { .. } | CoreError::NotInHistory { .. } => {
+                (ManifestUnknown, None)
+            }
             CoreError::NotImplemented { .. } => (Unsupported, None),
             CoreError::Denied { .. } => (Denied, None),
             CoreError::Sourced { .. } => (Unsupported, None),

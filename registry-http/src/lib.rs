@@ -2,6 +2,7 @@
 //! [`registry_core::Registry`]: mount it in any axum or tower server, at the root or under a prefix.
 //!
 //! - [`route`]: the API's paths parsed into a [`Route`].
+//! - [`admin`]: JSON under `/admin/v1/` for tag history, restore and usage, guarded like the API.
 //! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in (defined in
 //!   `registry_core::access`, free of axum), and reading credentials from headers.
 //! - [`policy`]: access rules by repository pattern, user and group.
@@ -44,6 +45,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use registry_core::{ByteStream, Registry};
 use tracing::Instrument;
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod events;
@@ -135,7 +137,8 @@ pub fn router(registry: Registry) -> Router {
     router_with(registry, HttpOptions::default())
 }
 
-/// [`router`] with options; with [`HttpOptions::metrics`], also `/metrics`.
+/// [`router`] with options; with [`HttpOptions::metrics`], also `/metrics`. Both also serve the
+/// [`admin`] paths.
 pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
     let metrics = options.metrics.clone();
     let state = AppState {
@@ -146,6 +149,7 @@ pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .route("/admin/v1/{*rest}", any(admin::dispatch))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(ready))
         .with_state(state);
@@ -380,13 +384,27 @@ async fn check_access(
     headers: &HeaderMap,
     route: &Route,
 ) -> Result<Option<Identity>, Response> {
+    let (resource, actions) = required_access(method, route);
+    authorize(options, headers, resource, &actions).await
+}
+
+/// Whether the caller the headers name may do `actions` on `resource`: their identity, or the
+/// response refusing them (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
+pub(crate) async fn authorize(
+    options: &HttpOptions,
+    headers: &HeaderMap,
+    resource: Resource<'_>,
+    actions: &[Action],
+) -> Result<Option<Identity>, Response> {
     let Some(access) = &options.access else {
         return Ok(None);
     };
-    let (resource, actions) = required_access(method, route);
-    let refuse = |who: Option<&Identity>| match access.challenge(who, resource, &actions) {
+    let refuse = |who: Option<&Identity>| match access.challenge(who, resource, actions) {
         Some(challenge) => ApiError::new(ErrorCode::Unauthorized, "authentication required")
-            .with_header(http::header::WWW_AUTHENTICATE, headers::value(challenge))
+            .with_header(
+                http::header::WWW_AUTHENTICATE,
+                crate::headers::value(challenge),
+            )
             .into_response(),
         None => {
             let what: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
@@ -405,7 +423,7 @@ async fn check_access(
             return Err(refuse(None));
         }
     };
-    if access.allows(who.as_ref(), resource, &actions) {
+    if access.allows(who.as_ref(), resource, actions) {
         Ok(who)
     } else {
         Err(refuse(who.as_ref()))

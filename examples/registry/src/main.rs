@@ -7,9 +7,11 @@
 //! `--tls-cert FILE --tls-key FILE`, `--read-only`, `--mirror URL`, each also a `REGISTRY_*`
 //! variable (`REGISTRY_LISTEN`, …). A flag beats the variables, which beat the config file, which
 //! beats the defaults; every configuration key is also a `REGISTRY_<TABLE>_<KEY>` variable.
-//! SIGTERM and Ctrl-C stop it gracefully. Subcommands: `gc [--dry-run]` collects garbage,
-//! `scrub` checks the store, `reindex` moves a store written before the listing index to it (the
-//! server does so at start), `check-config FILE` checks a configuration file.
+//! SIGTERM and Ctrl-C stop it gracefully. Subcommands: `gc [--dry-run]` collects garbage (and
+//! applies retention rules), `scrub` checks the store, `reindex` moves a store written before the
+//! listing index to it (the server does so at start), `history REPO[:TAG]` prints tag history,
+//! `restore REPO:TAG [--to DIGEST]` points a tag back, `usage [--json] [REPO]` reports what takes
+//! the space, `check-config FILE` checks a configuration file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,10 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use registry_core::admission::{Admission, AllOf};
+use registry_core::lifecycle::{ImmutableTags, Quotas};
 use registry_core::{Registry, RegistryConfig, Storage};
 use registry_storage::{FilesystemStorage, MemoryStorage};
 
 mod auth;
+mod commands;
 mod config;
 mod notify;
 
@@ -77,6 +82,32 @@ enum Command {
     /// Move a store written before the listing index to it (tag records, the catalog); the
     /// server does so at start. Safe beside a running server, and to run again.
     Reindex,
+    /// Print every kept move and delete of a repository's tags, or of one tag (`REPO:TAG`).
+    History {
+        /// `REPO` or `REPO:TAG`.
+        target: String,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point a tag back at a digest from its history: by default the one it pointed at before
+    /// its last change (undoing a delete or a move). The manifest must still be stored.
+    Restore {
+        /// `REPO:TAG`.
+        target: String,
+        /// The digest to point at; it must appear in the tag's history.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Report the bytes each repository references, exclusive to it and shared with others,
+    /// what deleting each tag would free, and the store's totals.
+    Usage {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Only this repository (still reckoned against every other).
+        repository: Option<String>,
+    },
     /// Check a configuration file and print the configuration it gives.
     CheckConfig {
         /// The TOML file to check.
@@ -103,10 +134,20 @@ async fn main() {
         tracing::warn!("{warning}");
     }
     let result = match args.command {
-        Some(Command::CheckConfig { ref file }) => check_config(file, &config),
-        Some(Command::Scrub) => scrub(config).await,
-        Some(Command::Reindex) => reindex(config).await,
-        Some(Command::Gc { dry_run }) => gc(config, dry_run).await,
+        Some(Command::CheckConfig { ref file }) => commands::check_config(file, &config),
+        Some(Command::Scrub) => commands::scrub(config).await,
+        Some(Command::Reindex) => commands::reindex(config).await,
+        Some(Command::Gc { dry_run }) => commands::gc(config, dry_run).await,
+        Some(Command::History { ref target, json }) => {
+            commands::history(config, target, json).await
+        }
+        Some(Command::Restore { ref target, ref to }) => {
+            commands::restore(config, target, to.as_deref()).await
+        }
+        Some(Command::Usage {
+            json,
+            ref repository,
+        }) => commands::usage(config, repository.as_deref(), json).await,
         Some(Command::Serve) | None => serve(config).await,
     };
     if let Err(e) = result {
@@ -156,6 +197,7 @@ fn settings(args: &Args) -> Result<(Config, Vec<String>), String> {
     Ok((config, warnings))
 }
 
+/// The registry the configuration describes, with its admission rules (immutable tags, quotas).
 fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry, String> {
     let mut storage: Arc<dyn Storage> = match &config.storage {
         StorageSpec::Filesystem(path) => Arc::new(
@@ -180,7 +222,7 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
         storage = Arc::new(MeteredStorage::new(storage, metrics.clone()));
     }
     let defaults = RegistryConfig::default();
-    Ok(Registry::new(
+    let registry = Registry::new(
         storage,
         RegistryConfig {
             max_manifest_size: config.max_manifest_size,
@@ -193,9 +235,22 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
                 .map(|t| t.min(Duration::from_secs(config.gc.grace_secs) / 4))
                 .filter(|_| !config.read_only),
             read_only: config.read_only,
+            pull_record_interval: defaults.pull_record_interval.filter(|_| !config.read_only),
             ..defaults
         },
-    ))
+    );
+    let lifecycle = config.lifecycle()?;
+    let mut rules: Vec<Arc<dyn Admission>> = Vec::new();
+    if !lifecycle.immutable.is_empty() {
+        rules.push(Arc::new(ImmutableTags::new(lifecycle.immutable)));
+    }
+    if !lifecycle.quota.is_empty() {
+        rules.push(Arc::new(Quotas::new(registry.clone(), lifecycle.quota)));
+    }
+    Ok(match rules.is_empty() {
+        true => registry,
+        false => registry.with_admission(Arc::new(AllOf(rules))),
+    })
 }
 
 async fn serve(config: Config) -> Result<(), String> {
@@ -244,10 +299,12 @@ async fn serve(config: Config) -> Result<(), String> {
         metrics: config.metrics.enabled.then(|| metrics.clone()),
         events: events.map(|e| e as Arc<dyn registry_http::events::EventSink>),
     };
+    let gc_options = config.gc_options(false)?;
     let housekeeping = (!config.read_only).then(|| {
         tokio::spawn(housekeeping(
             registry.clone(),
             config.clone(),
+            gc_options,
             metrics.clone(),
         ))
     });
@@ -303,7 +360,12 @@ async fn reindex_if_needed(registry: &Registry) {
 
 /// Runs garbage collection and upload purging on their schedules (`[gc] interval_secs`,
 /// `[uploads] purge_interval_secs`; 0 turns either off).
-async fn housekeeping(registry: Registry, config: Config, metrics: Arc<Metrics>) {
+async fn housekeeping(
+    registry: Registry,
+    config: Config,
+    options: registry_core::gc::GcOptions,
+    metrics: Arc<Metrics>,
+) {
     let runs = prometheus_client::metrics::family::Family::<
         Vec<(&'static str, &'static str)>,
         prometheus_client::metrics::counter::Counter,
@@ -324,7 +386,6 @@ async fn housekeeping(registry: Registry, config: Config, metrics: Arc<Metrics>)
         every(config.gc.interval_secs),
         every(config.uploads.purge_interval_secs),
     );
-    let options = config.gc_options(false);
     let start = tokio::time::Instant::now();
     let (mut next_gc, mut next_purge) =
         (gc_every.map(|d| start + d), purge_every.map(|d| start + d));
@@ -348,6 +409,9 @@ async fn housekeeping(registry: Registry, config: Config, metrics: Arc<Metrics>)
                 runs.get_or_create(&vec![("kind", kind), ("result", "ok")])
                     .inc();
                 freed.inc_by(report.bytes_freed());
+                for decision in report.retention.iter().filter(|d| d.removed()) {
+                    tracing::info!(%decision, "retention");
+                }
                 for removal in &report.removed {
                     tracing::debug!(%removal, "{kind} removed");
                 }
@@ -373,74 +437,6 @@ async fn housekeeping(registry: Registry, config: Config, metrics: Arc<Metrics>)
         // A collection purges uploads too.
         next_purge = purge_every.map(|d| now + d);
     }
-}
-
-async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
-    let registry = registry(&config, None)?;
-    let report = registry_core::gc::collect(&registry, &config.gc_options(dry_run))
-        .await
-        .map_err(|e| format!("gc failed: {e}"))?;
-    for removal in &report.removed {
-        println!(
-            "{}{removal}",
-            if dry_run { "would remove " } else { "removed " }
-        );
-    }
-    println!(
-        "gc: {} repositories, {} manifests and {} blobs kept; {} {} objects, {} bytes{}; {} catalog entries reconciled",
-        report.repositories,
-        report.manifests_kept,
-        report.blobs_kept,
-        if dry_run { "would remove" } else { "removed" },
-        report.removed.len(),
-        report.bytes_freed(),
-        if dry_run { " (dry run)" } else { "" },
-        report.catalog_changes,
-    );
-    Ok(())
-}
-
-async fn reindex(config: Config) -> Result<(), String> {
-    let registry = registry(&config, None)?;
-    let report = registry_core::reindex::reindex(&registry)
-        .await
-        .map_err(|e| format!("reindex failed: {e}"))?;
-    println!(
-        "reindex: {} repositories hold manifests; {} tags moved to records; {} catalog entries written or removed",
-        report.repositories, report.tags_moved, report.catalog_changes
-    );
-    Ok(())
-}
-
-async fn scrub(config: Config) -> Result<(), String> {
-    let registry = registry(&config, None)?;
-    let report = registry_core::scrub::scrub(&registry)
-        .await
-        .map_err(|e| format!("scrub failed: {e}"))?;
-    for problem in &report.problems {
-        println!("{problem:?}");
-    }
-    println!(
-        "scrub: {} blobs ({} bytes) re-hashed, {} links checked, {} problems",
-        report.blobs,
-        report.bytes,
-        report.links,
-        report.problems.len()
-    );
-    if report.problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} problems found", report.problems.len()))
-    }
-}
-
-fn check_config(file: &std::path::Path, config: &Config) -> Result<(), String> {
-    auth::access_control(config, "https://check.invalid/token")?;
-    notify::validate(&config.notifications)?;
-    config.mirror.build()?;
-    println!("{config:#?}");
-    println!("{}: valid", file.display());
-    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

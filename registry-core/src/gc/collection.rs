@@ -15,7 +15,7 @@ use crate::storage::{ObjectMeta, StorageExt};
 use crate::upload::UploadSession;
 
 use super::walk::StoredBlob;
-use super::{COLLECTOR, GcOptions, Removal, concurrently, used_since};
+use super::{COLLECTOR, GcOptions, RETENTION, Removal, concurrently, used_since};
 
 /// The removing half of a collection: each step removes (unless this is a dry run) and returns
 /// what it removed.
@@ -50,6 +50,35 @@ impl Collection<'_> {
             repository: name.clone(),
             tag: tag.clone(),
         })
+    }
+
+    /// Removes a tag retention keeps no clause for, unless it moved since it was read. `None`
+    /// when it stays.
+    pub(super) async fn untag(
+        &self,
+        name: &RepositoryName,
+        tag: &Tag,
+        digest: &Digest,
+    ) -> Result<Option<Removal>> {
+        if !self.dry_run {
+            match self.registry.tags.get(name, tag).await? {
+                Some(record) if record.digest == *digest => {
+                    let caller = Caller {
+                        identity: Some(RETENTION.into()),
+                        request_id: None,
+                    };
+                    self.registry
+                        .tags
+                        .delete(name, tag, digest, &caller)
+                        .await?;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(Removal::Tag {
+            repository: name.clone(),
+            tag: tag.clone(),
+        }))
     }
 
     /// Removes an unreached manifest unless it was pushed again since the listing. `None` when it

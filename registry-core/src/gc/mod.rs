@@ -35,24 +35,26 @@
 //! - `walk`: reading what the store holds, and marking what each repository keeps.
 //! - `collection`: the removing steps.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use futures::{StreamExt, TryStreamExt};
 
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::lifecycle::Decision;
+use crate::lifecycle::retention::{TagFacts, decide};
 use crate::paths;
-use crate::reference::Tag;
+use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
 
 mod collection;
 mod report;
-mod walk;
+pub(crate) mod walk;
 
 use collection::Collection;
 pub use report::{CacheRetention, GcOptions, GcReport, Removal};
-use walk::{StoredBlob, expiry, list_blobs, list_repositories, mark};
+use walk::{Repo, StoredBlob, expiry, list_blobs, list_repositories, mark};
 
 /// Runs one collection over the registry's storage; see the module documentation.
 pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
@@ -62,13 +64,6 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let blobs = list_blobs(registry).await?;
     let repos = list_repositories(registry).await?;
-    let mut marked = BTreeMap::new();
-    for (name, repo) in &repos {
-        marked.insert(
-            name.clone(),
-            mark(registry, name, repo, options, cutoff).await?,
-        );
-    }
     let gc = Collection {
         registry,
         dry_run: options.dry_run,
@@ -78,6 +73,26 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         dry_run: options.dry_run,
         ..GcReport::default()
     };
+    let mut marked = BTreeMap::new();
+    for (name, repo) in &repos {
+        let decisions = retention(registry, name, repo, options, now).await?;
+        let untagged: Vec<(Tag, Digest)> = decisions
+            .iter()
+            .filter(|d| d.removed())
+            .map(|d| (d.tag.clone(), d.digest.clone()))
+            .collect();
+        report.retention.extend(decisions);
+        let removed = concurrently(untagged.clone(), |(tag, digest)| async move {
+            gc.untag(name, &tag, &digest).await
+        })
+        .await?;
+        report.removed.extend(removed.into_iter().flatten());
+        let untagged: HashSet<Tag> = untagged.into_iter().map(|(tag, _)| tag).collect();
+        marked.insert(
+            name.clone(),
+            mark(registry, name, repo, &untagged, options, cutoff).await?,
+        );
+    }
     let fresh = |d: &Digest| {
         blobs
             .get(d)
@@ -208,8 +223,48 @@ where
     Ok(())
 }
 
+/// What retention decides about the tags of one repository (nothing when no rule covers it).
+async fn retention(
+    registry: &Registry,
+    name: &RepositoryName,
+    repo: &Repo,
+    options: &GcOptions,
+    now: SystemTime,
+) -> Result<Vec<Decision>> {
+    if !options.retention.iter().any(|r| r.covers(name)) {
+        return Ok(Vec::new());
+    }
+    let written: HashMap<&Tag, SystemTime> = repo.tags.iter().map(|(t, m)| (t, *m)).collect();
+    let facts = registry
+        .tags
+        .all(name)
+        .await?
+        .into_iter()
+        .map(|(tag, record)| TagFacts {
+            // A record from before tag times: when it was last written.
+            moved: match record.moved {
+                0 => written.get(&tag).copied().unwrap_or(now),
+                _ => record.moved_at(),
+            },
+            pulled: repo.pulled.get(&tag).copied(),
+            digest: record.digest,
+            tag,
+        })
+        .collect();
+    Ok(decide(
+        &options.retention,
+        &options.immutable,
+        name,
+        facts,
+        now,
+    ))
+}
+
 /// Who the tag history names for the tags a collection removes.
 const COLLECTOR: &str = "garbage collection";
+
+/// Who the tag history names for the tags retention removes.
+const RETENTION: &str = "garbage collection (retention)";
 
 /// How many storage requests a collection keeps in flight.
 const CONCURRENCY: usize = 16;

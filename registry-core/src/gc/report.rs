@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::digest::Digest;
+use crate::lifecycle::{Decision, ImmutableRule, RetentionRule};
 use crate::reference::{RepositoryName, Tag};
 
 /// What [`collect`] removes, and when.
@@ -20,6 +21,14 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Repositories that cache an upstream registry, whose content goes once unused for a while.
     pub cache: Option<CacheRetention>,
+    /// Retention rules: tags no clause keeps are untagged first (see
+    /// [`crate::lifecycle::retention`]).
+    pub retention: Vec<RetentionRule>,
+    /// Immutable tags, which retention never removes.
+    pub immutable: Vec<ImmutableRule>,
+    /// Manifests a tag's history names from within this long ago are kept (with what they reach),
+    /// so that a delete or move can be undone by restoring the tag. Default: seven days.
+    pub history: Duration,
 }
 
 /// How long a pull-through cache keeps what nobody pulls: in its repositories, a tag or manifest
@@ -56,6 +65,9 @@ impl Default for GcOptions {
             upload_max_age: Duration::from_secs(24 * 3600),
             dry_run: false,
             cache: None,
+            retention: Vec::new(),
+            immutable: Vec::new(),
+            history: Duration::from_secs(7 * 86400),
         }
     }
 }
@@ -70,7 +82,8 @@ pub enum Removal {
         /// Its size.
         bytes: u64,
     },
-    /// A cached tag nobody pulled for [`CacheRetention::unused_for`].
+    /// A cached tag nobody pulled for [`CacheRetention::unused_for`], or a tag no retention
+    /// clause keeps.
     Tag {
         /// The repository.
         repository: RepositoryName,
@@ -135,7 +148,7 @@ impl std::fmt::Display for Removal {
 }
 
 /// What a collection saw and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GcReport {
     /// Repositories walked.
     pub repositories: u64,
@@ -145,6 +158,9 @@ pub struct GcReport {
     pub blobs_kept: u64,
     /// Everything removed, or that would be in a dry run.
     pub removed: Vec<Removal>,
+    /// What retention decided about each tag of the repositories its rules cover: the clause
+    /// that kept it, or why it went.
+    pub retention: Vec<Decision>,
     /// True when nothing was actually removed.
     pub dry_run: bool,
     /// Catalog entries written or removed to match the repositories holding a manifest (one

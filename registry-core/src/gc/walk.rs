@@ -13,6 +13,7 @@ use crate::reference::{Reference, RepositoryName, Tag};
 use crate::registry::Registry;
 use crate::storage::{ObjectMeta, StorageExt};
 use crate::stored::BlobLocation;
+use crate::tags::TagChange;
 
 use super::{GcOptions, concurrently};
 
@@ -29,9 +30,13 @@ pub(super) struct StoredBlob {
 
 /// What `repositories/<name>/` holds.
 #[derive(Debug, Default)]
-pub(super) struct Repo {
-    pub(super) tags: Vec<(Tag, SystemTime)>,
-    pub(super) revisions: BTreeMap<Digest, SystemTime>,
+pub(crate) struct Repo {
+    pub(crate) tags: Vec<(Tag, SystemTime)>,
+    /// When each tag was last pulled, where recorded.
+    pub(super) pulled: HashMap<Tag, SystemTime>,
+    /// Keys of tag changes, with when they happened (nanoseconds since the epoch).
+    pub(super) changes: Vec<(u128, String)>,
+    pub(crate) revisions: BTreeMap<Digest, SystemTime>,
     pub(super) layers: BTreeMap<Digest, SystemTime>,
     pub(super) referrers: HashMap<Digest, Vec<Digest>>,
 }
@@ -74,7 +79,7 @@ pub(super) async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, S
 }
 
 /// Reads `repositories/`: every repository's tags, revisions, layer links and referrers.
-pub(super) async fn list_repositories(
+pub(crate) async fn list_repositories(
     registry: &Registry,
 ) -> Result<BTreeMap<RepositoryName, Repo>> {
     let storage = registry.storage();
@@ -92,7 +97,10 @@ pub(super) async fn list_repositories(
             paths::RepositoryEntry::Tag(tag) | paths::RepositoryEntry::LegacyTag(tag) => {
                 repo.tags.push((tag, last_modified))
             }
-            paths::RepositoryEntry::TagChange(_) => {}
+            paths::RepositoryEntry::TagChange { nanos, .. } => repo.changes.push((nanos, key)),
+            paths::RepositoryEntry::Pulled(tag) => {
+                repo.pulled.insert(tag, last_modified);
+            }
             paths::RepositoryEntry::Revision(d) => {
                 repo.revisions.insert(d, last_modified);
             }
@@ -107,6 +115,37 @@ pub(super) async fn list_repositories(
     Ok(repos)
 }
 
+/// The digests the repository's tag changes of the last [`GcOptions::history`] name.
+async fn recent_history(
+    registry: &Registry,
+    repo: &Repo,
+    options: &GcOptions,
+) -> Result<Vec<Digest>> {
+    let since = SystemTime::now()
+        .checked_sub(options.history)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let recent: Vec<String> = repo
+        .changes
+        .iter()
+        .filter(|(nanos, _)| *nanos >= since)
+        .map(|(_, key)| key.clone())
+        .collect();
+    let storage = registry.storage();
+    let changes = concurrently(recent, |key| async move {
+        match storage.get_opt(&key).await? {
+            Some(bytes) => serde_json::from_slice::<TagChange>(&bytes)
+                .map(|c| c.from.into_iter().chain(c.to).collect::<Vec<_>>())
+                .map_err(|e| Error::storage(format!("corrupt record at {key}: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    })
+    .await?;
+    Ok(changes.into_iter().flatten().collect())
+}
+
 /// When `name` is a cache repository, the time before which its content counts as unused.
 pub(super) fn expiry(options: &GcOptions, name: &RepositoryName) -> Option<SystemTime> {
     let cache = options.cache.as_ref().filter(|c| c.covers(name))?;
@@ -117,12 +156,14 @@ pub(super) fn expiry(options: &GcOptions, name: &RepositoryName) -> Option<Syste
     )
 }
 
-/// Marks what one repository keeps: what its tags reach, and every manifest pushed within the
-/// grace period (or every manifest, unless untagged ones go).
+/// Marks what one repository keeps: what its tags (but those in `untagged`) reach, what its
+/// recent tag history names, and every manifest pushed within the grace period (or every
+/// manifest, unless untagged ones go).
 pub(super) async fn mark(
     registry: &Registry,
     name: &RepositoryName,
     repo: &Repo,
+    untagged: &HashSet<Tag>,
     options: &GcOptions,
     cutoff: SystemTime,
 ) -> Result<Marked> {
@@ -130,7 +171,7 @@ pub(super) async fn mark(
     let live_tags: Vec<Tag> = repo
         .tags
         .iter()
-        .filter(|(_, modified)| expired.is_none_or(|t| *modified >= t))
+        .filter(|(tag, modified)| expired.is_none_or(|t| *modified >= t) && !untagged.contains(tag))
         .map(|(tag, _)| tag.clone())
         .collect();
     let tagged = concurrently(live_tags, |tag| async move {
@@ -138,6 +179,7 @@ pub(super) async fn mark(
     })
     .await?;
     let mut pending: Vec<Digest> = tagged.into_iter().flatten().collect();
+    pending.extend(recent_history(registry, repo, options).await?);
     for (digest, &modified) in &repo.revisions {
         let untagged_stay = !options.delete_untagged && expired.is_none_or(|t| modified >= t);
         if untagged_stay || modified > cutoff {

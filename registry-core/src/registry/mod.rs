@@ -21,10 +21,11 @@ use crate::manifests::{ManifestContent, Manifests};
 use crate::reference::{Reference, RepositoryName, Tag};
 use crate::storage::{ByteStream, GetRange, Storage};
 use crate::stored::ManifestInfo;
-use crate::tags::{Page, TagChange, TagRecord, Tags};
+use crate::tags::{Page, TagRecord, Tags};
 use crate::upload::UploadStatus;
 use crate::uploads::Uploads;
 
+mod history;
 pub mod source;
 
 use source::{Read, SharedSource};
@@ -53,6 +54,9 @@ pub struct RegistryConfig {
     /// The registry only reads: it writes nothing of its own accord (in-use marks aside, which
     /// [`RegistryConfig::touch_interval`] governs), not even the index version of a fresh store.
     pub read_only: bool,
+    /// How often, at most, a pull of a tag is recorded (one empty object per tag, per process),
+    /// for retention's `keep_pulled_within`. `None` records nothing (a read-only registry).
+    pub pull_record_interval: Option<Duration>,
 }
 
 impl Default for RegistryConfig {
@@ -64,6 +68,7 @@ impl Default for RegistryConfig {
             manifest_cache_bytes: 16 * 1024 * 1024,
             touch_interval: Some(Duration::from_secs(600)),
             read_only: false,
+            pull_record_interval: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -97,6 +102,11 @@ pub struct Registry {
     pub(crate) catalog: Catalog,
     pub(crate) index: Arc<IndexState>,
     admission: Option<Arc<dyn Admission>>,
+    /// Held from a manifest push's admission to its tag write, so that a rule that counts (a
+    /// quota) sees every earlier push of this process.
+    admission_lock: Arc<tokio::sync::Mutex<()>>,
+    /// When this process last recorded a pull of each tag.
+    pulls: Arc<quick_cache::sync::Cache<(RepositoryName, Tag), std::time::Instant>>,
     source: SharedSource,
     caller: Caller,
 }
@@ -142,12 +152,16 @@ impl Registry {
             storage,
             config: Arc::new(config),
             admission: None,
+            admission_lock: Arc::default(),
+            pulls: Arc::new(quick_cache::sync::Cache::new(64 * 1024)),
             source: None,
             caller: Caller::default(),
         }
     }
 
-    /// The same registry, consulting `admission` before every change to a manifest or tag.
+    /// The same registry, consulting `admission` before every change to a manifest or tag (use
+    /// [`crate::admission::AllOf`] for several rules). Manifest pushes are then admitted and made
+    /// one at a time in this process, so that a rule sees every change it admitted before.
     pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Registry {
         self.admission = Some(admission);
         self
@@ -180,12 +194,14 @@ impl Registry {
     async fn admit(&self, change: Change<'_>) -> Result<()> {
         match &self.admission {
             Some(rules) => {
-                rules
-                    .admit(&change, &self.caller)
-                    .await
-                    .map_err(|refusal| Error::Denied {
-                        reason: refusal.message,
-                    })
+                rules.admit(&change, &self.caller).await.map_err(|refusal| {
+                    match refusal.unavailable {
+                        true => Error::storage(refusal.message),
+                        false => Error::Denied {
+                            reason: refusal.message,
+                        },
+                    }
+                })
             }
             None => Ok(()),
         }
@@ -392,6 +408,10 @@ impl Registry {
             .validate(repo, reference, content_type, bytes, check_references)
             .await?;
         let digest = &m.info.digest;
+        let _one_at_a_time = match (&self.admission, admit) {
+            (Some(_), true) => Some(self.admission_lock.lock().await),
+            _ => None,
+        };
         let (tag, previous) = match reference {
             Reference::Tag(t) => (Some(t), self.tags.get(repo, t).await?),
             Reference::Digest(_) => (None, None),
@@ -401,6 +421,7 @@ impl Registry {
                 repository: repo,
                 digest,
                 manifest: &m.manifest,
+                size: m.info.size,
                 tag,
             })
             .await?;
@@ -432,7 +453,9 @@ impl Registry {
     ) -> Result<ManifestInfo> {
         self.refresh_from_source(repo, reference).await?;
         let digest = self.resolve(repo, reference).await?;
-        self.manifests.stat(repo, &digest, reference).await
+        let info = self.manifests.stat(repo, &digest, reference).await?;
+        self.note_pull(repo, reference).await;
+        Ok(info)
     }
 
     /// A manifest's bytes as received, by tag or digest.
@@ -443,7 +466,9 @@ impl Registry {
     ) -> Result<ManifestContent> {
         self.refresh_from_source(repo, reference).await?;
         let digest = self.resolve(repo, reference).await?;
-        self.manifests.get(repo, &digest, reference).await
+        let content = self.manifests.get(repo, &digest, reference).await?;
+        self.note_pull(repo, reference).await;
+        Ok(content)
     }
 
     async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> Result<Digest> {
@@ -498,11 +523,6 @@ impl Registry {
     /// repository has no such tag.
     pub async fn tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<TagRecord>> {
         self.tags.get(repo, tag).await
-    }
-
-    /// Every move and delete of a tag that was kept, oldest first.
-    pub async fn tag_history(&self, repo: &RepositoryName, tag: &Tag) -> Result<Vec<TagChange>> {
-        self.tags.history(repo, tag).await
     }
 
     // ---- listings ----

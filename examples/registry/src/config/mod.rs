@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod lifecycle;
 mod mirror;
 
+pub use lifecycle::Lifecycle;
+use lifecycle::{ImmutableConfig, QuotaConfig, RetentionConfig};
 pub use mirror::MirrorSettings;
 
 /// Where the registry stores its data.
@@ -132,6 +135,12 @@ pub struct Config {
     pub notifications: crate::notify::NotificationsConfig,
     /// The pull-through cache (the `[mirror]` table; `--mirror URL`).
     pub mirror: MirrorSettings,
+    /// Retention rules (`[[retention]]` tables), applied by every collection.
+    pub retention: Vec<RetentionConfig>,
+    /// Immutable tags (`[[immutable]]` tables).
+    pub immutable: Vec<ImmutableConfig>,
+    /// Quotas (`[[quota]]` tables).
+    pub quota: Vec<QuotaConfig>,
 }
 
 /// The `[gc]` table: what `registry gc` and the server's periodic collection remove.
@@ -147,6 +156,9 @@ pub struct GcConfig {
     pub delete_untagged: bool,
     /// Keep the referrers (signatures, SBOMs) of kept manifests.
     pub keep_referrers: bool,
+    /// Keep manifests a tag's history names from the last this many days, so that a delete or
+    /// move can be undone with `registry restore`.
+    pub history_days: u64,
 }
 
 impl Default for GcConfig {
@@ -157,6 +169,7 @@ impl Default for GcConfig {
             grace_secs: core.grace.as_secs(),
             delete_untagged: core.delete_untagged,
             keep_referrers: core.keep_referrers,
+            history_days: core.history.as_secs() / 86400,
         }
     }
 }
@@ -227,9 +240,16 @@ impl Default for MetricsConfig {
 }
 
 impl Config {
-    /// The collection options the `[gc]` and `[uploads]` tables give.
-    pub fn gc_options(&self, dry_run: bool) -> registry_core::gc::GcOptions {
-        registry_core::gc::GcOptions {
+    /// The lifecycle rules, compiled; see [`Lifecycle::rules`].
+    pub fn lifecycle(&self) -> Result<Lifecycle, String> {
+        Lifecycle::rules(&self.retention, &self.immutable, &self.quota)
+    }
+
+    /// The collection options the `[gc]`, `[uploads]`, `[[retention]]` and `[[immutable]]` tables
+    /// give.
+    pub fn gc_options(&self, dry_run: bool) -> Result<registry_core::gc::GcOptions, String> {
+        let lifecycle = self.lifecycle()?;
+        Ok(registry_core::gc::GcOptions {
             grace: Duration::from_secs(self.gc.grace_secs),
             delete_untagged: self.gc.delete_untagged,
             keep_referrers: self.gc.keep_referrers,
@@ -244,7 +264,10 @@ impl Config {
                     .collect(),
                 unused_for: Duration::from_secs(self.mirror.retention_days * 86400),
             }),
-        }
+            retention: lifecycle.retention,
+            immutable: lifecycle.immutable,
+            history: Duration::from_secs(self.gc.history_days * 86400),
+        })
     }
 }
 
@@ -312,6 +335,9 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             notifications: crate::notify::NotificationsConfig::default(),
             mirror: MirrorSettings::default(),
+            retention: Vec::new(),
+            immutable: Vec::new(),
+            quota: Vec::new(),
         }
     }
 }

@@ -1,0 +1,238 @@
+//! Usage: what takes the space. Per repository, the bytes its manifests name (themselves
+//! included), those no other repository names (exclusive) and the rest (shared); per tag, the
+//! bytes it reaches and those deleting it would free; for the store, the bytes held once and the
+//! deduplication ratio.
+//!
+//! "Would free" counts what only that tag's manifests name: bytes any other manifest stored
+//! anywhere names (another tag's, an untagged one's, another repository's) stay. Sizes are those
+//! the manifests' descriptors give; nothing but manifests is read, so memory grows with the number
+//! of digests, never with blob sizes, and blobs no manifest names (garbage, uploads in progress)
+//! are left to `registry gc --dry-run`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::gc::walk::list_repositories;
+use crate::reference::{RepositoryName, Tag};
+use crate::registry::Registry;
+
+use super::summary::{Summary, summarize};
+
+/// What one tag takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagUsage {
+    /// The tag.
+    pub tag: Tag,
+    /// The manifest it points at.
+    pub digest: Digest,
+    /// Bytes it reaches: its manifest (and an index's children) and every blob they name.
+    pub bytes: u64,
+    /// Bytes deleting it would free: what no other manifest anywhere names.
+    pub frees_bytes: u64,
+}
+
+/// What one repository takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepositoryUsage {
+    /// The repository.
+    pub name: RepositoryName,
+    /// Manifests it holds.
+    pub manifests: u64,
+    /// Bytes its manifests name, themselves included, each digest once.
+    pub referenced_bytes: u64,
+    /// Of those, bytes no other repository names.
+    pub exclusive_bytes: u64,
+    /// Of those, bytes other repositories name too.
+    pub shared_bytes: u64,
+    /// Its tags, by name.
+    pub tags: Vec<TagUsage>,
+}
+
+/// Totals over the whole store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreUsage {
+    /// Repositories holding a manifest.
+    pub repositories: u64,
+    /// Distinct digests (manifests and blobs) some manifest names.
+    pub digests: u64,
+    /// Bytes of those digests, each once: what the store holds for them.
+    pub stored_bytes: u64,
+    /// The sum of every repository's referenced bytes: what copies per repository would take.
+    pub logical_bytes: u64,
+    /// `logical_bytes / stored_bytes` (1 when nothing is stored).
+    pub dedup_ratio: f64,
+}
+
+/// What [`usage`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageReport {
+    /// The repositories asked about, by name.
+    pub repositories: Vec<RepositoryUsage>,
+    /// Totals over the store, when every repository was asked about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreUsage>,
+}
+
+/// Manifests read at once.
+const CONCURRENCY: usize = 16;
+
+/// Measures the store (every repository, or only `only`, whose exclusive bytes are still reckoned
+/// against every other repository); see the module documentation.
+pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result<UsageReport> {
+    let repos = list_repositories(registry).await?;
+    // One repository holding each digest, to read its manifest from.
+    let mut holder: HashMap<&Digest, &RepositoryName> = HashMap::new();
+    for (name, repo) in &repos {
+        for digest in repo.revisions.keys() {
+            holder.entry(digest).or_insert(name);
+        }
+    }
+    let holder: Vec<(Digest, RepositoryName)> = holder
+        .into_iter()
+        .map(|(d, r)| (d.clone(), r.clone()))
+        .collect();
+    let summaries: HashMap<Digest, Arc<Summary>> = futures::stream::iter(holder)
+        .map(|(digest, repo)| async move {
+            match summarize(registry, &repo, &digest).await {
+                Ok(s) => Ok(Some((digest, Arc::new(s)))),
+                // Deleted since the listing.
+                Err(Error::ManifestUnknown { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await?;
+    let mut sizes: HashMap<&Digest, u64> = HashMap::new();
+    // Repositories naming each digest, and (repository, manifest) pairs naming it.
+    let mut repos_naming: HashMap<&Digest, u32> = HashMap::new();
+    let mut pairs_naming: HashMap<&Digest, u32> = HashMap::new();
+    let mut named_by: BTreeMap<&RepositoryName, HashSet<&Digest>> = BTreeMap::new();
+    for (name, repo) in &repos {
+        let named = named_by.entry(name).or_default();
+        for digest in repo.revisions.keys() {
+            let Some(summary) = summaries.get(digest) else {
+                continue;
+            };
+            for (d, size) in names(digest, summary) {
+                sizes.insert(d, size);
+                *pairs_naming.entry(d).or_default() += 1;
+                if named.insert(d) {
+                    *repos_naming.entry(d).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut report = UsageReport {
+        repositories: Vec::new(),
+        store: None,
+    };
+    for (name, repo) in &repos {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let named = &named_by[name];
+        let sum = |pick: &dyn Fn(&Digest) -> bool| -> u64 {
+            named.iter().filter(|d| pick(d)).map(|d| sizes[*d]).sum()
+        };
+        let referenced_bytes = sum(&|_| true);
+        let exclusive_bytes = sum(&|d| repos_naming[d] == 1);
+        let mut tagged = Vec::new();
+        for (tag, _) in &repo.tags {
+            if let Some(record) = registry.tags.get(name, tag).await? {
+                tagged.push((tag.clone(), record.digest));
+            }
+        }
+        let reach: Vec<HashSet<&Digest>> = tagged
+            .iter()
+            .map(|(_, d)| reachable(d, &repo.revisions, &summaries))
+            .collect();
+        let mut tags_reaching: HashMap<&Digest, u32> = HashMap::new();
+        for manifests in &reach {
+            for m in manifests {
+                *tags_reaching.entry(m).or_default() += 1;
+            }
+        }
+        let mut tags = Vec::new();
+        for ((tag, digest), manifests) in tagged.iter().zip(&reach) {
+            let mut bytes = HashMap::new();
+            let mut own: HashMap<&Digest, u32> = HashMap::new();
+            for m in manifests {
+                for (d, size) in names(m, &summaries[*m]) {
+                    bytes.insert(d, size);
+                    if tags_reaching[m] == 1 {
+                        *own.entry(d).or_default() += 1;
+                    }
+                }
+            }
+            let frees_bytes = own
+                .iter()
+                .filter(|(d, n)| pairs_naming.get(*d) == Some(*n))
+                .map(|(d, _)| sizes[*d])
+                .sum();
+            tags.push(TagUsage {
+                tag: tag.clone(),
+                digest: digest.clone(),
+                bytes: bytes.values().sum(),
+                frees_bytes,
+            });
+        }
+        tags.sort_by(|a, b| a.tag.cmp(&b.tag));
+        report.repositories.push(RepositoryUsage {
+            name: name.clone(),
+            manifests: repo.revisions.len() as u64,
+            referenced_bytes,
+            exclusive_bytes,
+            shared_bytes: referenced_bytes - exclusive_bytes,
+            tags,
+        });
+    }
+    if only.is_none() {
+        let stored_bytes: u64 = sizes.values().sum();
+        let logical_bytes: u64 = report.repositories.iter().map(|r| r.referenced_bytes).sum();
+        report.store = Some(StoreUsage {
+            repositories: named_by.values().filter(|n| !n.is_empty()).count() as u64,
+            digests: sizes.len() as u64,
+            stored_bytes,
+            logical_bytes,
+            dedup_ratio: if stored_bytes == 0 {
+                1.0
+            } else {
+                logical_bytes as f64 / stored_bytes as f64
+            },
+        });
+    }
+    Ok(report)
+}
+
+/// The digests a manifest names, itself first, with their sizes.
+fn names<'a>(
+    digest: &'a Digest,
+    summary: &'a Summary,
+) -> impl Iterator<Item = (&'a Digest, u64)> + 'a {
+    std::iter::once((digest, summary.size)).chain(summary.blobs.iter().map(|(d, s)| (d, *s)))
+}
+
+/// The manifests of a repository that `from` reaches: itself and, for an index, its children
+/// the repository holds.
+fn reachable<'a>(
+    from: &'a Digest,
+    held: &BTreeMap<Digest, std::time::SystemTime>,
+    summaries: &'a HashMap<Digest, Arc<Summary>>,
+) -> HashSet<&'a Digest> {
+    let mut seen = HashSet::new();
+    let mut pending = vec![from];
+    while let Some(d) = pending.pop() {
+        if !held.contains_key(d) || !summaries.contains_key(d) || !seen.insert(d) {
+            continue;
+        }
+        pending.extend(summaries[d].children.iter());
+    }
+    seen
+}

@@ -1,0 +1,157 @@
+//! JSON under `/admin/v1/` for what the lifecycle adds, guarded by the same access control as
+//! the API:
+//!
+//! | Request | Needs | Answer |
+//! |---|---|---|
+//! | `GET /admin/v1/history/<repo>[?tag=T]` | `pull` on the repository | `{"repository", "changes": [TagChange…]}`, oldest first |
+//! | `POST /admin/v1/restore/<repo>?tag=T[&to=DIGEST]` | `push` on the repository | the tag's new record `{"digest", "moved"}` |
+//! | `GET /admin/v1/usage/<repo>` | `pull` on the repository | a usage report of that repository |
+//! | `GET /admin/v1/usage` | catalog access | a usage report of the repositories the caller may pull, with the store's totals |
+//!
+//! Errors are OCI error JSON, as on `/v2/`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::Method;
+use registry_core::{Digest, RepositoryName, Tag};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::{Action, AppState, RequestId, Resource, RouteKind, authorize};
+
+/// Answers every `/admin/v1/…` request.
+pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    let mut res = match answer(&state, req).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    };
+    res.extensions_mut().insert(RouteKind("admin"));
+    res
+}
+
+fn parse<T: std::str::FromStr<Err = registry_core::Error>>(text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(ApiError::from)
+}
+
+async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    let path = parts.uri.path();
+    let rest = path
+        .split_once("/admin/v1/")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let (what, name) = rest.split_once('/').unwrap_or((rest, ""));
+    let caller = |identity: Option<crate::Identity>| registry_core::Caller {
+        identity: identity.map(|i| i.name).filter(|n| !n.is_empty()),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+    };
+    let options = &state.options;
+    let registry = &state.registry;
+    let refused = |res: Response| Ok::<_, ApiError>(res);
+    match (&parts.method, what, name.is_empty()) {
+        (&Method::GET, "history", false) => {
+            let repo: RepositoryName = parse(name)?;
+            if let Err(res) = authorize(
+                options,
+                &parts.headers,
+                Resource::Repository(&repo),
+                &[Action::Pull],
+            )
+            .await
+            {
+                return refused(res);
+            }
+            let changes = match query.get("tag") {
+                Some(tag) => registry.tag_history(&repo, &parse::<Tag>(tag)?).await?,
+                None => registry.repository_history(&repo).await?,
+            };
+            Ok(Json(serde_json::json!({ "repository": repo, "changes": changes })).into_response())
+        }
+        (&Method::POST, "restore", false) => {
+            let repo: RepositoryName = parse(name)?;
+            let identity = match authorize(
+                options,
+                &parts.headers,
+                Resource::Repository(&repo),
+                &[Action::Push],
+            )
+            .await
+            {
+                Ok(identity) => identity,
+                Err(res) => return refused(res),
+            };
+            if options.read_only {
+                return Err(ApiError::new(
+                    ErrorCode::Unsupported,
+                    "the registry is read-only",
+                ));
+            }
+            let tag: Tag = match query.get("tag") {
+                Some(tag) => parse(tag)?,
+                None => {
+                    return Err(ApiError::new(
+                        ErrorCode::Unsupported,
+                        "restore needs ?tag=TAG (and optionally &to=DIGEST)",
+                    )
+                    .with_status(http::StatusCode::BAD_REQUEST));
+                }
+            };
+            let to: Option<Digest> = query.get("to").map(|d| parse(d)).transpose()?;
+            let record = registry
+                .as_caller(caller(identity))
+                .restore_tag(&repo, &tag, to.as_ref())
+                .await?;
+            Ok(Json(record).into_response())
+        }
+        (&Method::GET, "usage", false) => {
+            let repo: RepositoryName = parse(name)?;
+            if let Err(res) = authorize(
+                options,
+                &parts.headers,
+                Resource::Repository(&repo),
+                &[Action::Pull],
+            )
+            .await
+            {
+                return refused(res);
+            }
+            let report = registry_core::lifecycle::usage::usage(registry, Some(&repo)).await?;
+            if report.repositories.is_empty() {
+                return Err(registry_core::Error::NameUnknown {
+                    name: repo.to_string(),
+                }
+                .into());
+            }
+            Ok(Json(report).into_response())
+        }
+        (&Method::GET, "usage", true) => {
+            let identity = match authorize(options, &parts.headers, Resource::Catalog, &[]).await {
+                Ok(identity) => identity,
+                Err(res) => return refused(res),
+            };
+            let mut report = registry_core::lifecycle::usage::usage(registry, None).await?;
+            if let Some(access) = &options.access {
+                report.repositories.retain(|r| {
+                    access.allows(
+                        identity.as_ref(),
+                        Resource::Repository(&r.name),
+                        &[Action::Pull],
+                    )
+                });
+            }
+            Ok(Json(report).into_response())
+        }
+        _ => Err(ApiError::new(
+            ErrorCode::Unsupported,
+            format!("no such endpoint: {} {path}", parts.method),
+        )
+        .with_status(http::StatusCode::NOT_FOUND)),
+    }
+}

@@ -1,0 +1,169 @@
+//! Content lifecycle over every backend: retention applied by a collection (and the history it
+//! leaves), manifests kept while recent history names them so that a tag can be restored, and
+//! pulls recorded at most once per interval (never by a read-only registry).
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{push_image, repo};
+use registry_core::gc::{self, GcOptions, Removal};
+use registry_core::lifecycle::RetentionRule;
+use registry_core::{Error, Reference, Registry, RegistryConfig, Storage};
+
+on_every_backend!(
+    recent_history_keeps_a_deleted_tags_manifest_for_restore,
+    retention_untags_what_no_clause_keeps_and_says_why,
+    pulls_are_recorded_once_per_interval_and_never_read_only,
+);
+
+fn options(history: Duration) -> GcOptions {
+    GcOptions {
+        grace: Duration::ZERO,
+        delete_untagged: true,
+        history,
+        ..GcOptions::default()
+    }
+}
+
+async fn recent_history_keeps_a_deleted_tags_manifest_for_restore(storage: Arc<dyn Storage>) {
+    let r = Registry::new(storage, RegistryConfig::default());
+    let a = repo("team/app");
+    let (digest, _) = push_image(&r, &a, "v1", "one").await;
+    let v1 = "v1".parse().unwrap();
+    r.delete_tag(&a, &v1).await.unwrap();
+
+    let report = gc::collect(&r, &options(Duration::from_secs(86400)))
+        .await
+        .unwrap();
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+    let record = r.restore_tag(&a, &v1, None).await.unwrap();
+    assert_eq!(record.digest, digest);
+    let changes = r.tag_history(&a, &v1).await.unwrap();
+    assert_eq!(changes.len(), 3, "created, deleted, restored");
+    assert_eq!(changes[2].to.as_ref(), Some(&digest));
+
+    // Once the history is older than the window, the untagged manifest goes like any other.
+    r.delete_tag(&a, &v1).await.unwrap();
+    let report = gc::collect(&r, &options(Duration::ZERO)).await.unwrap();
+    assert!(report.removed.contains(&Removal::Manifest {
+        repository: a.clone(),
+        digest: digest.clone()
+    }));
+    match r.restore_tag(&a, &v1, None).await {
+        Err(Error::ManifestUnknown { .. }) => {}
+        other => panic!("restored a collected manifest: {other:?}"),
+    }
+}
+
+async fn retention_untags_what_no_clause_keeps_and_says_why(storage: Arc<dyn Storage>) {
+    let r = Registry::new(storage, RegistryConfig::default());
+    let a = repo("ci/app");
+    for (i, tag) in ["old", "middle", "new"].iter().enumerate() {
+        push_image(&r, &a, tag, &format!("seed {i}")).await;
+    }
+    let rule = RetentionRule {
+        repositories: vec!["ci/*".into()],
+        keep_last: Some(1),
+        ..Default::default()
+    };
+    let dry = GcOptions {
+        retention: vec![rule.clone()],
+        dry_run: true,
+        ..options(Duration::ZERO)
+    };
+    let report = gc::collect(&r, &dry).await.unwrap();
+    let untagged: Vec<&str> = report
+        .retention
+        .iter()
+        .filter(|d| d.removed())
+        .map(|d| d.tag.as_str())
+        .collect();
+    assert_eq!(untagged, ["middle", "old"], "newest first");
+    assert_eq!(report.retention[0].tag.as_str(), "new");
+    assert_eq!(report.retention[2].rank, 3);
+    assert_eq!(r.list_tags(&a, None, None).await.unwrap().items.len(), 3);
+
+    let real = GcOptions {
+        dry_run: false,
+        ..dry
+    };
+    let report = gc::collect(&r, &real).await.unwrap();
+    assert_eq!(
+        report
+            .removed
+            .iter()
+            .filter(|x| matches!(x, Removal::Tag { .. }))
+            .count(),
+        2
+    );
+    assert_eq!(r.list_tags(&a, None, None).await.unwrap().items, ["new"]);
+    let history = r.repository_history(&a).await.unwrap();
+    let by_retention: Vec<&str> = history
+        .iter()
+        .filter(|c| c.to.is_none())
+        .map(|c| c.identity.as_deref().unwrap())
+        .collect();
+    assert_eq!(by_retention, ["garbage collection (retention)"; 2]);
+}
+
+async fn pulls_are_recorded_once_per_interval_and_never_read_only(storage: Arc<dyn Storage>) {
+    let r = Registry::new(storage.clone(), RegistryConfig::default());
+    let a = repo("ci/app");
+    let (digest, _) = push_image(&r, &a, "pulled", "one").await;
+    push_image(&r, &a, "idle", "two").await;
+    let pulled = "pulled".parse().unwrap();
+    let idle = "idle".parse().unwrap();
+    assert_eq!(r.last_pulled(&a, &pulled).await.unwrap(), None);
+    r.get_manifest(&a, &Reference::Tag(pulled)).await.unwrap();
+    let pulled = "pulled".parse().unwrap();
+    let first = r.last_pulled(&a, &pulled).await.unwrap().unwrap();
+    // Within the interval, another pull writes nothing.
+    r.stat_manifest(&a, &Reference::Tag("pulled".parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(r.last_pulled(&a, &pulled).await.unwrap(), Some(first));
+    // By digest is no pull of a tag; and a read-only registry records nothing.
+    r.get_manifest(&a, &Reference::Digest(digest))
+        .await
+        .unwrap();
+    let read_only = Registry::new(
+        storage,
+        RegistryConfig {
+            read_only: true,
+            ..RegistryConfig::default()
+        },
+    );
+    read_only
+        .get_manifest(&a, &Reference::Tag("idle".parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(r.last_pulled(&a, &idle).await.unwrap(), None);
+
+    // Retention keeps the recently pulled tag, and only it.
+    let rule = RetentionRule {
+        repositories: vec!["ci/*".into()],
+        keep_pulled_within: Some(Duration::from_secs(86400)),
+        ..Default::default()
+    };
+    let report = gc::collect(
+        &r,
+        &GcOptions {
+            retention: vec![rule],
+            ..options(Duration::ZERO)
+        },
+    )
+    .await
+    .unwrap();
+    let gone: Vec<&str> = report
+        .retention
+        .iter()
+        .filter(|d| d.removed())
+        .map(|d| d.tag.as_str())
+        .collect();
+    assert_eq!(gone, ["idle"]);
+    assert_eq!(r.list_tags(&a, None, None).await.unwrap().items, ["pulled"]);
+}
