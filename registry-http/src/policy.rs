@@ -50,11 +50,7 @@ fn matches(pattern: &str, user: Option<&str>, repo: &str) -> bool {
         (true, None) => return false,
         (false, _) => std::borrow::Cow::Borrowed(pattern),
     };
-    match pattern.strip_suffix('*') {
-        Some("") => true,
-        Some(prefix) => repo.starts_with(prefix),
-        None => repo == pattern.as_ref(),
-    }
+    registry_core::lifecycle::repository_matches(&pattern, repo)
 }
 
 impl AccessRules {

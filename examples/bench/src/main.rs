@@ -109,6 +109,16 @@ enum Command {
         #[arg(long)]
         index_only: bool,
     },
+    /// Fills a store, through the library, with about N blobs in images that share some layers
+    /// (for `scripts/bench-usage.sh`); `--url` is not used.
+    SeedUsage {
+        /// The store: `fs:PATH` or `s3://BUCKET[/PREFIX]` (with the `AWS_*` variables)
+        #[arg(long)]
+        storage: String,
+        /// Blobs to store, roughly
+        #[arg(long, default_value_t = 100_000)]
+        blobs: u64,
+    },
     /// Every figure with its default settings.
     All,
 }
@@ -131,6 +141,9 @@ async fn run(args: &Args) -> Result<(), String> {
     } = &args.command
     {
         return seed::seed(storage, *repos, *tags, *index_only).await;
+    }
+    if let Command::SeedUsage { storage, blobs } = &args.command {
+        return seed::seed_usage(storage, *blobs).await;
     }
     let base = client::Base::parse(&args.url)?;
     let print = |f: Figure| f.print(args.json);
@@ -159,7 +172,7 @@ async fn run(args: &Args) -> Result<(), String> {
         }
         Command::Loopback { mib } => print(figures::loopback(*mib).await?),
         // Seeding needs no registry: it returned above.
-        Command::SeedListing { .. } => {}
+        Command::SeedListing { .. } | Command::SeedUsage { .. } => {}
         Command::All => {
             print(figures::loopback(1024).await?);
             print(push(&base, &args.repo, 1024, None).await?);

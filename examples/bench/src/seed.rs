@@ -124,3 +124,59 @@ pub async fn seed(spec: &str, repos: u64, tags: u64, index_only: bool) -> Result
     eprintln!("seeded {tags} tags in {:?}", started.elapsed());
     Ok(())
 }
+
+/// Seeds about `blobs` blobs for the usage benchmark (`scripts/bench-usage.sh`): images of a
+/// config, six layers of their own and three from a pool of a thousand shared ones, ten images
+/// (two tags each) per repository.
+pub async fn seed_usage(spec: &str, blobs: u64) -> Result<(), String> {
+    const POOL: u64 = 1000;
+    let storage = open(spec)?;
+    let registry = Registry::new(storage, RegistryConfig::default());
+    let images = blobs.saturating_sub(POOL) / 7;
+    let started = std::time::Instant::now();
+    let blob = |i: u64, what: &str| Bytes::from(format!("{what} {i:012} of the usage benchmark"));
+    futures::stream::iter(0..images)
+        .map(|i| {
+            let registry = registry.clone();
+            async move {
+                let name: RepositoryName = format!("usage{:03}/app{:04}", i % 100, i / 10).parse()?;
+                let mut descriptors = Vec::new();
+                let own = (0..6).map(|l| blob(i * 6 + l, "layer"));
+                let shared = (0..3).map(|l| blob((i * 3 + l) % POOL, "pooled layer"));
+                for data in std::iter::once(blob(i, "config")).chain(own).chain(shared) {
+                    let digest = Digest::of(&data);
+                    let len = data.len();
+                    let body = futures::stream::once(async move { Ok(data) }).boxed();
+                    registry.put_blob(&name, &digest, body, None).await?;
+                    descriptors.push(format!(
+                        r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{digest}","size":{len}}}"#
+                    ));
+                }
+                let config = descriptors.remove(0).replace(
+                    "application/vnd.oci.image.layer.v1.tar",
+                    "application/vnd.oci.image.config.v1+json",
+                );
+                let manifest = Bytes::from(format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{config},"layers":[{}]}}"#,
+                    descriptors.join(",")
+                ));
+                for tag in [format!("build-{i}"), "latest".to_owned()] {
+                    let tag = Reference::Tag(tag.parse()?);
+                    registry
+                        .put_manifest(&name, &tag, Some(OCI_MANIFEST), manifest.clone())
+                        .await?;
+                }
+                Ok::<_, registry_core::Error>(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<()>()
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "seeded {images} images ({} blobs and manifests) in {:?}",
+        images * 8 + POOL.min(images * 3),
+        started.elapsed()
+    );
+    Ok(())
+}
