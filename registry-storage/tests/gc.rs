@@ -30,11 +30,13 @@ on_every_backend!(
     cached_content_goes_once_unused,
 );
 
-/// Everything collected is older than this, in a test: zero.
+/// Everything collected is older than this, in a test: zero; and no tag history protects what
+/// it names (`tests/lifecycle.rs` covers that).
 fn now_options() -> GcOptions {
     GcOptions {
         grace: Duration::ZERO,
         upload_max_age: Duration::ZERO,
+        history: Duration::ZERO,
         ..GcOptions::default()
     }
 }
@@ -345,6 +347,7 @@ async fn the_grace_period_protects_reused_blobs(s: Arc<dyn Storage>) {
     let options = GcOptions {
         grace,
         delete_untagged: true,
+        history: Duration::ZERO,
         ..GcOptions::default()
     };
     let pusher = Registry::new(s.clone(), RegistryConfig::default());

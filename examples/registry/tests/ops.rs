@@ -92,8 +92,20 @@ async fn gc_command_dry_run_then_collect_while_serving() {
     assert!(ok, "{err}");
     assert!(out.contains("removed 0 objects, 0 bytes"), "{out}");
 
-    // A variable shortens the grace; a dry run only tells.
-    let no_grace = [("REGISTRY_GC_GRACE_SECS", "0")];
+    // Past the grace, the moved tag's history still names the old manifest: kept for
+    // `history_days` (7 by default), so that the move can be undone.
+    let (ok, out, err) = registry(&args(&["--dry-run"]), &[("REGISTRY_GC_GRACE_SECS", "0")]);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains(&format!("manifest team/app@{}", old.digest())),
+        "{out}"
+    );
+
+    // Variables shorten the grace and the history; a dry run only tells.
+    let no_grace = [
+        ("REGISTRY_GC_GRACE_SECS", "0"),
+        ("REGISTRY_GC_HISTORY_DAYS", "0"),
+    ];
     let (ok, out, err) = registry(&args(&["--dry-run"]), &no_grace);
     assert!(ok, "{err}");
     let gone = format!("would remove manifest team/app@{}", old.digest());
@@ -146,6 +158,7 @@ async fn push_soak_while_collecting() {
             ("REGISTRY_GC_INTERVAL_SECS", "1"),
             ("REGISTRY_GC_GRACE_SECS", "2"),
             ("REGISTRY_GC_DELETE_UNTAGGED", "true"),
+            ("REGISTRY_GC_HISTORY_DAYS", "0"),
             ("REGISTRY_UPLOADS_PURGE_AFTER_SECS", "3"),
         ],
     );

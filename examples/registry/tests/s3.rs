@@ -245,6 +245,7 @@ async fn push_soak_while_collecting() {
         ("REGISTRY_GC_INTERVAL_SECS", "1".to_owned()),
         ("REGISTRY_GC_GRACE_SECS", "3".to_owned()),
         ("REGISTRY_GC_DELETE_UNTAGGED", "true".to_owned()),
+        ("REGISTRY_GC_HISTORY_DAYS", "0".to_owned()),
     ];
     let server = start(&format!("s3://{bucket}/registry"), &[], &env);
     let (pushes, tagged) =

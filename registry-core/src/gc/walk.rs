@@ -179,7 +179,10 @@ pub(super) async fn mark(
     })
     .await?;
     let mut pending: Vec<Digest> = tagged.into_iter().flatten().collect();
-    pending.extend(recent_history(registry, repo, options).await?);
+    // A cache's content comes back from upstream: its history protects nothing.
+    if expired.is_none() {
+        pending.extend(recent_history(registry, repo, options).await?);
+    }
     for (digest, &modified) in &repo.revisions {
         let untagged_stay = !options.delete_untagged && expired.is_none_or(|t| modified >= t);
         if untagged_stay || modified > cutoff {
