@@ -369,3 +369,57 @@ async fn a_quota_refuses_the_push_that_crosses_it_and_passes_one_that_adds_nothi
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_pushes_never_take_one_server_past_a_quota() {
+    const ROUNDS: u64 = 8;
+    let tmp = tempfile::tempdir().unwrap();
+    let total = |img: &TestImage| {
+        img.manifest.len() as u64 + img.blobs.iter().map(|b| b.len() as u64).sum::<u64>()
+    };
+    // Each round: room for a base image and one more of two same-sized images, pushed at once.
+    let rounds: Vec<(TestImage, TestImage, TestImage)> = (0..ROUNDS)
+        .map(|i| {
+            (
+                image(10 + i, 3000),
+                image(20 + i, 5000),
+                image(30 + i, 5000),
+            )
+        })
+        .collect();
+    let mut config = String::new();
+    for (i, (base, x, y)) in rounds.iter().enumerate() {
+        assert_eq!(total(x), total(y));
+        config += &format!(
+            "[[quota]]\nrepositories = [\"race{i}/*\"]\nmax_bytes = {}\n",
+            total(base) + total(x)
+        );
+    }
+    let (_server, api, _data, _config) = start(tmp.path(), &config);
+    let mut passed = 0;
+    for (i, (base, x, y)) in rounds.iter().enumerate() {
+        api.push_image(&format!("race{i}/base"), "v1", base)
+            .await
+            .unwrap();
+        for (repo, img) in [("x", x), ("y", y)] {
+            for blob in &img.blobs {
+                api.push_blob_monolithic(&format!("race{i}/{repo}"), blob)
+                    .await
+                    .unwrap();
+            }
+        }
+        let (rx, ry) = (format!("race{i}/x"), format!("race{i}/y"));
+        let (a, b) = tokio::join!(
+            api.put_manifest(&rx, "v1", &x.manifest),
+            api.put_manifest(&ry, "v1", &y.manifest)
+        );
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "round {i}: exactly one fits: {a:?} {b:?}"
+        );
+        let refused = a.err().or(b.err()).unwrap();
+        assert!(refused.contains("quota exceeded"), "{refused}");
+        passed += 1;
+    }
+    assert_eq!(passed, ROUNDS);
+}

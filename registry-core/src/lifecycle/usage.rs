@@ -129,6 +129,23 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
             }
         }
     }
+    let asked: Vec<(RepositoryName, Tag)> = repos
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == *name))
+        .flat_map(|(name, repo)| repo.tags.iter().map(|(tag, _)| (name.clone(), tag.clone())))
+        .collect();
+    let mut tag_records: HashMap<RepositoryName, Vec<(Tag, Digest)>> = HashMap::new();
+    let records: Vec<_> = futures::stream::iter(asked)
+        .map(|(name, tag)| async move {
+            let record = registry.tags.get(&name, &tag).await?;
+            Ok::<_, Error>(record.map(|r| (name, tag, r.digest)))
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    for (name, tag, digest) in records.into_iter().flatten() {
+        tag_records.entry(name).or_default().push((tag, digest));
+    }
     let mut report = UsageReport {
         repositories: Vec::new(),
         store: None,
@@ -143,12 +160,7 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
         };
         let referenced_bytes = sum(&|_| true);
         let exclusive_bytes = sum(&|d| repos_naming[d] == 1);
-        let mut tagged = Vec::new();
-        for (tag, _) in &repo.tags {
-            if let Some(record) = registry.tags.get(name, tag).await? {
-                tagged.push((tag.clone(), record.digest));
-            }
-        }
+        let tagged = tag_records.get(name).map(Vec::as_slice).unwrap_or_default();
         let reach: Vec<HashSet<&Digest>> = tagged
             .iter()
             .map(|(_, d)| reachable(d, &repo.revisions, &summaries))
