@@ -18,8 +18,10 @@ use axum::response::{IntoResponse, Response};
 use http::Method;
 use registry_core::{Digest, RepositoryName, Tag};
 
+use crate::audit::AuditKind;
+use crate::auth::{Refused, authorize};
 use crate::error::{ApiError, ErrorCode};
-use crate::{Action, AppState, RequestId, Resource, RouteKind, authorize};
+use crate::{Action, AppState, RequestId, Resource, RouteKind, client_addr};
 
 /// Answers every `/admin/v1/…` request.
 pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
@@ -54,19 +56,55 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
     };
     let options = &state.options;
     let registry = &state.registry;
-    let refused = |res: Response| Ok::<_, ApiError>(res);
+    let client = client_addr(&parts.extensions);
+    let audit =
+        |kind, identity: Option<String>, repository: &RepositoryName, status: u16, detail| {
+            if let Some(sink) = &options.audit {
+                sink.record(crate::audit::AuditRecord {
+                    time: crate::events::now(),
+                    kind,
+                    identity,
+                    client: client.map(|c| c.ip().to_string()),
+                    method: parts.method.to_string(),
+                    path: path.to_owned(),
+                    repository: Some(repository.to_string()),
+                    reference: query.get("tag").cloned(),
+                    digest: None,
+                    status,
+                    request_id: parts
+                        .extensions
+                        .get::<RequestId>()
+                        .map(|r| r.0.clone())
+                        .unwrap_or_default(),
+                    detail,
+                });
+            }
+        };
+    let refused = |r: Refused, repository: Option<&RepositoryName>| {
+        if let Some(repository) = repository {
+            audit(
+                r.kind,
+                r.user,
+                repository,
+                r.response.status().as_u16(),
+                Some(r.detail),
+            );
+        }
+        Ok::<_, ApiError>(r.response)
+    };
     match (&parts.method, what, name.is_empty()) {
         (&Method::GET, "history", false) => {
             let repo: RepositoryName = parse(name)?;
-            if let Err(res) = authorize(
+            if let Err(r) = authorize(
                 options,
                 &parts.headers,
+                client,
                 Resource::Repository(&repo),
                 &[Action::Pull],
             )
             .await
             {
-                return refused(res);
+                return refused(r, Some(&repo));
             }
             let changes = match query.get("tag") {
                 Some(tag) => registry.tag_history(&repo, &parse::<Tag>(tag)?).await?,
@@ -79,13 +117,14 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
             let identity = match authorize(
                 options,
                 &parts.headers,
+                client,
                 Resource::Repository(&repo),
                 &[Action::Push],
             )
             .await
             {
                 Ok(identity) => identity,
-                Err(res) => return refused(res),
+                Err(r) => return refused(r, Some(&repo)),
             };
             if options.read_only {
                 return Err(ApiError::new(
@@ -104,23 +143,37 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
                 }
             };
             let to: Option<Digest> = query.get("to").map(|d| parse(d)).transpose()?;
-            let record = registry
-                .as_caller(caller(identity))
+            let caller = caller(identity);
+            let name = caller.identity.clone();
+            match registry
+                .as_caller(caller)
                 .restore_tag(&repo, &tag, to.as_ref())
-                .await?;
-            Ok(Json(record).into_response())
+                .await
+            {
+                Ok(record) => {
+                    audit(AuditKind::Write, name, &repo, 200, None);
+                    Ok(Json(record).into_response())
+                }
+                Err(e) => {
+                    if matches!(e, registry_core::Error::Denied { .. }) {
+                        audit(AuditKind::Refused, name, &repo, 403, Some(e.to_string()));
+                    }
+                    Err(e.into())
+                }
+            }
         }
         (&Method::GET, "usage", false) => {
             let repo: RepositoryName = parse(name)?;
-            if let Err(res) = authorize(
+            if let Err(r) = authorize(
                 options,
                 &parts.headers,
+                client,
                 Resource::Repository(&repo),
                 &[Action::Pull],
             )
             .await
             {
-                return refused(res);
+                return refused(r, Some(&repo));
             }
             let report = registry_core::lifecycle::usage::usage(registry, Some(&repo)).await?;
             if report.repositories.is_empty() {
@@ -132,10 +185,11 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
             Ok(Json(report).into_response())
         }
         (&Method::GET, "usage", true) => {
-            let identity = match authorize(options, &parts.headers, Resource::Catalog, &[]).await {
-                Ok(identity) => identity,
-                Err(res) => return refused(res),
-            };
+            let identity =
+                match authorize(options, &parts.headers, client, Resource::Catalog, &[]).await {
+                    Ok(identity) => identity,
+                    Err(r) => return refused(r, None),
+                };
             let mut report = registry_core::lifecycle::usage::usage(registry, None).await?;
             if let Some(access) = &options.access {
                 report.repositories.retain(|r| {

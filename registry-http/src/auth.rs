@@ -8,10 +8,17 @@
 //! The router asks for access before any handler runs: `pull` for reads, `push` for uploads and
 //! manifest puts, `delete` for deletes, catalog access for `/v2/_catalog`, and just an identity for
 //! `/v2/`. An unauthenticated caller gets 401 with the challenge, an authenticated one that lacks
-//! the right gets 403 `DENIED`.
+//! the right gets 403 `DENIED`; with a throttle, failed logins are counted and, past the limit,
+//! answered 429 (`crate::throttle`).
 
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use http::HeaderMap;
+use http::{HeaderMap, Method};
+
+use crate::HttpOptions;
+use crate::audit::AuditKind;
+use crate::error::{ApiError, ErrorCode};
+use crate::route::Route;
 pub use registry_core::access::{
     AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource,
 };
@@ -31,6 +38,8 @@ pub fn credentials(headers: &HeaderMap) -> Credentials {
             .ok()
             .and_then(|d| String::from_utf8(d).ok());
         match decoded.as_deref().and_then(|d| d.split_once(':')) {
+            // What clients without credentials send once a Basic challenge told them to.
+            Some(("", "")) => Credentials::Anonymous,
             Some((user, password)) => Credentials::Basic {
                 user: user.to_owned(),
                 password: password.to_owned(),
@@ -41,6 +50,141 @@ pub fn credentials(headers: &HeaderMap) -> Credentials {
         Credentials::Bearer(rest.trim().to_owned())
     } else {
         Credentials::Malformed
+    }
+}
+
+/// What a request needs: the resource and the actions on it.
+pub(crate) fn required_access<'a>(
+    method: &Method,
+    route: &'a Route,
+) -> (Resource<'a>, Vec<Action>) {
+    let action = match (method, route) {
+        (_, Route::Base) => return (Resource::Base, Vec::new()),
+        (_, Route::Catalog) => return (Resource::Catalog, Vec::new()),
+        (&Method::DELETE, Route::Manifest(..) | Route::InvalidTag(..) | Route::Blob(..)) => {
+            Action::Delete
+        }
+        (&Method::PUT, Route::Manifest(..) | Route::InvalidTag(..))
+        | (_, Route::Uploads(_) | Route::Upload(..)) => Action::Push,
+        _ => Action::Pull,
+    };
+    let repo = route
+        .repository()
+        .map_or(Resource::Base, Resource::Repository);
+    (repo, vec![action])
+}
+
+/// Asks the access control, if any, whether the request may go on: the caller's identity, or the
+/// response refusing it (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
+pub(crate) async fn check_access(
+    options: &HttpOptions,
+    method: &Method,
+    headers: &HeaderMap,
+    client: Option<std::net::SocketAddr>,
+    route: &Route,
+) -> Result<Option<Identity>, Refused> {
+    let (resource, actions) = required_access(method, route);
+    authorize(options, headers, client, resource, &actions).await
+}
+
+/// A request refused before its handler: the response, and what the audit trail says of it.
+pub(crate) struct Refused {
+    pub response: Response,
+    pub kind: AuditKind,
+    /// The authenticated user, or the name a failed login gave.
+    pub user: Option<String>,
+    pub detail: String,
+}
+
+/// Whether the caller the headers name may do `actions` on `resource`: their identity, or the
+/// response refusing them (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
+pub(crate) async fn authorize(
+    options: &HttpOptions,
+    headers: &HeaderMap,
+    client: Option<std::net::SocketAddr>,
+    resource: Resource<'_>,
+    actions: &[Action],
+) -> Result<Option<Identity>, Refused> {
+    let Some(access) = &options.access else {
+        return Ok(None);
+    };
+    let credentials = credentials(headers);
+    let named = match &credentials {
+        Credentials::Basic { user, .. } => Some(user.clone()),
+        _ => None,
+    };
+    let attempted = credentials != Credentials::Anonymous;
+    let ip = client.map(|c| c.ip());
+    let throttle = options.throttle.as_ref().filter(|_| attempted);
+    if let Some(wait) = throttle.and_then(|t| t.check(ip, named.as_deref()).err()) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(Refused {
+            response: ApiError::new(
+                ErrorCode::TooManyRequests,
+                "too many failed logins: retry later",
+            )
+            .with_header(
+                http::header::RETRY_AFTER,
+                crate::headers::value(secs.to_string()),
+            )
+            .into_response(),
+            kind: AuditKind::Throttled,
+            user: named,
+            detail: format!("too many failed logins; retry after {secs} s"),
+        });
+    }
+    let refuse = |who: Option<&Identity>| match access.challenge(who, resource, actions) {
+        Some(challenge) => ApiError::new(ErrorCode::Unauthorized, "authentication required")
+            .with_header(
+                http::header::WWW_AUTHENTICATE,
+                crate::headers::value(challenge),
+            )
+            .into_response(),
+        None => {
+            let what: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+            let name = who.map(|w| w.name.as_str()).unwrap_or_default();
+            ApiError::new(
+                ErrorCode::Denied,
+                format!("{name} may not {} here", what.join(",")),
+            )
+            .into_response()
+        }
+    };
+    let who = match access.identify(&credentials).await {
+        Ok(who) => {
+            if let (Some(t), Some(_)) = (throttle, &who) {
+                t.succeeded(ip, named.as_deref());
+            }
+            who
+        }
+        Err(reason) => {
+            tracing::info!(%reason, "authentication failed");
+            if let Some(t) = throttle.filter(|_| !matches!(reason, AuthError::Unavailable { .. })) {
+                t.failed(ip, named.as_deref());
+            }
+            return Err(Refused {
+                response: refuse(None),
+                kind: AuditKind::LoginFailed,
+                user: named,
+                detail: reason.to_string(),
+            });
+        }
+    };
+    if access.allows(who.as_ref(), resource, actions) {
+        Ok(who)
+    } else {
+        let response = refuse(who.as_ref());
+        let anonymous = who.is_none();
+        Err(Refused {
+            detail: if anonymous {
+                "authentication required".into()
+            } else {
+                "not allowed".into()
+            },
+            user: who.map(|w| w.name),
+            kind: AuditKind::Refused,
+            response,
+        })
     }
 }
 

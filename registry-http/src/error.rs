@@ -170,6 +170,11 @@ impl ApiError {
         }
     }
 
+    /// What the client is told.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The same error with another status.
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;

@@ -208,7 +208,9 @@ impl Htpasswd {
             None => (None, &[][..]),
         };
         match resource {
-            Resource::Base => who.is_some() || rules.admits_anonymous(),
+            // Anonymous callers get the challenge at `/v2/` even when rules let them pull: a
+            // client that gets 200 there never sends the credentials it has, and its push fails.
+            Resource::Base => who.is_some(),
             Resource::Catalog => rules.catalog(user, groups),
             Resource::Repository(repo) => {
                 let granted = rules.granted(user, groups, repo.as_str());
@@ -458,7 +460,9 @@ mod tests {
             .with_rules(rules);
         let public: RepositoryName = "public/x".parse().unwrap();
         let private: RepositoryName = "alice/x".parse().unwrap();
-        assert!(h.allows(None, Resource::Base, &[]));
+        // Challenged at `/v2/` (or clients never send the credentials they have), yet pulling.
+        assert!(!h.allows(None, Resource::Base, &[]));
+        assert!(h.challenge(None, Resource::Base, &[]).is_some());
         assert!(h.allows(None, Resource::Repository(&public), &[Action::Pull]));
         assert!(!h.allows(None, Resource::Repository(&public), &[Action::Push]));
         let alice = Identity::user("alice");

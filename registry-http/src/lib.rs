@@ -2,6 +2,8 @@
 //! [`registry_core::Registry`]: mount it in any axum or tower server, at the root or under a prefix.
 //!
 //! - [`route`]: the API's paths parsed into a [`Route`].
+//! - [`throttle`]: failed logins counted per address and user, then refused for a while.
+//! - [`audit`]: one record per login, write and refusal, for an [`audit::AuditSink`].
 //! - [`admin`]: JSON under `/admin/v1/` for tag history, restore and usage, guarded like the API.
 //! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in (defined in
 //!   `registry_core::access`, free of axum), and reading credentials from headers.
@@ -46,6 +48,7 @@ use registry_core::{ByteStream, Registry};
 use tracing::Instrument;
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;
@@ -59,6 +62,7 @@ pub mod route;
 pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod token;
 
 pub use auth::{AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource};
@@ -96,6 +100,10 @@ pub struct HttpOptions {
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// Hand an [`events::Event`] to this sink after every successful push, pull and delete.
     pub events: Option<Arc<dyn events::EventSink>>,
+    /// Throttle failed logins per client address and user (see [`throttle`]); `None`: never.
+    pub throttle: Option<Arc<throttle::LoginThrottle>>,
+    /// Hand an [`audit::AuditRecord`] to this sink for every login, write and refusal.
+    pub audit: Option<Arc<dyn audit::AuditSink>>,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -107,6 +115,8 @@ impl std::fmt::Debug for HttpOptions {
             .field("blob_redirect", &self.blob_redirect)
             .field("metrics", &self.metrics.is_some())
             .field("events", &self.events.is_some())
+            .field("throttle", &self.throttle)
+            .field("audit", &self.audit.is_some())
             .finish()
     }
 }
@@ -120,8 +130,23 @@ impl Default for HttpOptions {
             blob_redirect: None,
             metrics: None,
             events: None,
+            throttle: None,
+            audit: None,
         }
     }
+}
+
+/// The address of the client a request came from: set by [`serve`] on every request, or read
+/// from axum's `ConnectInfo` when the router is served otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+fn client_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
+        extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0)
+    })
 }
 
 #[derive(Clone)]
@@ -271,10 +296,46 @@ async fn dispatch(
     if options.read_only && writes && route != Route::Base {
         return ApiError::new(ErrorCode::Unsupported, "the registry is read-only").into_response();
     }
-    let identity = match check_access(&options, &parts.method, &parts.headers, &route).await {
-        Ok(identity) => identity,
-        Err(refused) => return refused,
+    let client = client_addr(&parts.extensions);
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let (method_name, path_name) = (parts.method.to_string(), parts.uri.path().to_owned());
+    let audit = |kind, identity: Option<String>, status: http::StatusCode, digest, detail| {
+        if let Some(sink) = &options.audit {
+            sink.record(audit::AuditRecord {
+                time: events::now(),
+                kind,
+                identity,
+                client: client.map(|c| c.ip().to_string()),
+                method: method_name.clone(),
+                path: path_name.clone(),
+                repository: route.repository().map(|r| r.to_string()),
+                reference: route.reference(),
+                digest,
+                status: status.as_u16(),
+                request_id: request_id.clone(),
+                detail,
+            });
+        }
     };
+    let identity =
+        match auth::check_access(&options, &parts.method, &parts.headers, client, &route).await {
+            Ok(identity) => identity,
+            Err(refused) => {
+                let status = refused.response.status();
+                audit(
+                    refused.kind,
+                    refused.user,
+                    status,
+                    None,
+                    Some(refused.detail),
+                );
+                return refused.response;
+            }
+        };
     let query = parts
         .uri
         .query()
@@ -301,6 +362,11 @@ async fn dispatch(
             .filter(|n| !n.is_empty()),
     };
     let method = parts.method.clone();
+    let name = identity
+        .as_ref()
+        .map(|i| i.name.clone())
+        .filter(|n| !n.is_empty());
+    let login = route == Route::Base && identity.is_some();
     // What admission rules and tag history see of this request.
     let caller = registry_core::Caller {
         identity: actor.name.clone(),
@@ -316,10 +382,29 @@ async fn dispatch(
         options: options.clone(),
         identity,
     };
-    let mut res = match handlers::handle(cx, route).await {
-        Ok(res) => res,
-        Err(e) => e.into_response(),
+    let (mut res, failure) = match handlers::handle(cx, route.clone()).await {
+        Ok(res) => (res, None),
+        Err(e) => {
+            let detail = e.detail().to_owned();
+            (e.into_response(), Some(detail))
+        }
     };
+    let status = res.status();
+    let target = res.extensions().get::<events::Happened>().map(|h| &h.0);
+    if writes && (status.is_success() || status.is_redirection()) && target.is_some() {
+        let digest = target.map(|t| t.digest.clone());
+        audit(audit::AuditKind::Write, name.clone(), status, digest, None);
+    } else if matches!(status.as_u16(), 401 | 403) {
+        audit(
+            audit::AuditKind::Refused,
+            name.clone(),
+            status,
+            None,
+            failure,
+        );
+    } else if login && status.is_success() {
+        audit(audit::AuditKind::Login, name.clone(), status, None, None);
+    }
     if let (Some(sink), Some(request)) = (&options.events, request)
         && (res.status().is_success() || res.status().is_redirection())
         && let Some(events::Happened(target)) = res.extensions_mut().remove()
@@ -357,78 +442,6 @@ struct RequestId(String);
 /// The route kind a response answered, for metrics.
 #[derive(Debug, Clone, Copy)]
 struct RouteKind(&'static str);
-
-/// What a request needs: the resource and the actions on it.
-fn required_access<'a>(method: &Method, route: &'a Route) -> (Resource<'a>, Vec<Action>) {
-    let action = match (method, route) {
-        (_, Route::Base) => return (Resource::Base, Vec::new()),
-        (_, Route::Catalog) => return (Resource::Catalog, Vec::new()),
-        (&Method::DELETE, Route::Manifest(..) | Route::InvalidTag(..) | Route::Blob(..)) => {
-            Action::Delete
-        }
-        (&Method::PUT, Route::Manifest(..) | Route::InvalidTag(..))
-        | (_, Route::Uploads(_) | Route::Upload(..)) => Action::Push,
-        _ => Action::Pull,
-    };
-    let repo = route
-        .repository()
-        .map_or(Resource::Base, Resource::Repository);
-    (repo, vec![action])
-}
-
-/// Asks the access control, if any, whether the request may go on: the caller's identity, or the
-/// response refusing it (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
-async fn check_access(
-    options: &HttpOptions,
-    method: &Method,
-    headers: &HeaderMap,
-    route: &Route,
-) -> Result<Option<Identity>, Response> {
-    let (resource, actions) = required_access(method, route);
-    authorize(options, headers, resource, &actions).await
-}
-
-/// Whether the caller the headers name may do `actions` on `resource`: their identity, or the
-/// response refusing them (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
-pub(crate) async fn authorize(
-    options: &HttpOptions,
-    headers: &HeaderMap,
-    resource: Resource<'_>,
-    actions: &[Action],
-) -> Result<Option<Identity>, Response> {
-    let Some(access) = &options.access else {
-        return Ok(None);
-    };
-    let refuse = |who: Option<&Identity>| match access.challenge(who, resource, actions) {
-        Some(challenge) => ApiError::new(ErrorCode::Unauthorized, "authentication required")
-            .with_header(
-                http::header::WWW_AUTHENTICATE,
-                crate::headers::value(challenge),
-            )
-            .into_response(),
-        None => {
-            let what: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
-            let name = who.map(|w| w.name.as_str()).unwrap_or_default();
-            ApiError::new(
-                ErrorCode::Denied,
-                format!("{name} may not {} here", what.join(",")),
-            )
-            .into_response()
-        }
-    };
-    let who = match access.identify(&auth::credentials(headers)).await {
-        Ok(who) => who,
-        Err(reason) => {
-            tracing::info!(%reason, "authentication failed");
-            return Err(refuse(None));
-        }
-    };
-    if access.allows(who.as_ref(), resource, actions) {
-        Ok(who)
-    } else {
-        Err(refuse(who.as_ref()))
-    }
-}
 
 /// Logs one line per request, in a span carrying method, path, route and repository, with status,
 /// bytes sent and latency; adds the API version header.

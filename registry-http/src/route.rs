@@ -102,6 +102,16 @@ impl Route {
         }
     }
 
+    /// The tag or digest the path names, for logs and the audit trail.
+    pub fn reference(&self) -> Option<String> {
+        match self {
+            Route::Manifest(_, r) => Some(r.to_string()),
+            Route::InvalidTag(_, t) => Some(t.clone()),
+            Route::Blob(_, d) | Route::Referrers(_, d) => Some(d.to_string()),
+            _ => None,
+        }
+    }
+
     /// The repository the route is about, if any.
     pub fn repository(&self) -> Option<&RepositoryName> {
         match self {

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use registry_http::audit::AuditSink;
 use registry_http::policy::AccessRules;
+use registry_http::throttle::LoginThrottle;
 use registry_http::token::{TokenAuth, TokenIssuer, token_router};
 use registry_http::{AccessControl, Htpasswd};
 
@@ -21,8 +23,21 @@ pub struct Auth {
     pub users: Option<Arc<Htpasswd>>,
 }
 
+/// What watches logins: the throttle and the audit trail, shared by the API and `/token`.
+#[derive(Clone, Default)]
+pub struct LoginWatch {
+    /// Throttles failed logins.
+    pub throttle: Option<Arc<LoginThrottle>>,
+    /// Records logins.
+    pub audit: Option<Arc<dyn AuditSink>>,
+}
+
 /// Builds the access control the configuration asks for.
-pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, String> {
+pub fn access_control(
+    config: &Config,
+    default_realm: &str,
+    watch: &LoginWatch,
+) -> Result<Auth, String> {
     let rules = if config.access.is_empty() {
         None
     } else {
@@ -69,6 +84,14 @@ pub fn access_control(config: &Config, default_realm: &str) -> Result<Auth, Stri
             key.as_deref(),
         )
         .map_err(|e| e.to_string())?;
+        let issuer = match &watch.throttle {
+            Some(t) => issuer.with_throttle(t.clone()),
+            None => issuer,
+        };
+        let issuer = match &watch.audit {
+            Some(a) => issuer.with_audit(a.clone()),
+            None => issuer,
+        };
         let verifier = issuer.verifier(&realm);
         return Ok(Auth {
             access: Some(Arc::new(verifier)),

@@ -73,7 +73,11 @@ pub async fn scrub(config: Config) -> Result<(), String> {
 }
 
 pub fn check_config(file: &std::path::Path, config: &Config) -> Result<(), String> {
-    auth::access_control(config, "https://check.invalid/token")?;
+    auth::access_control(
+        config,
+        "https://check.invalid/token",
+        &auth::LoginWatch::default(),
+    )?;
     notify::validate(&config.notifications)?;
     config.mirror.build()?;
     config.lifecycle()?;

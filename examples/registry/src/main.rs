@@ -24,6 +24,7 @@ use registry_core::lifecycle::{ImmutableTags, Quotas};
 use registry_core::{Registry, RegistryConfig, Storage};
 use registry_storage::{FilesystemStorage, MemoryStorage};
 
+mod audit;
 mod auth;
 mod commands;
 mod config;
@@ -284,11 +285,20 @@ async fn serve(config: Config) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let watch =
+        auth::LoginWatch {
+            throttle: config.throttle.build(),
+            audit: match &config.audit.path {
+                Some(path) => Some(Arc::new(audit::AuditFile::open(path)?)
+                    as Arc<dyn registry_http::audit::AuditSink>),
+                None => None,
+            },
+        };
     let auth::Auth {
         access,
         token_routes,
         users,
-    } = auth::access_control(&config, &format!("{scheme}://{addr}/token"))?;
+    } = auth::access_control(&config, &format!("{scheme}://{addr}/token"), &watch)?;
     let reloading = users.map(|u| tokio::spawn(auth::reload_users(u)));
     tracing::info!(%addr, storage = %config.storage, auth = access.is_some(), "registry listening on {scheme}://{addr}");
     let options = registry_http::HttpOptions {
@@ -298,6 +308,8 @@ async fn serve(config: Config) -> Result<(), String> {
         blob_redirect: config.blob_redirect_secs.map(Duration::from_secs),
         metrics: config.metrics.enabled.then(|| metrics.clone()),
         events: events.map(|e| e as Arc<dyn registry_http::events::EventSink>),
+        throttle: watch.throttle.clone(),
+        audit: watch.audit.clone(),
     };
     let gc_options = config.gc_options(false)?;
     let housekeeping = (!config.read_only).then(|| {

@@ -164,11 +164,11 @@ pub async fn serve(
         let stopping = stopping.clone();
         tokio::spawn(async move {
             match &options.tls {
-                None => connection(stream, builder, router, &options, stopping).await,
+                None => connection(stream, peer, builder, router, &options, stopping).await,
                 Some(tls) => {
                     let handshake = tls.accept(stream);
                     match tokio::time::timeout(options.header_read_timeout, handshake).await {
-                        Ok(Ok(s)) => connection(s, builder, router, &options, stopping).await,
+                        Ok(Ok(s)) => connection(s, peer, builder, router, &options, stopping).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -192,6 +192,7 @@ pub async fn serve(
 /// [`ServeOptions::idle_timeout`] (then shut down gracefully), or asked to stop by `stopping`.
 async fn connection<S>(
     stream: S,
+    peer: std::net::SocketAddr,
     builder: Builder<TokioExecutor>,
     router: Router,
     options: &ServeOptions,
@@ -203,7 +204,8 @@ async fn connection<S>(
     let activity = Activity::new();
     let inner = TowerToHyperService::new(router);
     let tracked = activity.clone();
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
+        req.extensions_mut().insert(crate::ClientAddr(peer));
         let in_flight = tracked.start();
         let answer = hyper::service::Service::call(&inner, req);
         async move { answer.await.map(|res| hold_until_sent(res, in_flight)) }

@@ -14,8 +14,10 @@ use registry_core::RepositoryName;
 use sha2::{Digest as _, Sha256};
 
 use super::{Audience, Claims, LEEWAY_SECS, MAX_TOKEN_LIFETIME, REFRESH_LIFETIME, TokenAuth, now};
+use crate::audit::{AuditKind, AuditRecord, AuditSink};
 use crate::auth::{AccessControl, Action, Credentials, Grant, Identity, Resource};
 use crate::error::{ApiError, Error, ErrorCode};
+use crate::throttle::LoginThrottle;
 
 /// The built-in token server.
 pub struct TokenIssuer {
@@ -26,6 +28,8 @@ pub struct TokenIssuer {
     key: EncodingKey,
     kid: String,
     public: DecodingKey,
+    throttle: Option<Arc<LoginThrottle>>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -93,7 +97,98 @@ impl TokenIssuer {
             key: EncodingKey::from_ec_der(&pkcs8),
             kid,
             public,
+            throttle: None,
+            audit: None,
         })
+    }
+
+    /// The same issuer, throttling failed logins at `/token` with `throttle` (share it with
+    /// [`crate::HttpOptions::throttle`] so that both doors count together).
+    pub fn with_throttle(mut self, throttle: Arc<LoginThrottle>) -> TokenIssuer {
+        self.throttle = Some(throttle);
+        self
+    }
+
+    /// The same issuer, recording logins at `/token` in `audit`.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> TokenIssuer {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Checks a password login at `/token`: throttled, identified, recorded. `Ok(None)` for an
+    /// anonymous caller; the response to send otherwise.
+    async fn login(
+        &self,
+        credentials: &Credentials,
+        extensions: &http::Extensions,
+        method: &str,
+    ) -> Result<Option<Identity>, Response> {
+        let Credentials::Basic { user, .. } = credentials else {
+            return match credentials {
+                Credentials::Anonymous => Ok(None),
+                _ => Err(unauthorized()),
+            };
+        };
+        let client = crate::client_addr(extensions);
+        let ip = client.map(|c| c.ip());
+        let record = |kind, status: u16, detail: Option<String>| {
+            if let Some(audit) = &self.audit {
+                audit.record(AuditRecord {
+                    time: crate::events::now(),
+                    kind,
+                    identity: Some(user.clone()),
+                    client: ip.map(|i| i.to_string()),
+                    method: method.to_owned(),
+                    path: "/token".into(),
+                    repository: None,
+                    reference: None,
+                    digest: None,
+                    status,
+                    request_id: String::new(),
+                    detail,
+                });
+            }
+        };
+        if let Some(wait) = self
+            .throttle
+            .as_ref()
+            .and_then(|t| t.check(ip, Some(user)).err())
+        {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            record(
+                AuditKind::Throttled,
+                429,
+                Some(format!("retry after {secs} s")),
+            );
+            return Err(ApiError::new(
+                ErrorCode::TooManyRequests,
+                "too many failed logins: retry later",
+            )
+            .with_header(
+                http::header::RETRY_AFTER,
+                crate::headers::value(secs.to_string()),
+            )
+            .into_response());
+        }
+        match self.users.identify(credentials).await {
+            Ok(Some(who)) => {
+                if let Some(t) = &self.throttle {
+                    t.succeeded(ip, Some(user));
+                }
+                record(AuditKind::Login, 200, None);
+                Ok(Some(who))
+            }
+            Ok(None) => Err(unauthorized()),
+            Err(reason) => {
+                if let Some(t) = &self.throttle
+                    && !matches!(reason, crate::AuthError::Unavailable { .. })
+                {
+                    t.failed(ip, Some(user));
+                }
+                record(AuditKind::LoginFailed, 401, Some(reason.to_string()));
+                Err(unauthorized())
+            }
+        }
     }
 
     /// The registry side that accepts this issuer's tokens; clients are sent to `realm`.
@@ -203,16 +298,14 @@ fn unauthorized() -> Response {
 async fn token_get(
     State(issuer): State<Arc<TokenIssuer>>,
     headers: HeaderMap,
+    extensions: http::Extensions,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = pairs(query.as_deref().unwrap_or(""));
-    let who = match crate::auth::credentials(&headers) {
-        Credentials::Anonymous => None,
-        creds @ Credentials::Basic { .. } => match issuer.users.identify(&creds).await {
-            Ok(who) => who,
-            Err(_) => return unauthorized(),
-        },
-        _ => return unauthorized(),
+    let creds = crate::auth::credentials(&headers);
+    let who = match issuer.login(&creds, &extensions, "GET").await {
+        Ok(who) => who,
+        Err(res) => return res,
     };
     let asked: Vec<Grant> = query
         .iter()
@@ -228,7 +321,11 @@ async fn token_get(
 }
 
 /// `POST /token` with `grant_type=password|refresh_token`, the OAuth2 form.
-async fn token_post(State(issuer): State<Arc<TokenIssuer>>, body: String) -> Response {
+async fn token_post(
+    State(issuer): State<Arc<TokenIssuer>>,
+    extensions: http::Extensions,
+    body: String,
+) -> Response {
     let form: HashMap<String, String> = pairs(&body).into_iter().collect();
     let sub = match form.get("grant_type").map(String::as_str) {
         Some("password") => {
@@ -236,9 +333,10 @@ async fn token_post(State(issuer): State<Arc<TokenIssuer>>, body: String) -> Res
                 user: form.get("username").cloned().unwrap_or_default(),
                 password: form.get("password").cloned().unwrap_or_default(),
             };
-            match issuer.users.identify(&creds).await {
+            match issuer.login(&creds, &extensions, "POST").await {
                 Ok(Some(who)) => who.name,
-                _ => return unauthorized(),
+                Ok(None) => return unauthorized(),
+                Err(res) => return res,
             }
         }
         Some("refresh_token") => {

@@ -141,6 +141,60 @@ pub struct Config {
     pub immutable: Vec<ImmutableConfig>,
     /// Quotas (`[[quota]]` tables).
     pub quota: Vec<QuotaConfig>,
+    /// Throttling of failed logins (the `[throttle]` table).
+    pub throttle: ThrottleSettings,
+    /// The audit trail (the `[audit]` table).
+    pub audit: AuditConfig,
+}
+
+/// The `[throttle]` table: failed logins per client address and per user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleSettings {
+    /// Throttle at all (whenever logins are checked).
+    pub enabled: bool,
+    /// Failures an address or user may have before attempts get 429.
+    pub max_failures: u32,
+    /// The first refusal interval, in seconds; each further failure doubles it.
+    pub initial_lockout_secs: u64,
+    /// The longest refusal interval, in seconds.
+    pub max_lockout_secs: u64,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        let core = registry_http::throttle::ThrottleConfig::default();
+        ThrottleSettings {
+            enabled: true,
+            max_failures: core.max_failures,
+            initial_lockout_secs: core.initial_lockout.as_secs(),
+            max_lockout_secs: core.max_lockout.as_secs(),
+        }
+    }
+}
+
+impl ThrottleSettings {
+    /// The throttle these settings ask for, if any.
+    pub fn build(&self) -> Option<std::sync::Arc<registry_http::throttle::LoginThrottle>> {
+        self.enabled.then(|| {
+            std::sync::Arc::new(registry_http::throttle::LoginThrottle::new(
+                registry_http::throttle::ThrottleConfig {
+                    max_failures: self.max_failures.max(1),
+                    initial_lockout: Duration::from_secs(self.initial_lockout_secs.max(1)),
+                    max_lockout: Duration::from_secs(self.max_lockout_secs.max(1)),
+                    ..Default::default()
+                },
+            ))
+        })
+    }
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Append one JSON line per login, write and refusal here; `-` writes to standard output.
+    pub path: Option<PathBuf>,
 }
 
 /// The `[gc]` table: what `registry gc` and the server's periodic collection remove.
@@ -338,6 +392,8 @@ impl Default for Config {
             retention: Vec::new(),
             immutable: Vec::new(),
             quota: Vec::new(),
+            throttle: ThrottleSettings::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -353,6 +409,8 @@ const TABLES: &[&str] = &[
     "notifications",
     "groups",
     "mirror",
+    "throttle",
+    "audit",
 ];
 
 /// `REGISTRY_*` variables that are flags only, not configuration keys.

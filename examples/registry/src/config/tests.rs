@@ -96,7 +96,13 @@ fn variables_set_any_key() {
 #[test]
 fn the_example_file_is_valid() {
     let c: Config = toml::from_str(include_str!("../../registry.example.toml")).unwrap();
-    assert!(c.token.unwrap().issue);
+    assert!(c.token.as_ref().unwrap().issue);
     assert_eq!(c.access.len(), 3);
     assert_eq!(c.groups["admins"], ["alice"]);
+    let lifecycle = c.lifecycle().unwrap();
+    assert_eq!(
+        (lifecycle.retention.len(), lifecycle.immutable.len()),
+        (1, 1)
+    );
+    assert!(c.throttle.build().is_some());
 }
