@@ -52,6 +52,12 @@ pub enum Credentials {
     },
     /// A bearer token.
     Bearer(String),
+    /// A TLS client certificate the server verified against its client CA; `name` is the
+    /// identity it carries (its subject's common name, or a subject alternative name).
+    ClientCertificate {
+        /// The identity the certificate names.
+        name: String,
+    },
     /// Credentials that could not be read.
     Malformed,
 }
@@ -63,6 +69,7 @@ impl fmt::Debug for Credentials {
             Credentials::Basic { user, .. } => write!(f, "Basic({user}, <secret>)"),
             Credentials::Bearer(_) => f.write_str("Bearer(<secret>)"),
             Credentials::Malformed => f.write_str("Malformed"),
+            Credentials::ClientCertificate { name } => write!(f, "ClientCertificate({name})"),
         }
     }
 }

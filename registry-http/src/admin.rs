@@ -98,7 +98,7 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
             if let Err(r) = authorize(
                 options,
                 &parts.headers,
-                client,
+                &parts.extensions,
                 Resource::Repository(&repo),
                 &[Action::Pull],
             )
@@ -117,7 +117,7 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
             let identity = match authorize(
                 options,
                 &parts.headers,
-                client,
+                &parts.extensions,
                 Resource::Repository(&repo),
                 &[Action::Push],
             )
@@ -167,7 +167,7 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
             if let Err(r) = authorize(
                 options,
                 &parts.headers,
-                client,
+                &parts.extensions,
                 Resource::Repository(&repo),
                 &[Action::Pull],
             )
@@ -185,11 +185,18 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
             Ok(Json(report).into_response())
         }
         (&Method::GET, "usage", true) => {
-            let identity =
-                match authorize(options, &parts.headers, client, Resource::Catalog, &[]).await {
-                    Ok(identity) => identity,
-                    Err(r) => return refused(r, None),
-                };
+            let identity = match authorize(
+                options,
+                &parts.headers,
+                &parts.extensions,
+                Resource::Catalog,
+                &[],
+            )
+            .await
+            {
+                Ok(identity) => identity,
+                Err(r) => return refused(r, None),
+            };
             let mut report = registry_core::lifecycle::usage::usage(registry, None).await?;
             if let Some(access) = &options.access {
                 report.repositories.retain(|r| {

@@ -23,6 +23,23 @@ pub use registry_core::access::{
     AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource,
 };
 
+/// A request's credentials: its `Authorization` header, or else the verified client certificate
+/// of its connection.
+pub(crate) fn request_credentials(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Credentials {
+    match (
+        credentials(headers),
+        extensions.get::<crate::ClientCertificate>(),
+    ) {
+        (Credentials::Anonymous, Some(certificate)) => Credentials::ClientCertificate {
+            name: certificate.0.clone(),
+        },
+        (credentials, _) => credentials,
+    }
+}
+
 /// The credentials of a request's `Authorization` header.
 pub fn credentials(headers: &HeaderMap) -> Credentials {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
@@ -80,11 +97,11 @@ pub(crate) async fn check_access(
     options: &HttpOptions,
     method: &Method,
     headers: &HeaderMap,
-    client: Option<std::net::SocketAddr>,
+    extensions: &http::Extensions,
     route: &Route,
 ) -> Result<Option<Identity>, Refused> {
     let (resource, actions) = required_access(method, route);
-    authorize(options, headers, client, resource, &actions).await
+    authorize(options, headers, extensions, resource, &actions).await
 }
 
 /// A request refused before its handler: the response, and what the audit trail says of it.
@@ -101,14 +118,15 @@ pub(crate) struct Refused {
 pub(crate) async fn authorize(
     options: &HttpOptions,
     headers: &HeaderMap,
-    client: Option<std::net::SocketAddr>,
+    extensions: &http::Extensions,
     resource: Resource<'_>,
     actions: &[Action],
 ) -> Result<Option<Identity>, Refused> {
     let Some(access) = &options.access else {
         return Ok(None);
     };
-    let credentials = credentials(headers);
+    let client = crate::client_addr(extensions);
+    let credentials = request_credentials(headers, extensions);
     let named = match &credentials {
         Credentials::Basic { user, .. } => Some(user.clone()),
         _ => None,

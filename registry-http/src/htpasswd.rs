@@ -255,6 +255,10 @@ impl AccessControl for Htpasswd {
             Credentials::Basic { user, password } => (user.clone(), password.clone()),
             Credentials::Bearer(_) => return Err(AuthError::Unsupported),
             Credentials::Malformed => return Err(AuthError::Malformed),
+            // The TLS layer verified it against the client CA: the name is the identity.
+            Credentials::ClientCertificate { name } => {
+                return Ok(Some(Identity::user(name.clone())));
+            }
         };
         let users = self.current();
         let fingerprint: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();

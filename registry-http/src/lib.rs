@@ -69,7 +69,10 @@ pub use auth::{AccessControl, Action, AuthError, Credentials, Grant, Identity, R
 pub use error::{ApiError, Error, ErrorCode};
 pub use htpasswd::Htpasswd;
 pub use route::Route;
-pub use server::{ServeOptions, serve, tls_acceptor};
+pub use server::{
+    ClientCertificate, ClientCertificates, ClientName, ServeOptions, serve, tls_acceptor,
+    tls_acceptor_with,
+};
 
 /// `Docker-Distribution-API-Version`, sent on every response.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -321,21 +324,28 @@ async fn dispatch(
             });
         }
     };
-    let identity =
-        match auth::check_access(&options, &parts.method, &parts.headers, client, &route).await {
-            Ok(identity) => identity,
-            Err(refused) => {
-                let status = refused.response.status();
-                audit(
-                    refused.kind,
-                    refused.user,
-                    status,
-                    None,
-                    Some(refused.detail),
-                );
-                return refused.response;
-            }
-        };
+    let identity = match auth::check_access(
+        &options,
+        &parts.method,
+        &parts.headers,
+        &parts.extensions,
+        &route,
+    )
+    .await
+    {
+        Ok(identity) => identity,
+        Err(refused) => {
+            let status = refused.response.status();
+            audit(
+                refused.kind,
+                refused.user,
+                status,
+                None,
+                Some(refused.detail),
+            );
+            return refused.response;
+        }
+    };
     let query = parts
         .uri
         .query()

@@ -53,14 +53,26 @@ pub fn access_control(
                 None => users,
             }))
         }
-        None if rules.is_some() => return Err("access rules need users: set htpasswd".into()),
+        // Users known by their client certificates alone.
+        None if config.tls.client_ca.is_some() => {
+            let users = Htpasswd::parse("", "registry").map_err(|e| e.to_string())?;
+            Some(Arc::new(match rules {
+                Some(rules) => users.with_rules(rules),
+                None => users,
+            }))
+        }
+        None if rules.is_some() => {
+            return Err("access rules need users: set htpasswd or tls client_ca".into());
+        }
         None => None,
     };
+    // Only a file is watched for changes.
+    let watched_users = users.clone().filter(|_| config.htpasswd.is_some());
     let Some(token) = &config.token else {
         return Ok(Auth {
-            access: users.clone().map(|u| u as Arc<dyn AccessControl>),
+            access: users.map(|u| u as Arc<dyn AccessControl>),
             token_routes: None,
-            users,
+            users: watched_users,
         });
     };
     let realm = token
@@ -68,8 +80,7 @@ pub fn access_control(
         .clone()
         .unwrap_or_else(|| default_realm.to_owned());
     if token.issue {
-        let users = users.ok_or("the token issuer needs users: set htpasswd")?;
-        let watched = users.clone();
+        let users = users.ok_or("the token issuer needs users: set htpasswd or tls client_ca")?;
         let key = match &token.key {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
@@ -96,7 +107,7 @@ pub fn access_control(
         return Ok(Auth {
             access: Some(Arc::new(verifier)),
             token_routes: Some(token_router(Arc::new(issuer))),
-            users: Some(watched),
+            users: watched_users,
         });
     }
     let mut auth = TokenAuth::new(&realm, &token.service, &token.issuer);

@@ -55,6 +55,10 @@ struct Args {
     /// The PEM private key of --tls-cert
     #[arg(long, env = "REGISTRY_TLS_KEY", global = true, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Identify clients by certificates this PEM CA file signed (with --tls-cert; `[tls]
+    /// client_auth` makes them required)
+    #[arg(long, env = "REGISTRY_TLS_CLIENT_CA", global = true)]
+    tls_client_ca: Option<PathBuf>,
     /// Refuse every write while reads go on
     #[arg(long, env = "REGISTRY_READ_ONLY", global = true)]
     read_only: bool,
@@ -191,6 +195,9 @@ fn settings(args: &Args) -> Result<(Config, Vec<String>), String> {
     if let Some(htpasswd) = &args.htpasswd {
         config.htpasswd = Some(htpasswd.clone());
     }
+    if let Some(ca) = &args.tls_client_ca {
+        config.tls.client_ca = Some(ca.clone());
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls_cert = Some(cert.clone());
         config.tls_key = Some(key.clone());
@@ -272,8 +279,14 @@ async fn serve(config: Config) -> Result<(), String> {
         tracing::info!(upstreams = ?mirror, "pull-through cache");
     }
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            Some(registry_http::tls_acceptor(cert, key).map_err(|e| e.to_string())?)
+        (Some(cert), Some(key)) => Some(
+            registry_http::tls_acceptor_with(cert, key, config.tls.clients().as_ref())
+                .map_err(|e| e.to_string())?,
+        ),
+        (None, None) if config.tls.client_ca.is_some() => {
+            return Err(
+                "client certificates (tls client_ca) need TLS: set tls_cert and tls_key".into(),
+            );
         }
         (None, None) => None,
         _ => return Err("tls_cert and tls_key go together".into()),
@@ -322,6 +335,7 @@ async fn serve(config: Config) -> Result<(), String> {
     });
     let limits = registry_http::ServeOptions {
         tls,
+        client_name: config.tls.name(),
         max_connections: config.max_connections,
         max_connections_per_address: config.max_connections_per_address,
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),

@@ -8,7 +8,10 @@
 //! - an idle timeout: a connection with no request in flight for that long is closed (HTTP/2
 //!   with `GOAWAY`), whatever pings it answers;
 //! - a stall timeout: a response the client stops reading for that long ends its connection;
-//! - graceful shutdown.
+//! - graceful shutdown;
+//!
+//! and, over TLS, optionally asks for client certificates ([`ClientCertificates`]): the name a
+//! verified one carries identifies its client ([`ClientCertificate`]).
 //!
 //! `conn` holds the per-connection IO guard and request tracking.
 
@@ -41,6 +44,9 @@ use conn::{Activity, Guarded, hold_until_sent};
 pub struct ServeOptions {
     /// Serve HTTPS with this acceptor (see [`tls_acceptor`]); plain HTTP when `None`.
     pub tls: Option<TlsAcceptor>,
+    /// Which name of a verified client certificate identifies the client (see
+    /// [`ClientCertificates`]).
+    pub client_name: ClientName,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
     /// Connections served at once from one address; more are closed at once. Zero: no cap.
@@ -60,6 +66,7 @@ impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")
             .field("tls", &self.tls.is_some())
+            .field("client_name", &self.client_name)
             .field("max_connections", &self.max_connections)
             .field(
                 "max_connections_per_address",
@@ -72,9 +79,65 @@ impl std::fmt::Debug for ServeOptions {
     }
 }
 
+/// Client certificates a TLS server asks for: those its CA signed identify their client.
+#[derive(Debug, Clone)]
+pub struct ClientCertificates {
+    /// PEM file of the CA certificates that sign client certificates.
+    pub ca: std::path::PathBuf,
+    /// Refuse the TLS handshake of a client without one (otherwise it may log in as usual).
+    pub required: bool,
+}
+
+/// Which name of a client certificate is the client's identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientName {
+    /// The subject's common name (CN).
+    #[default]
+    CommonName,
+    /// The first subject alternative name: an e-mail address, DNS name or URI.
+    SubjectAltName,
+}
+
+/// The identity a verified client certificate carries, put in each request's extensions by
+/// [`serve`] and turned into [`crate::Credentials::ClientCertificate`] by the access check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate(pub String);
+
+/// The name `which` of a DER certificate.
+fn certificate_name(der: &[u8], which: ClientName) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    match which {
+        ClientName::CommonName => cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned),
+        ClientName::SubjectAltName => {
+            let sans = cert.subject_alternative_name().ok()??;
+            sans.value.general_names.iter().find_map(|name| match name {
+                x509_parser::extensions::GeneralName::RFC822Name(n)
+                | x509_parser::extensions::GeneralName::DNSName(n)
+                | x509_parser::extensions::GeneralName::URI(n) => Some((*n).to_owned()),
+                _ => None,
+            })
+        }
+    }
+    .filter(|n| !n.is_empty())
+}
+
 /// A TLS acceptor from PEM files: a certificate chain and its private key, offering HTTP/2 and
 /// HTTP/1.1 by ALPN.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error> {
+    tls_acceptor_with(cert, key, None)
+}
+
+/// [`tls_acceptor`], asking clients for certificates signed by `clients.ca` when given.
+pub fn tls_acceptor_with(
+    cert: &Path,
+    key: &Path,
+    clients: Option<&ClientCertificates>,
+) -> Result<TlsAcceptor, Error> {
     let tls = |reason: String| Error::Tls { reason };
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -89,8 +152,39 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error> {
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| tls(format!("cannot read the key from {}: {e}", key.display())))?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder();
+    let builder = match clients {
+        None => builder.with_no_client_auth(),
+        Some(clients) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let cas = CertificateDer::pem_file_iter(&clients.ca)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    tls(format!(
+                        "cannot read client CA certificates from {}: {e}",
+                        clients.ca.display()
+                    ))
+                })?;
+            for ca in cas {
+                roots
+                    .add(ca)
+                    .map_err(|e| tls(format!("invalid client CA certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(tls(format!("no certificate in {}", clients.ca.display())));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots));
+            let verifier = match clients.required {
+                true => verifier,
+                false => verifier.allow_unauthenticated(),
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| tls(format!("invalid client CA: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| tls(format!("invalid certificate or key: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -101,6 +195,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             tls: None,
+            client_name: ClientName::default(),
             max_connections: 4096,
             max_connections_per_address: 256,
             header_read_timeout: Duration::from_secs(30),
@@ -164,11 +259,23 @@ pub async fn serve(
         let stopping = stopping.clone();
         tokio::spawn(async move {
             match &options.tls {
-                None => connection(stream, peer, builder, router, &options, stopping).await,
+                None => {
+                    let client = (peer, None);
+                    connection(stream, client, builder, router, &options, stopping).await
+                }
                 Some(tls) => {
                     let handshake = tls.accept(stream);
                     match tokio::time::timeout(options.header_read_timeout, handshake).await {
-                        Ok(Ok(s)) => connection(s, peer, builder, router, &options, stopping).await,
+                        Ok(Ok(s)) => {
+                            let name = s
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .and_then(|der| certificate_name(der, options.client_name));
+                            let client = (peer, name.map(ClientCertificate));
+                            connection(s, client, builder, router, &options, stopping).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -192,7 +299,7 @@ pub async fn serve(
 /// [`ServeOptions::idle_timeout`] (then shut down gracefully), or asked to stop by `stopping`.
 async fn connection<S>(
     stream: S,
-    peer: std::net::SocketAddr,
+    (peer, certificate): (std::net::SocketAddr, Option<ClientCertificate>),
     builder: Builder<TokioExecutor>,
     router: Router,
     options: &ServeOptions,
@@ -206,6 +313,9 @@ async fn connection<S>(
     let tracked = activity.clone();
     let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
         req.extensions_mut().insert(crate::ClientAddr(peer));
+        if let Some(c) = &certificate {
+            req.extensions_mut().insert(c.clone());
+        }
         let in_flight = tracked.start();
         let answer = hyper::service::Service::call(&inner, req);
         async move { answer.await.map(|res| hold_until_sent(res, in_flight)) }

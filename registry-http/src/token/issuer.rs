@@ -123,11 +123,10 @@ impl TokenIssuer {
         extensions: &http::Extensions,
         method: &str,
     ) -> Result<Option<Identity>, Response> {
-        let Credentials::Basic { user, .. } = credentials else {
-            return match credentials {
-                Credentials::Anonymous => Ok(None),
-                _ => Err(unauthorized()),
-            };
+        let user = match credentials {
+            Credentials::Anonymous => return Ok(None),
+            Credentials::Basic { user, .. } | Credentials::ClientCertificate { name: user } => user,
+            _ => return Err(unauthorized()),
         };
         let client = crate::client_addr(extensions);
         let ip = client.map(|c| c.ip());
@@ -302,7 +301,7 @@ async fn token_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = pairs(query.as_deref().unwrap_or(""));
-    let creds = crate::auth::credentials(&headers);
+    let creds = crate::auth::request_credentials(&headers, &extensions);
     let who = match issuer.login(&creds, &extensions, "GET").await {
         Ok(who) => who,
         Err(res) => return res,

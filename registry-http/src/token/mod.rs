@@ -195,7 +195,8 @@ impl TokenAuth {
 impl AccessControl for TokenAuth {
     async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
         match credentials {
-            Credentials::Anonymous => Ok(None),
+            // A client certificate is exchanged for a token at the token endpoint.
+            Credentials::Anonymous | Credentials::ClientCertificate { .. } => Ok(None),
             Credentials::Bearer(token) => {
                 let claims = self
                     .verify(token)

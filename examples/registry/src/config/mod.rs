@@ -108,6 +108,8 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Client certificates (the `[tls]` table; `--tls-client-ca`).
+    pub tls: TlsConfig,
     /// Token authentication: the built-in issuer, or an outside token server's keys.
     pub token: Option<TokenConfig>,
     /// Groups for the access rules: group name -> user names.
@@ -145,6 +147,63 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// The audit trail (the `[audit]` table).
     pub audit: AuditConfig,
+}
+
+/// The `[tls]` table: client certificates (the server's own are `tls_cert` and `tls_key`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// A PEM file of CA certificates: clients presenting a certificate one of them signed are
+    /// identified by it, and go through the access rules like any user.
+    pub client_ca: Option<PathBuf>,
+    /// `optional` (the default: clients without a certificate log in as usual) or `required`
+    /// (the TLS handshake of a client without one fails).
+    pub client_auth: ClientAuth,
+    /// Which name of the certificate is the user: `cn` (the subject's common name, the default)
+    /// or `san` (its first subject alternative name: e-mail, DNS name or URI).
+    pub client_name: ClientNameConfig,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Clients may present one.
+    #[default]
+    Optional,
+    /// Clients must present one.
+    Required,
+}
+
+/// Which name of a client certificate is the user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientNameConfig {
+    /// The subject's common name.
+    #[default]
+    Cn,
+    /// The first subject alternative name.
+    San,
+}
+
+impl TlsConfig {
+    /// What the server's TLS asks of clients, if anything.
+    pub fn clients(&self) -> Option<registry_http::ClientCertificates> {
+        self.client_ca
+            .as_ref()
+            .map(|ca| registry_http::ClientCertificates {
+                ca: ca.clone(),
+                required: self.client_auth == ClientAuth::Required,
+            })
+    }
+
+    /// Which name identifies a client.
+    pub fn name(&self) -> registry_http::ClientName {
+        match self.client_name {
+            ClientNameConfig::Cn => registry_http::ClientName::CommonName,
+            ClientNameConfig::San => registry_http::ClientName::SubjectAltName,
+        }
+    }
 }
 
 /// The `[throttle]` table: failed logins per client address and per user.
@@ -377,6 +436,7 @@ impl Default for Config {
             htpasswd: None,
             tls_cert: None,
             tls_key: None,
+            tls: TlsConfig::default(),
             token: None,
             groups: HashMap::new(),
             access: Vec::new(),
@@ -411,6 +471,7 @@ const TABLES: &[&str] = &[
     "mirror",
     "throttle",
     "audit",
+    "tls",
 ];
 
 /// `REGISTRY_*` variables that are flags only, not configuration keys.
@@ -454,28 +515,38 @@ impl Config {
                 continue;
             }
             let value = env_value(&raw);
-            let mut alone = toml::Table::new();
-            match TABLES
+            // A key of a table (`REGISTRY_TLS_CLIENT_CA`), else a top-level key
+            // (`REGISTRY_TLS_CERT` is `tls_cert`, not `cert` in `[tls]`).
+            let mut candidates = Vec::new();
+            if let Some((t, key)) = TABLES
                 .iter()
                 .find_map(|t| Some((*t, name.strip_prefix(t)?.strip_prefix('_')?)))
+                .filter(|(_, key)| !key.is_empty())
             {
-                Some((t, key)) if !key.is_empty() => {
-                    let mut inner = toml::Table::new();
-                    inner.insert(key.to_owned(), value);
-                    alone.insert(t.to_owned(), toml::Value::Table(inner));
-                }
-                _ => {
-                    alone.insert(name.clone(), value);
+                let mut inner = toml::Table::new();
+                inner.insert(key.to_owned(), value.clone());
+                let mut alone = toml::Table::new();
+                alone.insert(t.to_owned(), toml::Value::Table(inner));
+                candidates.push(alone);
+            }
+            let mut alone = toml::Table::new();
+            alone.insert(name.clone(), value);
+            candidates.push(alone);
+            let mut chosen = None;
+            for alone in candidates {
+                match toml::Value::Table(alone.clone()).try_into::<Config>() {
+                    Ok(_) => {
+                        chosen = Some(alone);
+                        break;
+                    }
+                    Err(e) if e.to_string().contains("unknown field") => {}
+                    Err(e) => return Err(format!("invalid {var}: {}", e.to_string().trim())),
                 }
             }
-            if let Err(e) = toml::Value::Table(alone.clone()).try_into::<Config>() {
-                let e = e.to_string();
-                if e.contains("unknown field") {
-                    warnings.push(format!("{var} is not a configuration key; ignored"));
-                    continue;
-                }
-                return Err(format!("invalid {var}: {}", e.trim()));
-            }
+            let Some(alone) = chosen else {
+                warnings.push(format!("{var} is not a configuration key; ignored"));
+                continue;
+            };
             merge(&mut table, alone);
         }
         let config = toml::Value::Table(table)

@@ -106,3 +106,26 @@ fn the_example_file_is_valid() {
     );
     assert!(c.throttle.build().is_some());
 }
+
+#[test]
+fn variables_reach_table_keys_and_top_level_keys_that_share_a_prefix() {
+    let env = [
+        ("REGISTRY_TLS_CERT", "/etc/registry/server.crt"),
+        ("REGISTRY_TLS_CLIENT_CA", "/etc/registry/clients.pem"),
+        ("REGISTRY_TLS_CLIENT_AUTH", "required"),
+        ("REGISTRY_TLS_NONSENSE", "1"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let (c, warnings) = Config::from_sources(None, env).unwrap();
+    assert_eq!(c.tls_cert, Some("/etc/registry/server.crt".into()));
+    assert_eq!(c.tls.client_ca, Some("/etc/registry/clients.pem".into()));
+    assert_eq!(c.tls.client_auth, ClientAuth::Required);
+    assert_eq!(
+        warnings,
+        ["REGISTRY_TLS_NONSENSE is not a configuration key; ignored"]
+    );
+    let bad =
+        [("REGISTRY_TLS_CLIENT_AUTH", "sometimes")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let e = Config::from_sources(None, bad).unwrap_err();
+    assert!(e.contains("REGISTRY_TLS_CLIENT_AUTH"), "{e}");
+}
