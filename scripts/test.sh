@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: on a fresh Debian 12 machine with Rust stable, installs what the tests
 # need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; docker-registry, an
-# upstream for the pull-through cache tests; cargo-fuzz) and
+# upstream for the pull-through cache tests; slapd, the LDAP directory of the login tests;
+# cargo-fuzz) and
 # starts a Ceph cluster, then checks formatting and lints,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v podman >/dev/null || need+=(podman)
 command -v curl >/dev/null || need+=(curl)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v slapd >/dev/null || need+=(slapd)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -11,6 +11,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("has_docker_registry", "docker-registry"),
     ("has_curl", "curl"),
     ("has_openssl", "openssl"),
+    ("has_slapd", "slapd"),
 ];
 
 fn main() {

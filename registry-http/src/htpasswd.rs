@@ -200,23 +200,7 @@ impl Htpasswd {
         resource: Resource<'_>,
         actions: &[Action],
     ) -> bool {
-        let Some(rules) = &self.rules else {
-            return who.is_some();
-        };
-        let (user, groups) = match who {
-            Some(w) => (Some(w.name.as_str()), w.groups.as_slice()),
-            None => (None, &[][..]),
-        };
-        match resource {
-            // Anonymous callers get the challenge at `/v2/` even when rules let them pull: a
-            // client that gets 200 there never sends the credentials it has, and its push fails.
-            Resource::Base => who.is_some(),
-            Resource::Catalog => rules.catalog(user, groups),
-            Resource::Repository(repo) => {
-                let granted = rules.granted(user, groups, repo.as_str());
-                actions.iter().all(|a| granted.contains(a))
-            }
-        }
+        crate::policy::permits(self.rules.as_ref(), who, resource, actions)
     }
 
     fn remembered(&self, user: &str, fingerprint: [u8; 32]) -> bool {

@@ -10,6 +10,7 @@
 //! - [`policy`]: access rules by repository pattern, user and group.
 //! - [`token`]: Docker token authentication, and `token::issuer`, the built-in token server.
 //! - [`htpasswd`]: [`Htpasswd`], users of an htpasswd file, reloaded when it changes.
+//! - [`ldap`]: [`ldap::LdapUsers`], users of an LDAP directory and their groups.
 //! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and [`metrics::MeteredStorage`].
@@ -55,6 +56,7 @@ pub mod events;
 mod handlers;
 pub mod headers;
 pub mod htpasswd;
+pub mod ldap;
 pub mod metrics;
 pub mod mirror;
 pub mod policy;

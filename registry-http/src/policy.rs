@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 
 use crate::error::Error;
-use registry_core::access::Action;
+use registry_core::access::{Action, Identity, Resource};
 
 /// One rule: everyone it names may do its actions on the repositories it matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -59,8 +59,15 @@ impl AccessRules {
         AccessRules { rules, groups }
     }
 
-    /// Checks that every action named is known; returns the first that is not.
+    /// Checks that every action named is known and every group named is in the groups table;
+    /// returns the first problem.
     pub fn validate(&self) -> Result<(), Error> {
+        self.validate_with(false)
+    }
+
+    /// [`AccessRules::validate`]; with `directory_groups`, groups may also come from the identity
+    /// source (an LDAP directory), so a group the table lacks is no mistake.
+    pub fn validate_with(&self, directory_groups: bool) -> Result<(), Error> {
         for rule in &self.rules {
             for a in &rule.actions {
                 if !matches!(a.as_str(), "pull" | "push" | "delete" | "*") {
@@ -70,7 +77,7 @@ impl AccessRules {
                 }
             }
             for g in &rule.groups {
-                if !self.groups.contains_key(g) {
+                if !directory_groups && !self.groups.contains_key(g) {
                     return Err(Error::Policy {
                         reason: format!("a rule names group {g:?}, which the groups table lacks"),
                     });
@@ -133,6 +140,32 @@ impl AccessRules {
         self.rules
             .iter()
             .any(|r| r.catalog && self.applies(r, user, groups))
+    }
+}
+
+/// What `who` may do on `resource` under `rules`, or, without rules, what users of a password
+/// file may: everything once logged in. `/v2/` needs a login (anonymous callers get the challenge,
+/// so that clients send the credentials they have); catalog and repositories follow the rules.
+pub fn permits(
+    rules: Option<&AccessRules>,
+    who: Option<&Identity>,
+    resource: Resource<'_>,
+    actions: &[Action],
+) -> bool {
+    let Some(rules) = rules else {
+        return who.is_some();
+    };
+    let (user, groups) = match who {
+        Some(w) => (Some(w.name.as_str()), w.groups.as_slice()),
+        None => (None, &[][..]),
+    };
+    match resource {
+        Resource::Base => who.is_some(),
+        Resource::Catalog => rules.catalog(user, groups),
+        Resource::Repository(repo) => {
+            let granted = rules.granted(user, groups, repo.as_str());
+            actions.iter().all(|a| granted.contains(a))
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use registry_http::audit::AuditSink;
+use registry_http::ldap::LdapUsers;
 use registry_http::policy::AccessRules;
 use registry_http::throttle::LoginThrottle;
 use registry_http::token::{TokenAuth, TokenIssuer, token_router};
@@ -42,35 +43,47 @@ pub fn access_control(
         None
     } else {
         let rules = AccessRules::new(config.access.clone(), config.groups.clone());
-        rules.validate().map_err(|e| e.to_string())?;
+        rules
+            .validate_with(config.ldap.is_some())
+            .map_err(|e| e.to_string())?;
         Some(rules)
     };
-    let users = match &config.htpasswd {
-        Some(path) => {
+    let with_rules = |users: Htpasswd| match &rules {
+        Some(rules) => users.with_rules(rules.clone()),
+        None => users,
+    };
+    // The htpasswd file, watched for changes.
+    let mut watched_users = None;
+    let users: Option<Arc<dyn AccessControl>> = match (&config.htpasswd, &config.ldap) {
+        (Some(_), Some(_)) => {
+            return Err("choose one source of users: htpasswd or [ldap]".into());
+        }
+        (Some(path), None) => {
             let users = Htpasswd::load(path, "registry").map_err(|e| e.to_string())?;
-            Some(Arc::new(match rules {
-                Some(rules) => users.with_rules(rules),
+            let users = Arc::new(with_rules(users));
+            watched_users = Some(users.clone());
+            Some(users)
+        }
+        (None, Some(ldap)) => {
+            let users = LdapUsers::new(ldap.core()?, "registry").map_err(|e| e.to_string())?;
+            Some(Arc::new(match &rules {
+                Some(rules) => users.with_rules(rules.clone()),
                 None => users,
             }))
         }
         // Users known by their client certificates alone.
-        None if config.tls.client_ca.is_some() => {
+        (None, None) if config.tls.client_ca.is_some() => {
             let users = Htpasswd::parse("", "registry").map_err(|e| e.to_string())?;
-            Some(Arc::new(match rules {
-                Some(rules) => users.with_rules(rules),
-                None => users,
-            }))
+            Some(Arc::new(with_rules(users)))
         }
-        None if rules.is_some() => {
-            return Err("access rules need users: set htpasswd or tls client_ca".into());
+        (None, None) if rules.is_some() => {
+            return Err("access rules need users: set htpasswd, [ldap] or tls client_ca".into());
         }
-        None => None,
+        (None, None) => None,
     };
-    // Only a file is watched for changes.
-    let watched_users = users.clone().filter(|_| config.htpasswd.is_some());
     let Some(token) = &config.token else {
         return Ok(Auth {
-            access: users.map(|u| u as Arc<dyn AccessControl>),
+            access: users,
             token_routes: None,
             users: watched_users,
         });
@@ -80,7 +93,8 @@ pub fn access_control(
         .clone()
         .unwrap_or_else(|| default_realm.to_owned());
     if token.issue {
-        let users = users.ok_or("the token issuer needs users: set htpasswd or tls client_ca")?;
+        let users =
+            users.ok_or("the token issuer needs users: set htpasswd, [ldap] or tls client_ca")?;
         let key = match &token.key {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,

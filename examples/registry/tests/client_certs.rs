@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::login::{auth_file, curl};
+use support::login::{auth_file, await_audit, curl};
 use support::pki::{ClientPki, client_pki};
 use support::{Layout, Server, skopeo};
 
@@ -158,13 +158,10 @@ fn a_client_certificate_identifies_a_machine_and_is_required() {
         refused.contains("denied") || refused.contains("403"),
         "{refused}"
     );
-    let audit = std::fs::read_to_string(tmp.path().join("audit.jsonl")).unwrap();
-    assert!(
-        audit
-            .lines()
-            .any(|l| l.contains("\"kind\":\"write\"") && l.contains("\"identity\":\"machine1\"")),
-        "{audit}"
-    );
+    await_audit(&tmp.path().join("audit.jsonl"), "machine1's push", |text| {
+        text.lines()
+            .any(|l| l.contains("\"kind\":\"write\"") && l.contains("\"identity\":\"machine1\""))
+    });
 }
 
 #[cfg_attr(

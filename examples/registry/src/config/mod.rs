@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod identity;
 mod lifecycle;
 mod mirror;
 
+#[cfg(test)]
+use identity::ClientAuth;
+pub use identity::{AuditConfig, LdapSettings, ThrottleSettings, TlsConfig};
 pub use lifecycle::Lifecycle;
 use lifecycle::{ImmutableConfig, QuotaConfig, RetentionConfig};
 pub use mirror::MirrorSettings;
@@ -143,117 +147,12 @@ pub struct Config {
     pub immutable: Vec<ImmutableConfig>,
     /// Quotas (`[[quota]]` tables).
     pub quota: Vec<QuotaConfig>,
+    /// Users of an LDAP directory (the `[ldap]` table), instead of an htpasswd file.
+    pub ldap: Option<LdapSettings>,
     /// Throttling of failed logins (the `[throttle]` table).
     pub throttle: ThrottleSettings,
     /// The audit trail (the `[audit]` table).
     pub audit: AuditConfig,
-}
-
-/// The `[tls]` table: client certificates (the server's own are `tls_cert` and `tls_key`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// A PEM file of CA certificates: clients presenting a certificate one of them signed are
-    /// identified by it, and go through the access rules like any user.
-    pub client_ca: Option<PathBuf>,
-    /// `optional` (the default: clients without a certificate log in as usual) or `required`
-    /// (the TLS handshake of a client without one fails).
-    pub client_auth: ClientAuth,
-    /// Which name of the certificate is the user: `cn` (the subject's common name, the default)
-    /// or `san` (its first subject alternative name: e-mail, DNS name or URI).
-    pub client_name: ClientNameConfig,
-}
-
-/// Whether clients must present a certificate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientAuth {
-    /// Clients may present one.
-    #[default]
-    Optional,
-    /// Clients must present one.
-    Required,
-}
-
-/// Which name of a client certificate is the user.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientNameConfig {
-    /// The subject's common name.
-    #[default]
-    Cn,
-    /// The first subject alternative name.
-    San,
-}
-
-impl TlsConfig {
-    /// What the server's TLS asks of clients, if anything.
-    pub fn clients(&self) -> Option<registry_http::ClientCertificates> {
-        self.client_ca
-            .as_ref()
-            .map(|ca| registry_http::ClientCertificates {
-                ca: ca.clone(),
-                required: self.client_auth == ClientAuth::Required,
-            })
-    }
-
-    /// Which name identifies a client.
-    pub fn name(&self) -> registry_http::ClientName {
-        match self.client_name {
-            ClientNameConfig::Cn => registry_http::ClientName::CommonName,
-            ClientNameConfig::San => registry_http::ClientName::SubjectAltName,
-        }
-    }
-}
-
-/// The `[throttle]` table: failed logins per client address and per user.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ThrottleSettings {
-    /// Throttle at all (whenever logins are checked).
-    pub enabled: bool,
-    /// Failures an address or user may have before attempts get 429.
-    pub max_failures: u32,
-    /// The first refusal interval, in seconds; each further failure doubles it.
-    pub initial_lockout_secs: u64,
-    /// The longest refusal interval, in seconds.
-    pub max_lockout_secs: u64,
-}
-
-impl Default for ThrottleSettings {
-    fn default() -> Self {
-        let core = registry_http::throttle::ThrottleConfig::default();
-        ThrottleSettings {
-            enabled: true,
-            max_failures: core.max_failures,
-            initial_lockout_secs: core.initial_lockout.as_secs(),
-            max_lockout_secs: core.max_lockout.as_secs(),
-        }
-    }
-}
-
-impl ThrottleSettings {
-    /// The throttle these settings ask for, if any.
-    pub fn build(&self) -> Option<std::sync::Arc<registry_http::throttle::LoginThrottle>> {
-        self.enabled.then(|| {
-            std::sync::Arc::new(registry_http::throttle::LoginThrottle::new(
-                registry_http::throttle::ThrottleConfig {
-                    max_failures: self.max_failures.max(1),
-                    initial_lockout: Duration::from_secs(self.initial_lockout_secs.max(1)),
-                    max_lockout: Duration::from_secs(self.max_lockout_secs.max(1)),
-                    ..Default::default()
-                },
-            ))
-        })
-    }
-}
-
-/// The `[audit]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// Append one JSON line per login, write and refusal here; `-` writes to standard output.
-    pub path: Option<PathBuf>,
 }
 
 /// The `[gc]` table: what `registry gc` and the server's periodic collection remove.
@@ -452,6 +351,7 @@ impl Default for Config {
             retention: Vec::new(),
             immutable: Vec::new(),
             quota: Vec::new(),
+            ldap: None,
             throttle: ThrottleSettings::default(),
             audit: AuditConfig::default(),
         }
@@ -472,6 +372,7 @@ const TABLES: &[&str] = &[
     "throttle",
     "audit",
     "tls",
+    "ldap",
 ];
 
 /// `REGISTRY_*` variables that are flags only, not configuration keys.

@@ -14,6 +14,7 @@ mod layout;
 pub mod login;
 pub mod pki;
 pub mod raw;
+pub mod slapd;
 
 pub use api::{Api, TestImage};
 pub use layout::{Layout, verify_layout_blobs};

@@ -1,0 +1,136 @@
+//! LDAP logins through the real binary against Debian's slapd: a directory user logs in with
+//! skopeo and pushes to their namespace, a wrong password and an unknown user are refused, a
+//! directory group grants pull, and each login lands in the audit log.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::login::{auth_file, await_audit};
+use support::slapd::{BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd};
+use support::{Layout, Server, skopeo};
+
+#[cfg_attr(
+    not(all(has_slapd, has_skopeo)),
+    ignore = "skipped: slapd and skopeo are not installed (apt-get install slapd skopeo)"
+)]
+#[test]
+fn directory_users_log_in_push_and_pull_by_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = Slapd::start(&tmp.path().join("ldap"));
+    let secret = tmp.path().join("ldap.pass");
+    std::fs::write(&secret, format!("{SERVICE_PASSWORD}\n")).unwrap();
+    let audit = tmp.path().join("audit.jsonl");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[ldap]
+url = "{url}"
+bind_dn = "{SERVICE_DN}"
+bind_password_file = "{secret}"
+user_base = "ou=people,{BASE}"
+user_filter = "(uid={{username}})"
+group_base = "ou=groups,{BASE}"
+group_filter = "(member={{dn}})"
+
+[audit]
+path = "{audit}"
+
+[[access]]
+repositories = ["{{user}}/*"]
+users = ["*"]
+actions = ["*"]
+
+[[access]]
+repositories = ["carol/*"]
+groups = ["readers"]
+actions = ["pull"]
+"#,
+            url = slapd.url,
+            secret = secret.display(),
+            audit = audit.display(),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let host = server.addr.clone();
+    let carol = auth_file(tmp.path(), "carol");
+    let dave = auth_file(tmp.path(), "dave");
+    let login = |auth: &std::path::Path, user: &str, password: &str| {
+        skopeo(
+            auth,
+            &[
+                "login",
+                "--tls-verify=false",
+                "-u",
+                user,
+                "-p",
+                password,
+                &host,
+            ],
+        )
+    };
+    assert!(login(&carol, "carol", "wrong").is_err(), "a wrong password");
+    assert!(
+        login(&carol, "nobody", "carol-pw").is_err(),
+        "an unknown user"
+    );
+    assert!(
+        login(&carol, "carol", "").is_err(),
+        "an empty password (an anonymous bind)"
+    );
+    login(&carol, "carol", "carol-pw").unwrap();
+    login(&dave, "dave", "dave-pw").unwrap();
+
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let image = layout.image(51, 2, 40_000, "amd64");
+    layout.tag("app", image);
+    let src = format!("oci:{}:app", layout.dir.display());
+    let dest = format!("docker://{host}/carol/app:v1");
+    skopeo(
+        &carol,
+        &["copy", "-q", "--dest-tls-verify=false", &src, &dest],
+    )
+    .unwrap();
+    // Dave's group may pull carol's repository, not push to it.
+    skopeo(&dave, &["inspect", "--tls-verify=false", &dest]).unwrap();
+    let refused = skopeo(
+        &dave,
+        &[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://{host}/carol/other:v1"),
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        refused.contains("denied") || refused.contains("403"),
+        "{refused}"
+    );
+    // Nobody outside the group may read it.
+    let anon = auth_file(tmp.path(), "anon");
+    assert!(skopeo(&anon, &["inspect", "--tls-verify=false", &dest]).is_err());
+
+    let has = |lines: &str, kind: &str, who: &str| {
+        lines.lines().any(|l| {
+            l.contains(&format!("\"kind\":\"{kind}\""))
+                && l.contains(&format!("\"identity\":\"{who}\""))
+        })
+    };
+    let lines = await_audit(&audit, "the logins and the push", |lines| {
+        has(lines, "login", "carol")
+            && has(lines, "login", "dave")
+            && has(lines, "login_failed", "nobody")
+            && has(lines, "login_failed", "carol")
+            && has(lines, "write", "carol")
+    });
+    assert!(
+        !lines.contains("carol-pw") && !lines.contains("dave-pw"),
+        "{lines}"
+    );
+}
