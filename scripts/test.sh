@@ -2,7 +2,7 @@
 # The README's test command: on a fresh Debian 12 machine with Rust stable, installs what the tests
 # need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; docker-registry, an
 # upstream for the pull-through cache tests; slapd, the LDAP directory of the login tests;
-# cargo-fuzz) and
+# oauth2-mock-server from npm, the OpenID provider of the OIDC tests; cargo-fuzz) and
 # starts a Ceph cluster, then checks formatting and lints,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
@@ -32,6 +32,11 @@ if ! command -v moto_server >/dev/null; then
     python3 -m pip install -q --break-system-packages 'moto[server]'
   PATH="$PATH:$HOME/.local/bin:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
   export PATH
+fi
+
+# The OpenID provider of the OIDC login tests (oauth2-mock-server, pinned by its lock file).
+if [ ! -d examples/registry/tests/oidc/node_modules/oauth2-mock-server ]; then
+  npm ci --prefix examples/registry/tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # A real Ceph cluster for the replica tests (installed from Debian when missing), on the first

@@ -30,6 +30,15 @@ fn main() {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
+    // The OpenID provider of the OIDC tests: node, and oauth2-mock-server installed by
+    // `npm ci --prefix examples/registry/tests/oidc` (scripts/test.sh does it).
+    println!("cargo::rustc-check-cfg=cfg(has_oidc_provider)");
+    let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/oidc/node_modules/oauth2-mock-server");
+    println!("cargo::rerun-if-changed={}", module.display());
+    if ci || (dirs.iter().any(|d| d.join("node").is_file()) && module.is_dir()) {
+        println!("cargo::rustc-cfg=has_oidc_provider");
+    }
     println!("cargo::rustc-check-cfg=cfg(has_ceph)");
     println!("cargo::rerun-if-env-changed=REGISTRY_TEST_CEPH_ENDPOINT");
     if ci || std::env::var_os("REGISTRY_TEST_CEPH_ENDPOINT").is_some() {

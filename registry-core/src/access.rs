@@ -114,6 +114,9 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// What a bearer token grants, when the identity comes from one.
     pub grants: Option<Vec<Grant>>,
+    /// Claims of the token that identified the caller (an OpenID Connect token), as text, for
+    /// access rules that name them (`{claim:repository}/*`); empty otherwise.
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 impl Identity {
@@ -123,6 +126,7 @@ impl Identity {
             name: name.into(),
             groups: Vec::new(),
             grants: None,
+            claims: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -188,6 +188,7 @@ impl LdapUsers {
                 name: user.to_owned(),
                 groups,
                 grants: None,
+                claims: Default::default(),
             }),
             // invalidCredentials
             49 => Err(Failure::Refused),

@@ -11,6 +11,7 @@
 //! - [`token`]: Docker token authentication, and `token::issuer`, the built-in token server.
 //! - [`htpasswd`]: [`Htpasswd`], users of an htpasswd file, reloaded when it changes.
 //! - [`ldap`]: [`ldap::LdapUsers`], users of an LDAP directory and their groups.
+//! - [`oidc`]: [`oidc::Oidc`], logins with OpenID Connect tokens beside other users.
 //! - [`error`]: [`ApiError`] and the one table from OCI error code to status.
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and [`metrics::MeteredStorage`].
@@ -59,6 +60,7 @@ pub mod htpasswd;
 pub mod ldap;
 pub mod metrics;
 pub mod mirror;
+pub mod oidc;
 pub mod policy;
 pub mod route;
 pub mod server;

@@ -13,7 +13,7 @@
 //! assert!(!rules.granted(Some("alice"), &[], "bob/app").contains(&Action::Push));
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -24,8 +24,9 @@ use registry_core::access::{Action, Identity, Resource};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rule {
-    /// Repository patterns: a name, `prefix/*`, `*`, or `{user}/*` (the caller's own namespace,
-    /// the Docker Hub convention).
+    /// Repository patterns: a name, `prefix/*`, `*`, `{user}/*` (the caller's own namespace,
+    /// the Docker Hub convention), or `{claim:NAME}/*` (a claim of the caller's OpenID Connect
+    /// token, such as the repository a CI job's token names).
     pub repositories: Vec<String>,
     /// User names; `*` is any authenticated user, `anonymous` everyone, with or without credentials.
     pub users: Vec<String>,
@@ -44,13 +45,43 @@ pub struct AccessRules {
     groups: HashMap<String, Vec<String>>,
 }
 
-fn matches(pattern: &str, user: Option<&str>, repo: &str) -> bool {
-    let pattern = match (pattern.contains("{user}"), user) {
-        (true, Some(u)) => std::borrow::Cow::Owned(pattern.replace("{user}", u)),
-        (true, None) => return false,
-        (false, _) => std::borrow::Cow::Borrowed(pattern),
-    };
-    registry_core::lifecycle::repository_matches(&pattern, repo)
+/// `pattern` with `{user}` and `{claim:NAME}` replaced by the caller's name and claims; `None`
+/// when it names one the caller lacks (or a claim holding `*`, which could widen the pattern).
+fn expand<'a>(
+    pattern: &'a str,
+    user: Option<&str>,
+    claims: &BTreeMap<String, String>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    if !pattern.contains('{') {
+        return Some(std::borrow::Cow::Borrowed(pattern));
+    }
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}')?;
+        let value = match &rest[start + 1..end] {
+            "user" => user?,
+            name => claims.get(name.strip_prefix("claim:")?)?.as_str(),
+        };
+        if value.is_empty() || value.contains('*') {
+            return None;
+        }
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Some(std::borrow::Cow::Owned(out))
+}
+
+fn matches(
+    pattern: &str,
+    user: Option<&str>,
+    claims: &BTreeMap<String, String>,
+    repo: &str,
+) -> bool {
+    expand(pattern, user, claims)
+        .is_some_and(|p| registry_core::lifecycle::repository_matches(&p, repo))
 }
 
 impl AccessRules {
@@ -106,10 +137,31 @@ impl AccessRules {
 
     /// The actions `user` (`None`: anonymous), member of `groups`, may do on `repo`.
     pub fn granted(&self, user: Option<&str>, groups: &[String], repo: &str) -> HashSet<Action> {
+        self.grants(user, groups, &BTreeMap::new(), repo)
+    }
+
+    /// The actions `who` may do on `repo`, patterns naming their claims included.
+    pub fn granted_to(&self, who: Option<&Identity>, repo: &str) -> HashSet<Action> {
+        match who {
+            Some(w) => self.grants(Some(&w.name), &w.groups, &w.claims, repo),
+            None => self.grants(None, &[], &BTreeMap::new(), repo),
+        }
+    }
+
+    fn grants(
+        &self,
+        user: Option<&str>,
+        groups: &[String],
+        claims: &BTreeMap<String, String>,
+        repo: &str,
+    ) -> HashSet<Action> {
         let mut granted = HashSet::new();
         for rule in &self.rules {
             if self.applies(rule, user, groups)
-                && rule.repositories.iter().any(|p| matches(p, user, repo))
+                && rule
+                    .repositories
+                    .iter()
+                    .any(|p| matches(p, user, claims, repo))
             {
                 for a in &rule.actions {
                     match a.as_str() {
@@ -163,7 +215,7 @@ pub fn permits(
         Resource::Base => who.is_some(),
         Resource::Catalog => rules.catalog(user, groups),
         Resource::Repository(repo) => {
-            let granted = rules.granted(user, groups, repo.as_str());
+            let granted = rules.granted_to(who, repo.as_str());
             actions.iter().all(|a| granted.contains(a))
         }
     }
@@ -218,6 +270,38 @@ mod tests {
         assert!(g(Some("dave"), "exact/sub").is_empty());
         assert_eq!(g(Some("bob"), "library/alpine"), ["pull"]);
         assert!(!rules.catalog(Some("alice"), &[]));
+    }
+
+    #[test]
+    fn claims_in_patterns_grant_what_the_token_names() {
+        let rules = AccessRules::new(
+            vec![rule(
+                &["{claim:repository}/*"],
+                &["*"],
+                &[],
+                &["push", "pull"],
+            )],
+            HashMap::new(),
+        );
+        let mut job = Identity::user("ci");
+        job.claims.insert("repository".into(), "team/proj".into());
+        assert!(
+            rules
+                .granted_to(Some(&job), "team/proj/app")
+                .contains(&Action::Push)
+        );
+        assert!(rules.granted_to(Some(&job), "team/other/app").is_empty());
+        assert!(rules.granted_to(Some(&job), "team/proj").is_empty());
+        // A caller without the claim, or whose claim would widen the pattern, gets nothing.
+        assert!(
+            rules
+                .granted_to(Some(&Identity::user("ci")), "team/proj/app")
+                .is_empty()
+        );
+        job.claims.insert("repository".into(), "*".into());
+        assert!(rules.granted_to(Some(&job), "anything/x").is_empty());
+        job.claims.insert("repository".into(), "{user}".into());
+        assert!(rules.granted_to(Some(&job), "ci/x").is_empty());
     }
 
     #[test]

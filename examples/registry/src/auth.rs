@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use registry_http::audit::AuditSink;
 use registry_http::ldap::LdapUsers;
+use registry_http::oidc::Oidc;
 use registry_http::policy::AccessRules;
 use registry_http::throttle::LoginThrottle;
 use registry_http::token::{TokenAuth, TokenIssuer, token_router};
@@ -44,7 +45,7 @@ pub fn access_control(
     } else {
         let rules = AccessRules::new(config.access.clone(), config.groups.clone());
         rules
-            .validate_with(config.ldap.is_some())
+            .validate_with(config.ldap.is_some() || !config.oidc.is_empty())
             .map_err(|e| e.to_string())?;
         Some(rules)
     };
@@ -76,10 +77,23 @@ pub fn access_control(
             let users = Htpasswd::parse("", "registry").map_err(|e| e.to_string())?;
             Some(Arc::new(with_rules(users)))
         }
-        (None, None) if rules.is_some() => {
-            return Err("access rules need users: set htpasswd, [ldap] or tls client_ca".into());
+        (None, None) if rules.is_some() && config.oidc.is_empty() => {
+            return Err(
+                "access rules need users: set htpasswd, [ldap], [[oidc]] or tls client_ca".into(),
+            );
         }
         (None, None) => None,
+    };
+    // OpenID Connect tokens, beside those users.
+    let users: Option<Arc<dyn AccessControl>> = if config.oidc.is_empty() {
+        users
+    } else {
+        let providers = config.oidc.iter().map(|o| o.core()).collect();
+        let oidc = Oidc::new(providers, users, "registry").map_err(|e| e.to_string())?;
+        Some(Arc::new(match &rules {
+            Some(rules) => oidc.with_rules(rules.clone()),
+            None => oidc,
+        }))
     };
     let Some(token) = &config.token else {
         return Ok(Auth {
@@ -93,8 +107,9 @@ pub fn access_control(
         .clone()
         .unwrap_or_else(|| default_realm.to_owned());
     if token.issue {
-        let users =
-            users.ok_or("the token issuer needs users: set htpasswd, [ldap] or tls client_ca")?;
+        let users = users.ok_or(
+            "the token issuer needs users: set htpasswd, [ldap], [[oidc]] or tls client_ca",
+        )?;
         let key = match &token.key {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,

@@ -130,12 +130,19 @@ impl TokenIssuer {
         };
         let client = crate::client_addr(extensions);
         let ip = client.map(|c| c.ip());
-        let record = |kind, status: u16, detail: Option<String>| {
+        // Counted against the user they name, unless that is no user: a token, a certificate.
+        let named = match credentials {
+            Credentials::Basic { password, .. } if !crate::oidc::looks_like_jwt(password) => {
+                Some(user.as_str())
+            }
+            _ => None,
+        };
+        let record = |kind, identity: &str, status: u16, detail: Option<String>| {
             if let Some(audit) = &self.audit {
                 audit.record(AuditRecord {
                     time: crate::events::now(),
                     kind,
-                    identity: Some(user.clone()),
+                    identity: Some(identity.to_owned()),
                     client: ip.map(|i| i.to_string()),
                     method: method.to_owned(),
                     path: "/token".into(),
@@ -151,11 +158,12 @@ impl TokenIssuer {
         if let Some(wait) = self
             .throttle
             .as_ref()
-            .and_then(|t| t.check(ip, Some(user)).err())
+            .and_then(|t| t.check(ip, named).err())
         {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             record(
                 AuditKind::Throttled,
+                user,
                 429,
                 Some(format!("retry after {secs} s")),
             );
@@ -172,9 +180,9 @@ impl TokenIssuer {
         match self.users.identify(credentials).await {
             Ok(Some(who)) => {
                 if let Some(t) = &self.throttle {
-                    t.succeeded(ip, Some(user));
+                    t.succeeded(ip, named);
                 }
-                record(AuditKind::Login, 200, None);
+                record(AuditKind::Login, &who.name, 200, None);
                 Ok(Some(who))
             }
             Ok(None) => Err(unauthorized()),
@@ -182,9 +190,9 @@ impl TokenIssuer {
                 if let Some(t) = &self.throttle
                     && !matches!(reason, crate::AuthError::Unavailable { .. })
                 {
-                    t.failed(ip, Some(user));
+                    t.failed(ip, named);
                 }
-                record(AuditKind::LoginFailed, 401, Some(reason.to_string()));
+                record(AuditKind::LoginFailed, user, 401, Some(reason.to_string()));
                 Err(unauthorized())
             }
         }

@@ -205,6 +205,7 @@ impl AccessControl for TokenAuth {
                     name: claims.sub,
                     groups: Vec::new(),
                     grants: Some(claims.access),
+                    claims: Default::default(),
                 }))
             }
             _ => Err(AuthError::Unsupported),

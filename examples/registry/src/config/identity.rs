@@ -1,4 +1,5 @@
-//! The identity tables: `[tls]` (client certificates), `[ldap]`, `[throttle]` and `[audit]`.
+//! The identity tables: `[tls]` (client certificates), `[ldap]`, `[[oidc]]`, `[throttle]` and
+//! `[audit]`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -195,4 +196,36 @@ impl ThrottleSettings {
 pub struct AuditConfig {
     /// Append one JSON line per login, write and refusal here; `-` writes to standard output.
     pub path: Option<PathBuf>,
+}
+
+/// One `[[oidc]]` table: an OpenID Connect provider whose tokens log users in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer URL, exactly as its tokens name it; its discovery document and keys are
+    /// fetched from here (https://, or http:// on a loopback address).
+    pub issuer: String,
+    /// The audience tokens must name.
+    pub audience: String,
+    /// The claim naming the user.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The claim listing the user's groups.
+    pub groups_claim: Option<String>,
+}
+
+fn default_username_claim() -> String {
+    "sub".into()
+}
+
+impl OidcSettings {
+    /// The library's description of the provider.
+    pub fn core(&self) -> registry_http::oidc::OidcProvider {
+        registry_http::oidc::OidcProvider {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            username_claim: self.username_claim.clone(),
+            groups_claim: self.groups_claim.clone(),
+        }
+    }
 }

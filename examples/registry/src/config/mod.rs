@@ -15,7 +15,7 @@ mod mirror;
 
 #[cfg(test)]
 use identity::ClientAuth;
-pub use identity::{AuditConfig, LdapSettings, ThrottleSettings, TlsConfig};
+pub use identity::{AuditConfig, LdapSettings, OidcSettings, ThrottleSettings, TlsConfig};
 pub use lifecycle::Lifecycle;
 use lifecycle::{ImmutableConfig, QuotaConfig, RetentionConfig};
 pub use mirror::MirrorSettings;
@@ -149,6 +149,9 @@ pub struct Config {
     pub quota: Vec<QuotaConfig>,
     /// Users of an LDAP directory (the `[ldap]` table), instead of an htpasswd file.
     pub ldap: Option<LdapSettings>,
+    /// OpenID Connect providers whose tokens log users in (`[[oidc]]` tables), beside the
+    /// htpasswd or LDAP users.
+    pub oidc: Vec<OidcSettings>,
     /// Throttling of failed logins (the `[throttle]` table).
     pub throttle: ThrottleSettings,
     /// The audit trail (the `[audit]` table).
@@ -352,6 +355,7 @@ impl Default for Config {
             immutable: Vec::new(),
             quota: Vec::new(),
             ldap: None,
+            oidc: Vec::new(),
             throttle: ThrottleSettings::default(),
             audit: AuditConfig::default(),
         }

@@ -12,6 +12,7 @@ use registry_core::Digest;
 mod api;
 mod layout;
 pub mod login;
+pub mod oidc;
 pub mod pki;
 pub mod raw;
 pub mod slapd;

@@ -1,0 +1,157 @@
+//! OpenID Connect logins through the real binary against a real provider (oauth2-mock-server,
+//! see `tests/oidc/provider.mjs`): skopeo pushes with a token as its password and gets the
+//! registry's own tokens for it; an expired token, one for another audience and one from an
+//! unknown issuer are refused; a claim-templated rule confines a token to its repository; a
+//! groups claim grants pull; htpasswd users log in beside; the audit log names the token's user.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::json;
+use support::login::{auth_file, await_audit};
+use support::oidc::Provider;
+use support::{Layout, Server, skopeo};
+
+#[cfg_attr(
+    not(all(has_oidc_provider, has_skopeo, has_curl)),
+    ignore = "skipped: node with oauth2-mock-server, skopeo and curl are needed (npm ci --prefix examples/registry/tests/oidc; apt-get install skopeo curl)"
+)]
+#[test]
+fn skopeo_pushes_with_a_provider_token_confined_by_its_claims() {
+    let tmp = tempfile::tempdir().unwrap();
+    let provider = Provider::start();
+    let stranger = Provider::start();
+    let users = tmp.path().join("htpasswd");
+    std::fs::write(
+        &users,
+        format!("alice:{}\n", bcrypt::hash("alice-pw", 5).unwrap()),
+    )
+    .unwrap();
+    let audit = tmp.path().join("audit.jsonl");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"htpasswd = "{users}"
+
+[token]
+issue = true
+
+[[oidc]]
+issuer = "{issuer}"
+audience = "registry"
+username_claim = "sub"
+groups_claim = "groups"
+
+[audit]
+path = "{audit}"
+
+# Every client here is 127.0.0.1: the refusals below must not lock it out (tests/login.rs
+# covers throttling).
+[throttle]
+max_failures = 100
+
+[[access]]
+repositories = ["{{claim:repository}}/*"]
+users = ["*"]
+actions = ["pull", "push"]
+
+[[access]]
+repositories = ["shared/*"]
+groups = ["readers"]
+actions = ["pull"]
+
+[[access]]
+repositories = ["*"]
+users = ["alice"]
+actions = ["*"]
+"#,
+            users = users.display(),
+            issuer = provider.issuer,
+            audit = audit.display(),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let host = server.addr.clone();
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let image = layout.image(61, 2, 30_000, "amd64");
+    layout.tag("app", image);
+    let src = format!("oci:{}:app", layout.dir.display());
+    let auth = auth_file(tmp.path(), "ci");
+    let push = |creds: &str, repo: &str| {
+        skopeo(
+            &auth,
+            &[
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                creds,
+                &src,
+                &format!("docker://{host}/{repo}:v1"),
+            ],
+        )
+    };
+
+    let job = json!({"sub": "ci-job-7", "aud": "registry", "repository": "team/proj"});
+    let token = provider.token(job.clone(), false);
+    push(&format!("oidc:{token}"), "team/proj/app").unwrap();
+    let elsewhere = push(&format!("oidc:{token}"), "team/other/app").unwrap_err();
+    assert!(
+        elsewhere.contains("denied")
+            || elsewhere.contains("403")
+            || elsewhere.contains("unauthorized"),
+        "{elsewhere}"
+    );
+
+    let expired = provider.token(job.clone(), true);
+    let refused = push(&format!("oidc:{expired}"), "team/proj/app").unwrap_err();
+    assert!(
+        refused.to_lowercase().contains("unauthorized") || refused.contains("401"),
+        "{refused}"
+    );
+    let other_audience = provider.token(
+        json!({"sub": "ci-job-7", "aud": "somebody-else", "repository": "team/proj"}),
+        false,
+    );
+    assert!(push(&format!("oidc:{other_audience}"), "team/proj/app").is_err());
+    let unknown_issuer = stranger.token(job, false);
+    assert!(push(&format!("oidc:{unknown_issuer}"), "team/proj/app").is_err());
+
+    // People with passwords log in beside the tokens; a groups claim grants pull.
+    push("alice:alice-pw", "shared/app").unwrap();
+    let reader = provider.token(
+        json!({"sub": "reader-3", "aud": "registry", "groups": ["readers"]}),
+        false,
+    );
+    let shared = format!("docker://{host}/shared/app:v1");
+    skopeo(
+        &auth,
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &format!("oidc:{reader}"),
+            &shared,
+        ],
+    )
+    .unwrap();
+    assert!(
+        push(&format!("oidc:{reader}"), "shared/app").is_err(),
+        "a reader pushed"
+    );
+
+    let text = await_audit(&audit, "the token logins", |t| {
+        t.lines()
+            .any(|l| l.contains("\"kind\":\"login\"") && l.contains("\"identity\":\"ci-job-7\""))
+            && t.lines().any(|l| l.contains("\"kind\":\"login_failed\""))
+            && t.lines().any(|l| {
+                l.contains("\"kind\":\"write\"") && l.contains("\"identity\":\"ci-job-7\"")
+            })
+    });
+    assert!(!text.contains(&token), "the audit log holds a token");
+}
