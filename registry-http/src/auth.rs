@@ -134,9 +134,11 @@ pub(crate) async fn authorize(
         }
         _ => None,
     };
-    let attempted = credentials != Credentials::Anonymous;
+    // Logins are what send a secret to check: a password or a provider's token. A registry
+    // token that expired is no guess (clients fetch another), and must not lock anyone out.
+    let login = matches!(credentials, Credentials::Basic { .. });
     let ip = client.map(|c| c.ip());
-    let throttle = options.throttle.as_ref().filter(|_| attempted);
+    let throttle = options.throttle.as_ref().filter(|_| login);
     if let Some(wait) = throttle.and_then(|t| t.check(ip, named.as_deref()).err()) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         return Err(Refused {

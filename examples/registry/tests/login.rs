@@ -271,3 +271,52 @@ async fn failed_logins_are_throttled_then_released_and_audited() {
         assert!(!text.contains(secret), "the audit log holds {secret:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_registry_tokens_are_not_failed_logins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = config(
+        tmp.path(),
+        "[token]\nissue = true\n[throttle]\nmax_failures = 2\n",
+    );
+    let server = Server::start(&tmp.path().join("data"), &["--config", &file]);
+    let client = reqwest::Client::new();
+    // What a client holding an expired token sends, many layers at once.
+    for _ in 0..10 {
+        let r = client
+            .get(format!("http://{}/v2/alice/app/tags/list", server.addr))
+            .bearer_auth("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c3RhbGU")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    // Then fetches a fresh one: not throttled.
+    let r = client
+        .get(format!(
+            "http://{}/token?service=registry&scope=repository:alice/app:pull",
+            server.addr
+        ))
+        .basic_auth("alice", Some("alice-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Wrong passwords still count, at /token too.
+    for _ in 0..2 {
+        let r = client
+            .get(format!("http://{}/token?service=registry", server.addr))
+            .basic_auth("alice", Some("guess"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    let r = client
+        .get(format!("http://{}/token?service=registry", server.addr))
+        .basic_auth("alice", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+}
