@@ -182,11 +182,22 @@ pub(crate) async fn authorize(
         }
         Err(reason) => {
             tracing::info!(%reason, "authentication failed");
-            if let Some(t) = throttle.filter(|_| !matches!(reason, AuthError::Unavailable { .. })) {
+            // The identity source (a directory, a provider's keys) could not be asked: the
+            // credentials may be right, so the client is told to retry, and nothing is counted.
+            let unavailable = matches!(reason, AuthError::Unavailable { .. });
+            if let Some(t) = throttle.filter(|_| !unavailable) {
                 t.failed(ip, named.as_deref());
             }
+            let response = match unavailable {
+                true => ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the identity source cannot be reached; retry later",
+                )
+                .into_response(),
+                false => refuse(None),
+            };
             return Err(Refused {
-                response: refuse(None),
+                response,
                 kind: AuditKind::LoginFailed,
                 user: named,
                 detail: reason.to_string(),

@@ -134,3 +134,68 @@ actions = ["pull"]
         "{lines}"
     );
 }
+
+/// A server whose `[ldap]` is `url` (plus `extra` keys), alice being `carol` of the directory.
+fn start_with_ldap(dir: &std::path::Path, url: &str, extra: &str) -> Server {
+    let secret = dir.join("ldap.pass");
+    std::fs::write(&secret, SERVICE_PASSWORD).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[ldap]
+url = "{url}"
+bind_dn = "{SERVICE_DN}"
+bind_password_file = "{secret}"
+user_base = "ou=people,{BASE}"
+{extra}
+"#,
+            secret = secret.display(),
+        ),
+    )
+    .unwrap();
+    Server::start(&dir.join("data"), &["--config", config.to_str().unwrap()])
+}
+
+#[cfg_attr(
+    not(all(has_slapd, has_curl)),
+    ignore = "skipped: slapd and curl are not installed (apt-get install slapd curl)"
+)]
+#[test]
+fn the_directory_is_reached_over_ldaps_and_starttls_with_its_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (certs, cert, key) = support::pki::test_pki(tmp.path());
+    let slapd = Slapd::start_with(&tmp.path().join("ldap"), Some((&cert, &key)));
+    let ca = certs.join("ca.crt");
+    let ldaps = slapd.ldaps.clone().unwrap();
+    let login = |server: &Server, password: &str| {
+        support::login::curl(&[
+            "-u",
+            &format!("carol:{password}"),
+            &format!("http://{}/v2/", server.addr),
+        ])
+        .0
+    };
+    for (i, (url, extra)) in [
+        (ldaps.as_str(), format!("ca_file = \"{}\"", ca.display())),
+        (
+            slapd.url.as_str(),
+            format!("starttls = true\nca_file = \"{}\"", ca.display()),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("tls{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = start_with_ldap(&dir, url, &extra);
+        assert_eq!(login(&server, "carol-pw"), 200, "{url} {extra}");
+        assert_eq!(login(&server, "wrong"), 401, "{url} {extra}");
+    }
+    // Without the directory's CA (the system's roots do not know it), the directory cannot be
+    // asked: the client is told to retry (503), not that its password is wrong.
+    let dir = tmp.path().join("untrusted");
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = start_with_ldap(&dir, &ldaps, "");
+    assert_eq!(login(&server, "carol-pw"), 503);
+}

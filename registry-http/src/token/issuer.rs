@@ -187,13 +187,25 @@ impl TokenIssuer {
             }
             Ok(None) => Err(unauthorized()),
             Err(reason) => {
-                if let Some(t) = &self.throttle
-                    && !matches!(reason, crate::AuthError::Unavailable { .. })
-                {
+                let unavailable = matches!(reason, crate::AuthError::Unavailable { .. });
+                if let Some(t) = self.throttle.as_ref().filter(|_| !unavailable) {
                     t.failed(ip, named);
                 }
-                record(AuditKind::LoginFailed, user, 401, Some(reason.to_string()));
-                Err(unauthorized())
+                let status = if unavailable { 503 } else { 401 };
+                record(
+                    AuditKind::LoginFailed,
+                    user,
+                    status,
+                    Some(reason.to_string()),
+                );
+                Err(match unavailable {
+                    true => ApiError::new(
+                        ErrorCode::Unavailable,
+                        "the identity source cannot be reached; retry later",
+                    )
+                    .into_response(),
+                    false => unauthorized(),
+                })
             }
         }
     }

@@ -55,12 +55,30 @@ member: uid=dave,ou=people,dc=example,dc=com
 /// A running slapd: users `carol` (`carol-pw`) and `dave` (`dave-pw`, in group `readers`).
 pub struct Slapd {
     child: Child,
+    /// `ldap://127.0.0.1:PORT` (StartTLS offered when started with TLS).
     pub url: String,
+    /// `ldaps://127.0.0.1:PORT`, when started with TLS.
+    pub ldaps: Option<String>,
+}
+
+/// A free port of 127.0.0.1: bound then released (slapd cannot be told to pick one).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Slapd {
     /// Loads the directory under `dir` and starts slapd on a free port of 127.0.0.1.
     pub fn start(dir: &Path) -> Slapd {
+        Slapd::start_with(dir, None)
+    }
+
+    /// [`Slapd::start`], also serving TLS (StartTLS on the plain port, and an `ldaps://` port)
+    /// with the certificate and key files `tls`.
+    pub fn start_with(dir: &Path, tls: Option<(&str, &str)>) -> Slapd {
         let db = dir.join("db");
         std::fs::create_dir_all(&db).unwrap();
         let conf = dir.join("slapd.conf");
@@ -80,9 +98,14 @@ rootdn \"cn=admin,{BASE}\"
 directory {db}
 access to attrs=userPassword by anonymous auth by self read by * none
 access to * by * read
-",
+{tls}",
                 pid = dir.join("slapd.pid").display(),
-                db = db.display()
+                db = db.display(),
+                tls = tls
+                    .map(|(cert, key)| format!(
+                        "TLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n"
+                    ))
+                    .unwrap_or_default()
             ),
         )
         .unwrap();
@@ -100,29 +123,38 @@ access to * by * read
             "slapadd: {}",
             String::from_utf8_lossy(&loaded.stderr)
         );
-        // A free port: bound then released (slapd cannot be told to pick one).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let url = format!("ldap://127.0.0.1:{port}");
+        let ldaps = tls.map(|_| format!("ldaps://127.0.0.1:{}", free_port()));
+        let listen = match &ldaps {
+            Some(ldaps) => format!("{url}/ {ldaps}/"),
+            None => format!("{url}/"),
+        };
         let child = Command::new("slapd")
             .arg("-f")
             .arg(&conf)
-            .args(["-h", &format!("{url}/"), "-d", "0"])
+            .args(["-h", &listen, "-d", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start slapd (apt-get install slapd)");
-        let mut slapd = Slapd { child, url };
+        let mut slapd = Slapd { child, url, ldaps };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = slapd.child.try_wait() {
-                panic!("slapd exited: {status}");
+        let ports = [
+            Some(port),
+            slapd
+                .ldaps
+                .as_ref()
+                .map(|u| u.rsplit(':').next().unwrap().parse().unwrap()),
+        ];
+        for port in ports.into_iter().flatten() {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Ok(Some(status)) = slapd.child.try_wait() {
+                    panic!("slapd exited: {status}");
+                }
+                assert!(Instant::now() < deadline, "slapd never listened on {port}");
+                std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(Instant::now() < deadline, "slapd never listened on {port}");
-            std::thread::sleep(Duration::from_millis(50));
         }
         slapd
     }
