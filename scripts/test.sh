@@ -2,7 +2,8 @@
 # The README's test command: on a fresh Debian 12 machine with Rust stable, installs what the tests
 # need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; docker-registry, an
 # upstream for the pull-through cache tests; slapd, the LDAP directory of the login tests;
-# oauth2-mock-server from npm, the OpenID provider of the OIDC tests; cargo-fuzz) and
+# oauth2-mock-server from npm, the OpenID provider of the OIDC tests; Chromium and ChromeDriver
+# for the web UI tests; cargo-fuzz) and
 # starts a Ceph cluster, then checks formatting and lints,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
@@ -15,6 +16,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v slapd >/dev/null || need+=(slapd)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -12,6 +12,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("has_curl", "curl"),
     ("has_openssl", "openssl"),
     ("has_slapd", "slapd"),
+    ("has_chromium", "chromedriver"),
 ];
 
 fn main() {

@@ -4,6 +4,7 @@
 //! - [`route`]: the API's paths parsed into a [`Route`].
 //! - [`throttle`]: failed logins counted per address and user, then refused for a while.
 //! - [`audit`]: one record per login, write and refusal, for an [`audit::AuditSink`].
+//! - `ui` (feature `ui`): the web UI, a router to merge beside the API.
 //! - [`admin`]: JSON under `/admin/v1/` for tag history, restore and usage, guarded like the API.
 //! - [`auth`]: [`AccessControl`], the identity and policy an embedder plugs in (defined in
 //!   `registry_core::access`, free of axum), and reading credentials from headers.
@@ -68,6 +69,8 @@ pub mod server;
 pub mod testing;
 pub mod throttle;
 pub mod token;
+#[cfg(feature = "ui")]
+pub mod ui;
 
 pub use auth::{AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource};
 pub use error::{ApiError, Error, ErrorCode};

@@ -314,6 +314,16 @@ async fn serve(config: Config) -> Result<(), String> {
     } = auth::access_control(&config, &format!("{scheme}://{addr}/token"), &watch)?;
     let reloading = users.map(|u| tokio::spawn(auth::reload_users(u)));
     tracing::info!(%addr, storage = %config.storage, auth = access.is_some(), "registry listening on {scheme}://{addr}");
+    let ui = config.ui.enabled.then(|| registry_http::ui::UiOptions {
+        access: access.clone(),
+        immutable: Some(Arc::new(ImmutableTags::new(lifecycle_immutable(&config)))),
+        secure_cookies: tls.is_some(),
+        session_lifetime: Duration::from_secs(config.ui.session_secs),
+        read_only: config.read_only,
+        throttle: watch.throttle.clone(),
+        pull_host: config.ui.pull_host.clone(),
+        audit: watch.audit.clone(),
+    });
     let options = registry_http::HttpOptions {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
         access,
@@ -347,7 +357,10 @@ async fn serve(config: Config) -> Result<(), String> {
         Some(mirror) => registry.with_source(mirror),
         None => registry,
     };
-    let mut router = registry_http::router_with(served, options);
+    let mut router = registry_http::router_with(served.clone(), options);
+    if let Some(ui) = ui {
+        router = router.merge(registry_http::ui::router(served, ui));
+    }
     if let Some(tokens) = token_routes {
         router = router.merge(tokens);
     }
@@ -357,6 +370,11 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     tracing::info!("registry stopped");
     Ok(())
+}
+
+/// The immutable-tag rules of the configuration (checked at start by `registry()`).
+fn lifecycle_immutable(config: &Config) -> Vec<registry_core::lifecycle::ImmutableRule> {
+    config.lifecycle().map(|l| l.immutable).unwrap_or_default()
 }
 
 /// Moves a store written before the listing index to it. A storage that cannot be read now is

@@ -152,6 +152,8 @@ pub struct Config {
     /// OpenID Connect providers whose tokens log users in (`[[oidc]]` tables), beside the
     /// htpasswd or LDAP users.
     pub oidc: Vec<OidcSettings>,
+    /// The web UI (the `[ui]` table).
+    pub ui: UiConfig,
     /// Throttling of failed logins (the `[throttle]` table).
     pub throttle: ThrottleSettings,
     /// The audit trail (the `[audit]` table).
@@ -206,6 +208,28 @@ impl Default for UploadsConfig {
                 .upload_max_age
                 .as_secs(),
             purge_interval_secs: 3600,
+        }
+    }
+}
+
+/// The `[ui]` table: the web UI at `/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Serve it (the API at `/v2/` is served either way).
+    pub enabled: bool,
+    /// Seconds a UI login lasts.
+    pub session_secs: u64,
+    /// The host the `podman pull` commands on the pages name (default: the one the browser used).
+    pub pull_host: Option<String>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            enabled: true,
+            session_secs: 8 * 3600,
+            pull_host: None,
         }
     }
 }
@@ -356,6 +380,7 @@ impl Default for Config {
             quota: Vec::new(),
             ldap: None,
             oidc: Vec::new(),
+            ui: UiConfig::default(),
             throttle: ThrottleSettings::default(),
             audit: AuditConfig::default(),
         }
@@ -377,6 +402,7 @@ const TABLES: &[&str] = &[
     "audit",
     "tls",
     "ldap",
+    "ui",
 ];
 
 /// `REGISTRY_*` variables that are flags only, not configuration keys.

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use registry_core::Digest;
 
 mod api;
+pub mod browser;
 mod layout;
 pub mod login;
 pub mod oidc;
