@@ -247,6 +247,46 @@ async fn sessions_cookies_and_forged_forms() {
     .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 
+    // The history page offers the deleted digest back; restoring brings the tag back.
+    let history = page(&ui, "/history?name=private/secret&tag=v1", Some(&session)).await;
+    assert!(history.body_text().contains("deleted"));
+    let restored = form(
+        &ui,
+        "/restore",
+        &session,
+        &format!("name=private/secret&tag=v1&csrf={token}"),
+    )
+    .await;
+    assert_eq!(restored.status, StatusCode::SEE_OTHER);
+    let back = call(
+        &registry_app,
+        Method::GET,
+        "/v2/private/secret/manifests/v1",
+    )
+    .headers(&[("authorization", alice)])
+    .send(Body::empty())
+    .await;
+    assert_eq!(
+        back.status,
+        StatusCode::OK,
+        "the restore did not bring the tag back"
+    );
+    let anonymous_restore = form(
+        &ui,
+        "/restore",
+        &anon,
+        &format!(
+            "name=private/secret&tag=v1&csrf={}",
+            csrf(&page(&ui, "/login", Some(&anon)).await)
+        ),
+    )
+    .await;
+    assert_eq!(
+        anonymous_restore.status,
+        StatusCode::NOT_FOUND,
+        "anonymous may not even see it"
+    );
+
     // Logging out ends the session.
     let out = form(&ui, "/logout", &session, &format!("csrf={token}")).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
