@@ -307,3 +307,36 @@ async fn cookies_are_secure_under_tls() {
             .contains("frame-ancestors 'none'")
     );
 }
+
+#[tokio::test]
+async fn a_repository_page_shows_its_most_recent_hundred_tags() {
+    let registry = Registry::new(Arc::new(MemoryStorage::new()), RegistryConfig::default());
+    let api = registry_http::router(registry.clone());
+    let ui = registry_http::ui::router(registry, UiOptions::default());
+    let (_, body) = push_image(&api, "many/tags", "t000").await;
+    for i in 1..105 {
+        let res = call(
+            &api,
+            Method::PUT,
+            &format!("/v2/many/tags/manifests/t{i:03}"),
+        )
+        .headers(&[("content-type", OCI_MANIFEST)])
+        .send(body.clone())
+        .await;
+        assert_eq!(res.status, StatusCode::CREATED);
+    }
+    let page = page(&ui, "/repository?name=many/tags", None).await;
+    let text = page.body_text();
+    assert!(
+        text.contains("The 100 most recently pushed of 105 tags."),
+        "{text}"
+    );
+    assert!(
+        text.contains("data-tag=\"t104\""),
+        "the newest tag is shown"
+    );
+    assert!(
+        !text.contains("data-tag=\"t000\""),
+        "the oldest tag is past the first hundred"
+    );
+}

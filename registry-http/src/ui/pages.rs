@@ -18,6 +18,8 @@ use crate::Action;
 const PAGE: usize = 50;
 /// Tags, manifests or repositories read at once.
 const CONCURRENCY: usize = 16;
+/// Tags shown on a repository's page, the most recently pushed.
+const TAGS_SHOWN: usize = 100;
 /// Bytes of an image config read at most.
 const MAX_CONFIG: u64 = 1 << 20;
 
@@ -253,7 +255,7 @@ pub(crate) async fn repository(
         })
         .unwrap_or_else(|| "registry".into());
     let mut tags = Vec::new();
-    for (tag, record) in &records {
+    for (tag, record) in records.iter().take(TAGS_SHOWN) {
         let (media_type, platforms, size) = match manifest(&ui, &repo, &record.digest).await {
             Ok((content, parsed)) => {
                 let platforms: BTreeSet<String> = parsed
@@ -298,6 +300,7 @@ pub(crate) async fn repository(
         context! {
             name => repo.as_str(),
             tags => tags,
+            total => records.len(),
             may_delete => writable && ui.may(&visitor, &repo, Action::Delete),
         },
     )
