@@ -77,17 +77,26 @@ impl Browser {
         let _ = self.client.clone().close().await;
     }
 
-    /// The text of the first element `css` selects, waiting for it (ten seconds at most).
+    /// The text of the first element `css` selects, waiting for it (ten seconds at most). An
+    /// element that a navigation replaced between finding and reading it is found again.
     pub async fn text(&self, css: &str) -> String {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = self
+                .client
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no {css}: {e}"));
+            match element.text().await {
+                Ok(text) => return text,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot read {css}: {e}"),
+            }
+        }
     }
 
     /// Clicks the first element `css` selects, waiting for it.
