@@ -86,6 +86,21 @@ pub enum MirrorError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An upstream redirected while `[mirror] redirects = "none"`.
+    #[error("redirects are not followed ([mirror] redirects = \"none\")")]
+    RedirectsOff,
+    /// An upstream redirected to another origin over plain HTTP.
+    #[error("a redirect to another origin must use https: {target}")]
+    RedirectNotHttps {
+        /// Where it redirected.
+        target: String,
+    },
+    /// A redirect or token realm names an internal address while the upstream is not internal.
+    #[error("{target} is an internal address")]
+    InternalAddress {
+        /// The address named.
+        target: String,
+    },
 }
 
 /// One upstream and the repositories it serves.

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+use super::MirrorError;
+
 /// Which redirects an upstream may send the mirror to (`[mirror] redirects`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,34 +101,30 @@ impl Trust {
     }
 
     /// Whether the mirror may follow a redirect to `target`; why not, when it may not.
-    pub fn may_follow(&self, target: &Url) -> Result<(), String> {
+    pub fn may_follow(&self, target: &Url) -> Result<(), MirrorError> {
         match self.redirects {
             Redirects::Any => Ok(()),
-            Redirects::None => {
-                Err("redirects are not followed ([mirror] redirects = \"none\")".into())
-            }
+            Redirects::None => Err(MirrorError::RedirectsOff),
             Redirects::Public if same_origin(target, &self.upstream) => Ok(()),
-            Redirects::Public => {
-                if target.scheme() != "https" {
-                    return Err(format!(
-                        "a redirect to another origin must use https: {target}"
-                    ));
-                }
-                self.may_reach(target)
-            }
+            Redirects::Public if target.scheme() != "https" => Err(MirrorError::RedirectNotHttps {
+                target: target.to_string(),
+            }),
+            Redirects::Public => self.may_reach(target),
         }
     }
 
     /// Whether the mirror may connect to `target` (a redirect's or a token realm's), as far as
     /// its URL tells: an internal address only when the upstream is internal too. Names are
     /// checked again when resolved ([`Trust::resolver`]).
-    pub fn may_reach(&self, target: &Url) -> Result<(), String> {
+    pub fn may_reach(&self, target: &Url) -> Result<(), MirrorError> {
         if self.redirects != Redirects::Any
             && !same_origin(target, &self.upstream)
             && literal_is_internal(target) == Some(true)
             && !self.upstream_internal()
         {
-            return Err(format!("{target} is an internal address"));
+            return Err(MirrorError::InternalAddress {
+                target: target.to_string(),
+            });
         }
         Ok(())
     }
