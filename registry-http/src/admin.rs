@@ -50,9 +50,10 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let (what, name) = rest.split_once('/').unwrap_or((rest, ""));
+    let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
     let caller = |identity: Option<crate::Identity>| registry_core::Caller {
         identity: identity.map(|i| i.name).filter(|n| !n.is_empty()),
-        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        request_id: request_id.clone(),
     };
     let options = &state.options;
     let registry = &state.registry;
@@ -71,40 +72,33 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
                     reference: query.get("tag").cloned(),
                     digest: None,
                     status,
-                    request_id: parts
-                        .extensions
-                        .get::<RequestId>()
-                        .map(|r| r.0.clone())
-                        .unwrap_or_default(),
+                    request_id: request_id.clone().unwrap_or_default(),
                     detail,
                 });
             }
         };
-    let refused = |r: Refused, repository: Option<&RepositoryName>| {
-        if let Some(repository) = repository {
-            audit(
-                r.kind,
-                r.user,
-                repository,
-                r.response.status().as_u16(),
-                Some(r.detail),
-            );
-        }
-        Ok::<_, ApiError>(r.response)
+    // The caller's identity if they may do `action` in `repo`; the refusal (audited) otherwise.
+    let guard = async |repo: &RepositoryName, action: Action| {
+        let resource = Resource::Repository(repo);
+        authorize(
+            options,
+            &parts.headers,
+            &parts.extensions,
+            resource,
+            &[action],
+        )
+        .await
+        .map_err(|r: Refused| {
+            let status = r.response.status().as_u16();
+            audit(r.kind, r.user, repo, status, Some(r.detail));
+            r.response
+        })
     };
     match (&parts.method, what, name.is_empty()) {
         (&Method::GET, "history", false) => {
             let repo: RepositoryName = parse(name)?;
-            if let Err(r) = authorize(
-                options,
-                &parts.headers,
-                &parts.extensions,
-                Resource::Repository(&repo),
-                &[Action::Pull],
-            )
-            .await
-            {
-                return refused(r, Some(&repo));
+            if let Err(res) = guard(&repo, Action::Pull).await {
+                return Ok(res);
             }
             let changes = match query.get("tag") {
                 Some(tag) => registry.tag_history(&repo, &parse::<Tag>(tag)?).await?,
@@ -114,17 +108,9 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
         }
         (&Method::POST, "restore", false) => {
             let repo: RepositoryName = parse(name)?;
-            let identity = match authorize(
-                options,
-                &parts.headers,
-                &parts.extensions,
-                Resource::Repository(&repo),
-                &[Action::Push],
-            )
-            .await
-            {
+            let identity = match guard(&repo, Action::Push).await {
                 Ok(identity) => identity,
-                Err(r) => return refused(r, Some(&repo)),
+                Err(res) => return Ok(res),
             };
             if options.read_only {
                 return Err(ApiError::new(
@@ -164,16 +150,8 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
         }
         (&Method::GET, "usage", false) => {
             let repo: RepositoryName = parse(name)?;
-            if let Err(r) = authorize(
-                options,
-                &parts.headers,
-                &parts.extensions,
-                Resource::Repository(&repo),
-                &[Action::Pull],
-            )
-            .await
-            {
-                return refused(r, Some(&repo));
+            if let Err(res) = guard(&repo, Action::Pull).await {
+                return Ok(res);
             }
             let report = registry_core::lifecycle::usage::usage(registry, Some(&repo)).await?;
             if report.repositories.is_empty() {
@@ -195,7 +173,7 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
             .await
             {
                 Ok(identity) => identity,
-                Err(r) => return refused(r, None),
+                Err(r) => return Ok(r.response),
             };
             let mut report = registry_core::lifecycle::usage::usage(registry, None).await?;
             if let Some(access) = &options.access {

@@ -104,6 +104,16 @@ pub(crate) async fn check_access(
     authorize(options, headers, extensions, resource, &actions).await
 }
 
+/// The answer when the identity source (a directory, a provider's keys) cannot be asked: 503,
+/// so that the client retries instead of doubting its credentials.
+pub(crate) fn source_unavailable() -> Response {
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "the identity source cannot be reached; retry later",
+    )
+    .into_response()
+}
+
 /// A request refused before its handler: the response, and what the audit trail says of it.
 pub(crate) struct Refused {
     pub response: Response,
@@ -140,17 +150,9 @@ pub(crate) async fn authorize(
     let ip = client.map(|c| c.ip());
     let throttle = options.throttle.as_ref().filter(|_| login);
     if let Some(wait) = throttle.and_then(|t| t.check(ip, named.as_deref()).err()) {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let (response, secs) = crate::throttle::refusal(wait);
         return Err(Refused {
-            response: ApiError::new(
-                ErrorCode::TooManyRequests,
-                "too many failed logins: retry later",
-            )
-            .with_header(
-                http::header::RETRY_AFTER,
-                crate::headers::value(secs.to_string()),
-            )
-            .into_response(),
+            response,
             kind: AuditKind::Throttled,
             user: named,
             detail: format!("too many failed logins; retry after {secs} s"),
@@ -189,11 +191,7 @@ pub(crate) async fn authorize(
                 t.failed(ip, named.as_deref());
             }
             let response = match unavailable {
-                true => ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the identity source cannot be reached; retry later",
-                )
-                .into_response(),
+                true => source_unavailable(),
                 false => refuse(None),
             };
             return Err(Refused {

@@ -312,16 +312,20 @@ async fn dispatch(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let (method_name, path_name) = (parts.method.to_string(), parts.uri.path().to_owned());
+    // Only read when there is an audit trail: nothing is built for it on requests otherwise.
+    let heard = options
+        .audit
+        .as_ref()
+        .map(|sink| (sink, parts.method.to_string(), parts.uri.path().to_owned()));
     let audit = |kind, identity: Option<String>, status: http::StatusCode, digest, detail| {
-        if let Some(sink) = &options.audit {
+        if let Some((sink, method, path)) = &heard {
             sink.record(audit::AuditRecord {
                 time: events::now(),
                 kind,
                 identity,
                 client: client.map(|c| c.ip().to_string()),
-                method: method_name.clone(),
-                path: path_name.clone(),
+                method: method.clone(),
+                path: path.clone(),
                 repository: route.repository().map(|r| r.to_string()),
                 reference: route.reference(),
                 digest,

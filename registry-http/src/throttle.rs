@@ -142,6 +142,23 @@ impl LoginThrottle {
     }
 }
 
+/// The answer to a login refused unchecked for `wait` (429 `TOOMANYREQUESTS` with
+/// `Retry-After`), and the whole seconds it tells the client to wait.
+pub(crate) fn refusal(wait: Duration) -> (axum::response::Response, u64) {
+    use axum::response::IntoResponse;
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let response = crate::ApiError::new(
+        crate::ErrorCode::TooManyRequests,
+        "too many failed logins: retry later",
+    )
+    .with_header(
+        http::header::RETRY_AFTER,
+        crate::headers::value(secs.to_string()),
+    )
+    .into_response();
+    (response, secs)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -107,10 +107,20 @@ async fn form(app: &Router, path: &str, cookie: &str, body: &str) -> Res {
 
 #[tokio::test]
 async fn sessions_cookies_and_forged_forms() {
-    let (api, ui) = apps(false);
-    let registry_app = api;
-    // Content through the API, as alice.
+    let (registry_app, ui) = apps(false);
     let alice = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
+    // The tag private/secret:v1 through the API, as alice.
+    let secret_v1 = || async {
+        call(
+            &registry_app,
+            Method::GET,
+            "/v2/private/secret/manifests/v1",
+        )
+        .headers(&[("authorization", alice)])
+        .send(Body::empty())
+        .await
+    };
+    // Content through the API, as alice.
     for repo in ["public/app", "private/secret"] {
         let config = b"{}";
         let digest = Digest::of(config);
@@ -216,14 +226,7 @@ async fn sessions_cookies_and_forged_forms() {
         StatusCode::FORBIDDEN,
         "a token from another session"
     );
-    let still = call(
-        &registry_app,
-        Method::GET,
-        "/v2/private/secret/manifests/v1",
-    )
-    .headers(&[("authorization", alice)])
-    .send(Body::empty())
-    .await;
+    let still = secret_v1().await;
     assert_eq!(
         still.status,
         StatusCode::OK,
@@ -237,14 +240,7 @@ async fn sessions_cookies_and_forged_forms() {
     )
     .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
-    let gone = call(
-        &registry_app,
-        Method::GET,
-        "/v2/private/secret/manifests/v1",
-    )
-    .headers(&[("authorization", alice)])
-    .send(Body::empty())
-    .await;
+    let gone = secret_v1().await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 
     // The history page offers the deleted digest back; restoring brings the tag back.
@@ -258,14 +254,7 @@ async fn sessions_cookies_and_forged_forms() {
     )
     .await;
     assert_eq!(restored.status, StatusCode::SEE_OTHER);
-    let back = call(
-        &registry_app,
-        Method::GET,
-        "/v2/private/secret/manifests/v1",
-    )
-    .headers(&[("authorization", alice)])
-    .send(Body::empty())
-    .await;
+    let back = secret_v1().await;
     assert_eq!(
         back.status,
         StatusCode::OK,

@@ -8,19 +8,14 @@ mod support;
 
 use std::path::Path;
 
-use support::login::{auth_file, await_audit, curl};
+use support::login::{auth_file, await_audit, curl, htpasswd_of};
 use support::pki::{ClientPki, client_pki};
 use support::{Layout, Server, skopeo};
 
 /// A server with TLS and the client CA, `machine1` (by `name`) allowed to push `machines/*`,
 /// alice (password) everywhere, and `tls` as the `[tls]` table's other keys.
 fn start(dir: &Path, pki: &ClientPki, tls: &str, user: &str) -> Server {
-    let users = dir.join("htpasswd");
-    std::fs::write(
-        &users,
-        format!("alice:{}\n", bcrypt::hash("alice-pw", 5).unwrap()),
-    )
-    .unwrap();
+    let users = htpasswd_of(dir, &[("alice", "alice-pw")]);
     let audit = dir.join("audit.jsonl");
     let file = dir.join("config.toml");
     std::fs::write(

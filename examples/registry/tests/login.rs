@@ -9,22 +9,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::login::auth_file;
+use support::login::{auth_file, htpasswd_of};
 use support::{Api, Layout, Server, TestImage, noise, skopeo};
 
 /// A config of two users (alice may do everything everywhere, bob only in `bob/*`), anonymous
 /// pulls of `public/*`, and `extra`.
 fn config(dir: &Path, extra: &str) -> String {
-    let users = dir.join("htpasswd");
-    std::fs::write(
-        &users,
-        format!(
-            "alice:{}\nbob:{}\n",
-            bcrypt::hash("alice-pw", 5).unwrap(),
-            bcrypt::hash("bob-pw", 5).unwrap()
-        ),
-    )
-    .unwrap();
+    let users = htpasswd_of(dir, &[("alice", "alice-pw"), ("bob", "bob-pw")]);
     let file = dir.join("config.toml");
     std::fs::write(
         &file,

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::json;
-use support::login::{auth_file, await_audit};
+use support::login::{auth_file, await_audit, htpasswd_of};
 use support::oidc::Provider;
 use support::{Layout, Server, skopeo};
 
@@ -21,12 +21,7 @@ fn skopeo_pushes_with_a_provider_token_confined_by_its_claims() {
     let tmp = tempfile::tempdir().unwrap();
     let provider = Provider::start();
     let stranger = Provider::start();
-    let users = tmp.path().join("htpasswd");
-    std::fs::write(
-        &users,
-        format!("alice:{}\n", bcrypt::hash("alice-pw", 5).unwrap()),
-    )
-    .unwrap();
+    let users = htpasswd_of(tmp.path(), &[("alice", "alice-pw")]);
     let audit = tmp.path().join("audit.jsonl");
     let config = tmp.path().join("config.toml");
     std::fs::write(

@@ -14,7 +14,7 @@ use fantoccini::Locator;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use support::browser::Browser;
-use support::login::auth_file;
+use support::login::{auth_file, htpasswd_of};
 use support::{Layout, Server, skopeo};
 
 /// Where screenshots go: `docs/` when asked to update them, else a temporary folder.
@@ -98,16 +98,7 @@ async fn push_signature(addr: &str, repo: &str, subject: &(String, u64)) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browse_filter_log_in_and_delete_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
-    let users = tmp.path().join("htpasswd");
-    std::fs::write(
-        &users,
-        format!(
-            "alice:{}\nbob:{}\n",
-            bcrypt::hash("alice-pw", 5).unwrap(),
-            bcrypt::hash("bob-pw", 5).unwrap()
-        ),
-    )
-    .unwrap();
+    let users = htpasswd_of(tmp.path(), &[("alice", "alice-pw"), ("bob", "bob-pw")]);
     let audit = tmp.path().join("audit.jsonl");
     let config = tmp.path().join("config.toml");
     std::fs::write(

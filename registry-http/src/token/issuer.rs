@@ -160,22 +160,14 @@ impl TokenIssuer {
             .as_ref()
             .and_then(|t| t.check(ip, named).err())
         {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let (response, secs) = crate::throttle::refusal(wait);
             record(
                 AuditKind::Throttled,
                 user,
                 429,
                 Some(format!("retry after {secs} s")),
             );
-            return Err(ApiError::new(
-                ErrorCode::TooManyRequests,
-                "too many failed logins: retry later",
-            )
-            .with_header(
-                http::header::RETRY_AFTER,
-                crate::headers::value(secs.to_string()),
-            )
-            .into_response());
+            return Err(response);
         }
         match self.users.identify(credentials).await {
             Ok(Some(who)) => {
@@ -199,11 +191,7 @@ impl TokenIssuer {
                     Some(reason.to_string()),
                 );
                 Err(match unavailable {
-                    true => ApiError::new(
-                        ErrorCode::Unavailable,
-                        "the identity source cannot be reached; retry later",
-                    )
-                    .into_response(),
+                    true => crate::auth::source_unavailable(),
                     false => unauthorized(),
                 })
             }

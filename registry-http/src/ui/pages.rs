@@ -92,13 +92,14 @@ async fn manifest(
 }
 
 /// Bytes a manifest reaches (itself, its blobs, an index's children in `repo`), each digest once,
-/// added to `seen`.
+/// added to `seen`; the manifest itself, read and parsed on the way (`None` when unreadable).
 async fn reach(
     ui: &Ui,
     repo: &RepositoryName,
     digest: &Digest,
     seen: &mut HashMap<Digest, u64>,
-) -> registry_core::Result<()> {
+) -> Option<(registry_core::ManifestContent, Manifest)> {
+    let mut top = None;
     let mut pending = vec![digest.clone()];
     while let Some(d) = pending.pop() {
         if seen.contains_key(&d) {
@@ -107,13 +108,16 @@ async fn reach(
         let Ok((content, parsed)) = manifest(ui, repo, &d).await else {
             continue;
         };
-        seen.insert(d, content.info.size);
+        seen.insert(d.clone(), content.info.size);
         for blob in parsed.blob_references() {
             seen.insert(blob.digest.clone(), blob.size);
         }
         pending.extend(parsed.manifests.iter().map(|m| m.digest.clone()));
+        if d == *digest {
+            top = Some((content, parsed));
+        }
     }
-    Ok(())
+    top
 }
 
 /// `os/arch[/variant]` of an index entry's platform.
@@ -171,7 +175,7 @@ pub(crate) async fn repositories(
                 let records = tag_records(ui, &repo).await.unwrap_or_default();
                 let mut seen = HashMap::new();
                 for (_, record) in &records {
-                    let _ = reach(ui, &repo, &record.digest, &mut seen).await;
+                    reach(ui, &repo, &record.digest, &mut seen).await;
                 }
                 RepoRow {
                     name: repo.to_string(),
@@ -256,23 +260,19 @@ pub(crate) async fn repository(
         .unwrap_or_else(|| "registry".into());
     let mut tags = Vec::new();
     for (tag, record) in records.iter().take(TAGS_SHOWN) {
-        let (media_type, platforms, size) = match manifest(&ui, &repo, &record.digest).await {
-            Ok((content, parsed)) => {
+        let mut seen = HashMap::new();
+        let (media_type, platforms) = match reach(&ui, &repo, &record.digest, &mut seen).await {
+            Some((content, parsed)) => {
                 let platforms: BTreeSet<String> = parsed
                     .manifests
                     .iter()
                     .filter_map(|m| platform(&m.platform))
                     .collect();
-                let mut seen = HashMap::new();
-                let _ = reach(&ui, &repo, &record.digest, &mut seen).await;
-                (
-                    content.info.media_type,
-                    platforms.into_iter().collect::<Vec<_>>(),
-                    seen.values().sum::<u64>(),
-                )
+                (content.info.media_type, platforms.into_iter().collect())
             }
-            Err(_) => (String::new(), Vec::new(), 0),
+            None => (String::new(), Vec::new()),
         };
+        let size: u64 = seen.values().sum();
         let pulled = ui.registry.last_pulled(&repo, tag).await.ok().flatten();
         let immutable = ui
             .options

@@ -62,3 +62,14 @@ pub fn await_audit(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> Stri
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Writes an htpasswd file of `users` (name, password) under `dir`; its path.
+pub fn htpasswd_of(dir: &Path, users: &[(&str, &str)]) -> std::path::PathBuf {
+    let path = dir.join("htpasswd");
+    let text: String = users
+        .iter()
+        .map(|(user, password)| format!("{user}:{}\n", bcrypt::hash(password, 5).unwrap()))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
