@@ -28,6 +28,8 @@
 //!   are on [`Registry`].
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
+//! - [`transfer`]: copying images (children, blobs, referrers) from an [`transfer::Origin`] to a
+//!   [`transfer::Destination`]: this registry, another one, an OCI layout.
 //! - [`error`]: the one [`Error`] type.
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 
@@ -56,6 +58,7 @@ pub mod tags;
 mod tap;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod transfer;
 pub mod upload;
 mod uploads;
 

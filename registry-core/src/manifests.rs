@@ -36,6 +36,17 @@ struct ManifestLink {
     subject: Option<Digest>,
 }
 
+/// Which of what a pushed manifest names must already be in the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum References {
+    /// Every blob and every child manifest.
+    All,
+    /// Every blob; an index's children may be missing (a sync that keeps some platforms).
+    Blobs,
+    /// Nothing (a source's content, fetched when asked for).
+    Unchecked,
+}
+
 /// A manifest validated for a repository, ready to be stored.
 #[derive(Debug)]
 pub(crate) struct Validated {
@@ -69,7 +80,7 @@ impl Manifests {
     }
 
     /// Checks a manifest pushed to `repo` under `reference`: its size, its kind and shape, its
-    /// digest when pushed by digest, and, when `check_references`, that the repository holds
+    /// digest when pushed by digest, and, as `references` says, that the repository holds
     /// every blob and child it names (marking them in use for garbage collection).
     pub async fn validate(
         &self,
@@ -77,7 +88,7 @@ impl Manifests {
         reference: &Reference,
         content_type: Option<&str>,
         bytes: Bytes,
-        check_references: bool,
+        references: References,
     ) -> Result<Validated> {
         if bytes.len() as u64 > self.max_size {
             return Err(Error::ManifestTooLarge {
@@ -101,8 +112,8 @@ impl Manifests {
             }
             Reference::Tag(_) => Digest::of(&bytes),
         };
-        if check_references {
-            self.check_references(repo, &manifest).await?;
+        if references != References::Unchecked {
+            self.check_references(repo, &manifest, references).await?;
         }
         let info = ManifestInfo {
             digest,
@@ -267,13 +278,19 @@ impl Manifests {
             .collect())
     }
 
-    async fn check_references(&self, repo: &RepositoryName, manifest: &Manifest) -> Result<()> {
+    async fn check_references(
+        &self,
+        repo: &RepositoryName,
+        manifest: &Manifest,
+        references: References,
+    ) -> Result<()> {
         let blobs = manifest
             .blob_references()
             .map(|d| (paths::layer_link(repo, &d.digest), d.digest.clone()));
         let children = manifest
             .manifests
             .iter()
+            .filter(|_| references == References::All)
             .map(|d| (paths::manifest_link(repo, &d.digest), d.digest.clone()));
         let checks: Vec<_> = blobs.chain(children).collect();
         futures::stream::iter(checks)

@@ -17,6 +17,10 @@
 //! - [`headers`]: `Range`, `Content-Range` and friends.
 //! - [`metrics`]: Prometheus metrics at `/metrics`, and [`metrics::MeteredStorage`].
 //! - [`events`]: what was pushed, pulled and deleted, for notifications.
+//! - [`remote`]: [`remote::Upstream`], a client of another registry (pull and push), a
+//!   `registry_core::transfer` origin and destination.
+//! - [`replication`]: pushes copied to other registries from a durable queue in storage.
+//! - [`sync`]: tags of other registries fetched on a schedule.
 //! - [`mirror`]: a pull-through cache of upstream registries, a `registry_core::Source` attached
 //!   with `Registry::with_source` (the handlers know nothing of it).
 //! - `handlers`: one module per endpoint family.
@@ -63,6 +67,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod oidc;
 pub mod policy;
+pub mod remote;
 pub mod route;
 pub mod server;
 #[cfg(feature = "testing")]

@@ -6,14 +6,20 @@
 //!   and S3-compatible services (Ceph RGW, MinIO, Garage). Replicas may share one bucket.
 //! - [`memory`]: [`MemoryStorage`], everything in memory, for tests and ephemeral registries.
 //!
-//! Each passes `registry_core::storage_testsuite!`.
+//! - [`layout`]: [`OciLayout`], an OCI image layout directory to export to and import from, and
+//!   `oci-archive` tars of one; not a `Storage`, but an origin and destination of
+//!   `registry_core::transfer`.
+//!
+//! Each `Storage` passes `registry_core::storage_testsuite!`.
 
 pub mod fs;
+pub mod layout;
 pub mod memory;
 pub mod object;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use fs::FilesystemStorage;
+pub use layout::OciLayout;
 pub use memory::MemoryStorage;
 pub use object::{ObjectStorage, S3Options};

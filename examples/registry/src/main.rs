@@ -11,7 +11,8 @@
 //! applies retention rules), `scrub` checks the store, `reindex` moves a store written before the
 //! listing index to it (the server does so at start), `history REPO[:TAG]` prints tag history,
 //! `restore REPO:TAG [--to DIGEST]` points a tag back, `usage [--json] [REPO]` reports what takes
-//! the space, `check-config FILE` checks a configuration file.
+//! the space, `check-config FILE` checks a configuration file, `copy SRC DST` copies images between
+//! registries, OCI layouts and archives.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,8 +27,10 @@ use registry_storage::{FilesystemStorage, MemoryStorage};
 
 mod audit;
 mod auth;
+mod authfile;
 mod commands;
 mod config;
+mod copy;
 mod notify;
 
 use config::{Config, LogFormat, StorageSpec};
@@ -113,6 +116,38 @@ enum Command {
         /// Only this repository (still reckoned against every other).
         repository: Option<String>,
     },
+    /// Copy an image (every platform of an index, and its referrers) or, with --all-tags, a
+    /// repository: `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`, `oci:DIR[:TAG]` or
+    /// `oci-archive:FILE[:TAG]` on each side. Skips what the destination has; run it again to
+    /// finish an interrupted copy.
+    Copy {
+        /// Where from.
+        src: String,
+        /// Where to.
+        dst: String,
+        /// Copy every tag of the source repository.
+        #[arg(long)]
+        all_tags: bool,
+        /// Check the source registry's certificate (false: also allow plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        src_tls_verify: bool,
+        /// Check the destination registry's certificate (false: also allow plain HTTP).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        dest_tls_verify: bool,
+        /// `USER:PASSWORD` for the source registry (else from the auth file).
+        #[arg(long)]
+        src_creds: Option<String>,
+        /// `USER:PASSWORD` for the destination registry (else from the auth file).
+        #[arg(long)]
+        dest_creds: Option<String>,
+        /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
+        /// ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.docker/config.json).
+        #[arg(long)]
+        authfile: Option<PathBuf>,
+        /// Only these platforms of an index (`os/arch[/variant]`, repeatable); all by default.
+        #[arg(long = "platform")]
+        platforms: Vec<String>,
+    },
     /// Check a configuration file and print the configuration it gives.
     CheckConfig {
         /// The TOML file to check.
@@ -153,6 +188,28 @@ async fn main() {
             json,
             ref repository,
         }) => commands::usage(config, repository.as_deref(), json).await,
+        Some(Command::Copy {
+            ref src,
+            ref dst,
+            all_tags,
+            src_tls_verify,
+            dest_tls_verify,
+            ref src_creds,
+            ref dest_creds,
+            ref authfile,
+            ref platforms,
+        }) => {
+            let flags = copy::CopyFlags {
+                all_tags,
+                src_tls_verify,
+                dest_tls_verify,
+                src_creds: src_creds.clone(),
+                dest_creds: dest_creds.clone(),
+                authfile: authfile.clone(),
+                platforms: platforms.clone(),
+            };
+            copy::copy(src, dst, &flags).await
+        }
         Some(Command::Serve) | None => serve(config).await,
     };
     if let Err(e) = result {

@@ -17,7 +17,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::IndexState;
 use crate::manifest::Descriptor;
-use crate::manifests::{ManifestContent, Manifests};
+use crate::manifests::{ManifestContent, Manifests, References};
 use crate::reference::{Reference, RepositoryName, Tag};
 use crate::storage::{ByteStream, GetRange, Storage};
 use crate::stored::ManifestInfo;
@@ -373,9 +373,35 @@ impl Registry {
         bytes: Bytes,
     ) -> Result<ManifestInfo> {
         self.writable(repo)?;
-        let validate = self.config.validate_references;
-        self.store_manifest(repo, reference, content_type, bytes, validate, true)
+        let references = match self.config.validate_references {
+            true => References::All,
+            false => References::Unchecked,
+        };
+        self.store_manifest(repo, reference, content_type, bytes, references, true)
             .await
+    }
+
+    /// Stores an index of which only some children are here, as a sync that keeps some
+    /// platforms does: as [`Registry::put_manifest`] (the admission hook asked, every blob
+    /// required), but the children it names may be missing, and a pull of one of those is
+    /// `MANIFEST_UNKNOWN`. The index keeps its bytes, so its digest is the upstream's.
+    pub async fn put_partial_index(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<ManifestInfo> {
+        self.writable(repo)?;
+        self.store_manifest(
+            repo,
+            reference,
+            content_type,
+            bytes,
+            References::Blobs,
+            true,
+        )
+        .await
     }
 
     /// Stores a manifest a source fetched, as [`Registry::put_manifest`] does but without
@@ -390,8 +416,15 @@ impl Registry {
         content_type: Option<&str>,
         bytes: Bytes,
     ) -> Result<ManifestInfo> {
-        self.store_manifest(repo, reference, content_type, bytes, false, false)
-            .await
+        self.store_manifest(
+            repo,
+            reference,
+            content_type,
+            bytes,
+            References::Unchecked,
+            false,
+        )
+        .await
     }
 
     async fn store_manifest(
@@ -400,12 +433,12 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         bytes: Bytes,
-        check_references: bool,
+        references: References,
         admit: bool,
     ) -> Result<ManifestInfo> {
         let m = self
             .manifests
-            .validate(repo, reference, content_type, bytes, check_references)
+            .validate(repo, reference, content_type, bytes, references)
             .await?;
         let digest = &m.info.digest;
         let _one_at_a_time = match (&self.admission, admit) {

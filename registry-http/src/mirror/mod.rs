@@ -56,13 +56,10 @@ use registry_core::{Digest, Error, Reference, RepositoryName, Source, Tag};
 use crate::metrics::Metrics;
 
 mod fetch;
-mod trust;
-mod upstream;
 
 use fetch::{FetchSlot, read_spool, wait};
 
-pub use trust::Redirects;
-pub use upstream::{Upstream, UpstreamError, UpstreamManifest};
+pub use crate::remote::{Redirects, Upstream, UpstreamError, UpstreamManifest};
 
 /// Tags and manifests whose last check or refresh the mirror remembers: the least recently used
 /// are forgotten first (which costs one more `HEAD` upstream, or one more refresh).
@@ -440,13 +437,5 @@ impl Source for Mirror {
 /// The core's error for an upstream's failure: a 404 upstream keeps the kind of what was missing
 /// (`missing`), a rate limit stays one, anything else makes the upstream unavailable.
 fn upstream_error(e: &UpstreamError, missing: UpstreamFailure) -> Error {
-    let failure = match e {
-        UpstreamError::NotFound(_) => missing,
-        UpstreamError::TooManyRequests(_) => UpstreamFailure::RateLimited,
-        UpstreamError::Refused(_) | UpstreamError::Unreachable(_) => UpstreamFailure::Unavailable,
-    };
-    Error::Upstream {
-        failure,
-        detail: e.to_string(),
-    }
+    e.clone().into_error(missing)
 }

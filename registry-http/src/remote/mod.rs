@@ -1,5 +1,12 @@
-//! A client of an upstream registry's pull API, with its authentication: Basic credentials, or the
-//! Docker token flow (anonymous or with credentials) that Docker Hub and most registries use.
+//! A client of another registry: what the pull-through cache fetches from, what replication and
+//! `registry copy` push to and pull from. It answers the registry's authentication: Basic
+//! credentials, or the Docker token flow (anonymous or with credentials) that Docker Hub and most
+//! registries use, with `pull` scope to read and `pull,push` to write.
+//!
+//! - `trust`: where the client follows redirects and sends credentials ([`Redirects`]).
+//! - `push`: blob uploads (mounting what the target has elsewhere), manifest puts, deletes, and
+//!   the referrers tag schema for a target without the referrers API.
+//! - `transfer`: the client as a `registry_core::transfer` origin and destination.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,14 +16,22 @@ use http::{HeaderMap, Method, StatusCode};
 use registry_core::Digest;
 use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 
-use super::MirrorError;
-use super::trust::{Redirects, Trust};
 use crate::CONTENT_DIGEST_HEADER;
+use crate::mirror::MirrorError;
+use trust::Trust;
+
+mod push;
+mod transfer;
+mod trust;
+
+pub use trust::Redirects;
 
 /// Bearer tokens kept, by scope (one per repository pulled): the least recently used go first.
 const TOKENS_KEPT: usize = 4096;
 /// The longest a token from an upstream is used, whatever lifetime it announces.
 const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// Blobs whose repository on the remote is remembered, for mounts.
+const BLOBS_REMEMBERED: usize = 16 * 1024;
 /// Redirects followed in a row, at most.
 const MAX_REDIRECTS: usize = 5;
 
@@ -67,8 +82,11 @@ pub struct Upstream {
     credentials: Option<(String, String)>,
     client: reqwest::Client,
     trust: Arc<Trust>,
-    /// Bearer tokens by scope, with when they stop being used.
+    /// `Authorization` values (bearer tokens, or Basic once asked for) by scope, with when they
+    /// stop being used.
     tokens: quick_cache::sync::Cache<String, (String, Instant)>,
+    /// Where each blob was last seen on the remote, to mount it instead of sending it again.
+    seen_in: quick_cache::sync::Cache<Digest, String>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -119,6 +137,18 @@ impl Upstream {
         timeout: Duration,
         redirects: Redirects,
     ) -> Result<Upstream, MirrorError> {
+        Upstream::with_tls_verify(url, credentials, timeout, redirects, true)
+    }
+
+    /// As [`Upstream::new`]; with `verify_tls` false, any certificate is accepted (skopeo's
+    /// `--tls-verify=false`, for a registry with a self-signed certificate).
+    pub fn with_tls_verify(
+        url: &str,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+        redirects: Redirects,
+        verify_tls: bool,
+    ) -> Result<Upstream, MirrorError> {
         let mut base = reqwest::Url::parse(url).map_err(|e| MirrorError::InvalidUpstream {
             url: "(a URL that does not parse)".into(),
             reason: e.to_string(),
@@ -164,6 +194,7 @@ impl Upstream {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .read_timeout(timeout)
             .redirect(policy)
+            .tls_danger_accept_invalid_certs(!verify_tls)
             .dns_resolver(trust.resolver())
             .build()
             .map_err(|e| MirrorError::InvalidUpstream {
@@ -176,6 +207,7 @@ impl Upstream {
             client,
             trust,
             tokens: quick_cache::sync::Cache::new(TOKENS_KEPT),
+            seen_in: quick_cache::sync::Cache::new(BLOBS_REMEMBERED),
         })
     }
 
@@ -188,8 +220,8 @@ impl Upstream {
         UpstreamError::Unreachable(format!("upstream {} unreachable ({what}): {e}", self.base))
     }
 
-    /// Sends `method` to `/v2/<repo>/<path>`, answering the upstream's authentication challenge
-    /// once; any status but success is an error.
+    /// Sends `method` to `/v2/<repo>/<path>` to read, answering the upstream's authentication
+    /// challenge once; any status but success is an error.
     async fn send(
         &self,
         method: Method,
@@ -197,12 +229,35 @@ impl Upstream {
         path: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let url = self
-            .base
+        let url = self.url_of(repo, path)?;
+        self.request(method, url, repo, Access::Pull, accept, Payload::Empty)
+            .await
+    }
+
+    /// The URL of `/v2/<repo>/<path>`.
+    fn url_of(&self, repo: &str, path: &str) -> Result<reqwest::Url, UpstreamError> {
+        self.base
             .join(&format!("v2/{repo}/{path}"))
-            .map_err(|e| self.err(path, e))?;
-        let scope = format!("repository:{repo}:pull");
-        let build = |auth: Option<String>| {
+            .map_err(|e| self.err(path, e))
+    }
+
+    /// Sends `method` to `url` (of `repo`) with `payload`, answering an authentication challenge
+    /// once (a streamed payload only goes with credentials already known: it cannot be sent
+    /// twice); any status but success is an error.
+    async fn request(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        repo: &str,
+        access: Access,
+        accept: Option<&str>,
+        payload: Payload,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let path = url.path().to_owned();
+        let scope = format!("repository:{repo}:{}", access.actions());
+        let content_type = payload.content_type();
+        let len = payload.len();
+        let build = |auth: Option<String>, body: Option<reqwest::Body>| {
             let mut req = self.client.request(method.clone(), url.clone());
             if let Some(accept) = accept {
                 req = req.header(ACCEPT, accept);
@@ -210,28 +265,39 @@ impl Upstream {
             if let Some(auth) = auth {
                 req = req.header(AUTHORIZATION, auth);
             }
-            req
+            if let Some(content_type) = &content_type {
+                req = req.header(http::header::CONTENT_TYPE, content_type);
+            }
+            if let Some(len) = len {
+                req = req.header(http::header::CONTENT_LENGTH, len);
+            }
+            match body {
+                Some(body) => req.body(body),
+                None => req,
+            }
         };
-        let cached = self.cached_token(&scope);
-        let first = build(cached.map(|t| format!("Bearer {t}")))
+        let (first_body, replay) = payload.into_bodies();
+        let first = build(self.cached_auth(&scope), first_body)
             .send()
             .await
-            .map_err(|e| self.err(path, e))?;
-        let res = if first.status() == StatusCode::UNAUTHORIZED {
-            let auth = self.answer(first.headers(), &scope).await?;
-            build(Some(auth))
-                .send()
-                .await
-                .map_err(|e| self.err(path, e))?
-        } else {
-            first
+            .map_err(|e| self.err(&path, e))?;
+        let res = match (first.status() == StatusCode::UNAUTHORIZED, replay) {
+            (true, Some(body)) => {
+                let auth = self.answer(first.headers(), &scope).await?;
+                build(Some(auth), body)
+                    .send()
+                    .await
+                    .map_err(|e| self.err(&path, e))?
+            }
+            _ => first,
         };
         let status = res.status();
         if status.is_success() {
             return Ok(res);
         }
+        let detail = error_detail(res).await;
         let what = format!(
-            "upstream {} answered {status} for {method} {path}",
+            "upstream {} answered {status} for {method} {path}{detail}",
             self.base
         );
         Err(match status {
@@ -241,7 +307,7 @@ impl Upstream {
         })
     }
 
-    fn cached_token(&self, scope: &str) -> Option<String> {
+    fn cached_auth(&self, scope: &str) -> Option<String> {
         self.tokens
             .get(scope)
             .filter(|(_, until)| Instant::now() < *until)
@@ -261,7 +327,12 @@ impl Upstream {
         let (scheme, params) = challenge_params(challenge);
         match scheme.as_str() {
             "basic" => match &self.credentials {
-                Some((user, password)) => Ok(basic(user, password)),
+                Some((user, password)) => {
+                    let auth = basic(user, password);
+                    let until = Instant::now() + MAX_TOKEN_LIFETIME;
+                    self.tokens.insert(scope.to_owned(), (auth.clone(), until));
+                    Ok(auth)
+                }
                 None => Err(refused("it wants credentials and none are configured")),
             },
             "bearer" => {
@@ -310,8 +381,9 @@ impl Upstream {
                 let lifetime =
                     Duration::from_secs(announced.clamp(20, MAX_TOKEN_LIFETIME.as_secs()));
                 let until = Instant::now() + lifetime - Duration::from_secs(10);
-                self.tokens.insert(scope.to_owned(), (token.clone(), until));
-                Ok(format!("Bearer {token}"))
+                let auth = format!("Bearer {token}");
+                self.tokens.insert(scope.to_owned(), (auth.clone(), until));
+                Ok(auth)
             }
             other => Err(refused(&format!("unknown authentication scheme {other}"))),
         }
@@ -416,6 +488,69 @@ impl Upstream {
     ) -> Result<reqwest::Response, UpstreamError> {
         self.send(Method::GET, repo, &format!("blobs/{digest}"), None)
             .await
+    }
+}
+
+/// What a request may do in its repository: the scope of the token it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Pull,
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        }
+    }
+}
+
+/// A request's body.
+enum Payload {
+    Empty,
+    /// Bytes in memory (a manifest), with their media type: sent again after a challenge.
+    Bytes(bytes::Bytes, String),
+    /// A blob's bytes as they come, of a known length: sent once.
+    Stream(reqwest::Body, u64),
+}
+
+impl Payload {
+    fn content_type(&self) -> Option<String> {
+        match self {
+            Payload::Bytes(_, media_type) => Some(media_type.clone()),
+            Payload::Stream(..) => Some("application/octet-stream".to_owned()),
+            Payload::Empty => None,
+        }
+    }
+
+    fn len(&self) -> Option<u64> {
+        match self {
+            Payload::Bytes(b, _) => Some(b.len() as u64),
+            Payload::Stream(_, len) => Some(*len),
+            Payload::Empty => None,
+        }
+    }
+
+    /// The body of the first attempt, and of the one after a challenge (`None`: no second).
+    #[allow(clippy::type_complexity)]
+    fn into_bodies(self) -> (Option<reqwest::Body>, Option<Option<reqwest::Body>>) {
+        match self {
+            Payload::Empty => (None, Some(None)),
+            Payload::Bytes(b, _) => (Some(b.clone().into()), Some(Some(b.into()))),
+            Payload::Stream(body, _) => (Some(body), None),
+        }
+    }
+}
+
+/// The start of an error answer's body, for messages (registries explain there).
+async fn error_detail(res: reqwest::Response) -> String {
+    let mut text = res.text().await.unwrap_or_default();
+    text.truncate(text.trim_end().len().min(300));
+    match text.is_empty() {
+        true => String::new(),
+        false => format!(": {text}"),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::MirrorError;
+use crate::mirror::MirrorError;
 
 /// Which redirects an upstream may send the mirror to (`[mirror] redirects`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
