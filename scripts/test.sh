@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: on a fresh Debian 12 machine with Rust stable, installs what the tests
-# need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; docker-registry, an
-# upstream for the pull-through cache tests; slapd, the LDAP directory of the login tests;
+# need (skopeo, podman and curl, the real clients; moto and Ceph, S3 servers; docker-registry, the peer
+# registry: an upstream for the pull-through cache and sync, a target of replication; umoci, which
+# reads what `registry copy` exports; slapd, the LDAP directory of the login tests;
 # oauth2-mock-server from npm, the OpenID provider of the OIDC tests; Chromium and ChromeDriver
 # for the web UI tests; cargo-fuzz) and
 # starts a Ceph cluster, then checks formatting and lints,
@@ -15,6 +16,7 @@ command -v podman >/dev/null || need+=(podman)
 command -v curl >/dev/null || need+=(curl)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v umoci >/dev/null || need+=(umoci)
 command -v slapd >/dev/null || need+=(slapd)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)

@@ -13,6 +13,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("has_openssl", "openssl"),
     ("has_slapd", "slapd"),
     ("has_chromium", "chromedriver"),
+    ("has_umoci", "umoci"),
 ];
 
 fn main() {

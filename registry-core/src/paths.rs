@@ -22,6 +22,11 @@
 //! │   ├── _pulled/<tag>                               empty; its age is when the tag was last pulled
 //! │                                                   (written at most once per interval)
 //! │   └── _referrers/<alg>/<hex>/<alg>-<hex>          descriptor of a manifest whose subject is <alg>:<hex>
+//! ├── replication/<target>/
+//! │   ├── queue/<replica>/<time>-<nonce>              a change to copy to the target (JSON: repository,
+//! │   │                                               reference, the digest expected), queued by a replica
+//! │   └── status/<replica>                            what the replica last did for the target (JSON)
+//! ├── replicas/<replica>                              empty; its age is the replica's last heartbeat
 //! └── uploads/<id>/
 //!     ├── session                                     the upload's state (an UploadSession, JSON)
 //!     └── tail-<offset>-<sha256>                      received bytes too few to be a part yet, by hash
@@ -55,6 +60,10 @@ pub const DATA: &str = "data";
 pub const CATALOG: &str = "index/repositories";
 /// The version of the index a store keeps, and where it is recorded.
 pub const INDEX_VERSION: &str = "index/version";
+/// Prefix of replication's queues and status, by target.
+pub const REPLICATION: &str = "replication";
+/// Prefix of the heartbeats of the processes sharing the store.
+pub const REPLICAS: &str = "replicas";
 /// The component that marks a folder as a repository holding manifests.
 pub const MANIFESTS_DIR: &str = "_manifests";
 
@@ -158,6 +167,36 @@ pub fn legacy_tags(name: &RepositoryName) -> String {
 /// Where stores written before the index kept a tag (the digest alone).
 pub fn legacy_tag_link(name: &RepositoryName, tag: &Tag) -> String {
     format!("{}/{tag}/current/link", legacy_tags(name))
+}
+
+/// The queues of a replication target, one folder per replica that queued changes.
+pub fn replication_queues(target: &str) -> String {
+    format!("{REPLICATION}/{target}/queue")
+}
+
+/// The changes one replica queued for a target.
+pub fn replication_queue(target: &str, replica: &str) -> String {
+    format!("{}/{replica}", replication_queues(target))
+}
+
+/// One queued change, at `nanos` since the Unix epoch; they list in the order they were queued.
+pub fn replication_item(target: &str, replica: &str, nanos: u128, nonce: &str) -> String {
+    format!("{}/{nanos:020}-{nonce}", replication_queue(target, replica))
+}
+
+/// The status records of a target, one per replica.
+pub fn replication_statuses(target: &str) -> String {
+    format!("{REPLICATION}/{target}/status")
+}
+
+/// What one replica last did for a target.
+pub fn replication_status(target: &str, replica: &str) -> String {
+    format!("{}/{replica}", replication_statuses(target))
+}
+
+/// A replica's heartbeat.
+pub fn replica(replica: &str) -> String {
+    format!("{REPLICAS}/{replica}")
 }
 
 /// A repository's catalog entry.

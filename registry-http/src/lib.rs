@@ -68,8 +68,10 @@ pub mod mirror;
 pub mod oidc;
 pub mod policy;
 pub mod remote;
+pub mod replication;
 pub mod route;
 pub mod server;
+pub mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;

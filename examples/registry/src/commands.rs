@@ -5,7 +5,7 @@ use registry_core::lifecycle::human_bytes;
 use registry_core::{Digest, RepositoryName, Tag, TagChange};
 
 use crate::config::Config;
-use crate::{auth, notify, registry};
+use crate::{auth, notify, registry, storage};
 
 pub async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
     let registry = registry(&config, None)?;
@@ -211,6 +211,44 @@ pub async fn usage(config: Config, repository: Option<&str>, json: bool) -> Resu
             human_bytes(store.logical_bytes),
             store.dedup_ratio
         );
+    }
+    Ok(())
+}
+
+pub async fn replication_status(config: Config) -> Result<(), String> {
+    if config.replication.is_empty() {
+        return Err("no [[replication]] target is configured".into());
+    }
+    let storage = storage(&config, None)?;
+    let names: Vec<String> = config.replication.iter().map(|r| r.name.clone()).collect();
+    let statuses = registry_http::replication::status(storage.as_ref(), &names)
+        .await
+        .map_err(|e| format!("cannot read the replication status: {e}"))?;
+    let when = |secs: Option<u64>| match secs {
+        Some(secs) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        )
+        .to_string(),
+        None => "never".to_owned(),
+    };
+    for (target, status) in config.replication.iter().zip(statuses) {
+        println!(
+            "{}\t{}\tbacklog {}",
+            status.name, target.url, status.backlog
+        );
+        for (replica, record) in &status.replicas {
+            println!(
+                "  replica {replica}: {} copied, last success {}, last error {}{}",
+                record.copied,
+                when(record.last_success),
+                when(record.last_error_at),
+                record
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
+            );
+        }
     }
     Ok(())
 }

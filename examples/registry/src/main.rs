@@ -12,7 +12,7 @@
 //! listing index to it (the server does so at start), `history REPO[:TAG]` prints tag history,
 //! `restore REPO:TAG [--to DIGEST]` points a tag back, `usage [--json] [REPO]` reports what takes
 //! the space, `check-config FILE` checks a configuration file, `copy SRC DST` copies images between
-//! registries, OCI layouts and archives.
+//! registries, OCI layouts and archives, `replication status` prints the replication backlog.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand};
 use registry_core::admission::{Admission, AllOf};
 use registry_core::lifecycle::{ImmutableTags, Quotas};
 use registry_core::{Registry, RegistryConfig, Storage};
+use registry_http::replication::Replication;
 use registry_storage::{FilesystemStorage, MemoryStorage};
 
 mod audit;
@@ -148,11 +149,23 @@ enum Command {
         #[arg(long = "platform")]
         platforms: Vec<String>,
     },
+    /// Push replication: `registry replication status` prints each target's backlog, and each
+    /// replica's last success and error.
+    Replication {
+        #[command(subcommand)]
+        action: ReplicationCommand,
+    },
     /// Check a configuration file and print the configuration it gives.
     CheckConfig {
         /// The TOML file to check.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReplicationCommand {
+    /// Print each `[[replication]]` target's backlog, and each replica's last success and error.
+    Status,
 }
 
 #[tokio::main]
@@ -210,6 +223,9 @@ async fn main() {
             };
             copy::copy(src, dst, &flags).await
         }
+        Some(Command::Replication {
+            action: ReplicationCommand::Status,
+        }) => commands::replication_status(config).await,
         Some(Command::Serve) | None => serve(config).await,
     };
     if let Err(e) = result {
@@ -262,8 +278,14 @@ fn settings(args: &Args) -> Result<(Config, Vec<String>), String> {
     Ok((config, warnings))
 }
 
-/// The registry the configuration describes, with its admission rules (immutable tags, quotas).
+/// The registry the configuration describes, with its admission rules (immutable tags, quotas,
+/// and replication's queueing).
 fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry, String> {
+    registry_and_replication(config, metrics).map(|(registry, _)| registry)
+}
+
+/// The storage the configuration names, metered when `metrics` are given.
+fn storage(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Arc<dyn Storage>, String> {
     let mut storage: Arc<dyn Storage> = match &config.storage {
         StorageSpec::Filesystem(path) => Arc::new(
             FilesystemStorage::new(path)
@@ -286,9 +308,18 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
     if let Some(metrics) = metrics {
         storage = Arc::new(MeteredStorage::new(storage, metrics.clone()));
     }
+    Ok(storage)
+}
+
+/// [`registry`], and the replication whose queues it writes (to start in a server).
+fn registry_and_replication(
+    config: &Config,
+    metrics: Option<&Arc<Metrics>>,
+) -> Result<(Registry, Option<Arc<Replication>>), String> {
+    let storage = storage(config, metrics)?;
     let defaults = RegistryConfig::default();
     let registry = Registry::new(
-        storage,
+        storage.clone(),
         RegistryConfig {
             max_manifest_size: config.max_manifest_size,
             validate_references: config.validate_references,
@@ -312,17 +343,53 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
     if !lifecycle.quota.is_empty() {
         rules.push(Arc::new(Quotas::new(registry.clone(), lifecycle.quota)));
     }
-    Ok(match rules.is_empty() {
+    // Last: a change another rule refuses is not queued.
+    let replication = match config.replication.is_empty() || config.read_only {
+        true => None,
+        false => {
+            let targets = config
+                .replication
+                .iter()
+                .map(|r| r.core())
+                .collect::<Result<Vec<_>, String>>()?;
+            let replication =
+                Replication::new(storage.clone(), targets).map_err(|e| e.to_string())?;
+            Some(Arc::new(replication))
+        }
+    };
+    if let Some(replication) = &replication {
+        rules.push(replication.clone());
+    }
+    let registry = match rules.is_empty() {
         true => registry,
         false => registry.with_admission(Arc::new(AllOf(rules))),
-    })
+    };
+    Ok((registry, replication))
 }
 
 async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
-    let registry = registry(&config, Some(&metrics))?;
+    let (registry, replication) = registry_and_replication(&config, Some(&metrics))?;
     if !config.read_only {
         reindex_if_needed(&registry).await;
+    }
+    if let Some(replication) = replication {
+        replication.register_metrics(&metrics);
+        tracing::info!(
+            replica = replication.replica(),
+            "replication: {replication:?}"
+        );
+        tokio::spawn(replication.run(registry.clone()));
+    }
+    if !config.read_only && !config.sync.is_empty() {
+        let configs = config
+            .sync
+            .iter()
+            .map(|s| s.core())
+            .collect::<Result<Vec<_>, String>>()?;
+        let sync = registry_http::sync::Sync::new(configs).map_err(|e| format!("sync: {e}"))?;
+        sync.register_metrics(&metrics);
+        tokio::spawn(Arc::new(sync).run(registry.clone()));
     }
     let events = notify::Webhooks::start(&config.notifications, &metrics)?;
     // Read-only, a mirror serves what it cached and fetches nothing: storage stays as it is.

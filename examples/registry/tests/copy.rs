@@ -9,6 +9,10 @@ mod support;
 use support::images::{digest_at, registry, run, seed};
 use support::{Server, verify_layout_blobs};
 
+#[cfg_attr(
+    not(all(has_skopeo, has_umoci)),
+    ignore = "skipped: skopeo and umoci are not installed (apt-get install skopeo umoci)"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn images_go_to_layouts_and_archives_and_come_back_identical() {
     let tmp = tempfile::tempdir().unwrap();

@@ -6,9 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::distribution::Distribution;
 use support::{Api, Layout, Server, TestImage, noise, skopeo, verify_layout_blobs};
 
 const USER: &str = "mirror";
@@ -148,52 +149,6 @@ async fn skopeo_and_podman_pull_through_a_token_upstream() {
         body.contains("UNSUPPORTED") && body.contains("pull-through cache"),
         "{body}"
     );
-}
-
-/// Distribution 2.8.2 on a free loopback port, open, storing under `dir`; killed when dropped.
-struct Distribution {
-    child: Child,
-    addr: String,
-}
-
-impl Distribution {
-    fn start(dir: &Path) -> Distribution {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join("distribution.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-                dir.join("distribution-data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker-registry (apt-get install docker-registry)");
-        let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Distribution { child, addr }
-    }
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[cfg_attr(

@@ -12,6 +12,7 @@ use serde::Deserialize;
 mod identity;
 mod lifecycle;
 mod mirror;
+mod transfer;
 
 #[cfg(test)]
 use identity::ClientAuth;
@@ -19,6 +20,7 @@ pub use identity::{AuditConfig, LdapSettings, OidcSettings, ThrottleSettings, Tl
 pub use lifecycle::Lifecycle;
 use lifecycle::{ImmutableConfig, QuotaConfig, RetentionConfig};
 pub use mirror::MirrorSettings;
+pub use transfer::{ReplicationConfig, SyncSettings};
 
 /// Where the registry stores its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +160,10 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// The audit trail (the `[audit]` table).
     pub audit: AuditConfig,
+    /// Registries every change is copied to (`[[replication]]` tables).
+    pub replication: Vec<ReplicationConfig>,
+    /// Upstreams whose tags are fetched on a schedule (`[[sync]]` tables).
+    pub sync: Vec<SyncSettings>,
 }
 
 /// The `[gc]` table: what `registry gc` and the server's periodic collection remove.
@@ -383,6 +389,8 @@ impl Default for Config {
             ui: UiConfig::default(),
             throttle: ThrottleSettings::default(),
             audit: AuditConfig::default(),
+            replication: Vec::new(),
+            sync: Vec::new(),
         }
     }
 }
@@ -406,7 +414,7 @@ const TABLES: &[&str] = &[
 ];
 
 /// `REGISTRY_*` variables that are flags only, not configuration keys.
-const FLAG_ONLY: &[&str] = &["config", "mirror"];
+const FLAG_ONLY: &[&str] = &["config", "mirror", "auth_file"];
 
 impl Config {
     /// The file (if any; an unknown key or a bad value in it is an error naming it) with
