@@ -129,3 +129,60 @@ fn variables_reach_table_keys_and_top_level_keys_that_share_a_prefix() {
     let e = Config::from_sources(None, bad).unwrap_err();
     assert!(e.contains("REGISTRY_TLS_CLIENT_AUTH"), "{e}");
 }
+
+#[test]
+fn replication_and_sync_tables_read_as_the_issue_writes_them() {
+    let dir = std::env::temp_dir().join(format!("registry-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password = dir.join("dr.pass");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let text = format!(
+        r#"
+[[replication]]
+name = "dr"
+url = "https://dr.example.com:5000"
+username = "replicator"
+password_file = "{}"
+repositories = ["prod/*"]
+tags = [".*"]
+delete = false
+
+[[sync]]
+upstream = "https://registry-1.docker.io"
+repositories = ["library/alpine", "library/debian"]
+tags = ["^3\\.", "^bookworm"]
+platforms = ["linux/amd64", "linux/arm64"]
+interval_secs = 3600
+"#,
+        password.display()
+    );
+    let c: Config = toml::from_str(&text).unwrap();
+    let target = c.replication[0].core().unwrap();
+    assert_eq!(
+        target.credentials,
+        Some(("replicator".into(), "s3cret".into()))
+    );
+    assert_eq!(
+        target.reconcile_interval,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    let sync = c.sync[0].core().unwrap();
+    assert_eq!(sync.repositories.len(), 2);
+    assert!(sync.tags[0].matches("3.19") && !sync.tags[0].matches("edge"));
+    assert_eq!(sync.interval, std::time::Duration::from_secs(3600));
+    let bad: Config = toml::from_str(
+        "[[sync]]\nupstream = \"https://x\"\nrepositories = [\"a\"]\nplatforms = [\"linux\"]\n",
+    )
+    .unwrap();
+    assert!(bad.sync[0].core().unwrap_err().contains("os/architecture"));
+    let bad: Config =
+        toml::from_str("[[replication]]\nname = \"x\"\nurl = \"https://x\"\nrepositories = []\n")
+            .unwrap();
+    assert!(
+        bad.replication[0]
+            .core()
+            .unwrap_err()
+            .contains("repositories")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
