@@ -257,41 +257,73 @@ async fn open(end: &Endpoint, write: bool, flags: &CopyFlags) -> Result<Side, St
                 layout: true,
             })
         }
-        Endpoint::Archive { file, tag } => {
-            let dir = partial_dir(file);
-            let fresh = !dir.exists();
-            if fresh {
-                tokio::fs::create_dir_all(&dir)
-                    .await
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                if file.exists() {
-                    layout::unpack(file, &dir)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
+        Endpoint::Archive { file, tag } if write => {
+            // Assembled beside the file, and kept when interrupted: the next run resumes.
+            let dir = sibling(file, "partial");
+            if !dir.exists() && file.exists() {
+                unpack_to(file, &dir).await?;
             }
-            let layout = match write {
-                true => OciLayout::create(&dir).await,
-                false => OciLayout::open(&dir).await,
-            }
-            .map_err(|e| e.to_string())?;
+            let layout = OciLayout::create(&dir).await.map_err(|e| e.to_string())?;
             Ok(Side {
                 end: Box::new(layout),
                 repo: layout_repo,
                 reference: tagged(tag),
-                pack: write.then(|| (dir.clone(), file.clone())),
-                scratch: (!write && fresh).then_some(dir),
+                pack: Some((dir, file.clone())),
+                scratch: None,
+                layout: true,
+            })
+        }
+        Endpoint::Archive { file, tag } => {
+            let dir = sibling(file, &format!("unpacked-{}", uuid_like()));
+            unpack_to(file, &dir).await?;
+            let layout = match OciLayout::open(&dir).await {
+                Ok(layout) => layout,
+                Err(e) => {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    return Err(e.to_string());
+                }
+            };
+            Ok(Side {
+                end: Box::new(layout),
+                repo: layout_repo,
+                reference: tagged(tag),
+                pack: None,
+                scratch: Some(dir),
                 layout: true,
             })
         }
     }
 }
 
-/// The folder an archive is unpacked to, or assembled in before it is packed: beside it, kept
-/// when a copy is interrupted so that the next one resumes.
-fn partial_dir(file: &Path) -> PathBuf {
+/// Unpacks the archive `file` into a new folder `dir`, removed again when that fails.
+async fn unpack_to(file: &Path, dir: &Path) -> Result<(), String> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Err(e) = layout::unpack(file, dir).await {
+        let _ = tokio::fs::remove_dir_all(dir).await;
+        return Err(e.to_string());
+    }
+    Ok(())
+}
+
+/// A name no other run uses.
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    )
+}
+
+/// A folder beside `file`, named after it: `FILE.<suffix>` (on the same disk, which may be larger
+/// than the temporary folder).
+fn sibling(file: &Path, suffix: &str) -> PathBuf {
     let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
+    name.push(format!(".{suffix}"));
     file.with_file_name(name)
 }
 
