@@ -121,31 +121,35 @@ async fn pushes_reach_distribution_with_signatures_through_outages_and_restarts(
     // The target goes away; a push waits in the queue, and our registry is killed meanwhile.
     target.stop();
     let v2 = seed(tmp.path(), &ours.addr, "prod/app", "v2", 4).await;
-    until("a failed attempt", Duration::from_secs(30), async || {
+    let status = || {
+        registry(&[
+            "--config",
+            &config,
+            "--storage",
+            &format!("fs:{}", data.display()),
+            "replication",
+            "status",
+        ])
+        .unwrap()
+    };
+    until(
+        "a failed attempt on record",
+        Duration::from_secs(60),
+        async || status().contains("unreachable"),
+    )
+    .await;
+    assert!(
         metric(
             &ours.addr,
             "registry_replication_failures_total",
-            &[r#"target="dr""#],
+            &[r#"target="dr""#]
         )
         .await
             > 0.0
-    })
-    .await;
-    drop(ours);
-    let status = registry(&[
-        "--config",
-        &config,
-        "--storage",
-        &format!("fs:{}", data.display()),
-        "replication",
-        "status",
-    ])
-    .unwrap();
-    assert!(status.contains("backlog 2"), "{status}");
-    assert!(
-        status.contains("last error") && status.contains("unreachable"),
-        "{status}"
     );
+    drop(ours);
+    let before = status();
+    assert!(before.contains("backlog 2"), "{before}");
     let ours = Server::start(&data, &["--config", &config]);
     target.resume();
     // The new process drains the queue of the one killed once its heartbeat is stale.
@@ -157,16 +161,7 @@ async fn pushes_reach_distribution_with_signatures_through_outages_and_restarts(
     })
     .await;
     until("an empty backlog", Duration::from_secs(30), async || {
-        let status = registry(&[
-            "--config",
-            &config,
-            "--storage",
-            &format!("fs:{}", data.display()),
-            "replication",
-            "status",
-        ])
-        .unwrap();
-        status.contains("backlog 0")
+        status().contains("backlog 0")
     })
     .await;
 
