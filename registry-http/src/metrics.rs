@@ -335,6 +335,10 @@ impl Storage for MeteredStorage {
         self.inner.rename_copies()
     }
 
+    fn uploads_isolated(&self) -> bool {
+        self.inner.uploads_isolated()
+    }
+
     async fn signed_url(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {
         self.timed("signed_url", self.inner.signed_url(key, expires_in))
             .await

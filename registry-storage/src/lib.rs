@@ -4,6 +4,8 @@
 //!   resolved beneath the root's open folder, so a planted link never leads out of it.
 //! - [`object`]: [`ObjectStorage`], any object store with multipart uploads; [`S3Options`] for S3
 //!   and S3-compatible services (Ceph RGW, MinIO, Garage). Replicas may share one bucket.
+//! - [`cloud`]: [`GcsOptions`] and [`AzureOptions`], Google Cloud Storage and Azure Blob Storage
+//!   through the same [`ObjectStorage`].
 //! - [`memory`]: [`MemoryStorage`], everything in memory, for tests and ephemeral registries.
 //!
 //! - [`layout`]: [`OciLayout`], an OCI image layout directory to export to and import from, and
@@ -12,6 +14,7 @@
 //!
 //! Each `Storage` passes `registry_core::storage_testsuite!`.
 
+pub mod cloud;
 pub mod fs;
 pub mod layout;
 pub mod memory;
@@ -19,6 +22,7 @@ pub mod object;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use cloud::{AzureOptions, GcsOptions};
 pub use fs::FilesystemStorage;
 pub use layout::OciLayout;
 pub use memory::MemoryStorage;

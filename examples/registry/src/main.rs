@@ -3,7 +3,7 @@
 //!
 //! The standalone registry: the distribution API over filesystem, S3 or in-memory storage, and
 //! optionally a pull-through cache. Flags: `--listen ADDR`,
-//! `--storage fs:PATH|s3://BUCKET[/PREFIX]|memory`, `--config FILE`, `--htpasswd FILE`,
+//! `--storage fs:PATH|s3://BUCKET[/PREFIX]|gs://BUCKET[/PREFIX]|azure://CONTAINER[/PREFIX]|memory`, `--config FILE`, `--htpasswd FILE`,
 //! `--tls-cert FILE --tls-key FILE`, `--read-only`, `--mirror URL`, each also a `REGISTRY_*`
 //! variable (`REGISTRY_LISTEN`, …). A flag beats the variables, which beat the config file, which
 //! beats the defaults; every configuration key is also a `REGISTRY_<TABLE>_<KEY>` variable.
@@ -44,7 +44,8 @@ struct Args {
     /// Address to listen on [default: 127.0.0.1:5000]
     #[arg(long, env = "REGISTRY_LISTEN", global = true)]
     listen: Option<SocketAddr>,
-    /// Where to store: `fs:PATH`, `s3://BUCKET[/PREFIX]` or `memory` [default: fs:./registry-data]
+    /// Where to store: `fs:PATH`, `s3://BUCKET[/PREFIX]`, `gs://BUCKET[/PREFIX]`,
+    /// `azure://CONTAINER[/PREFIX]` or `memory` [default: fs:./registry-data]
     #[arg(long, env = "REGISTRY_STORAGE", global = true)]
     storage: Option<StorageSpec>,
     /// A TOML configuration file
@@ -298,6 +299,28 @@ fn storage(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Arc<dyn St
                 bucket: bucket.clone(),
                 prefix: prefix.clone(),
                 ..config.s3.clone()
+            };
+            let storage = options
+                .build()
+                .map_err(|e| format!("cannot use {}: {e}", config.storage))?;
+            Arc::new(storage)
+        }
+        StorageSpec::Gcs { bucket, prefix } => {
+            let options = registry_storage::GcsOptions {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                ..config.gcs.clone()
+            };
+            let storage = options
+                .build()
+                .map_err(|e| format!("cannot use {}: {e}", config.storage))?;
+            Arc::new(storage)
+        }
+        StorageSpec::Azure { container, prefix } => {
+            let options = registry_storage::AzureOptions {
+                container: container.clone(),
+                prefix: prefix.clone(),
+                ..config.azure.clone()
             };
             let storage = options
                 .build()

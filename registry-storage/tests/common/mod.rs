@@ -28,8 +28,22 @@ pub fn moto_bucket() -> Arc<dyn Storage> {
     Arc::new(moto.bucket(&name).build().unwrap())
 }
 
+/// One Azurite for the whole test binary; a container per test, blocks of 1 MiB.
+pub fn azure_container() -> Arc<dyn Storage> {
+    static AZURITE: std::sync::OnceLock<registry_storage::testing::Azurite> =
+        std::sync::OnceLock::new();
+    let azurite = AZURITE.get_or_init(registry_storage::testing::Azurite::start);
+    let name = format!("registry-{}", uuid::Uuid::new_v4().simple());
+    let options = registry_storage::AzureOptions {
+        part_size: Some(1 << 20),
+        ..azurite.container(&name)
+    };
+    Arc::new(options.build().unwrap())
+}
+
 /// Runs one scenario on a memory store, a filesystem store, object_store's in-memory store (parts
-/// of 4 to 8 bytes, so that small blobs cross part boundaries and tails) and moto over HTTP.
+/// of 4 to 8 bytes, so that small blobs cross part boundaries and tails), moto over HTTP, and
+/// Azurite over HTTP.
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod object_store_memory {
@@ -43,6 +57,12 @@ macro_rules! on_every_backend {
             $(
                 #[cfg_attr(not(has_moto), ignore = "skipped: moto_server is not installed (pip install 'moto[server]')")]
                 #[tokio::test] async fn $name() { crate::$name(crate::common::moto_bucket()).await }
+            )*
+        }
+        mod azurite {
+            $(
+                #[cfg_attr(not(has_azurite), ignore = "skipped: azurite is not installed (npm install azurite)")]
+                #[tokio::test] async fn $name() { crate::$name(crate::common::azure_container()).await }
             )*
         }
         on_both_backends!($($name),*);

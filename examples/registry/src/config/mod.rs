@@ -36,6 +36,20 @@ pub enum StorageSpec {
         /// The key prefix inside it (may be empty).
         prefix: String,
     },
+    /// `gs://BUCKET[/PREFIX]`: a Google Cloud Storage bucket.
+    Gcs {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix inside it (may be empty).
+        prefix: String,
+    },
+    /// `azure://CONTAINER[/PREFIX]`: an Azure Blob Storage container.
+    Azure {
+        /// The container.
+        container: String,
+        /// The key prefix inside it (may be empty).
+        prefix: String,
+    },
 }
 
 impl FromStr for StorageSpec {
@@ -51,9 +65,23 @@ impl FromStr for StorageSpec {
                     prefix: o.prefix,
                 })
             }
+            Some(("gs", _)) => {
+                let o = registry_storage::GcsOptions::from_url(s).map_err(|e| e.to_string())?;
+                Ok(StorageSpec::Gcs {
+                    bucket: o.bucket,
+                    prefix: o.prefix,
+                })
+            }
+            Some(("azure", _)) => {
+                let o = registry_storage::AzureOptions::from_url(s).map_err(|e| e.to_string())?;
+                Ok(StorageSpec::Azure {
+                    container: o.container,
+                    prefix: o.prefix,
+                })
+            }
             Some(("fs", path)) if !path.is_empty() => Ok(StorageSpec::Filesystem(path.into())),
             _ => Err(format!(
-                "unknown storage {s:?}: use fs:PATH, s3://BUCKET[/PREFIX] or memory"
+                "unknown storage {s:?}: use fs:PATH, s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX], azure://CONTAINER[/PREFIX] or memory"
             )),
         }
     }
@@ -66,6 +94,12 @@ impl fmt::Display for StorageSpec {
             StorageSpec::Memory => f.write_str("memory"),
             StorageSpec::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
             StorageSpec::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            StorageSpec::Gcs { bucket, prefix } if prefix.is_empty() => write!(f, "gs://{bucket}"),
+            StorageSpec::Gcs { bucket, prefix } => write!(f, "gs://{bucket}/{prefix}"),
+            StorageSpec::Azure { container, prefix } if prefix.is_empty() => {
+                write!(f, "azure://{container}")
+            }
+            StorageSpec::Azure { container, prefix } => write!(f, "azure://{container}/{prefix}"),
         }
     }
 }
@@ -128,6 +162,14 @@ pub struct Config {
     /// `access_key_id`, `secret_access_key`, `allow_http`, `part_size`, `max_retries`,
     /// `timeout_secs`); unset keys come from the `AWS_*` variables.
     pub s3: registry_storage::S3Options,
+    /// How to reach Google Cloud Storage when `storage` is `gs://…` (the `[gcs]` table:
+    /// `service_account_path`, `application_credentials`, `part_size`, `max_retries`,
+    /// `timeout_secs`); unset keys come from the `GOOGLE_*` variables.
+    pub gcs: registry_storage::GcsOptions,
+    /// How to reach Azure Blob Storage when `storage` is `azure://…` (the `[azure]` table:
+    /// `account`, `access_key`, `endpoint`, `use_emulator`, `allow_http`, `part_size`,
+    /// `max_retries`, `timeout_secs`); unset keys come from the `AZURE_*` variables.
+    pub azure: registry_storage::AzureOptions,
     /// Answer blob GETs with 307 to a storage URL signed for this many seconds, so that clients
     /// download straight from S3; off by default, and without effect on storage that cannot sign.
     pub blob_redirect_secs: Option<u64>,
@@ -374,6 +416,8 @@ impl Default for Config {
             access: Vec::new(),
             read_only: false,
             s3: registry_storage::S3Options::default(),
+            gcs: registry_storage::GcsOptions::default(),
+            azure: registry_storage::AzureOptions::default(),
             blob_redirect_secs: None,
             gc: GcConfig::default(),
             uploads: UploadsConfig::default(),
@@ -398,6 +442,8 @@ impl Default for Config {
 /// Tables whose keys `REGISTRY_<TABLE>_<KEY>` variables set.
 const TABLES: &[&str] = &[
     "s3",
+    "gcs",
+    "azure",
     "token",
     "gc",
     "uploads",

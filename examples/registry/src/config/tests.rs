@@ -24,7 +24,27 @@ fn storage_specs() {
             .to_string(),
         "s3://bucket/a/b"
     );
-    for bad in ["", "fs:", "s4://x", "disk", "s3://", "s3:bucket"] {
+    assert_eq!(
+        "gs://bucket/p".parse::<StorageSpec>().unwrap(),
+        StorageSpec::Gcs {
+            bucket: "bucket".into(),
+            prefix: "p".into()
+        }
+    );
+    assert_eq!(
+        "azure://box".parse::<StorageSpec>().unwrap().to_string(),
+        "azure://box"
+    );
+    for bad in [
+        "",
+        "fs:",
+        "s4://x",
+        "disk",
+        "s3://",
+        "s3:bucket",
+        "gs://",
+        "azure:///p",
+    ] {
         assert!(bad.parse::<StorageSpec>().is_err(), "{bad}");
     }
 }
