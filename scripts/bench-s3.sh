@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# 1 GiB push and pull through S3, ours against distribution 2.8's S3 driver in one run:
-#   ./scripts/bench-s3.sh [--mib N]
+# 1 GiB push and pull through S3, ours against distribution 2.8's S3 driver and (pushes) boto3 in one run:
+#   ./scripts/bench-s3.sh [--mib N] [--parts-in-flight N]
 # Uses moto (started by the script) and, when REGISTRY_TEST_CEPH_* are set (source the env file
 # of scripts/ceph.sh start DIR), Ceph radosgw too.
 set -euo pipefail

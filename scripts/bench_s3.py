@@ -1,7 +1,9 @@
 """1 GiB push and pull through S3: our `registry` and the peer (distribution 2.8's S3 driver) over
-the same S3 service, in one run, with the ratio ours/peer.
+the same S3 service, in one run, with the ratio ours/peer; and, for pushes, the S3 engine itself:
+boto3's multipart upload of the same number of bytes with the same part size (16 MiB) and as many
+parts in flight as ours sends (`--parts-in-flight`, 2 by default), with the ratio ours/engine.
 
-    python3 scripts/bench_s3.py [--mib N]      (scripts/bench-s3.sh builds first)
+    python3 scripts/bench_s3.py [--mib N] [--parts-in-flight N]   (scripts/bench-s3.sh builds first)
 
 Services: moto, started here on a free port; and Ceph radosgw when the REGISTRY_TEST_CEPH_*
 variables of scripts/ceph.sh are set. Each server gets its own prefix of one bucket.
@@ -54,10 +56,28 @@ def empty_bucket(s3):
                    check=True)
 
 
-def start_ours(s3):
+PART = 16 << 20
+
+
+def engine_push(s3, path, in_flight):
+    """MB/s of boto3's multipart upload of the file at `path` (page-cached) to the bucket."""
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], aws_access_key_id=s3["key"],
+                          aws_secret_access_key=s3["secret"], region_name="us-east-1")
+    config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=in_flight,
+                            use_threads=True)
+    size = os.path.getsize(path)
+    start = time.monotonic()
+    client.upload_file(path, s3["bucket"], f"engine-{uuid.uuid4().hex}", Config=config)
+    return size / (time.monotonic() - start) / 1e6
+
+
+def start_ours(s3, in_flight):
     port = free_port()
     env = dict(os.environ, RUST_LOG="warn", AWS_ENDPOINT_URL=s3["endpoint"], AWS_ACCESS_KEY_ID=s3["key"],
-               AWS_SECRET_ACCESS_KEY=s3["secret"], AWS_REGION="us-east-1", AWS_ALLOW_HTTP="true")
+               AWS_SECRET_ACCESS_KEY=s3["secret"], AWS_REGION="us-east-1", AWS_ALLOW_HTTP="true",
+               REGISTRY_S3_PARTS_IN_FLIGHT=str(in_flight))
     storage = f"s3://{s3['bucket']}/ours-{uuid.uuid4().hex}"
     return Server("ours", [OURS_BIN, "--listen", f"127.0.0.1:{port}", "--storage", storage], port, env)
 
@@ -82,6 +102,7 @@ def start_peer(s3, tmp):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--parts-in-flight", type=int, default=2)
     args = ap.parse_args()
     mib = str(args.mib)
     runs = [("push", ["push", "--mib", mib]),
@@ -91,9 +112,25 @@ def main():
     services = [("moto", moto_s3)] + ([("ceph", ceph())] if ceph() else [])
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "engine.bin")
+            with open(data, "wb") as f:
+                for _ in range(args.mib):
+                    f.write(os.urandom(1 << 20))
             print(f"{'service':8} {'figure':14} {'ours':>12} {'peer':>12} {'ratio':>7} {'RSS ours/peer MiB':>18}")
             for service, s3 in services:
-                ours, peer = start_ours(s3), start_peer(s3, tmp)
+                for in_flight in sorted({1, args.parts_in_flight}):
+                    ours = start_ours(s3, in_flight)
+                    try:
+                        figures, _cpu, rss = measure(ours, lambda s: bench(s, "push", "--mib", mib))
+                    finally:
+                        ours.stop()
+                    empty_bucket(s3)
+                    engine = engine_push(s3, data, in_flight)
+                    empty_bucket(s3)
+                    o = figures[0]["value"]
+                    print(f"{service:8} push, {in_flight} in flight: ours {o:.1f} MB/s, boto3 {engine:.1f} MB/s, "
+                          f"ours/engine {o / engine:.2f}x, ours RSS {rss:.1f} MiB", flush=True)
+                ours, peer = start_ours(s3, args.parts_in_flight), start_peer(s3, tmp)
                 try:
                     for name, cmd in runs:
                         got = {}

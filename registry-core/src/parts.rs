@@ -71,8 +71,9 @@ impl Multipart<'_> {
     }
 
     /// Gathers `target` bytes at a time, as the chunks received (no copy, and no large
-    /// allocation for the allocator to keep). While one part is being stored the next one
-    /// gathers, so at most two parts are in memory.
+    /// allocation for the allocator to keep). Up to `in_flight` parts are stored at once while
+    /// the next one gathers, so at most `in_flight + 1` parts are in memory; receipts are recorded
+    /// in part order.
     async fn write_cut(
         &mut self,
         size: PartSize,
@@ -96,7 +97,8 @@ impl Multipart<'_> {
                     part.push(chunk.split_to(take));
                     if part.len == target {
                         let full = std::mem::take(&mut part);
-                        self.start_part(full.chunks, &mut in_flight).await?;
+                        self.start_part(full.chunks, &mut in_flight, size.in_flight)
+                            .await?;
                     }
                 }
             }
@@ -112,16 +114,26 @@ impl Multipart<'_> {
         if keep || part.len == 0 {
             return Ok(part.concat());
         }
-        self.start_part(part.chunks, &mut in_flight).await?;
+        self.start_part(part.chunks, &mut in_flight, 1).await?;
         drain(&mut in_flight, self.parts).await?;
         Ok(Bytes::new())
     }
 
-    /// Starts storing a part once the part before it is stored.
-    async fn start_part(&mut self, chunks: Vec<Bytes>, in_flight: &mut InFlight) -> Result<()> {
-        drain(in_flight, self.parts).await?;
+    /// Starts storing a part once fewer than `limit` are being stored.
+    async fn start_part(
+        &mut self,
+        chunks: Vec<Bytes>,
+        in_flight: &mut InFlight,
+        limit: usize,
+    ) -> Result<()> {
+        while in_flight.len() >= limit.max(1) {
+            if let Some(stored) = in_flight.next().await {
+                self.parts.push(stored?);
+            }
+        }
         let id = self.id().await?;
-        let (storage, key, idx) = (self.storage.clone(), self.key.to_owned(), self.parts.len());
+        let idx = self.parts.len() + in_flight.len();
+        let (storage, key) = (self.storage.clone(), self.key.to_owned());
         in_flight.push_back(
             async move {
                 let body = futures::stream::iter(chunks.into_iter().map(Ok)).boxed();

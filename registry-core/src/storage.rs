@@ -108,6 +108,10 @@ pub struct PartSize {
     pub min: u64,
     /// The size the registry cuts parts to: the memory one part in flight costs.
     pub target: u64,
+    /// Parts of one upload stored at once (at least 1), while the next one gathers: an upload
+    /// holds up to `in_flight + 1` parts in memory, and a push runs at up to `in_flight` times
+    /// the speed of one part request.
+    pub in_flight: usize,
 }
 
 /// A key-to-bytes store: all a backend must implement. Every method is safe to call concurrently

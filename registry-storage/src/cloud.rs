@@ -23,7 +23,7 @@ use object_store::{ClientConfigKey, RetryConfig};
 use registry_core::{Error, Result};
 use serde::Deserialize;
 
-use crate::object::{DEFAULT_PART_SIZE, MIN_PART_SIZE, ObjectStorage};
+use crate::object::{DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage};
 
 /// Splits `scheme://NAME[/PREFIX]` into the name and the prefix.
 fn split_url<'a>(url: &'a str, scheme: &str, what: &str) -> Result<(&'a str, String)> {
@@ -71,6 +71,8 @@ pub struct GcsOptions {
     pub application_credentials: Option<String>,
     /// Bytes per multipart part, at least 5 MiB.
     pub part_size: Option<u64>,
+    /// Parts of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
+    pub parts_in_flight: Option<usize>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
     /// How long one request may take, retries included (120 s when `None`).
@@ -126,7 +128,9 @@ impl GcsOptions {
             builder = builder.with_application_credentials(path);
         }
         let gcs: Arc<GoogleCloudStorage> = Arc::new(builder.build().map_err(Error::storage)?);
-        Ok(ObjectStorage::new(gcs, &self.prefix).with_part_size(MIN_PART_SIZE, part))
+        Ok(ObjectStorage::new(gcs, &self.prefix)
+            .with_part_size(MIN_PART_SIZE, part)
+            .with_parts_in_flight(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT)))
     }
 }
 
@@ -153,6 +157,8 @@ pub struct AzureOptions {
     pub allow_http: Option<bool>,
     /// Bytes per block of a multipart upload ([`DEFAULT_PART_SIZE`] when `None`).
     pub part_size: Option<u64>,
+    /// Blocks of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
+    pub parts_in_flight: Option<usize>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
     /// How long one request may take, retries included (120 s when `None`).
@@ -216,6 +222,7 @@ impl AzureOptions {
         let azure: Arc<MicrosoftAzure> = Arc::new(builder.build().map_err(Error::storage)?);
         Ok(ObjectStorage::new(azure, &self.prefix)
             .with_part_size(1, part)
+            .with_parts_in_flight(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT))
             .with_shared_upload_parts())
     }
 }

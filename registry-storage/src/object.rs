@@ -60,6 +60,8 @@ use serde::Deserialize;
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// The default part size: 16 MiB parts allow blobs of up to 160 GB (S3 takes 10 000 parts).
 pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+/// Parts of one upload stored at once by default.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 2;
 
 /// A registry backend over an object store.
 #[derive(Clone)]
@@ -94,6 +96,7 @@ impl ObjectStorage {
             part_size: PartSize {
                 min: MIN_PART_SIZE,
                 target: DEFAULT_PART_SIZE,
+                in_flight: DEFAULT_PARTS_IN_FLIGHT,
             },
             uploads_isolated: true,
         }
@@ -112,7 +115,15 @@ impl ObjectStorage {
         self.part_size = PartSize {
             min,
             target: target.max(min).max(1),
+            in_flight: self.part_size.in_flight,
         };
+        self
+    }
+
+    /// Stores up to `n` parts of one upload at once (at least 1): an upload then holds up to
+    /// `n + 1` parts in memory.
+    pub fn with_parts_in_flight(mut self, n: usize) -> ObjectStorage {
+        self.part_size.in_flight = n.max(1);
         self
     }
 
@@ -422,8 +433,10 @@ pub struct S3Options {
     /// Allow plain `http://` endpoints.
     pub allow_http: Option<bool>,
     /// Bytes per multipart part, at least 5 MiB ([`DEFAULT_PART_SIZE`] when `None`). Each upload
-    /// holds up to two parts in memory.
+    /// holds up to `parts_in_flight + 1` parts in memory.
     pub part_size: Option<u64>,
+    /// Parts of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
+    pub parts_in_flight: Option<usize>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
     /// How long one S3 request may take, retries included, before the registry answers 503
@@ -448,6 +461,7 @@ impl fmt::Debug for S3Options {
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("part_size", &self.part_size)
+            .field("parts_in_flight", &self.parts_in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -515,6 +529,7 @@ impl S3Options {
         let s3: Arc<AmazonS3> = Arc::new(builder.build().map_err(Error::storage)?);
         Ok(ObjectStorage::new(s3.clone(), &self.prefix)
             .with_part_size(MIN_PART_SIZE, part)
+            .with_parts_in_flight(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT))
             .with_signer(s3))
     }
 }

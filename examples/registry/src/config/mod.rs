@@ -159,11 +159,11 @@ pub struct Config {
     /// Refuse every write while reads go on.
     pub read_only: bool,
     /// How to reach S3 when `storage` is `s3://…` (the `[s3]` table: `endpoint`, `region`,
-    /// `access_key_id`, `secret_access_key`, `allow_http`, `part_size`, `max_retries`,
+    /// `access_key_id`, `secret_access_key`, `allow_http`, `part_size`, `parts_in_flight`, `max_retries`,
     /// `timeout_secs`); unset keys come from the `AWS_*` variables.
     pub s3: registry_storage::S3Options,
     /// How to reach Google Cloud Storage when `storage` is `gs://…` (the `[gcs]` table:
-    /// `service_account_path`, `application_credentials`, `part_size`, `max_retries`,
+    /// `service_account_path`, `application_credentials`, `part_size`, `parts_in_flight`, `max_retries`,
     /// `timeout_secs`); unset keys come from the `GOOGLE_*` variables.
     pub gcs: registry_storage::GcsOptions,
     /// How to reach Azure Blob Storage when `storage` is `azure://…` (the `[azure]` table:
