@@ -12,8 +12,8 @@ use super::{HEARTBEAT, Item, ReplicaStatus, Replication, STALE, Target, now_nano
 use crate::remote::UpstreamError;
 
 /// How long an item waits for the store to show the change it was queued for (the admission
-/// hook queues it before the change is written); past this the change is taken to have failed,
-/// and the item copies whatever the store holds.
+/// hook queues it before the change is written), unless the tag moved again since; past this the
+/// change is taken to have failed, and the item copies whatever the store holds.
 pub(super) const SETTLE: Duration = Duration::from_secs(60);
 /// How often queues are looked at when nothing wakes the task.
 const POLL: Duration = Duration::from_secs(2);
@@ -241,18 +241,26 @@ impl Replication {
     ) -> registry_core::Result<Applied> {
         let repo = &item.repository;
         let reference: Reference = item.reference.parse()?;
-        let local = match &reference {
-            Reference::Tag(tag) => registry.tag(repo, tag).await?.map(|r| r.digest),
+        // What the store holds now, and whether a tag moved again after the item was queued.
+        let (local, superseded) = match &reference {
+            Reference::Tag(tag) => match registry.tag(repo, tag).await? {
+                Some(record) => {
+                    let moved =
+                        u128::from(record.moved) * 1_000_000_000 + u128::from(record.moved_nanos);
+                    (Some(record.digest), moved >= item.queued)
+                }
+                None => (None, false),
+            },
             Reference::Digest(digest) => match registry.stat_manifest(repo, &reference).await {
-                Ok(_) => Some(digest.clone()),
-                Err(Error::ManifestUnknown { .. } | Error::NameUnknown { .. }) => None,
+                Ok(_) => (Some(digest.clone()), false),
+                Err(Error::ManifestUnknown { .. } | Error::NameUnknown { .. }) => (None, false),
                 Err(e) => return Err(e),
             },
         };
         let age = Duration::from_nanos(
             u64::try_from(now_nanos().saturating_sub(item.queued)).unwrap_or(u64::MAX),
         );
-        if local != item.expect && age < SETTLE {
+        if local != item.expect && !superseded && age < SETTLE {
             return Ok(Applied::NotYet);
         }
         match local {
