@@ -220,7 +220,9 @@ impl Drop for UploadGuard {
     }
 }
 
-/// A [`Storage`] that times every operation of the one it wraps and counts its failures.
+/// A [`Storage`] that times every operation of the one it wraps and counts its failures, each in
+/// a `storage` span (target `registry_http::storage`, level debug, field `operation`) under the
+/// request's, for tracing.
 #[derive(Debug)]
 pub struct MeteredStorage {
     inner: Arc<dyn Storage>,
@@ -238,8 +240,9 @@ impl MeteredStorage {
         operation: &'static str,
         op: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        let span = tracing::debug_span!(target: "registry_http::storage", "storage", operation);
         let started = Instant::now();
-        let result = op.await;
+        let result = tracing::Instrument::instrument(op, span).await;
         self.metrics.storage_op(operation, started, &result);
         result
     }

@@ -33,8 +33,9 @@ mod commands;
 mod config;
 mod copy;
 mod notify;
+mod telemetry;
 
-use config::{Config, LogFormat, StorageSpec};
+use config::{Config, StorageSpec};
 use registry_http::metrics::{MeteredStorage, Metrics};
 
 /// Command-line flags; each is also an environment variable.
@@ -183,7 +184,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    init_logging(&config);
+    let telemetry = telemetry::init(&config);
     for warning in warnings {
         tracing::warn!("{warning}");
     }
@@ -231,23 +232,8 @@ async fn main() {
     };
     if let Err(e) = result {
         tracing::error!("{e}");
+        drop(telemetry);
         std::process::exit(1);
-    }
-}
-
-/// Logs to stderr, as text or JSON lines, filtered by `RUST_LOG` or else `[log] level`.
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().with_current_span(true).init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
     }
 }
 

@@ -202,6 +202,8 @@ pub struct Config {
     pub throttle: ThrottleSettings,
     /// The audit trail (the `[audit]` table).
     pub audit: AuditConfig,
+    /// Spans exported with OpenTelemetry (the `[tracing]` table).
+    pub tracing: TracingConfig,
     /// Registries every change is copied to (`[[replication]]` tables).
     pub replication: Vec<ReplicationConfig>,
     /// Upstreams whose tags are fetched on a schedule (`[[sync]]` tables).
@@ -278,6 +280,26 @@ impl Default for UiConfig {
             enabled: true,
             session_secs: 8 * 3600,
             pull_host: None,
+        }
+    }
+}
+
+/// The `[tracing]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// Export request and storage spans to this OTLP/HTTP collector
+    /// (`http://collector:4318`; `/v1/traces` is added when the URL has no path).
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans carry.
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: None,
+            service_name: "registry".into(),
         }
     }
 }
@@ -433,6 +455,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             throttle: ThrottleSettings::default(),
             audit: AuditConfig::default(),
+            tracing: TracingConfig::default(),
             replication: Vec::new(),
             sync: Vec::new(),
         }
@@ -457,6 +480,7 @@ const TABLES: &[&str] = &[
     "tls",
     "ldap",
     "ui",
+    "tracing",
 ];
 
 /// `REGISTRY_*` variables that are flags only, not configuration keys.
