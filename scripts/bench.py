@@ -51,9 +51,9 @@ def wait_up(port, proc, name):
 
 
 class Server:
-    def __init__(self, name, argv, port, env=None):
+    def __init__(self, name, argv, port, env=None, log=subprocess.DEVNULL):
         self.name, self.port = name, port
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
         wait_up(port, self.proc, name)
         self.url = f"http://127.0.0.1:{port}"
 
@@ -84,8 +84,10 @@ class Server:
 def start_ours(tmp, binary=OURS_BIN, name="ours"):
     port = free_port()
     data = os.path.join(tmp, name)
-    env = dict(os.environ, RUST_LOG="warn")
-    return Server(name, [binary, "--listen", f"127.0.0.1:{port}", "--storage", f"fs:{data}"], port, env)
+    # Request logging on, as deployed: one line per request, to a file.
+    env = dict(os.environ, RUST_LOG="info")
+    log = open(os.path.join(tmp, f"{name}.log"), "w")
+    return Server(name, [binary, "--listen", f"127.0.0.1:{port}", "--storage", f"fs:{data}"], port, env, log)
 
 
 def start_peer(tmp, against=None):

@@ -1,4 +1,4 @@
-//! Logging to stderr and, with `[tracing] otlp_endpoint`, spans exported with OpenTelemetry's
+//! Logging to stderr (written by a thread of its own) and, with `[tracing] otlp_endpoint`, spans exported with OpenTelemetry's
 //! OTLP exporter (HTTP, protobuf): each request's span (`request`, with its id, method, path,
 //! route and repository) and, under it, one span per storage call (`storage`, with the operation),
 //! so that a slow request can be followed into its S3 calls.
@@ -12,12 +12,15 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, LogFormat};
 
-/// Spans are still being exported while this lives; dropping it flushes them.
-pub struct Telemetry(Option<SdkTracerProvider>);
+/// Log lines are written and spans exported while this lives; dropping it flushes both.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    _log_writer: tracing_appender::non_blocking::WorkerGuard,
+}
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Some(provider) = self.0.take()
+        if let Some(provider) = self.provider.take()
             && let Err(e) = provider.shutdown()
         {
             eprintln!("registry: flushing traces failed: {e}");
@@ -32,7 +35,10 @@ pub fn init(config: &Config) -> Telemetry {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Lines go to stderr from a thread of their own, so that a request never waits for the write
+    // (a pipe read slowly, a terminal); past 128k lines waiting, lines are dropped, not requests.
+    let (writer, log_writer) = tracing_appender::non_blocking(std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match config.log.format {
         LogFormat::Json => fmt
             .json()
@@ -65,7 +71,10 @@ pub fn init(config: &Config) -> Telemetry {
     } else if let Some(endpoint) = &config.tracing.otlp_endpoint {
         tracing::info!(%endpoint, "exporting traces with OTLP");
     }
-    Telemetry(provider)
+    Telemetry {
+        provider,
+        _log_writer: log_writer,
+    }
 }
 
 /// The tracer provider exporting to `[tracing] otlp_endpoint` (`/v1/traces` added when the URL
