@@ -23,7 +23,9 @@ use object_store::{ClientConfigKey, RetryConfig};
 use registry_core::{Error, Result};
 use serde::Deserialize;
 
-use crate::object::{DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage};
+use crate::object::{
+    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, seconds,
+};
 
 /// Splits `scheme://NAME[/PREFIX]` into the name and the prefix.
 fn split_url<'a>(url: &'a str, scheme: &str, what: &str) -> Result<(&'a str, String)> {
@@ -46,12 +48,6 @@ fn retry(max_retries: Option<usize>, timeout: Duration) -> RetryConfig {
         retry_timeout: timeout,
         ..RetryConfig::default()
     }
-}
-
-fn seconds<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Duration>, D::Error> {
-    Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
 }
 
 /// How to reach a Google Cloud Storage bucket: the `[gcs]` table (`bucket` and `prefix` come

@@ -446,7 +446,8 @@ pub struct S3Options {
     pub timeout: Option<Duration>,
 }
 
-fn seconds<'de, D: serde::Deserializer<'de>>(
+/// A number of seconds in a configuration table, as a duration.
+pub(crate) fn seconds<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Duration>, D::Error> {
     Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))

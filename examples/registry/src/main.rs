@@ -280,44 +280,48 @@ fn storage(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Arc<dyn St
                 .inline_reads(config.fs_inline_reads),
         ),
         StorageSpec::Memory => Arc::new(MemoryStorage::new()),
-        StorageSpec::S3 { bucket, prefix } => {
-            let options = registry_storage::S3Options {
+        StorageSpec::S3 { bucket, prefix } => object_store(
+            &config.storage,
+            registry_storage::S3Options {
                 bucket: bucket.clone(),
                 prefix: prefix.clone(),
                 ..config.s3.clone()
-            };
-            let storage = options
-                .build()
-                .map_err(|e| format!("cannot use {}: {e}", config.storage))?;
-            Arc::new(storage)
-        }
-        StorageSpec::Gcs { bucket, prefix } => {
-            let options = registry_storage::GcsOptions {
+            }
+            .build(),
+        )?,
+        StorageSpec::Gcs { bucket, prefix } => object_store(
+            &config.storage,
+            registry_storage::GcsOptions {
                 bucket: bucket.clone(),
                 prefix: prefix.clone(),
                 ..config.gcs.clone()
-            };
-            let storage = options
-                .build()
-                .map_err(|e| format!("cannot use {}: {e}", config.storage))?;
-            Arc::new(storage)
-        }
-        StorageSpec::Azure { container, prefix } => {
-            let options = registry_storage::AzureOptions {
+            }
+            .build(),
+        )?,
+        StorageSpec::Azure { container, prefix } => object_store(
+            &config.storage,
+            registry_storage::AzureOptions {
                 container: container.clone(),
                 prefix: prefix.clone(),
                 ..config.azure.clone()
-            };
-            let storage = options
-                .build()
-                .map_err(|e| format!("cannot use {}: {e}", config.storage))?;
-            Arc::new(storage)
-        }
+            }
+            .build(),
+        )?,
     };
     if let Some(metrics) = metrics {
         storage = Arc::new(MeteredStorage::new(storage, metrics.clone()));
     }
     Ok(storage)
+}
+
+/// An object store the configuration names, or why it cannot be used.
+fn object_store(
+    spec: &StorageSpec,
+    built: registry_core::Result<registry_storage::ObjectStorage>,
+) -> Result<Arc<dyn Storage>, String> {
+    built
+        .map(|s| Arc::new(s) as Arc<dyn Storage>)
+        .map_err(|e| format!("cannot use {spec}: {e}"))
 }
 
 /// [`registry`], and the replication whose queues it writes (to start in a server).

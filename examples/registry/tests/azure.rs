@@ -15,7 +15,7 @@ mod support;
 use std::sync::OnceLock;
 
 use registry_storage::testing::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite};
-use support::{Api, Layout, Server, TestImage, noise, skopeo, verify_layout_blobs};
+use support::{Api, Server, TestImage, noise};
 
 fn azurite() -> &'static Azurite {
     static AZURITE: OnceLock<Azurite> = OnceLock::new();
@@ -49,29 +49,8 @@ fn container() -> String {
 fn skopeo_round_trip() {
     let server = start(&container());
     let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    let mut layout = Layout::new(&tmp.path().join("src"));
     // Layers under a block, over one, and over two (5 MiB blocks).
-    let image = layout.image(7, 3, 6 << 20, "amd64");
-    layout.tag("v1", image);
-    let small = layout.image(8, 2, 1000, "arm64");
-    layout.tag("small", small);
-    let repo = format!("docker://{}/team/app", server.addr);
-    for tag in ["v1", "small"] {
-        let src = format!("oci:{}:{tag}", layout.dir.display());
-        let args = ["copy", "-q", "--dest-tls-verify=false", &src];
-        skopeo(&cache, &[&args[..], &[&format!("{repo}:{tag}")]].concat()).unwrap();
-        let out = tmp.path().join(format!("out-{tag}"));
-        let dest = format!("oci:{}:{tag}", out.display());
-        let args = ["copy", "-q", "--src-tls-verify=false"];
-        skopeo(
-            &cache,
-            &[&args[..], &[&format!("{repo}:{tag}"), &dest]].concat(),
-        )
-        .unwrap();
-        assert!(verify_layout_blobs(&out) >= 3, "pulled image lacks blobs");
-    }
+    support::skopeo_round_trip(&server.addr, tmp.path(), 6 << 20);
 }
 
 #[cfg_attr(

@@ -7,20 +7,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::distribution::Distribution;
-use support::images::{digest_at, registry, seed};
+use support::images::{digest_at, registry, seed, until};
 use support::{Api, Server, skopeo, verify_layout_blobs};
-
-/// Waits until `done` holds, failing with `what` after `limit`.
-async fn until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The sum of a metric's series whose labels include every one of `labels`.
 async fn metric(addr: &str, name: &str, labels: &[&str]) -> f64 {

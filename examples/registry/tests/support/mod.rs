@@ -243,3 +243,32 @@ pub fn push_streamed(base: &str, repo: &str, size: usize, seed: u64) -> Digest {
     assert_eq!(String::from_utf8_lossy(&done.stdout), "201", "PUT failed");
     digest
 }
+
+/// Pushes with skopeo, to the registry at `addr`, an image of three layers of `layer_size` bytes
+/// (chosen against the backend's part size) and one of two small layers, then pulls both back
+/// into layouts under `dir` and checks every blob.
+pub fn skopeo_round_trip(addr: &str, dir: &Path, layer_size: usize) {
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("auth.json"), r#"{"auths":{}}"#).unwrap();
+    let mut layout = Layout::new(&dir.join("src"));
+    let image = layout.image(7, 3, layer_size, "amd64");
+    layout.tag("v1", image);
+    let small = layout.image(8, 2, 1000, "arm64");
+    layout.tag("small", small);
+    let repo = format!("docker://{addr}/team/app");
+    for tag in ["v1", "small"] {
+        let src = format!("oci:{}:{tag}", layout.dir.display());
+        let args = ["copy", "-q", "--dest-tls-verify=false", &src];
+        skopeo(&cache, &[&args[..], &[&format!("{repo}:{tag}")]].concat()).unwrap();
+        let out = dir.join(format!("out-{tag}"));
+        let dest = format!("oci:{}:{tag}", out.display());
+        let args = ["copy", "-q", "--src-tls-verify=false"];
+        skopeo(
+            &cache,
+            &[&args[..], &[&format!("{repo}:{tag}"), &dest]].concat(),
+        )
+        .unwrap();
+        assert!(verify_layout_blobs(&out) >= 3, "pulled image lacks blobs");
+    }
+}
