@@ -295,7 +295,7 @@ impl Upstream {
         if status.is_success() {
             return Ok(res);
         }
-        let detail = error_detail(res).await;
+        let detail = self.error_detail(res).await;
         let what = format!(
             "upstream {} answered {status} for {method} {path}{detail}",
             self.base
@@ -387,6 +387,16 @@ impl Upstream {
             }
             other => Err(refused(&format!("unknown authentication scheme {other}"))),
         }
+    }
+
+    /// The start of an error answer's body, for messages (registries explain there): at most 300
+    /// characters, read from at most 4 KiB, whatever the remote sends.
+    async fn error_detail(&self, res: reqwest::Response) -> String {
+        let body = self
+            .read_limited(res, 4096, "an error")
+            .await
+            .unwrap_or_default();
+        detail_of(&body)
     }
 
     /// A small body whole, refused past `limit` bytes however it is sent (chunked included).
@@ -544,10 +554,13 @@ impl Payload {
     }
 }
 
-/// The start of an error answer's body, for messages (registries explain there).
-async fn error_detail(res: reqwest::Response) -> String {
-    let mut text = res.text().await.unwrap_or_default();
-    text.truncate(text.trim_end().len().min(300));
+/// `: <the first 300 characters of body>`, or nothing for an empty body.
+fn detail_of(body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(body)
+        .trim()
+        .chars()
+        .take(300)
+        .collect();
     match text.is_empty() {
         true => String::new(),
         false => format!(": {text}"),
@@ -580,6 +593,14 @@ fn digest_header(headers: &HeaderMap) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_details_are_cut_on_characters() {
+        let long = "é".repeat(400);
+        assert_eq!(detail_of(long.as_bytes()).chars().count(), 2 + 300);
+        assert_eq!(detail_of(b"  \n"), "");
+        assert_eq!(detail_of(b"\xff oops\n"), ": \u{fffd} oops");
+    }
 
     #[test]
     fn challenges_parse() {
