@@ -22,8 +22,19 @@ fn rule(repos: &[&str], users: &[&str], actions: &[&str]) -> Rule {
     }
 }
 
-/// The API and the UI over one memory store; alice may do everything, anonymous pull `public/*`.
-fn apps(secure: bool) -> (Router, Router) {
+/// The audit records the UI wrote.
+#[derive(Default)]
+struct Trail(std::sync::Mutex<Vec<registry_http::audit::AuditRecord>>);
+
+impl registry_http::audit::AuditSink for Trail {
+    fn record(&self, record: registry_http::audit::AuditRecord) {
+        self.0.lock().unwrap().push(record);
+    }
+}
+
+/// The API and the UI over one memory store; alice may do everything, anonymous pull `public/*`;
+/// the UI's audit trail.
+fn apps(secure: bool) -> (Router, Router, Arc<Trail>) {
     let registry = Registry::new(Arc::new(MemoryStorage::new()), RegistryConfig::default());
     let hash = bcrypt::hash("alice-pw", 4).unwrap();
     let users = registry_http::Htpasswd::parse(&format!("alice:{hash}"), "registry")
@@ -36,15 +47,17 @@ fn apps(secure: bool) -> (Router, Router) {
             HashMap::new(),
         ));
     let access: Arc<dyn registry_http::AccessControl> = Arc::new(users);
+    let trail = Arc::new(Trail::default());
     let ui = registry_http::ui::router(
         registry.clone(),
         UiOptions {
             access: Some(access.clone()),
             secure_cookies: secure,
+            audit: Some(trail.clone()),
             ..UiOptions::default()
         },
     );
-    (registry_http::router(registry), ui)
+    (registry_http::router(registry), ui, trail)
 }
 
 /// A request to the UI (whose pages carry no API version header, unlike `common::call`'s).
@@ -107,7 +120,7 @@ async fn form(app: &Router, path: &str, cookie: &str, body: &str) -> Res {
 
 #[tokio::test]
 async fn sessions_cookies_and_forged_forms() {
-    let (registry_app, ui) = apps(false);
+    let (registry_app, ui, trail) = apps(false);
     let alice = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
     // The tag private/secret:v1 through the API, as alice.
     let secret_v1 = || async {
@@ -260,6 +273,19 @@ async fn sessions_cookies_and_forged_forms() {
         StatusCode::OK,
         "the restore did not bring the tag back"
     );
+    // A restore the registry refuses (a digest the history lacks) is audited with the status the
+    // visitor gets.
+    let unknown = Digest::of(b"never pushed");
+    let refused = form(
+        &ui,
+        "/restore",
+        &session,
+        &format!("name=private/secret&tag=v1&to={unknown}&csrf={token}"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let last = trail.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((last.path.as_str(), last.status), ("/restore", 404));
     let anonymous_restore = form(
         &ui,
         "/restore",
@@ -288,7 +314,7 @@ async fn sessions_cookies_and_forged_forms() {
 
 #[tokio::test]
 async fn cookies_are_secure_under_tls() {
-    let (_, ui) = apps(true);
+    let (_, ui, _) = apps(true);
     let home = page(&ui, "/", None).await;
     assert!(home.header("set-cookie").contains("Secure"));
     assert!(

@@ -17,14 +17,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use object_store::ClientConfigKey;
 use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::{ClientConfigKey, RetryConfig};
 use registry_core::{Error, Result};
 use serde::Deserialize;
 
 use crate::object::{
-    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, seconds,
+    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, retry, seconds,
 };
 
 /// Splits `scheme://NAME[/PREFIX]` into the name and the prefix.
@@ -40,14 +40,6 @@ fn split_url<'a>(url: &'a str, scheme: &str, what: &str) -> Result<(&'a str, Str
         )));
     }
     Ok((name, prefix.trim_matches('/').to_owned()))
-}
-
-fn retry(max_retries: Option<usize>, timeout: Duration) -> RetryConfig {
-    RetryConfig {
-        max_retries: max_retries.unwrap_or(3),
-        retry_timeout: timeout,
-        ..RetryConfig::default()
-    }
 }
 
 /// How to reach a Google Cloud Storage bucket: the `[gcs]` table (`bucket` and `prefix` come

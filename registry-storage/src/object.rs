@@ -446,6 +446,15 @@ pub struct S3Options {
     pub timeout: Option<Duration>,
 }
 
+/// Retries of a failed request (3 when `None`), within `timeout` in all.
+pub(crate) fn retry(max_retries: Option<usize>, timeout: Duration) -> RetryConfig {
+    RetryConfig {
+        max_retries: max_retries.unwrap_or(3),
+        retry_timeout: timeout,
+        ..RetryConfig::default()
+    }
+}
+
 /// A number of seconds in a configuration table, as a duration.
 pub(crate) fn seconds<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -494,16 +503,11 @@ impl S3Options {
             )));
         }
         let timeout = self.timeout.unwrap_or(Duration::from_secs(120));
-        let retry = RetryConfig {
-            max_retries: self.max_retries.unwrap_or(3),
-            retry_timeout: timeout,
-            ..RetryConfig::default()
-        };
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
             .with_virtual_hosted_style_request(false)
             .with_conditional_put(S3ConditionalPut::Disabled)
-            .with_retry(retry)
+            .with_retry(retry(self.max_retries, timeout))
             .with_config(
                 AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
                 format!("{}ms", timeout.as_millis()),

@@ -51,7 +51,15 @@ impl Origin for Upstream {
             )
             .await
         {
-            Ok(m) => Fetched::new(m.bytes, m.media_type, expected.or(m.digest.as_ref())).map(Some),
+            // `get_manifest` checked the bytes against both digests it may have.
+            Ok(m) => Ok(Some(Fetched {
+                digest: match expected.or(m.digest.as_ref()) {
+                    Some(d) => d.clone(),
+                    None => Digest::of(&m.bytes),
+                },
+                bytes: m.bytes,
+                media_type: m.media_type,
+            })),
             Err(UpstreamError::NotFound(_)) => Ok(None),
             Err(e) => Err(failed(e)),
         }

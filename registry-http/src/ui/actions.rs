@@ -285,43 +285,58 @@ pub(crate) async fn delete(
         Err(res) => return *res,
     };
     let reference = target.tag.as_deref().or(target.digest.as_deref());
-    let record = |kind, status, detail| {
-        ui.audit(
-            kind,
-            visitor.name(),
-            &extensions,
-            "/delete",
-            Some(&form.name),
-            reference,
-            status,
-            detail,
-        )
+    let change = Change {
+        path: "/delete",
+        repository: &form.name,
+        reference,
+        next: format!("/repository?name={}", q(&form.name)),
     };
-    match done {
-        Ok(()) => {
-            record(AuditKind::Write, StatusCode::SEE_OTHER, None);
-            go(
-                &ui,
-                &visitor,
-                &format!("/repository?name={}", q(&form.name)),
-            )
-        }
-        Err(e) => {
-            record(
-                AuditKind::Refused,
-                StatusCode::FORBIDDEN,
-                Some(e.to_string()),
-            );
-            refused(&ui, &visitor, e)
-        }
-    }
+    change.outcome(&ui, &visitor, &extensions, done)
 }
 
-/// A change the registry refused, told as the API would tell it.
-fn refused(ui: &Ui, visitor: &Visitor, e: registry_core::Error) -> Response {
-    let message = e.to_string();
-    let status = crate::ApiError::from(e).status();
-    ui.message(visitor, status, &message)
+/// A change made through the UI: what the audit trail records, and the page to go to after.
+struct Change<'a> {
+    path: &'static str,
+    repository: &'a str,
+    reference: Option<&'a str>,
+    next: String,
+}
+
+impl Change<'_> {
+    /// Audits the change's outcome and answers: on to `next`, or the registry's refusal told as
+    /// the API would tell it (the trail records the status the visitor gets).
+    fn outcome(
+        &self,
+        ui: &Ui,
+        visitor: &Visitor,
+        extensions: &http::Extensions,
+        done: registry_core::Result<()>,
+    ) -> Response {
+        let record = |kind, status, detail| {
+            ui.audit(
+                kind,
+                visitor.name(),
+                extensions,
+                self.path,
+                Some(self.repository),
+                self.reference,
+                status,
+                detail,
+            )
+        };
+        match done {
+            Ok(()) => {
+                record(AuditKind::Write, StatusCode::SEE_OTHER, None);
+                go(ui, visitor, &self.next)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let status = crate::ApiError::from(e).status();
+                record(AuditKind::Refused, status, Some(message.clone()));
+                ui.message(visitor, status, &message)
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -365,34 +380,15 @@ pub(crate) async fn restore(
         Err(_) => return ui.message(&visitor, StatusCode::NOT_FOUND, "No such manifest."),
     };
     let registry = ui.registry.as_caller(caller(&visitor));
-    let record = |kind, status, detail| {
-        ui.audit(
-            kind,
-            visitor.name(),
-            &extensions,
-            "/restore",
-            Some(&form.name),
-            Some(&form.tag),
-            status,
-            detail,
-        )
+    let done = registry
+        .restore_tag(&repo, &tag, to.as_ref())
+        .await
+        .map(drop);
+    let change = Change {
+        path: "/restore",
+        repository: &form.name,
+        reference: Some(&form.tag),
+        next: format!("/history?name={}&tag={}", q(&form.name), q(&form.tag)),
     };
-    match registry.restore_tag(&repo, &tag, to.as_ref()).await {
-        Ok(_) => {
-            record(AuditKind::Write, StatusCode::SEE_OTHER, None);
-            go(
-                &ui,
-                &visitor,
-                &format!("/history?name={}&tag={}", q(&form.name), q(&form.tag)),
-            )
-        }
-        Err(e) => {
-            record(
-                AuditKind::Refused,
-                StatusCode::FORBIDDEN,
-                Some(e.to_string()),
-            );
-            refused(&ui, &visitor, e)
-        }
-    }
+    change.outcome(&ui, &visitor, &extensions, done)
 }

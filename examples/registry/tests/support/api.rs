@@ -72,6 +72,34 @@ impl Api {
         expect(r, 201).await.map(drop)
     }
 
+    /// A push in two requests, as every registry takes it (distribution 2.8 included, which
+    /// ignores a body on the `POST`): a `POST`, then one `PUT` of the bytes to the session's
+    /// location, which may be absolute and carry a query of its own.
+    pub async fn push_blob_in_put(&self, repo: &str, data: &[u8]) -> Result<(), String> {
+        let r = self
+            .http
+            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = expect(r, 202).await?;
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        let mut url = reqwest::Url::parse(&self.base)
+            .unwrap()
+            .join(&location)
+            .unwrap();
+        url.query_pairs_mut()
+            .append_pair("digest", &Digest::of(data).to_string());
+        let r = self
+            .http
+            .put(url)
+            .body(data.to_vec())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        expect(r, 201).await.map(drop)
+    }
+
     /// Starts an upload and returns its location path.
     pub async fn start_upload(&self, repo: &str) -> Result<String, String> {
         let r = self

@@ -61,8 +61,8 @@ pub async fn sign(addr: &str, repo: &str, digest: &str, size: u64, seed: u64) ->
     let api = Api::new(addr);
     let empty = b"{}";
     let payload = format!("signature {seed} of {digest}").into_bytes();
-    upload(addr, repo, empty).await;
-    upload(addr, repo, &payload).await;
+    api.push_blob_in_put(repo, empty).await.unwrap();
+    api.push_blob_in_put(repo, &payload).await.unwrap();
     let signature = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -75,25 +75,6 @@ pub async fn sign(addr: &str, repo: &str, digest: &str, size: u64, seed: u64) ->
     let at = Digest::of(&signature).to_string();
     api.put_manifest(repo, &at, &signature).await.unwrap();
     at
-}
-
-/// Uploads a blob as every registry takes it (distribution 2.8 included): a `POST`, then one
-/// `PUT` of the bytes to the session, whose location may be absolute and carry a query.
-pub async fn upload(addr: &str, repo: &str, data: &[u8]) {
-    let http = reqwest::Client::new();
-    let base = format!("http://{addr}");
-    let r = http
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let mut url = reqwest::Url::parse(&base).unwrap().join(&location).unwrap();
-    url.query_pairs_mut()
-        .append_pair("digest", &Digest::of(data).to_string());
-    let r = http.put(url).body(data.to_vec()).send().await.unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
 
 /// The digest `reference` names in `repo` at `addr` (plain HTTP, anonymous), if it is there.
