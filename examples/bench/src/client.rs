@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use registry_core::manifest::OCI_MANIFEST;
 use registry_core::{Algorithm, Digest, Digester};
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -36,7 +37,8 @@ impl Base {
     }
 }
 
-/// A blob made of one pseudo-random 4 MiB block repeated, with its digest computed up front.
+/// A blob made of one pseudo-random block (4 MiB, or the blob's size when smaller) repeated, with
+/// its digest computed up front.
 #[derive(Debug, Clone)]
 pub struct Data {
     /// Size in bytes.
@@ -50,7 +52,7 @@ impl Data {
     /// A blob of `len` bytes whose content depends on `seed`.
     pub fn new(len: u64, seed: u64) -> Data {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let block: Vec<u8> = (0..BLOCK)
+        let block: Vec<u8> = (0..BLOCK.min(len.max(1) as usize))
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -77,8 +79,8 @@ impl Data {
             if at >= end {
                 return None;
             }
-            let offset = (at % BLOCK as u64) as usize;
-            let n = ((BLOCK - offset) as u64).min(end - at) as usize;
+            let offset = (at % block.len() as u64) as usize;
+            let n = ((block.len() - offset) as u64).min(end - at) as usize;
             at += n as u64;
             Some(block.slice(offset..offset + n))
         })
@@ -281,6 +283,78 @@ impl Conn {
         Ok(n)
     }
 
+    /// Streams a blob, hashing it, and fails unless its bytes match `digest`; returns its size.
+    pub async fn pull_verified(&mut self, repo: &str, digest: &Digest) -> Result<u64, String> {
+        let res = self
+            .expect(
+                Method::GET,
+                &format!("/v2/{repo}/blobs/{digest}"),
+                &[],
+                empty(),
+                StatusCode::OK,
+            )
+            .await?;
+        let mut body = res.into_body();
+        let mut hash = Digester::new(digest.algorithm());
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
+                hash.update(&data);
+                n += data.len() as u64;
+            }
+        }
+        let got = hash.finish();
+        if &got != digest {
+            return Err(format!("{repo}@{digest}: the bytes served hash to {got}"));
+        }
+        Ok(n)
+    }
+
+    /// Whether the repository has the blob (`HEAD` answered 200 rather than 404).
+    pub async fn has_blob(&mut self, repo: &str, digest: &Digest) -> Result<bool, String> {
+        let path = format!("/v2/{repo}/blobs/{digest}");
+        let res = self.send(Method::HEAD, &path, &[], empty()).await?;
+        let status = res.status();
+        res.into_body().collect().await.map_err(|e| e.to_string())?;
+        match status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            other => Err(format!("HEAD {path}: {other}")),
+        }
+    }
+
+    /// The bytes of a manifest by tag or digest; fails unless 200.
+    pub async fn get_manifest(&mut self, repo: &str, reference: &str) -> Result<Bytes, String> {
+        let headers = [("accept", OCI_MANIFEST.to_owned())];
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let res = self
+            .expect(Method::GET, &path, &headers, empty(), StatusCode::OK)
+            .await?;
+        let body = res.into_body().collect().await.map_err(|e| e.to_string())?;
+        Ok(body.to_bytes())
+    }
+
+    /// Puts manifest bytes of the OCI image media type under `reference`; fails unless 201.
+    pub async fn put_manifest_bytes(
+        &mut self,
+        repo: &str,
+        reference: &str,
+        body: Bytes,
+    ) -> Result<(), String> {
+        let headers = [("content-type", OCI_MANIFEST.to_owned())];
+        let res = self
+            .expect(
+                Method::PUT,
+                &format!("/v2/{repo}/manifests/{reference}"),
+                &headers,
+                full(body),
+                StatusCode::CREATED,
+            )
+            .await?;
+        res.into_body().collect().await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// A small request whose body is read and dropped; fails unless 200.
     pub async fn small(&mut self, method: Method, path: &str) -> Result<(), String> {
         let headers = [("accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json".to_owned())];
@@ -336,21 +410,7 @@ impl Conn {
             "layers": layers,
         });
         let body = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
-        let headers = [(
-            "content-type",
-            "application/vnd.oci.image.manifest.v1+json".to_owned(),
-        )];
-        let res = self
-            .expect(
-                Method::PUT,
-                &format!("/v2/{repo}/manifests/{tag}"),
-                &headers,
-                full(body),
-                StatusCode::CREATED,
-            )
-            .await?;
-        res.into_body().collect().await.map_err(|e| e.to_string())?;
-        Ok(())
+        self.put_manifest_bytes(repo, tag, body.into()).await
     }
 }
 

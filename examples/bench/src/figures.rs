@@ -45,6 +45,12 @@ impl Figure {
         }
     }
 
+    /// The figure with one more named value printed beside it.
+    pub fn with(mut self, key: &'static str, value: f64) -> Figure {
+        self.extra.push((key, value));
+        self
+    }
+
     /// Prints a line of text or JSON.
     pub fn print(&self, json: bool) {
         if json {

@@ -3,7 +3,8 @@
 //! Drives any registry over HTTP/1.1 and prints one line per figure (JSON lines with `--json`):
 //! monolithic and chunked blob push, blob pull, manifest GET by tag and blob HEAD rates with latency
 //! percentiles at a given concurrency, image push and pull with parallel transfers, and the
-//! loopback TCP rate as a limit. Each connection is a plain hyper HTTP/1.1 connection, so the
+//! loopback TCP rate as a limit; `load` and `verify` drive many clients for a fixed time and pull
+//! back what was acknowledged (`scripts/scale.sh`). Each connection is a plain hyper HTTP/1.1 connection, so the
 //! client costs little next to the server.
 
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod figures;
+mod load;
 mod seed;
 
 use client::{Conn, Data};
@@ -119,6 +121,37 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         blobs: u64,
     },
+    /// Clients pushing images of their own and pulling a shared image and each other's for a
+    /// fixed time (for `scripts/scale.sh`): rate, throughput, latency and errors per operation;
+    /// the acknowledged pushes are written to `--acked`.
+    Load {
+        /// Clients, each on its own connection
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Seconds to run
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Size of each layer in KiB (an image is a config, a layer every image shares and one
+        /// of its own)
+        #[arg(long, default_value_t = 256)]
+        layer_kib: u64,
+        /// Repositories are PREFIX/shared and PREFIX/c<client>
+        #[arg(long, default_value = "load")]
+        prefix: String,
+        /// Where to write the acknowledged pushes (`repo tag digest` lines)
+        #[arg(long)]
+        acked: std::path::PathBuf,
+    },
+    /// Pulls back every push a `load` run acknowledged and checks every byte; fails if one is
+    /// missing or differs.
+    Verify {
+        /// The file `load --acked` wrote
+        #[arg(long)]
+        acked: std::path::PathBuf,
+        /// Images checked at once
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+    },
     /// Every figure with its default settings.
     All,
 }
@@ -171,6 +204,24 @@ async fn run(args: &Args) -> Result<(), String> {
             }
         }
         Command::Loopback { mib } => print(figures::loopback(*mib).await?),
+        Command::Load {
+            clients,
+            seconds,
+            layer_kib,
+            prefix,
+            acked,
+        } => {
+            let load = load::Load {
+                clients: *clients,
+                seconds: *seconds,
+                layer_kib: *layer_kib,
+                prefix: prefix.clone(),
+            };
+            for f in load::load(&base, load, acked).await? {
+                print(f);
+            }
+        }
+        Command::Verify { acked, parallel } => print(load::verify(&base, acked, *parallel).await?),
         // Seeding needs no registry: it returned above.
         Command::SeedListing { .. } | Command::SeedUsage { .. } => {}
         Command::All => {
