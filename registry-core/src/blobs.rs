@@ -131,7 +131,11 @@ impl Blobs {
     ) -> Result<BlobContent> {
         self.require_link(repo, digest).await?;
         let location = self.locate(digest).await?;
-        let res = match self.storage.get(&location.key, range).await {
+        let got = self
+            .storage
+            .get_immutable(&location.key, location.size, range)
+            .await;
+        let res = match got {
             Ok(res) => res,
             Err(e) => {
                 if e.is_not_found() {

@@ -126,6 +126,19 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     /// was when `get` was called, even if it is replaced meanwhile.
     async fn get(&self, key: &str, range: Option<GetRange>) -> Result<GetResult>;
 
+    /// [`Storage::get`] of an object that never changes once written and whose size the caller
+    /// knows (a blob): a backend may then skip asking for the size and split a large read into
+    /// ranged requests sent at once. The default is [`Storage::get`].
+    async fn get_immutable(
+        &self,
+        key: &str,
+        size: u64,
+        range: Option<GetRange>,
+    ) -> Result<GetResult> {
+        let _ = size;
+        self.get(key, range).await
+    }
+
     /// Size and modification time of an object. Missing key: [`Error::NotFound`].
     async fn head(&self, key: &str) -> Result<ObjectMeta>;
 

@@ -42,8 +42,8 @@ macro_rules! storage_testsuite {
     };
     ([$(#[$attr:meta])*] $open:expr) => {
         $crate::storage_testsuite!(@cases [$(#[$attr])*] $open;
-            put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
-            concurrent_puts, puts_beside_deletes, multipart_complete, multipart_zero_parts, multipart_abort,
+            put_get_head_delete, ranges, immutable_reads, empty_objects, listing, pages, rename,
+            rename_if_absent, concurrent_puts, puts_beside_deletes, multipart_complete, multipart_zero_parts, multipart_abort,
             multipart_resumed_by_new_instance, multipart_invisible_until_complete,
             multipart_failed_part_retried, multipart_racing_uploads,
             multipart_receipts_name_their_bytes, streams_large_objects);
@@ -148,6 +148,46 @@ pub async fn ranges(open: Opener<'_>) {
         Err(Error::NotFound { .. })
     ));
     s.delete("r").await.expect("delete");
+}
+
+/// [`Storage::get_immutable`] (the size given, as for blobs) reads what `get` reads: whole, and
+/// ranges at the ends and across whatever boundaries the backend splits reads at.
+pub async fn immutable_reads(open: Opener<'_>) {
+    let s = open();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    s.put("i", Bytes::from(data.clone())).await.expect("put");
+    for (range, want) in [
+        (None, 0..100_000),
+        (Some(GetRange::Bounded(0..1)), 0..1),
+        (Some(GetRange::Bounded(5..70_000)), 5..70_000),
+        (Some(GetRange::Bounded(99_999..200_000)), 99_999..100_000),
+        (Some(GetRange::Offset(12_345)), 12_345..100_000),
+        (Some(GetRange::Suffix(1)), 99_999..100_000),
+    ] {
+        let res = s
+            .get_immutable("i", 100_000, range.clone())
+            .await
+            .expect("get");
+        assert_eq!((res.size, res.range.clone()), (100_000, want.clone()));
+        let got = res
+            .stream
+            .try_fold(Vec::new(), |mut acc, c| async move {
+                acc.extend_from_slice(&c);
+                Ok(acc)
+            })
+            .await
+            .expect("read stream");
+        assert!(
+            got == data[want.start as usize..want.end as usize],
+            "{range:?}: other bytes"
+        );
+    }
+    assert!(matches!(
+        s.get_immutable("i", 100_000, Some(GetRange::Offset(100_000)))
+            .await,
+        Err(Error::RangeNotSatisfiable { size: 100_000 })
+    ));
+    s.delete("i").await.expect("delete");
 }
 
 /// Empty objects exist, have size 0 and read as nothing.

@@ -257,6 +257,16 @@ impl Storage for MeteredStorage {
         self.timed("get", self.inner.get(key, range)).await
     }
 
+    async fn get_immutable(
+        &self,
+        key: &str,
+        size: u64,
+        range: Option<GetRange>,
+    ) -> Result<GetResult> {
+        self.timed("get", self.inner.get_immutable(key, size, range))
+            .await
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         self.timed("head", self.inner.head(key)).await
     }

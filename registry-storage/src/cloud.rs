@@ -24,8 +24,9 @@ use registry_core::{Error, Result};
 use serde::Deserialize;
 
 use crate::object::{
-    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, MIN_PART_SIZE, ObjectStorage, retry, seconds,
+    DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_RANGED_READS, MIN_PART_SIZE, ObjectStorage,
 };
+use crate::s3::{retry, seconds};
 
 /// Splits `scheme://NAME[/PREFIX]` into the name and the prefix.
 fn split_url<'a>(url: &'a str, scheme: &str, what: &str) -> Result<(&'a str, String)> {
@@ -61,6 +62,10 @@ pub struct GcsOptions {
     pub part_size: Option<u64>,
     /// Parts of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
     pub parts_in_flight: Option<usize>,
+    /// Ranged GETs of one blob sent at once, each of `part_size` bytes, for blobs larger than a
+    /// part ([`DEFAULT_RANGED_READS`], one plain GET, when `None`). A pull holds up to this many
+    /// parts in memory.
+    pub ranged_reads: Option<usize>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
     /// How long one request may take, retries included (120 s when `None`).
@@ -118,7 +123,8 @@ impl GcsOptions {
         let gcs: Arc<GoogleCloudStorage> = Arc::new(builder.build().map_err(Error::storage)?);
         Ok(ObjectStorage::new(gcs, &self.prefix)
             .with_part_size(MIN_PART_SIZE, part)
-            .with_parts_in_flight(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT)))
+            .with_parts_in_flight(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT))
+            .with_ranged_reads(self.ranged_reads.unwrap_or(DEFAULT_RANGED_READS), part))
     }
 }
 
@@ -147,6 +153,10 @@ pub struct AzureOptions {
     pub part_size: Option<u64>,
     /// Blocks of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
     pub parts_in_flight: Option<usize>,
+    /// Ranged GETs of one blob sent at once, each of `part_size` bytes, for blobs larger than a
+    /// part ([`DEFAULT_RANGED_READS`], one plain GET, when `None`). A pull holds up to this many
+    /// parts in memory.
+    pub ranged_reads: Option<usize>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
     /// How long one request may take, retries included (120 s when `None`).
@@ -211,6 +221,7 @@ impl AzureOptions {
         Ok(ObjectStorage::new(azure, &self.prefix)
             .with_part_size(1, part)
             .with_parts_in_flight(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT))
+            .with_ranged_reads(self.ranged_reads.unwrap_or(DEFAULT_RANGED_READS), part)
             .with_shared_upload_parts())
     }
 }
@@ -333,7 +344,7 @@ mod tests {
             let store = super::azure_container();
             move || store.clone()
         };
-            put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
+            put_get_head_delete, ranges, immutable_reads, empty_objects, listing, pages, rename, rename_if_absent,
             concurrent_puts, multipart_zero_parts, multipart_resumed_by_new_instance,
             multipart_invisible_until_complete, multipart_failed_part_retried,
             multipart_receipts_name_their_bytes, streams_large_objects);

@@ -1,5 +1,6 @@
 //! [`ObjectStorage`]: any [`object_store::ObjectStore`] (S3 and its kin, GCS, Azure, in-memory) as
-//! a registry backend, with [`S3Options`] for S3-compatible services.
+//! a registry backend ([`crate::S3Options`], [`crate::GcsOptions`] and [`crate::AzureOptions`]
+//! build one for each cloud).
 //!
 //! What lives where, on an object store:
 //! - every key of the registry layout is one object, under an optional prefix;
@@ -12,7 +13,7 @@
 //! - renaming copies bytes on object stores ([`Storage::rename_copies`]), so the registry never
 //!   renames blobs: a streamed upload completes where it began and the blob records its location.
 //!
-//! Nothing relies on conditional writes ([`S3Options::build`] disables them), so engines that ignore
+//! Nothing relies on conditional writes ([`crate::S3Options::build`] disables them), so engines that ignore
 //! `If-None-Match` or mishandle `If-Match` (Garage, rclone, Ceph RGW 16) are safe.
 //!
 //! Requests to S3 per blob with the default 16 MiB parts, as counted from moto's log by
@@ -42,19 +43,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::multipart::{MultipartStore, PartId as StorePartId};
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{
-    ClientConfigKey, GetOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 use registry_core::storage::join;
 use registry_core::{
     ByteStream, Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
     Result, Storage,
 };
-use serde::Deserialize;
+
+use crate::ranged::RangedReads;
 
 /// S3's smallest part (but the last).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -62,6 +61,8 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
 /// Parts of one upload stored at once by default.
 pub const DEFAULT_PARTS_IN_FLIGHT: usize = 2;
+/// Ranged GETs of one blob in flight by default: one plain GET (see [`RangedReads`]).
+pub const DEFAULT_RANGED_READS: usize = 1;
 
 /// A registry backend over an object store.
 #[derive(Clone)]
@@ -71,6 +72,7 @@ pub struct ObjectStorage {
     signer: Option<Arc<dyn Signer>>,
     prefix: String,
     part_size: PartSize,
+    ranged_reads: RangedReads,
     uploads_isolated: bool,
 }
 
@@ -98,6 +100,10 @@ impl ObjectStorage {
                 target: DEFAULT_PART_SIZE,
                 in_flight: DEFAULT_PARTS_IN_FLIGHT,
             },
+            ranged_reads: RangedReads {
+                in_flight: DEFAULT_RANGED_READS,
+                range: DEFAULT_PART_SIZE,
+            },
             uploads_isolated: true,
         }
     }
@@ -124,6 +130,16 @@ impl ObjectStorage {
     /// `n + 1` parts in memory.
     pub fn with_parts_in_flight(mut self, n: usize) -> ObjectStorage {
         self.part_size.in_flight = n.max(1);
+        self
+    }
+
+    /// Reads blobs larger than `range` bytes with up to `n` ranged GETs of `range` bytes at once
+    /// (1: one plain GET): a pull then holds up to `n` ranges in memory.
+    pub fn with_ranged_reads(mut self, n: usize, range: u64) -> ObjectStorage {
+        self.ranged_reads = RangedReads {
+            in_flight: n.max(1),
+            range: range.max(1),
+        };
         self
     }
 
@@ -212,6 +228,46 @@ impl Storage for ObjectStorage {
         Ok(GetResult {
             size,
             range,
+            stream,
+        })
+    }
+
+    /// The size is known, so a range needs no `HEAD` first; a large read is split into ranged
+    /// GETs sent at once when [`ObjectStorage::with_ranged_reads`] asks for it.
+    async fn get_immutable(
+        &self,
+        key: &str,
+        size: u64,
+        range: Option<GetRange>,
+    ) -> Result<GetResult> {
+        let bytes = match &range {
+            Some(r) => r.resolve(size)?,
+            None => 0..size,
+        };
+        if !self.ranged_reads.applies(bytes.end - bytes.start) {
+            let opts = GetOptions::default().with_range(range.map(|_| bytes.clone()));
+            let res = self
+                .store
+                .get_opts(&self.path(key)?, opts)
+                .await
+                .map_err(map_err(key))?;
+            let range = res.range.clone();
+            let stream = res
+                .into_stream()
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .boxed();
+            return Ok(GetResult {
+                size,
+                range,
+                stream,
+            });
+        }
+        let stream = self
+            .ranged_reads
+            .stream(self.store.clone(), self.path(key)?, bytes.clone());
+        Ok(GetResult {
+            size,
+            range: bytes,
             stream,
         })
     }
@@ -407,138 +463,6 @@ impl Storage for ObjectStorage {
     }
 }
 
-/// Where and how to reach an S3-compatible bucket. Whatever is left `None` comes from the standard
-/// `AWS_*` environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`, …).
-///
-/// Deserializes from a configuration table of the same keys (`timeout_secs` for the timeout),
-/// without `bucket` and `prefix`, which come from the `s3://` URL; unknown keys are refused.
-#[derive(Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Options {
-    /// The bucket.
-    #[serde(skip)]
-    pub bucket: String,
-    /// A key prefix inside the bucket, so that one bucket can hold several registries.
-    #[serde(skip)]
-    pub prefix: String,
-    /// The service's URL, for anything but AWS itself (`http://127.0.0.1:9000`).
-    pub endpoint: Option<String>,
-    /// The region (some engines check it).
-    pub region: Option<String>,
-    /// The access key id.
-    pub access_key_id: Option<String>,
-    /// The secret access key.
-    pub secret_access_key: Option<String>,
-    /// Allow plain `http://` endpoints.
-    pub allow_http: Option<bool>,
-    /// Bytes per multipart part, at least 5 MiB ([`DEFAULT_PART_SIZE`] when `None`). Each upload
-    /// holds up to `parts_in_flight + 1` parts in memory.
-    pub part_size: Option<u64>,
-    /// Parts of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
-    pub parts_in_flight: Option<usize>,
-    /// How many times a failed request is retried (3 when `None`).
-    pub max_retries: Option<usize>,
-    /// How long one S3 request may take, retries included, before the registry answers 503
-    /// (120 s when `None`: completing a multipart upload of many GB takes S3 a while). An
-    /// unreachable endpoint fails sooner, after a 5 s connect timeout per try.
-    #[serde(rename = "timeout_secs", deserialize_with = "seconds")]
-    pub timeout: Option<Duration>,
-}
-
-/// Retries of a failed request (3 when `None`), within `timeout` in all.
-pub(crate) fn retry(max_retries: Option<usize>, timeout: Duration) -> RetryConfig {
-    RetryConfig {
-        max_retries: max_retries.unwrap_or(3),
-        retry_timeout: timeout,
-        ..RetryConfig::default()
-    }
-}
-
-/// A number of seconds in a configuration table, as a duration.
-pub(crate) fn seconds<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Duration>, D::Error> {
-    Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
-}
-
-impl fmt::Debug for S3Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Options")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("part_size", &self.part_size)
-            .field("parts_in_flight", &self.parts_in_flight)
-            .finish_non_exhaustive()
-    }
-}
-
-impl S3Options {
-    /// Options for `s3://BUCKET[/PREFIX]`, everything else from the environment.
-    pub fn from_url(url: &str) -> Result<S3Options> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::storage(format!("{url} is not an s3://BUCKET[/PREFIX] URL")))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::storage(format!("{url} names no bucket")));
-        }
-        Ok(S3Options {
-            bucket: bucket.to_owned(),
-            prefix: prefix.trim_matches('/').to_owned(),
-            ..S3Options::default()
-        })
-    }
-
-    /// Connects (lazily: nothing is sent until the first request). Requests are path-style,
-    /// conditional writes are off, and pulls can be redirected to signed URLs.
-    pub fn build(&self) -> Result<ObjectStorage> {
-        let part = self.part_size.unwrap_or(DEFAULT_PART_SIZE);
-        if part < MIN_PART_SIZE {
-            return Err(Error::storage(format!(
-                "part size {part} is under S3's minimum of {MIN_PART_SIZE} bytes"
-            )));
-        }
-        let timeout = self.timeout.unwrap_or(Duration::from_secs(120));
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(&self.bucket)
-            .with_virtual_hosted_style_request(false)
-            .with_conditional_put(S3ConditionalPut::Disabled)
-            .with_retry(retry(self.max_retries, timeout))
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
-                format!("{}ms", timeout.as_millis()),
-            )
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                "5s",
-            );
-        if let Some(endpoint) = &self.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let Some(region) = &self.region {
-            builder = builder.with_region(region);
-        }
-        if let Some(id) = &self.access_key_id {
-            builder = builder.with_access_key_id(id);
-        }
-        if let Some(secret) = &self.secret_access_key {
-            builder = builder.with_secret_access_key(secret);
-        }
-        if let Some(allow) = self.allow_http {
-            builder = builder.with_allow_http(allow);
-        }
-        let s3: Arc<AmazonS3> = Arc::new(builder.build().map_err(Error::storage)?);
-        Ok(ObjectStorage::new(s3.clone(), &self.prefix)
-            .with_part_size(MIN_PART_SIZE, part)
-            .with_parts_in_flight(self.parts_in_flight.unwrap_or(DEFAULT_PARTS_IN_FLIGHT))
-            .with_signer(s3))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, OnceLock};
@@ -546,20 +470,23 @@ mod tests {
     use registry_core::Storage;
 
     use super::*;
+    use crate::S3Options;
 
     /// Over object_store's in-memory store, with parts of 4 to 8 bytes so that small objects
-    /// cross part boundaries. All cases but `multipart_receipts_name_their_bytes`: that store
+    /// cross part boundaries, and reads split into ranges of 7 KiB, three in flight. All cases but `multipart_receipts_name_their_bytes`: that store
     /// assembles whatever parts it holds, whatever receipts it is given (it lives in one process,
     /// where the registry's upload lock keeps two requests off one upload).
     mod in_memory {
         registry_core::storage_testsuite!(@cases [] {
             let store = std::sync::Arc::new(object_store::memory::InMemory::new());
             move || {
-                let s = super::ObjectStorage::new(store.clone(), "pre/fix").with_part_size(4, 8);
+                let s = super::ObjectStorage::new(store.clone(), "pre/fix")
+                    .with_part_size(4, 8)
+                    .with_ranged_reads(3, 7 * 1024);
                 std::sync::Arc::new(s) as std::sync::Arc<dyn registry_core::Storage>
             }
         };
-            put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
+            put_get_head_delete, ranges, immutable_reads, empty_objects, listing, pages, rename, rename_if_absent,
             concurrent_puts, multipart_complete, multipart_zero_parts, multipart_abort,
             multipart_resumed_by_new_instance, multipart_invisible_until_complete,
             multipart_failed_part_retried, multipart_racing_uploads, streams_large_objects);
@@ -590,28 +517,10 @@ mod tests {
             let store = super::moto_bucket();
             move || store.clone()
         };
-            put_get_head_delete, ranges, empty_objects, listing, pages, rename, rename_if_absent,
+            put_get_head_delete, ranges, immutable_reads, empty_objects, listing, pages, rename, rename_if_absent,
             concurrent_puts, multipart_zero_parts, multipart_resumed_by_new_instance,
             multipart_invisible_until_complete, multipart_failed_part_retried,
             multipart_racing_uploads, multipart_receipts_name_their_bytes,
             streams_large_objects);
-    }
-
-    #[test]
-    fn s3_urls() {
-        let o = S3Options::from_url("s3://bucket/some/prefix/").unwrap();
-        assert_eq!(
-            (o.bucket.as_str(), o.prefix.as_str()),
-            ("bucket", "some/prefix")
-        );
-        let o = S3Options::from_url("s3://bucket").unwrap();
-        assert_eq!((o.bucket.as_str(), o.prefix.as_str()), ("bucket", ""));
-        assert!(S3Options::from_url("s3:///x").is_err());
-        assert!(S3Options::from_url("http://bucket").is_err());
-        let small = S3Options {
-            part_size: Some(1024),
-            ..S3Options::from_url("s3://b").unwrap()
-        };
-        assert!(small.build().is_err(), "parts under 5 MiB accepted");
     }
 }

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::object::S3Options;
+use crate::s3::S3Options;
 
 /// A `moto_server` (Python `moto[server]`, an S3 imitation that keeps objects in memory and does
 /// not check signatures) on a free loopback port, killed on drop.

@@ -1,6 +1,6 @@
 //! The `registry` binary over S3 (`--storage s3://BUCKET/PREFIX`), against moto (an S3 imitation
 //! that enforces the 5 MiB part minimum): skopeo round trip, two replicas sharing one bucket,
-//! redirects to presigned URLs, 503 when S3 is down, flat memory on a 2 GiB push, and a push soak
+//! redirects to presigned URLs, pulls read as ranged GETs in flight, 503 when S3 is down, flat memory on a 2 GiB push, and a push soak
 //! while the server collects garbage.
 //!
 //! Needs `moto_server` (`pip install 'moto[server]'`) and skopeo; `./scripts/test.sh` installs both.
@@ -131,6 +131,47 @@ async fn pulls_redirect_to_presigned_urls() {
     let image = TestImage::new(11, vec![noise(12, 1000)]);
     api.push_image("r", "t", &image).await.unwrap();
     assert_eq!(api.pull_verified("r", "t").await.unwrap(), image.digest());
+}
+
+/// With `ranged_reads`, a blob larger than a part is read with several ranged GETs at once: the
+/// whole blob and a range across part boundaries come back byte for byte.
+#[cfg_attr(
+    not(has_moto),
+    ignore = "skipped: moto_server is not installed (pip install 'moto[server]')"
+)]
+#[tokio::test]
+async fn large_blobs_pull_as_ranged_reads_in_flight() {
+    let (bucket, env) = bucket();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("registry.toml");
+    std::fs::write(&config, "[s3]\npart_size = 5242880\nranged_reads = 3\n").unwrap();
+    let server = start(
+        &format!("s3://{bucket}/p"),
+        &["--config", config.to_str().unwrap()],
+        &env,
+    );
+    let api = Api::new(&server.addr);
+    let data = noise(13, (23 << 20) + 7);
+    let d = Digest::of(&data);
+    api.push_blob_chunked("r", &data).await.unwrap();
+    let url = format!("{}/v2/r/blobs/{d}", api.base);
+    let res = api.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.content_length(), Some(data.len() as u64));
+    assert!(res.bytes().await.unwrap() == data, "other bytes served");
+    let (start, end) = (4_000_000usize, 17_000_000usize);
+    let res = api
+        .http
+        .get(&url)
+        .header("range", format!("bytes={start}-{end}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert!(
+        res.bytes().await.unwrap() == data[start..=end],
+        "other bytes served for the range"
+    );
 }
 
 /// S3 unreachable: requests that need it get 503 `UNAVAILABLE` quickly, the process stays up,
