@@ -28,6 +28,7 @@ on_every_backend!(
     leftovers_of_crashes_are_removed,
     purging_uploads_leaves_blobs_alone,
     cached_content_goes_once_unused,
+    an_unreadable_manifest_stops_collection_before_any_blob_goes,
 );
 
 /// Everything collected is older than this, in a test: zero; and no tag history protects what
@@ -245,6 +246,46 @@ async fn unreferenced_blobs_and_abandoned_uploads_go(s: Arc<dyn Storage>) {
     // A second collection finds nothing more.
     assert_eq!(gc::collect(&r, &now_options()).await.unwrap().removed, []);
     pulls(&r, &a, &kept).await;
+}
+
+/// A tagged manifest that cannot be read stops the collection with an error naming it, and no
+/// blob goes: not even one nothing names, in a repository swept before.
+async fn an_unreadable_manifest_stops_collection_before_any_blob_goes(s: Arc<dyn Storage>) {
+    let r = Registry::new(s.clone(), RegistryConfig::default());
+    let a = repo("team/app");
+    push(&r, &a, Some("v1"), "kept", None).await;
+    let stray = Digest::of(b"a blob no manifest names");
+    r.put_blob(&a, &stray, body(b"a blob no manifest names"), None)
+        .await
+        .unwrap();
+    let z = repo("zz/broken");
+    let broken = push(&r, &z, Some("v1"), "broken", None).await;
+    let key = paths::blob_data(&broken.manifest);
+    if s.exists(&key).await.unwrap() {
+        s.put(&key, Bytes::from_static(b"not a manifest"))
+            .await
+            .unwrap();
+    } else {
+        // On object stores a manifest may sit where its location record points.
+        let record = s.get_bytes(&paths::blob_location(&broken.manifest)).await;
+        let record: serde_json::Value = serde_json::from_slice(&record.unwrap()).unwrap();
+        let at = record["key"].as_str().unwrap();
+        s.put(at, Bytes::from_static(b"not a manifest"))
+            .await
+            .unwrap();
+    }
+    // A fresh process: nothing cached.
+    let fresh = Registry::new(s.clone(), RegistryConfig::default());
+    let err = gc::collect(&fresh, &now_options()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("zz/broken@{}", broken.manifest)),
+        "{err}"
+    );
+    assert!(
+        stored_blobs(&s).await.contains(&stray),
+        "a blob went before the collection stopped"
+    );
 }
 
 async fn untagged_manifests_go_only_when_asked(s: Arc<dyn Storage>) {

@@ -145,7 +145,7 @@ impl Collection<'_> {
     /// bytes a location pointed at, then its marker.
     pub(super) async fn remove_blob(&self, digest: &Digest, blob: &StoredBlob) -> Result<Removal> {
         let marker = paths::blob_used(digest);
-        if blob.keys.is_empty() {
+        if blob.marker_only() {
             // A marker whose blob never arrived.
             self.delete(&marker).await?;
             return Ok(Removal::Orphan {
@@ -153,7 +153,7 @@ impl Collection<'_> {
                 bytes: 0,
             });
         }
-        for key in blob.keys.iter().chain(&blob.target) {
+        for key in blob.keys(digest).iter().chain(&blob.target) {
             self.delete(key).await?;
         }
         self.delete(&marker).await?;

@@ -28,8 +28,10 @@
 //! `MANIFEST_BLOB_UNKNOWN` (nothing is corrupted), or, for a mount in that instant, the link reads
 //! as `BLOB_UNKNOWN` until the next collection removes it.
 //!
-//! Removals run 16 storage requests at a time. If a manifest that must be kept cannot
-//! be read, collection stops before removing anything.
+//! Repositories are marked and swept one after another, each on its own marks (so only their
+//! union, for the blobs, is held), and removals run 16 storage requests at a time. If a manifest
+//! that must be kept cannot be read, collection stops there: before removing any blob, and
+//! anything of that repository or the ones after it.
 //!
 //! - `report`: what a collection is asked ([`GcOptions`]) and what it reports ([`GcReport`]).
 //! - `walk`: reading what the store holds, and marking what each repository keeps.
@@ -73,7 +75,20 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         dry_run: options.dry_run,
         ..GcReport::default()
     };
-    let mut marked = BTreeMap::new();
+    let fresh = |d: &Digest| {
+        blobs
+            .get(d)
+            .and_then(|b| b.newest)
+            .is_some_and(|t| t > cutoff)
+    };
+    let mut linked = HashSet::new();
+    let mut kept = HashSet::new();
+    // Repositories left holding a manifest: what the catalog must list.
+    let mut holding = HashSet::new();
+    // One repository at a time: what it keeps is marked, its links swept, and its marks dropped
+    // (only their union is kept, for the blobs). A repository's sweep rests on its own marks
+    // alone, so an unreadable manifest stops the collection with no blob removed, and nothing of
+    // its repository or those after it.
     for (name, repo) in &repos {
         let decisions = retention(registry, name, repo, options, now).await?;
         let untagged: Vec<(Tag, Digest)> = decisions
@@ -88,26 +103,8 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         .await?;
         report.removed.extend(removed.into_iter().flatten());
         let untagged: HashSet<Tag> = untagged.into_iter().map(|(tag, _)| tag).collect();
-        marked.insert(
-            name.clone(),
-            mark(registry, name, repo, &untagged, options, cutoff).await?,
-        );
-    }
-    let fresh = |d: &Digest| {
-        blobs
-            .get(d)
-            .and_then(|b| b.newest)
-            .is_some_and(|t| t > cutoff)
-    };
-    let mut linked = HashSet::new();
-    let mut kept = HashSet::new();
-    // Repositories left holding a manifest: what the catalog must list.
-    let mut holding = HashSet::new();
-    for (name, repo) in &repos {
-        let keep = &marked[name];
+        let keep = mark(registry, name, repo, &untagged, options, cutoff).await?;
         report.manifests_kept += keep.manifests.len() as u64;
-        kept.extend(keep.manifests.iter().cloned());
-        kept.extend(keep.blobs.iter().cloned());
         if let Some(expired) = expiry(options, name) {
             let tags: Vec<Tag> = repo
                 .tags
@@ -141,6 +138,8 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         let remove_link =
             |d: Digest| async move { gc.remove_link(name, &d, blobs.get(&d), cutoff).await };
         sweep(&repo.layers, link_stays, remove_link, &mut linked, removed).await?;
+        kept.extend(keep.manifests);
+        kept.extend(keep.blobs);
     }
     let mut candidates = Vec::new();
     for (digest, blob) in &blobs {
@@ -168,7 +167,7 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         .collect();
     let mut targets = HashSet::new();
     for (digest, blob) in &blobs {
-        let orphan_marker = blob.keys.is_empty();
+        let orphan_marker = blob.marker_only();
         if !removed_blobs.contains(digest) && !orphan_marker {
             report.blobs_kept += 1;
             targets.extend(blob.target.clone());
@@ -307,7 +306,7 @@ async fn used_since(
     cutoff: SystemTime,
 ) -> Result<bool> {
     let storage = registry.storage();
-    let mut keys = blob.map(|b| b.keys.clone()).unwrap_or_default();
+    let mut keys = blob.map(|b| b.keys(digest)).unwrap_or_default();
     keys.push(paths::blob_used(digest));
     for key in keys {
         match storage.head(&key).await {

@@ -17,11 +17,14 @@ use crate::tags::TagChange;
 
 use super::{GcOptions, concurrently};
 
-/// What `blobs/` holds for one digest.
+/// What `blobs/` holds for one digest (its keys are drawn again from the digest when needed:
+/// a store of many blobs holds no key strings).
 #[derive(Debug, Default, Clone)]
 pub(super) struct StoredBlob {
-    /// Its objects: data or location record, and the `used` marker.
-    pub(super) keys: Vec<String>,
+    /// Whether its bytes are stored under `blobs/` ([`paths::blob_data`]).
+    pub(super) data: bool,
+    /// Whether a location record names where they are ([`paths::blob_location`]).
+    pub(super) location: bool,
     /// Where a location record points.
     pub(super) target: Option<String>,
     pub(super) size: u64,
@@ -61,8 +64,12 @@ pub(super) async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, S
         let blob = blobs.entry(digest).or_default();
         blob.newest = blob.newest.max(Some(meta.last_modified));
         match kind {
-            paths::BlobObject::Data => blob.size = meta.size,
+            paths::BlobObject::Data => {
+                blob.data = true;
+                blob.size = meta.size;
+            }
             paths::BlobObject::Location => {
+                blob.location = true;
                 if let Some(bytes) = storage.get_opt(&meta.key).await? {
                     let location: BlobLocation = serde_json::from_slice(&bytes).map_err(|e| {
                         Error::storage(format!("corrupt record at {}: {e}", meta.key))
@@ -71,11 +78,24 @@ pub(super) async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, S
                     blob.target = Some(location.key);
                 }
             }
-            paths::BlobObject::Used => continue,
+            paths::BlobObject::Used => {}
         }
-        blob.keys.push(meta.key);
     }
     Ok(blobs)
+}
+
+impl StoredBlob {
+    /// Its data or location record (none for a `used` marker whose blob never arrived).
+    pub(super) fn keys(&self, digest: &Digest) -> Vec<String> {
+        let data = self.data.then(|| paths::blob_data(digest));
+        let location = self.location.then(|| paths::blob_location(digest));
+        data.into_iter().chain(location).collect()
+    }
+
+    /// True when only a `used` marker is stored.
+    pub(super) fn marker_only(&self) -> bool {
+        !self.data && !self.location
+    }
 }
 
 /// Reads `repositories/`: every repository's tags, revisions, layer links and referrers.
@@ -199,7 +219,7 @@ pub(super) async fn mark(
         let manifests = concurrently(batch, |digest| async move {
             let unreadable = |e: Error| {
                 Error::storage(format!(
-                    "garbage collection stopped before removing anything: cannot read manifest \
+                    "garbage collection stopped before removing any blob: cannot read manifest \
                      {name}@{digest} ({e}); `registry scrub` checks the store"
                 ))
             };
