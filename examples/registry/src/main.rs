@@ -32,6 +32,7 @@ mod authfile;
 mod commands;
 mod config;
 mod copy;
+mod logwriter;
 mod notify;
 mod telemetry;
 

@@ -1,4 +1,4 @@
-//! Logging to stderr (written by a thread of its own) and, with `[tracing] otlp_endpoint`, spans exported with OpenTelemetry's
+//! Logging to stderr (written in batches by a thread of its own: [`crate::logwriter`]) and, with `[tracing] otlp_endpoint`, spans exported with OpenTelemetry's
 //! OTLP exporter (HTTP, protobuf): each request's span (`request`, with its id, method, path,
 //! route and repository) and, under it, one span per storage call (`storage`, with the operation),
 //! so that a slow request can be followed into its S3 calls.
@@ -15,7 +15,7 @@ use crate::config::{Config, LogFormat};
 /// Log lines are written and spans exported while this lives; dropping it flushes both.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    _log_writer: tracing_appender::non_blocking::WorkerGuard,
+    _log_writer: crate::logwriter::Guard,
 }
 
 impl Drop for Telemetry {
@@ -35,9 +35,8 @@ pub fn init(config: &Config) -> Telemetry {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Lines go to stderr from a thread of their own, so that a request never waits for the write
-    // (a pipe read slowly, a terminal); past 128k lines waiting, lines are dropped, not requests.
-    let (writer, log_writer) = tracing_appender::non_blocking(std::io::stderr());
+    // A request never waits for the write (a pipe read slowly, a terminal) nor wakes a thread.
+    let (writer, log_writer) = crate::logwriter::spawn(std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match config.log.format {
         LogFormat::Json => fmt
