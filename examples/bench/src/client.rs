@@ -262,29 +262,29 @@ impl Conn {
         Ok(())
     }
 
-    /// Streams a blob and returns how many bytes came.
+    /// Streams a blob and returns how many bytes came (the pull benchmark: no hashing).
     pub async fn pull(&mut self, repo: &str, digest: &Digest) -> Result<u64, String> {
-        let res = self
-            .expect(
-                Method::GET,
-                &format!("/v2/{repo}/blobs/{digest}"),
-                &[],
-                empty(),
-                StatusCode::OK,
-            )
-            .await?;
-        let mut body = res.into_body();
-        let mut n = 0u64;
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
-                n += data.len() as u64;
-            }
-        }
-        Ok(n)
+        self.read_blob(repo, digest, None).await
     }
 
     /// Streams a blob, hashing it, and fails unless its bytes match `digest`; returns its size.
     pub async fn pull_verified(&mut self, repo: &str, digest: &Digest) -> Result<u64, String> {
+        let mut hash = Digester::new(digest.algorithm());
+        let n = self.read_blob(repo, digest, Some(&mut hash)).await?;
+        let got = hash.finish();
+        if &got != digest {
+            return Err(format!("{repo}@{digest}: the bytes served hash to {got}"));
+        }
+        Ok(n)
+    }
+
+    /// `GET`s a blob, feeding its bytes to `hash` if given; returns how many came.
+    async fn read_blob(
+        &mut self,
+        repo: &str,
+        digest: &Digest,
+        mut hash: Option<&mut Digester>,
+    ) -> Result<u64, String> {
         let res = self
             .expect(
                 Method::GET,
@@ -295,17 +295,14 @@ impl Conn {
             )
             .await?;
         let mut body = res.into_body();
-        let mut hash = Digester::new(digest.algorithm());
         let mut n = 0u64;
         while let Some(frame) = body.frame().await {
             if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
-                hash.update(&data);
+                if let Some(h) = hash.as_deref_mut() {
+                    h.update(&data);
+                }
                 n += data.len() as u64;
             }
-        }
-        let got = hash.finish();
-        if &got != digest {
-            return Err(format!("{repo}@{digest}: the bytes served hash to {got}"));
         }
         Ok(n)
     }
@@ -399,19 +396,25 @@ impl Conn {
         config: &Data,
         layers: &[Data],
     ) -> Result<(), String> {
-        let layers: Vec<serde_json::Value> = layers
-            .iter()
-            .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l.digest.to_string(), "size": l.len}))
-            .collect();
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.len},
-            "layers": layers,
-        });
-        let body = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
-        self.put_manifest_bytes(repo, tag, body.into()).await
+        let layers: Vec<&Data> = layers.iter().collect();
+        self.put_manifest_bytes(repo, tag, image_manifest(config, &layers))
+            .await
     }
+}
+
+/// The bytes of an OCI image manifest over a config and layers.
+pub fn image_manifest(config: &Data, layers: &[&Data]) -> Bytes {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l.digest.to_string(), "size": l.len}))
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.len},
+        "layers": layers,
+    });
+    Bytes::from(manifest.to_string())
 }
 
 /// Pushes (or pulls) every blob, `parallel` at once, each transfer on its own connection.

@@ -6,11 +6,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use registry_core::Digest;
 
-use crate::client::{Base, Conn, Data};
+use crate::client::{Base, Conn, Data, image_manifest};
 use crate::figures::Figure;
 
 /// What a load run does.
@@ -73,17 +72,7 @@ async fn push_image(
             sent += blob.len;
         }
     }
-    let layers: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|l| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l.digest.to_string(), "size": l.len}))
-        .collect();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.len},
-        "layers": layers,
-    });
-    let body = Bytes::from(serde_json::to_vec(&manifest).map_err(|e| e.to_string())?);
+    let body = image_manifest(config, layers);
     let digest = Digest::of(&body);
     conn.put_manifest_bytes(repo, tag, body).await?;
     Ok((digest, sent))
