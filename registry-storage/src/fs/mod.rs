@@ -7,7 +7,8 @@
 //! Every put writes a temporary file, fsyncs it and renames it into place, then fsyncs the
 //! folder, so a crash at any instant leaves either the old object or the new one. Parts are
 //! fsynced before `put_part` returns. Several processes on one host may share a root: nothing is
-//! held in memory between calls, and appends to an upload hold a file lock, which completion
+//! held in memory between calls (but the sorted names of large folders, for pages, reused only
+//! while the folder's time says nothing changed: `listings`), and appends to an upload hold a file lock, which completion
 //! holds until the data has left the upload. `rename_if_absent` links the file at its new name
 //! (which fails if the name is taken) before it unlinks the old one, so it never replaces an
 //! object.
@@ -24,6 +25,7 @@
 //! - `io`: streams into and out of files, one short blocking call at a time, without user-space
 //!   copies.
 //! - `upload`: multipart uploads as appends to one file; completion is usually a rename.
+//! - `listings`: sorted names of large folders, kept between pages while the folder is unchanged.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ use registry_core::{
 };
 
 mod io;
+mod listings;
 mod root;
 #[cfg(test)]
 mod tests;

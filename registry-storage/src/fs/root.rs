@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use cap_std::fs::{Dir, DirEntry, Metadata};
+
+use super::listings::{Listings, SETTLED, Stamp};
 use registry_core::storage::join;
 use registry_core::{Error, ObjectMeta};
 
@@ -24,6 +26,8 @@ const FOLDER_ATTEMPTS: usize = 32;
 pub(super) struct Root {
     path: PathBuf,
     dir: Arc<Dir>,
+    /// Sorted names of large folders, for pages.
+    listings: Arc<Listings>,
 }
 
 /// A key's path relative to the root; an error for keys that are not plain relative paths.
@@ -72,6 +76,7 @@ impl Root {
         Ok(Root {
             path,
             dir: Arc::new(dir),
+            listings: Arc::default(),
         })
     }
 
@@ -247,6 +252,29 @@ impl Root {
             }
             Err(e) => return Err(e),
         };
+        let names = self.names(dir, &folder)?;
+        let from = after.map_or(0, |a| names.partition_point(|n| n.as_str() <= a));
+        let names = &names[from..];
+        let mut page = Vec::with_capacity(limit.min(names.len()));
+        for name in names.iter().take(limit) {
+            match folder.metadata(name) {
+                Ok(m) => page.push(meta(join(prefix, name), &m)),
+                // Removed meanwhile.
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(page)
+    }
+
+    /// The sorted names of the files in `folder` (at `dir`), kept between calls for large folders
+    /// that have not changed (see [`super::listings`]).
+    fn names(&self, dir: &Path, folder: &Dir) -> std::io::Result<Arc<Vec<String>>> {
+        let stamp = Stamp::of(&folder.dir_metadata()?);
+        if let Some(names) = stamp.and_then(|s| self.listings.get(dir, s)) {
+            return Ok(names);
+        }
+        let read_at = SystemTime::now();
         let mut names = Vec::new();
         for entry in folder.entries()? {
             let entry = entry?;
@@ -254,21 +282,16 @@ impl Root {
                 continue;
             };
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if is_file && !name.starts_with('.') && after.is_none_or(|a| name.as_str() > a) {
+            if is_file && !name.starts_with('.') {
                 names.push(name);
             }
         }
         names.sort_unstable();
-        let mut page = Vec::with_capacity(limit.min(names.len()));
-        for name in names.into_iter().take(limit) {
-            match folder.metadata(&name) {
-                Ok(m) => page.push(meta(join(prefix, &name), &m)),
-                // Removed meanwhile.
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        let names = Arc::new(names);
+        if let Some(stamp) = stamp {
+            self.listings.put(dir, stamp, read_at, SETTLED, &names);
         }
-        Ok(page)
+        Ok(names)
     }
 
     /// Sends every file under `dir` (as keys under `prefix`), skipping what [`Root::list`]

@@ -201,3 +201,44 @@ async fn bytes_left_by_a_crash_between_parts_are_skipped() {
     );
     assert!(!dir.path().join(".multipart").join(&id.0).exists());
 }
+
+/// Pages of a large folder whose names are kept between calls still show every put and delete,
+/// from this process and from another one sharing the root.
+#[tokio::test]
+async fn pages_of_a_large_folder_follow_its_changes() {
+    use bytes::Bytes;
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let s = FilesystemStorage::new(dir.path()).unwrap();
+    futures::stream::iter(0..1500)
+        .for_each_concurrent(32, |i| {
+            let s = &s;
+            async move { s.put(&format!("big/k{i:05}"), Bytes::new()).await.unwrap() }
+        })
+        .await;
+    // A folder last changed an hour ago: its names are kept.
+    let folder = std::fs::File::open(dir.path().join("big")).unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    folder.set_modified(hour_ago).unwrap();
+    let page = |after: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let got = s.list_after("big", after, 3).await.unwrap();
+            got.into_iter().map(|m| m.key).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(None).await, ["big/k00000", "big/k00001", "big/k00002"]);
+    assert_eq!(page(Some("k01497")).await, ["big/k01498", "big/k01499"]);
+    s.put("big/a-first", Bytes::new()).await.unwrap();
+    assert_eq!(
+        page(None).await,
+        ["big/a-first", "big/k00000", "big/k00001"]
+    );
+    folder.set_modified(hour_ago).unwrap();
+    assert_eq!(page(None).await[0], "big/a-first");
+    // Another process's change, through a store of its own over the same root.
+    let other = FilesystemStorage::new(dir.path()).unwrap();
+    other.delete("big/a-first").await.unwrap();
+    other.delete("big/k00000").await.unwrap();
+    assert_eq!(page(None).await, ["big/k00001", "big/k00002", "big/k00003"]);
+}
