@@ -1,11 +1,11 @@
 //! Run with: `cargo run --release -p registry-bench -- --url http://127.0.0.1:5000 all`
 //!
 //! Drives any registry over HTTP/1.1 and prints one line per figure (JSON lines with `--json`):
-//! monolithic and chunked blob push, blob pull, manifest GET by tag and blob HEAD rates with latency
-//! percentiles at a given concurrency, image push and pull with parallel transfers, and the
+//! monolithic and chunked blob push, blob pull, manifest GET by tag and blob HEAD rates with
+//! latency percentiles at a given concurrency, image push and pull with parallel transfers, and the
 //! loopback TCP rate as a limit; `load` and `verify` drive many clients for a fixed time and pull
-//! back what was acknowledged (`scripts/scale.sh`). Each connection is a plain hyper HTTP/1.1 connection, so the
-//! client costs little next to the server.
+//! back what was acknowledged (`scripts/scale.sh`). Each connection is a plain hyper HTTP/1.1
+//! connection, so the client costs little next to the server.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,8 @@
-//! Logging to stderr (written in batches by a thread of its own: [`crate::logwriter`]) and, with `[tracing] otlp_endpoint`, spans exported with OpenTelemetry's
-//! OTLP exporter (HTTP, protobuf): each request's span (`request`, with its id, method, path,
-//! route and repository) and, under it, one span per storage call (`storage`, with the operation),
-//! so that a slow request can be followed into its S3 calls.
+//! Logging to stderr (written in batches by a thread of its own: [`crate::logwriter`]) and, with
+//! `[tracing] otlp_endpoint`, spans exported with OpenTelemetry's OTLP exporter (HTTP, protobuf):
+//! each request's span (`request`, with its id, method, path, route and repository) and, under it,
+//! one span per storage call (`storage`, with the operation), so that a slow request can be
+//! followed into its S3 calls.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;

@@ -1,9 +1,10 @@
 //! The `registry` binary over S3 (`--storage s3://BUCKET/PREFIX`), against moto (an S3 imitation
 //! that enforces the 5 MiB part minimum): skopeo round trip, two replicas sharing one bucket,
-//! redirects to presigned URLs, pulls read as ranged GETs in flight, 503 when S3 is down, flat memory on a 2 GiB push, and a push soak
-//! while the server collects garbage.
+//! redirects to presigned URLs, pulls read as ranged GETs in flight, 503 when S3 is down, flat
+//! memory on a 2 GiB push, and a push soak while the server collects garbage.
 //!
-//! Needs `moto_server` (`pip install 'moto[server]'`) and skopeo; `./scripts/test.sh` installs both.
+//! Needs `moto_server` (`pip install 'moto[server]'`) and skopeo; `./scripts/test.sh` installs
+//! both.
 #![allow(clippy::unwrap_used)]
 
 mod support;

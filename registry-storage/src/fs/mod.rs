@@ -4,22 +4,22 @@
 //! `.multipart/<id>/data` the parts of an upload in progress, appended one after another
 //! (`upload`). Names starting with `.` are never keys.
 //!
-//! Every put writes a temporary file, fsyncs it and renames it into place, then fsyncs the
-//! folder, so a crash at any instant leaves either the old object or the new one. Parts are
-//! fsynced before `put_part` returns. Several processes on one host may share a root: nothing is
-//! held in memory between calls (but the sorted names of large folders, for pages, reused only
-//! while the folder's time says nothing changed: `listings`), and appends to an upload hold a file lock, which completion
-//! holds until the data has left the upload. `rename_if_absent` links the file at its new name
-//! (which fails if the name is taken) before it unlinks the old one, so it never replaces an
-//! object.
+//! Every put writes a temporary file, fsyncs it and renames it into place, then fsyncs the folder,
+//! so a crash at any instant leaves either the old object or the new one. Parts are fsynced before
+//! `put_part` returns. Several processes on one host may share a root: nothing is held in memory
+//! between calls (but the sorted names of large folders, for pages, reused only while the folder's
+//! time says nothing changed: `listings`), and appends to an upload hold a file lock, which
+//! completion holds until the data has left the upload. `rename_if_absent` links the file at its
+//! new name (which fails if the name is taken) before it unlinks the old one, so it never replaces
+//! an object.
 //!
 //! Every path is resolved beneath the root's open folder by the kernel (`root`): a symbolic link
-//! planted in the store cannot lead a key out of it, and nothing is checked before it is used.
-//! No file system call runs on the async runtime's threads (but the small reads
+//! planted in the store cannot lead a key out of it, and nothing is checked before it is used. No
+//! file system call runs on the async runtime's threads (but the small reads
 //! [`FilesystemStorage::inline_reads`] allows), and no blocking thread ever waits for a client: a
-//! body is written one batch per blocking call as it arrives, a read streams one chunk per
-//! blocking call as the client takes it, and a lock held by another process is tried again after
-//! short pauses.
+//! body is written one batch per blocking call as it arrives, a read streams one chunk per blocking
+//! call as the client takes it, and a lock held by another process is tried again after short
+//! pauses.
 //!
 //! - `root`: the root folder and every operation on a key's file, resolved beneath it.
 //! - `io`: streams into and out of files, one short blocking call at a time, without user-space

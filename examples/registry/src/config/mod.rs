@@ -159,16 +159,18 @@ pub struct Config {
     /// Refuse every write while reads go on.
     pub read_only: bool,
     /// How to reach S3 when `storage` is `s3://…` (the `[s3]` table: `endpoint`, `region`,
-    /// `access_key_id`, `secret_access_key`, `allow_http`, `part_size`, `parts_in_flight`, `ranged_reads`, `max_retries`,
-    /// `timeout_secs`); unset keys come from the `AWS_*` variables.
+    /// `access_key_id`, `secret_access_key`, `allow_http`, `part_size`, `parts_in_flight`,
+    /// `ranged_reads`, `max_retries`, `timeout_secs`); unset keys come from the `AWS_*` variables.
     pub s3: registry_storage::S3Options,
     /// How to reach Google Cloud Storage when `storage` is `gs://…` (the `[gcs]` table:
-    /// `service_account_path`, `application_credentials`, `part_size`, `parts_in_flight`, `ranged_reads`, `max_retries`,
-    /// `timeout_secs`); unset keys come from the `GOOGLE_*` variables.
+    /// `service_account_path`, `application_credentials`, `part_size`, `parts_in_flight`,
+    /// `ranged_reads`, `max_retries`, `timeout_secs`); unset keys come from the `GOOGLE_*`
+    /// variables.
     pub gcs: registry_storage::GcsOptions,
     /// How to reach Azure Blob Storage when `storage` is `azure://…` (the `[azure]` table:
     /// `account`, `access_key`, `endpoint`, `use_emulator`, `allow_http`, `part_size`,
-    /// `parts_in_flight`, `ranged_reads`, `max_retries`, `timeout_secs`); unset keys come from the `AZURE_*` variables.
+    /// `parts_in_flight`, `ranged_reads`, `max_retries`, `timeout_secs`); unset keys come from the
+    /// `AZURE_*` variables.
     pub azure: registry_storage::AzureOptions,
     /// Answer blob GETs with 307 to a storage URL signed for this many seconds, so that clients
     /// download straight from S3; off by default, and without effect on storage that cannot sign.
