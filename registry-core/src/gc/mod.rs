@@ -28,10 +28,10 @@
 //! `MANIFEST_BLOB_UNKNOWN` (nothing is corrupted), or, for a mount in that instant, the link reads
 //! as `BLOB_UNKNOWN` until the next collection removes it.
 //!
-//! Repositories are marked and swept one after another, each on its own marks (so only their
-//! union, for the blobs, is held), and removals run 16 storage requests at a time. If a manifest
-//! that must be kept cannot be read, collection stops there: before removing any blob, and
-//! anything of that repository or the ones after it.
+//! Repositories are marked and swept a few at a time, each on its own marks (so only their union,
+//! for the blobs, is held), and removals run 16 storage requests at a time. If a manifest that
+//! must be kept cannot be read, collection stops with an error before removing any blob or
+//! anything of that repository; repositories swept already (each on its own marks) stay swept.
 //!
 //! - `report`: what a collection is asked ([`GcOptions`]) and what it reports ([`GcReport`]).
 //! - `walk`: reading what the store holds, and marking what each repository keeps.
@@ -75,72 +75,35 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         dry_run: options.dry_run,
         ..GcReport::default()
     };
-    let fresh = |d: &Digest| {
-        blobs
-            .get(d)
-            .and_then(|b| b.newest)
-            .is_some_and(|t| t > cutoff)
-    };
     let mut linked = HashSet::new();
     let mut kept = HashSet::new();
     // Repositories left holding a manifest: what the catalog must list.
     let mut holding = HashSet::new();
-    // One repository at a time: what it keeps is marked, its links swept, and its marks dropped
-    // (only their union is kept, for the blobs). A repository's sweep rests on its own marks
-    // alone, so an unreadable manifest stops the collection with no blob removed, and nothing of
-    // its repository or those after it.
-    for (name, repo) in &repos {
-        let decisions = retention(registry, name, repo, options, now).await?;
-        let untagged: Vec<(Tag, Digest)> = decisions
-            .iter()
-            .filter(|d| d.removed())
-            .map(|d| (d.tag.clone(), d.digest.clone()))
-            .collect();
-        report.retention.extend(decisions);
-        let removed = concurrently(untagged.clone(), |(tag, digest)| async move {
-            gc.untag(name, &tag, &digest).await
-        })
-        .await?;
-        report.removed.extend(removed.into_iter().flatten());
-        let untagged: HashSet<Tag> = untagged.into_iter().map(|(tag, _)| tag).collect();
-        let keep = mark(registry, name, repo, &untagged, options, cutoff).await?;
-        report.manifests_kept += keep.manifests.len() as u64;
-        if let Some(expired) = expiry(options, name) {
-            let tags: Vec<Tag> = repo
-                .tags
-                .iter()
-                .filter(|(_, modified)| *modified < expired && *modified <= cutoff)
-                .map(|(tag, _)| tag.clone())
-                .collect();
-            let removed =
-                concurrently(tags, |tag| async move { gc.remove_tag(name, &tag).await }).await?;
-            report.removed.extend(removed);
-        }
-        let removed = &mut report.removed;
-        let manifest_stays =
-            |d: &Digest, modified| keep.manifests.contains(d) || modified > cutoff || fresh(d);
-        let remove_manifest = |d: Digest| async move { gc.remove_manifest(name, &d, cutoff).await };
-        let before = removed.len();
-        sweep(
-            &repo.revisions,
-            manifest_stays,
-            remove_manifest,
-            &mut linked,
-            removed,
-        )
-        .await?;
-        if removed.len() - before < repo.revisions.len() {
-            holding.insert(name.clone());
-        }
-        let blobs = &blobs;
-        let link_stays =
-            |d: &Digest, modified| keep.blobs.contains(d) || modified > cutoff || fresh(d);
-        let remove_link =
-            |d: Digest| async move { gc.remove_link(name, &d, blobs.get(&d), cutoff).await };
-        sweep(&repo.layers, link_stays, remove_link, &mut linked, removed).await?;
-        kept.extend(keep.manifests);
-        kept.extend(keep.blobs);
+    let pass = Pass {
+        registry,
+        options,
+        gc: &gc,
+        blobs: &blobs,
+        now,
+        cutoff,
+    };
+    // A few repositories at a time, each marked and swept on its own marks, which are then
+    // dropped (only their union is kept, for the blobs).
+    // By index: a closure taking the map's references would be higher-ranked over their
+    // lifetimes, which the compiler then cannot prove `Send` for a spawned collection.
+    let entries: Vec<(&RepositoryName, &Repo)> = repos.iter().collect();
+    let mut swept = futures::stream::iter(0..entries.len())
+        .map(|i| pass.repository(entries[i].0, entries[i].1))
+        .buffered(REPOSITORIES_AT_ONCE);
+    while let Some(one) = swept.try_next().await? {
+        report.retention.extend(one.decisions);
+        report.removed.extend(one.removed);
+        report.manifests_kept += one.manifests_kept;
+        kept.extend(one.kept);
+        linked.extend(one.linked);
+        holding.extend(one.holding);
     }
+    drop(swept);
     let mut candidates = Vec::new();
     for (digest, blob) in &blobs {
         let in_use = kept.contains(digest)
@@ -182,6 +145,109 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         report.catalog_changes = registry.catalog.reconcile(&holding).await? as u64;
     }
     Ok(report)
+}
+
+/// Repositories marked and swept at once (each with [`CONCURRENCY`] storage requests in flight).
+const REPOSITORIES_AT_ONCE: usize = 4;
+
+/// What a collection reads once and every repository's pass uses.
+struct Pass<'a> {
+    registry: &'a Registry,
+    options: &'a GcOptions,
+    gc: &'a Collection<'a>,
+    blobs: &'a BTreeMap<Digest, StoredBlob>,
+    now: SystemTime,
+    cutoff: SystemTime,
+}
+
+/// What one repository's pass decided and did.
+struct Swept {
+    decisions: Vec<Decision>,
+    removed: Vec<Removal>,
+    manifests_kept: u64,
+    /// Manifests and blobs it keeps.
+    kept: HashSet<Digest>,
+    /// Digests it still links (kept, young, or put back by a push meanwhile).
+    linked: HashSet<Digest>,
+    /// Its name, if it still holds a manifest.
+    holding: Option<RepositoryName>,
+}
+
+impl Pass<'_> {
+    /// Whether the blob's objects changed within the grace period.
+    fn fresh(&self, d: &Digest) -> bool {
+        self.blobs
+            .get(d)
+            .and_then(|b| b.newest)
+            .is_some_and(|t| t > self.cutoff)
+    }
+
+    /// Retention, marking and sweeping of one repository, on its own marks alone.
+    async fn repository(&self, name: &RepositoryName, repo: &Repo) -> Result<Swept> {
+        let (gc, cutoff) = (self.gc, self.cutoff);
+        let decisions = retention(self.registry, name, repo, self.options, self.now).await?;
+        let untagged: Vec<(Tag, Digest)> = decisions
+            .iter()
+            .filter(|d| d.removed())
+            .map(|d| (d.tag.clone(), d.digest.clone()))
+            .collect();
+        let mut removed: Vec<Removal> =
+            concurrently(untagged.clone(), |(tag, digest)| async move {
+                gc.untag(name, &tag, &digest).await
+            })
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        let untagged: HashSet<Tag> = untagged.into_iter().map(|(tag, _)| tag).collect();
+        let keep = mark(self.registry, name, repo, &untagged, self.options, cutoff).await?;
+        if let Some(expired) = expiry(self.options, name) {
+            let tags: Vec<Tag> = repo
+                .tags
+                .iter()
+                .filter(|(_, modified)| *modified < expired && *modified <= cutoff)
+                .map(|(tag, _)| tag.clone())
+                .collect();
+            removed.extend(
+                concurrently(tags, |tag| async move { gc.remove_tag(name, &tag).await }).await?,
+            );
+        }
+        let mut linked = HashSet::new();
+        let manifest_stays =
+            |d: &Digest, modified| keep.manifests.contains(d) || modified > cutoff || self.fresh(d);
+        let remove_manifest = |d: Digest| async move { gc.remove_manifest(name, &d, cutoff).await };
+        let before = removed.len();
+        sweep(
+            &repo.revisions,
+            manifest_stays,
+            remove_manifest,
+            &mut linked,
+            &mut removed,
+        )
+        .await?;
+        let holds = removed.len() - before < repo.revisions.len();
+        let blobs = self.blobs;
+        let link_stays =
+            |d: &Digest, modified| keep.blobs.contains(d) || modified > cutoff || self.fresh(d);
+        let remove_link =
+            |d: Digest| async move { gc.remove_link(name, &d, blobs.get(&d), cutoff).await };
+        sweep(
+            &repo.layers,
+            link_stays,
+            remove_link,
+            &mut linked,
+            &mut removed,
+        )
+        .await?;
+        Ok(Swept {
+            decisions,
+            removed,
+            manifests_kept: keep.manifests.len() as u64,
+            kept: keep.manifests.into_iter().chain(keep.blobs).collect(),
+            linked,
+            holding: holds.then(|| name.clone()),
+        })
+    }
 }
 
 /// Removes the links (manifest revisions or layer links) of one repository that `stays` does not
