@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::Error;
-use crate::storage::{ByteStream, GetRange, ObjectMeta, Storage, StorageExt};
+use crate::storage::{ByteStream, GetRange, GetResult, ObjectMeta, Storage, StorageExt};
 
 /// What the suite is handed: a way to open the same store again.
 pub type Opener<'a> = &'a dyn Fn() -> Arc<dyn Storage>;
@@ -58,7 +58,11 @@ fn stream_of(chunks: Vec<&'static [u8]>) -> ByteStream {
 }
 
 async fn read_all(store: &dyn Storage, key: &str, range: Option<GetRange>) -> Vec<u8> {
-    let res = store.get(key, range).await.expect("get");
+    bytes_of(store.get(key, range).await.expect("get")).await
+}
+
+/// Everything a read's stream carries.
+async fn bytes_of(res: GetResult) -> Vec<u8> {
     res.stream
         .try_fold(Vec::new(), |mut acc, c| async move {
             acc.extend_from_slice(&c);
@@ -169,14 +173,7 @@ pub async fn immutable_reads(open: Opener<'_>) {
             .await
             .expect("get");
         assert_eq!((res.size, res.range.clone()), (100_000, want.clone()));
-        let got = res
-            .stream
-            .try_fold(Vec::new(), |mut acc, c| async move {
-                acc.extend_from_slice(&c);
-                Ok(acc)
-            })
-            .await
-            .expect("read stream");
+        let got = bytes_of(res).await;
         assert!(
             got == data[want.start as usize..want.end as usize],
             "{range:?}: other bytes"

@@ -63,8 +63,8 @@ pub struct GcsOptions {
     /// Parts of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
     pub parts_in_flight: Option<usize>,
     /// Ranged GETs of one blob sent at once, each of `part_size` bytes, for blobs larger than a
-    /// part ([`DEFAULT_RANGED_READS`], one plain GET, when `None`). A pull holds up to this many
-    /// parts in memory.
+    /// part ([`DEFAULT_RANGED_READS`], one plain GET, when `None`). A pull holds up to one
+    /// part more than this in memory.
     pub ranged_reads: Option<usize>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
@@ -154,8 +154,8 @@ pub struct AzureOptions {
     /// Blocks of one upload sent at once ([`DEFAULT_PARTS_IN_FLIGHT`] when `None`).
     pub parts_in_flight: Option<usize>,
     /// Ranged GETs of one blob sent at once, each of `part_size` bytes, for blobs larger than a
-    /// part ([`DEFAULT_RANGED_READS`], one plain GET, when `None`). A pull holds up to this many
-    /// parts in memory.
+    /// part ([`DEFAULT_RANGED_READS`], one plain GET, when `None`). A pull holds up to one
+    /// part more than this in memory.
     pub ranged_reads: Option<usize>,
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,

@@ -134,7 +134,8 @@ impl ObjectStorage {
     }
 
     /// Reads blobs larger than `range` bytes with up to `n` ranged GETs of `range` bytes at once
-    /// (1: one plain GET): a pull then holds up to `n` ranges in memory.
+    /// (1: one plain GET): a pull then holds up to `n + 1` ranges in memory (those in flight and
+    /// the one being sent).
     pub fn with_ranged_reads(mut self, n: usize, range: u64) -> ObjectStorage {
         self.ranged_reads = RangedReads {
             in_flight: n.max(1),
@@ -151,6 +152,33 @@ impl ObjectStorage {
 
     fn path(&self, key: &str) -> Result<Path> {
         Path::parse(join(&self.prefix, key)).map_err(Error::storage)
+    }
+
+    /// One GET of `range` of the object (all of it without), streamed; `size` is the object's
+    /// when the caller knows it.
+    async fn read(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+        size: Option<u64>,
+    ) -> Result<GetResult> {
+        let opts = GetOptions::default().with_range(range);
+        let res = self
+            .store
+            .get_opts(&self.path(key)?, opts)
+            .await
+            .map_err(map_err(key))?;
+        let size = size.unwrap_or(res.meta.size);
+        let range = res.range.clone();
+        let stream = res
+            .into_stream()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .boxed();
+        Ok(GetResult {
+            size,
+            range,
+            stream,
+        })
     }
 
     /// The key of `path`, relative to the prefix.
@@ -203,33 +231,14 @@ fn meta(key: String, m: &object_store::ObjectMeta) -> ObjectMeta {
 #[async_trait]
 impl Storage for ObjectStorage {
     async fn get(&self, key: &str, range: Option<GetRange>) -> Result<GetResult> {
-        let path = self.path(key)?;
         // A range is checked against the size first: stores differ in how they refuse bad ones.
-        let (range, size) = match range {
+        match range {
             Some(r) => {
                 let size = self.head(key).await?.size;
-                let r = r.resolve(size)?;
-                (Some(r), Some(size))
+                self.read(key, Some(r.resolve(size)?), Some(size)).await
             }
-            None => (None, None),
-        };
-        let opts = GetOptions::default().with_range(range.clone());
-        let res = self
-            .store
-            .get_opts(&path, opts)
-            .await
-            .map_err(map_err(key))?;
-        let size = size.unwrap_or(res.meta.size);
-        let range = res.range.clone();
-        let stream = res
-            .into_stream()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .boxed();
-        Ok(GetResult {
-            size,
-            range,
-            stream,
-        })
+            None => self.read(key, None, None).await,
+        }
     }
 
     /// The size is known, so a range needs no `HEAD` first; a large read is split into ranged
@@ -245,22 +254,7 @@ impl Storage for ObjectStorage {
             None => 0..size,
         };
         if !self.ranged_reads.applies(bytes.end - bytes.start) {
-            let opts = GetOptions::default().with_range(range.map(|_| bytes.clone()));
-            let res = self
-                .store
-                .get_opts(&self.path(key)?, opts)
-                .await
-                .map_err(map_err(key))?;
-            let range = res.range.clone();
-            let stream = res
-                .into_stream()
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .boxed();
-            return Ok(GetResult {
-                size,
-                range,
-                stream,
-            });
+            return self.read(key, range.map(|_| bytes), Some(size)).await;
         }
         let stream = self
             .ranged_reads

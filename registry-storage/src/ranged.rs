@@ -31,7 +31,8 @@ impl RangedReads {
     /// The bytes `bytes` of the object at `path`, fetched a range at a time with up to
     /// `in_flight` ranges requested at once, each by a task of its own (so later ranges arrive
     /// while earlier ones are being sent on), and yielded in order. A read holds at most
-    /// `in_flight` ranges in memory; dropping the stream cancels the requests in flight.
+    /// `in_flight + 1` ranges in memory (those in flight and the one being sent); dropping the
+    /// stream cancels the requests in flight.
     pub fn stream(
         &self,
         store: Arc<dyn ObjectStore>,
@@ -40,10 +41,7 @@ impl RangedReads {
     ) -> BoxStream<'static, io::Result<Bytes>> {
         let step = self.range.max(1);
         let end = bytes.end;
-        let starts = std::iter::successors(Some(bytes.start), move |s| {
-            Some(s + step).filter(|next| *next < end)
-        })
-        .filter(move |s| *s < end);
+        let starts = bytes.step_by(usize::try_from(step).unwrap_or(usize::MAX));
         futures::stream::iter(starts)
             .map(move |start| {
                 let (store, path) = (store.clone(), path.clone());

@@ -249,7 +249,7 @@ async fn unreferenced_blobs_and_abandoned_uploads_go(s: Arc<dyn Storage>) {
 }
 
 /// A tagged manifest that cannot be read stops the collection with an error naming it, and no
-/// blob goes: not even one nothing names, in a repository swept before.
+/// blob goes: not even one nothing names, whose repository may be swept already.
 async fn an_unreadable_manifest_stops_collection_before_any_blob_goes(s: Arc<dyn Storage>) {
     let r = Registry::new(s.clone(), RegistryConfig::default());
     let a = repo("team/app");

@@ -410,7 +410,7 @@ pub fn image_manifest(config: &Data, layers: &[&Data]) -> Bytes {
         .collect();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest.to_string(), "size": config.len},
         "layers": layers,
     });

@@ -111,12 +111,8 @@ async fn pull_image(conn: &mut Conn, acked: &Acked) -> Result<u64, String> {
 impl Run {
     /// One operation of client `client`, its `n`th: returns which kind it was and its bytes.
     async fn step(&self, conn: &mut Conn, client: usize, n: u64) -> (usize, Result<u64, String>) {
-        let other = {
-            let acked = self.acked.lock().unwrap_or_else(|e| e.into_inner());
-            (!acked.is_empty()).then(|| acked[(n as usize * 7919 + client) % acked.len()].clone())
-        };
-        match (n % 3, other) {
-            (0, _) => {
+        match n % 3 {
+            0 => {
                 let seed = ((client as u64) << 32) + n;
                 let layer = Data::new(self.load.layer_kib << 10, seed + 1_000);
                 let config = Data::new(256, seed + 2_000);
@@ -133,9 +129,18 @@ impl Run {
                     }),
                 )
             }
-            (2, Some(other)) => (2, pull_image(conn, &other).await),
+            2 => match self.another_push(client, n) {
+                Some(other) => (2, pull_image(conn, &other).await),
+                None => (1, pull_image(conn, &self.shared).await),
+            },
             _ => (1, pull_image(conn, &self.shared).await),
         }
+    }
+
+    /// An acknowledged push to pull, spread over all of them by client and step.
+    fn another_push(&self, client: usize, n: u64) -> Option<Acked> {
+        let acked = self.acked.lock().unwrap_or_else(|e| e.into_inner());
+        (!acked.is_empty()).then(|| acked[(n as usize * 7919 + client) % acked.len()].clone())
     }
 
     /// Client `client` until the deadline; an error drops the connection and the client goes on.

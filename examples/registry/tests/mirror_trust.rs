@@ -325,20 +325,18 @@ async fn credentials_in_the_upstream_url_are_used_and_never_shown() {
     assert_eq!(status, 502);
     assert!(body.contains("127.0.0.1:9"), "{body}");
     // Log lines are written in batches: wait for the one about the failed fetch.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !dead
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("127.0.0.1:9"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no log line about the failed fetch"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    support::images::until(
+        "a log line about the failed fetch",
+        std::time::Duration::from_secs(10),
+        async || {
+            dead.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("127.0.0.1:9"))
+        },
+    )
+    .await;
     for text in std::iter::once(body).chain(dead.log.lock().unwrap().iter().cloned()) {
         assert!(!text.contains("s3cret"), "a password shown: {text}");
     }

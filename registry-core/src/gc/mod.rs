@@ -103,7 +103,6 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         linked.extend(one.linked);
         holding.extend(one.holding);
     }
-    drop(swept);
     let mut candidates = Vec::new();
     for (digest, blob) in &blobs {
         let in_use = kept.contains(digest)

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use registry_core::transfer::{self, CopyOptions, Destination, Origin};
 use registry_core::{Error, Reference, Registry, StorageExt, paths};
@@ -245,8 +245,8 @@ impl Replication {
         let (local, superseded) = match &reference {
             Reference::Tag(tag) => match registry.tag(repo, tag).await? {
                 Some(record) => {
-                    let moved =
-                        u128::from(record.moved) * 1_000_000_000 + u128::from(record.moved_nanos);
+                    let moved = record.moved_at().duration_since(UNIX_EPOCH);
+                    let moved = moved.unwrap_or_default().as_nanos();
                     (Some(record.digest), moved >= item.queued)
                 }
                 None => (None, false),

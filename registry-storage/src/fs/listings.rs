@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use cap_std::fs::Metadata;
 
 /// How old a folder's modification time must be for its names to be kept.
-pub(super) const SETTLED: Duration = Duration::from_secs(2);
+const SETTLED: Duration = Duration::from_secs(2);
 /// Folders with fewer names are read each time (cheap).
 const MIN_NAMES: usize = 1000;
 /// Folders kept at once.
@@ -66,12 +66,11 @@ impl Listings {
         folder: &Path,
         stamp: Stamp,
         read_at: SystemTime,
-        settled: Duration,
         names: &Arc<Vec<String>>,
     ) {
         let old_enough = read_at
             .duration_since(stamp.modified)
-            .is_ok_and(|age| age >= settled);
+            .is_ok_and(|age| age >= SETTLED);
         let mut folders = self.folders.lock().unwrap_or_else(|e| e.into_inner());
         if names.len() < MIN_NAMES || !old_enough {
             folders.remove(folder);

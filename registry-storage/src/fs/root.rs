@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use cap_std::fs::{Dir, DirEntry, Metadata};
 
-use super::listings::{Listings, SETTLED, Stamp};
+use super::listings::{Listings, Stamp};
 use registry_core::storage::join;
 use registry_core::{Error, ObjectMeta};
 
@@ -289,7 +289,7 @@ impl Root {
         names.sort_unstable();
         let names = Arc::new(names);
         if let Some(stamp) = stamp {
-            self.listings.put(dir, stamp, read_at, SETTLED, &names);
+            self.listings.put(dir, stamp, read_at, &names);
         }
         Ok(names)
     }
