@@ -1,5 +1,5 @@
-//! The admission hook: consulted before a manifest is stored, a tag moved or deleted, or a
-//! manifest deleted, it may refuse the change with a reason, which the client gets as `DENIED`
+//! The admission hook: consulted before a manifest is stored, a tag moved or deleted, a manifest
+//! deleted or a blob unlinked, it may refuse the change with a reason, which the client gets as `DENIED`
 //! (403). Immutable tags, quotas, or a rule that only signed images may be pushed are admission
 //! rules.
 //!
@@ -72,6 +72,13 @@ pub enum Change<'a> {
         /// The tag.
         tag: &'a Tag,
         /// What it points at.
+        digest: &'a Digest,
+    },
+    /// A blob is about to be unlinked from a repository (its bytes stay for other repositories).
+    DeleteBlob {
+        /// The repository.
+        repository: &'a RepositoryName,
+        /// The blob.
         digest: &'a Digest,
     },
     /// A manifest is about to be deleted, with every tag pointing at it.

@@ -36,14 +36,18 @@ struct ManifestLink {
     subject: Option<Digest>,
 }
 
-/// Which of what a pushed manifest names must already be in the repository.
+/// Which of what a pushed manifest names must already be in the repository. Whatever is there
+/// (and a subject held locally) must have the size its descriptor declares, except for content
+/// a source fetched, which is checked when its bytes come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum References {
     /// Every blob and every child manifest.
     All,
     /// Every blob; an index's children may be missing (a sync that keeps some platforms).
     Blobs,
-    /// Nothing (a source's content, fetched when asked for).
+    /// Nothing need be there (`validate_references = false`), but what is must match.
+    Present,
+    /// Nothing is checked (a source's content, fetched when asked for).
     Unchecked,
 }
 
@@ -284,26 +288,86 @@ impl Manifests {
         manifest: &Manifest,
         references: References,
     ) -> Result<()> {
-        let blobs = manifest
-            .blob_references()
-            .map(|d| (paths::layer_link(repo, &d.digest), d.digest.clone()));
-        let children = manifest
-            .manifests
-            .iter()
-            .filter(|_| references == References::All)
-            .map(|d| (paths::manifest_link(repo, &d.digest), d.digest.clone()));
-        let checks: Vec<_> = blobs.chain(children).collect();
+        let blobs = manifest.blob_references().map(|d| (d.clone(), true));
+        let children = manifest.manifests.iter().map(|d| (d.clone(), false));
+        let checks: Vec<(Descriptor, bool)> = blobs.chain(children).collect();
         futures::stream::iter(checks)
-            .map(move |(key, digest)| async move {
-                if self.storage.exists(&key).await? {
-                    // Keep garbage collection off what this manifest is about to reference.
-                    self.blobs.touch(&digest).await.map(drop)
-                } else {
-                    Err(Error::ManifestBlobUnknown { digest })
+            .map(move |(d, blob)| async move {
+                let required = match references {
+                    References::All => true,
+                    References::Blobs => blob,
+                    References::Present | References::Unchecked => false,
+                };
+                let stored = match blob {
+                    true => self.stored_blob_size(repo, &d.digest).await?,
+                    false => self.stored_manifest_size(repo, &d.digest).await?,
+                };
+                match stored {
+                    Some(size) => {
+                        check_size(&d, size, if blob { "blob" } else { "manifest" })?;
+                        // Keep garbage collection off what this manifest is about to reference.
+                        self.blobs.touch(&d.digest).await.map(drop)
+                    }
+                    None if required => Err(Error::ManifestBlobUnknown {
+                        digest: d.digest.clone(),
+                    }),
+                    None => Ok(()),
                 }
             })
             .buffer_unordered(16)
             .try_collect::<()>()
-            .await
+            .await?;
+        if let Some(subject) = &manifest.subject
+            && let Some(size) = self.stored_manifest_size(repo, &subject.digest).await?
+        {
+            check_size(subject, size, "manifest")?;
+        }
+        Ok(())
     }
+
+    /// The size of a blob `repo` links, `None` when it links none of that digest.
+    async fn stored_blob_size(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        if !self.blobs.linked(repo, digest).await? {
+            return Ok(None);
+        }
+        match self.blobs.locate(digest).await {
+            Ok(location) => Ok(Some(location.size)),
+            Err(Error::BlobUnknown { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The size of a manifest `repo` holds, `None` when it holds none of that digest.
+    async fn stored_manifest_size(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        match self
+            .stat(repo, digest, &Reference::Digest(digest.clone()))
+            .await
+        {
+            Ok(info) => Ok(Some(info.size)),
+            Err(Error::ManifestUnknown { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// [`Error::ManifestInvalid`] naming `descriptor` unless it declares the stored `size`: usage and
+/// quotas count what a manifest names, so a size no object has would let a push hide its bytes.
+fn check_size(descriptor: &Descriptor, size: u64, what: &str) -> Result<()> {
+    if descriptor.size == size {
+        return Ok(());
+    }
+    Err(Error::ManifestInvalid {
+        reason: format!(
+            "the descriptor of {what} {} declares {} bytes, but the stored {what} has {size}",
+            descriptor.digest, descriptor.size
+        ),
+    })
 }

@@ -240,8 +240,21 @@ impl Tags {
     /// Every tag of the repository with its record (the whole folder: for deletes and garbage
     /// collection, not for listings).
     pub async fn all(&self, repo: &RepositoryName) -> Result<Vec<(Tag, TagRecord)>> {
+        self.matching(repo, |_| true).await
+    }
+
+    /// The tags of the repository `keep` picks, with their records: only those records are read.
+    pub async fn matching(
+        &self,
+        repo: &RepositoryName,
+        keep: impl Fn(&Tag) -> bool,
+    ) -> Result<Vec<(Tag, TagRecord)>> {
         let names = self.names(repo).await?;
-        let tags: Vec<Tag> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        let tags: Vec<Tag> = names
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .filter(|t| keep(t))
+            .collect();
         let found: Vec<Option<(Tag, TagRecord)>> = futures::stream::iter(tags)
             .map(|tag| async move { Ok::<_, Error>(self.get(repo, &tag).await?.map(|r| (tag, r))) })
             .buffered(16)

@@ -106,7 +106,7 @@ async fn push_as(app: &Router, user: &str, repo: &str, tag: &str, seed: &[u8]) -
         assert_eq!(res.status, StatusCode::CREATED);
         digests.push(digest);
     }
-    let body = manifest(&digests[0], &[&digests[1]]);
+    let body = manifest((&digests[0], seed.len()), &[(&digests[1], seed.len() + 6)]);
     let res = call(app, Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
         .headers(&[
             ("authorization", auth.as_str()),

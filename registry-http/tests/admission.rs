@@ -53,7 +53,7 @@ async fn admission_rules_refuse_with_denied_and_change_nothing() {
     let (same, _) = push_image(&app, "r", "v1").await;
     assert_eq!(same, first);
     let c = push_blob(&app, "r", b"{\"other\":1}").await;
-    let other = manifest(&c, &[]);
+    let other = manifest((&c, 11), &[]);
     let res = call(&app, Method::PUT, "/v2/r/manifests/v1")
         .headers(&[("content-type", OCI_MANIFEST), ("x-request-id", "req-42")])
         .send(other.clone())

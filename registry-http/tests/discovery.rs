@@ -174,7 +174,7 @@ async fn push_blob_at(app: &Router) {
             &format!("/registry/v2/{repo}/manifests/v"),
         )
         .headers(&[("content-type", OCI_MANIFEST)])
-        .send(manifest(&c, &[]))
+        .send(manifest((&c, 2), &[]))
         .await;
         assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.body);
     }

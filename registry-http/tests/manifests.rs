@@ -69,7 +69,7 @@ async fn manifest_put_errors() {
                 .await
         }
     };
-    let res = put(manifest(&c, &[&missing]), OCI_MANIFEST).await;
+    let res = put(manifest((&c, 2), &[(&missing, 7)]), OCI_MANIFEST).await;
     assert_eq!(
         (res.status, res.code().as_str()),
         (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
@@ -79,7 +79,7 @@ async fn manifest_put_errors() {
         (res.status, res.code().as_str()),
         (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
     );
-    let res = put(manifest(&c, &[]), DOCKER_MANIFEST).await;
+    let res = put(manifest((&c, 2), &[]), DOCKER_MANIFEST).await;
     assert_eq!(res.code(), "MANIFEST_INVALID");
     let res = put(
         r#"{"schemaVersion":1,"name":"a","tag":"t","fsLayers":[]}"#.into(),
@@ -95,18 +95,87 @@ async fn manifest_put_errors() {
     );
     let res = call(&app, Method::PUT, &format!("/v2/a/manifests/{missing}"))
         .headers(&[("content-type", OCI_MANIFEST)])
-        .send(manifest(&c, &[]))
+        .send(manifest((&c, 2), &[]))
         .await;
     assert_eq!(res.code(), "DIGEST_INVALID");
     let res = call(&app, Method::PUT, "/v2/a/manifests/bad%20tag")
         .headers(&[("content-type", OCI_MANIFEST)])
-        .send(manifest(&c, &[]))
+        .send(manifest((&c, 2), &[]))
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         get(&app, "/v2/a/tags/list").await.json()["tags"],
         serde_json::json!([])
     );
+}
+
+#[tokio::test]
+async fn descriptors_must_declare_the_stored_sizes() {
+    let app = app();
+    let c = push_blob(&app, "a", b"{}").await;
+    let layer = vec![7u8; 200_000];
+    let l = push_blob(&app, "a", &layer).await;
+    let put = |reference: String, m: String, ct: &'static str| {
+        let app = app.clone();
+        async move {
+            call(&app, Method::PUT, &format!("/v2/a/manifests/{reference}"))
+                .headers(&[("content-type", ct)])
+                .send(m)
+                .await
+        }
+    };
+    let refused = |res: &Res, digest: &Digest| {
+        assert_eq!(
+            (res.status, res.code().as_str()),
+            (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+            "{:?}",
+            res.body
+        );
+        let detail = res.json()["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(detail.contains(&digest.to_string()), "{detail}");
+    };
+    // A layer declared smaller than it is (a quota would count 1 byte), and a config.
+    let res = put("t".into(), manifest((&c, 2), &[(&l, 1)]), OCI_MANIFEST).await;
+    refused(&res, &l);
+    let res = put(
+        "t".into(),
+        manifest((&c, 3), &[(&l, 200_000)]),
+        OCI_MANIFEST,
+    )
+    .await;
+    refused(&res, &c);
+    // A child of an index, and a subject held here.
+    let image = manifest((&c, 2), &[(&l, 200_000)]);
+    let child = Digest::of(image.as_bytes());
+    let res = put(child.to_string(), image.clone(), OCI_MANIFEST).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.body);
+    let index = |size: usize| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{child}","size":{size}}}]}}"#
+        )
+    };
+    let res = put("i".into(), index(image.len() + 1), OCI_INDEX).await;
+    refused(&res, &child);
+    let res = put("i".into(), index(image.len()), OCI_INDEX).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.body);
+    let referrer = |size: usize| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/vnd.example","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{c}","size":2}},"layers":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{child}","size":{size}}}}}"#
+        )
+    };
+    let lie = referrer(1);
+    let res = put(Digest::of(lie.as_bytes()).to_string(), lie, OCI_MANIFEST).await;
+    refused(&res, &child);
+    // Nothing of the refused pushes was stored: only the image and the index are tagged.
+    assert_eq!(
+        get(&app, "/v2/a/tags/list").await.json()["tags"],
+        serde_json::json!(["i"])
+    );
+    let res = get(&app, &format!("/v2/a/referrers/{child}")).await;
+    assert_eq!(res.json()["manifests"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -174,10 +243,11 @@ async fn invalid_tags_name_no_manifest() {
 #[tokio::test]
 async fn subject_header_and_referrers() {
     let app = app();
-    let (subject, _) = push_image(&app, "r", "v1").await;
+    let (subject, subject_bytes) = push_image(&app, "r", "v1").await;
     let c = push_blob(&app, "r", b"{}").await;
+    let subject_size = subject_bytes.len();
     let artifact = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/vnd.example.sbom","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{c}","size":2}},"layers":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":10}},"annotations":{{"org.example":"x"}}}}"#
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/vnd.example.sbom","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{c}","size":2}},"layers":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":{subject_size}}},"annotations":{{"org.example":"x"}}}}"#
     );
     let ad = Digest::of(artifact.as_bytes());
     let res = call(&app, Method::PUT, &format!("/v2/r/manifests/{ad}"))

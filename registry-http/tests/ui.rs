@@ -146,7 +146,7 @@ async fn sessions_cookies_and_forged_forms() {
         .send(config.to_vec())
         .await;
         assert_eq!(res.status, StatusCode::CREATED);
-        let body = manifest(&digest, &[]);
+        let body = manifest((&digest, config.len()), &[]);
         let res = call(
             &registry_app,
             Method::PUT,

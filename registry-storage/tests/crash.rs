@@ -49,7 +49,7 @@ async fn crash_child() {
         let layer: Vec<u8> = (0..(50_000 + (seed % 7) * 40_000))
             .map(|j| (j ^ seed).wrapping_mul(31) as u8)
             .collect();
-        let layer_digest = Digest::of(&layer);
+        let (layer_digest, layer_size) = (Digest::of(&layer), layer.len());
         if i % 2 == 0 {
             r.put_blob(&repo, &layer_digest, body(layer), None)
                 .await
@@ -68,12 +68,13 @@ async fn crash_child() {
                 .unwrap();
         }
         let config = format!("{{\"seed\":{seed}}}").into_bytes();
-        let config_digest = Digest::of(&config);
+        let (config_digest, config_size) = (Digest::of(&config), config.len());
         r.put_blob(&repo, &config_digest, body(config), None)
             .await
             .unwrap();
         let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":1}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":1}}]}}"#
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+            config_size, layer_size
         );
         let tag = format!("t{run}-{i}");
         let info = r

@@ -44,19 +44,35 @@ fn now_options() -> GcOptions {
 
 struct Image {
     manifest: Digest,
+    /// The manifest's size.
+    size: u64,
     blobs: Vec<Digest>,
+    /// The blobs' sizes, in the order of `blobs`.
+    sizes: Vec<u64>,
 }
 
-fn manifest_bytes(config: &Digest, layers: &[&Digest], subject: Option<&Digest>) -> Vec<u8> {
-    let layers: Vec<String> = layers
+impl Image {
+    /// The manifest naming this image's blobs again (the same bytes as pushed, without subject).
+    fn manifest_bytes(&self) -> Vec<u8> {
+        manifest_bytes(&self.blobs, &self.sizes, None)
+    }
+}
+
+/// An image manifest of `blobs` (the config first, then the layers) with their sizes.
+fn manifest_bytes(blobs: &[Digest], sizes: &[u64], subject: Option<(&Digest, u64)>) -> Vec<u8> {
+    let layers: Vec<String> = blobs[1..]
         .iter()
-        .map(|d| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#))
+        .zip(&sizes[1..])
+        .map(|(d, n)| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":{n}}}"#))
         .collect();
     let subject = subject
-        .map(|s| format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{s}","size":1}}"#))
+        .map(|(s, n)| {
+            format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{s}","size":{n}}}"#)
+        })
         .unwrap_or_default();
+    let (config, size) = (&blobs[0], sizes[0]);
     format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{}]{subject}}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{size}}},"layers":[{}]{subject}}}"#,
         layers.join(",")
     )
     .into_bytes()
@@ -69,7 +85,7 @@ async fn push(
     a: &RepositoryName,
     reference: Option<&str>,
     seed: &str,
-    subject: Option<&Digest>,
+    subject: Option<&Image>,
 ) -> Image {
     let config = format!("{{\"seed\":\"{seed}\"}}");
     let l1 = format!("first layer of {seed}, long enough to cross parts");
@@ -91,8 +107,10 @@ async fn push(
         .await
         .unwrap();
     blobs.push(d2);
-    let m = manifest_bytes(&blobs[0], &[&blobs[1], &blobs[2]], subject);
+    let sizes = [&config, &l1, &l2].map(|d| d.len() as u64).to_vec();
+    let m = manifest_bytes(&blobs, &sizes, subject.map(|s| (&s.manifest, s.size)));
     let digest = Digest::of(&m);
+    let size = m.len() as u64;
     let reference: Reference = match reference {
         Some(tag) => tag.parse().unwrap(),
         None => Reference::Digest(digest.clone()),
@@ -102,7 +120,9 @@ async fn push(
         .unwrap();
     Image {
         manifest: digest,
+        size,
         blobs,
+        sizes,
     }
 }
 
@@ -332,8 +352,8 @@ async fn referrers_and_index_children_are_kept(s: Arc<dyn Storage>) {
     let amd64 = push(&r, &a, None, "amd64", None).await;
     let arm64 = push(&r, &a, None, "arm64", None).await;
     let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}}]}}"#,
-        amd64.manifest, arm64.manifest
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{}}}]}}"#,
+        amd64.manifest, amd64.size, arm64.manifest, arm64.size
     );
     r.put_manifest(
         &a,
@@ -343,7 +363,7 @@ async fn referrers_and_index_children_are_kept(s: Arc<dyn Storage>) {
     )
     .await
     .unwrap();
-    let signature = push(&r, &a, None, "signature", Some(&amd64.manifest)).await;
+    let signature = push(&r, &a, None, "signature", Some(&amd64)).await;
     let loose = push(&r, &a, None, "loose", None).await;
     let options = GcOptions {
         delete_untagged: true,
@@ -414,7 +434,7 @@ async fn the_grace_period_protects_reused_blobs(s: Arc<dyn Storage>) {
         report.removed
     );
     // The push goes on: its manifest names the blobs it found.
-    let m = manifest_bytes(&old.blobs[0], &[&old.blobs[1], &old.blobs[2]], None);
+    let m = old.manifest_bytes();
     other
         .put_manifest(
             &a,

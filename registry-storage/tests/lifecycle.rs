@@ -9,15 +9,18 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::{push_image, repo};
 use registry_core::gc::{self, GcOptions, Removal};
-use registry_core::lifecycle::RetentionRule;
-use registry_core::{Error, Reference, Registry, RegistryConfig, Storage};
+use registry_core::lifecycle::{ImmutableRule, ImmutableTags, RetentionRule, TagPattern};
+use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
+use registry_core::{Digest, Error, Reference, Registry, RegistryConfig, Storage};
 
 on_every_backend!(
     recent_history_keeps_a_deleted_tags_manifest_for_restore,
     retention_untags_what_no_clause_keeps_and_says_why,
     pulls_are_recorded_once_per_interval_and_never_read_only,
+    immutable_tags_keep_what_they_reach,
 );
 
 fn options(history: Duration) -> GcOptions {
@@ -166,4 +169,58 @@ async fn pulls_are_recorded_once_per_interval_and_never_read_only(storage: Arc<d
         .collect();
     assert_eq!(gone, ["idle"]);
     assert_eq!(r.list_tags(&a, None, None).await.unwrap().items, ["pulled"]);
+}
+
+async fn immutable_tags_keep_what_they_reach(storage: Arc<dyn Storage>) {
+    let plain = Registry::new(storage, RegistryConfig::default());
+    let rule = ImmutableRule {
+        repositories: vec!["prod/*".into()],
+        tags: vec![TagPattern::new("^v[0-9]").unwrap()],
+    };
+    let r = plain
+        .clone()
+        .with_admission(Arc::new(ImmutableTags::new(plain.clone(), vec![rule])));
+    let a = repo("prod/app");
+    let (image, image_bytes) = push_image(&r, &a, "build", "amd64").await;
+    let (other, _) = push_image(&r, &a, "scratch", "other").await;
+    let layer = Digest::of(b"layer of amd64");
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{image}","size":{}}}]}}"#,
+        image_bytes.len()
+    );
+    r.put_manifest(
+        &a,
+        &"v1".parse().unwrap(),
+        Some(OCI_INDEX),
+        Bytes::from(index),
+    )
+    .await
+    .unwrap();
+    // The index's child (even once its own tag is gone) and its layer stay.
+    r.delete_tag(&a, &"build".parse().unwrap()).await.unwrap();
+    let denied = |e: Error| match e {
+        Error::Denied { reason } => assert!(reason.contains("immutable tag v1"), "{reason}"),
+        other => panic!("not refused: {other:?}"),
+    };
+    denied(r.delete_blob(&a, &layer).await.unwrap_err());
+    denied(r.delete_manifest(&a, &image).await.unwrap_err());
+    assert!(r.stat_blob(&a, &layer).await.is_ok());
+    // What no immutable tag reaches goes as before.
+    let other_layer = Digest::of(b"layer of other");
+    r.delete_blob(&a, &other_layer).await.unwrap();
+    r.delete_manifest(&a, &other).await.unwrap();
+    // Collection keeps everything the immutable tag reaches.
+    let report = gc::collect(&r, &options(Duration::ZERO)).await.unwrap();
+    assert!(
+        !report.removed.iter().any(|x| matches!(x,
+            Removal::Manifest { digest, .. } if *digest == image)),
+        "{:?}",
+        report.removed
+    );
+    let pulled = r
+        .get_manifest(&a, &Reference::Digest(image.clone()))
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes, image_bytes);
+    assert!(r.get_blob(&a, &layer, None).await.is_ok());
 }

@@ -82,7 +82,7 @@ async fn manifest_errors(s: Arc<dyn Storage>) {
     let config = Digest::of(b"{}");
     r.put_blob(&a, &config, body(b"{}"), None).await.unwrap();
     let missing = Digest::of(b"missing layer");
-    let m = image_manifest(&config, &[&missing], None);
+    let m = image_manifest((&config, 2), &[(&missing, 13)], None);
     let err = r
         .put_manifest(
             &a,
@@ -96,7 +96,7 @@ async fn manifest_errors(s: Arc<dyn Storage>) {
         matches!(err, Error::ManifestBlobUnknown { ref digest } if *digest == missing),
         "{err}"
     );
-    let ok = image_manifest(&config, &[], None);
+    let ok = image_manifest((&config, 2), &[], None);
     let wrong = Reference::Digest(Digest::of(b"not it"));
     let err = r
         .put_manifest(&a, &wrong, Some(OCI_MANIFEST), Bytes::from(ok.clone()))
@@ -142,7 +142,11 @@ async fn lenient_reference_checks(s: Arc<dyn Storage>) {
         },
     );
     let a = repo("a");
-    let m = image_manifest(&Digest::of(b"no config"), &[&Digest::of(b"no layer")], None);
+    let m = image_manifest(
+        (&Digest::of(b"no config"), 9),
+        &[(&Digest::of(b"no layer"), 8)],
+        None,
+    );
     r.put_manifest(
         &a,
         &"t".parse().unwrap(),
@@ -302,10 +306,14 @@ async fn catalog(s: Arc<dyn Storage>) {
 async fn referrers(s: Arc<dyn Storage>) {
     let r = Registry::new(s, RegistryConfig::default());
     let a = repo("a");
-    let (subject, _) = push_image(&r, &a, "v1", "base").await;
+    let (subject, subject_bytes) = push_image(&r, &a, "v1", "base").await;
     let config = Digest::of(b"{}");
     r.put_blob(&a, &config, body(b"{}"), None).await.unwrap();
-    let sig = image_manifest(&config, &[], Some(&subject));
+    let sig = image_manifest(
+        (&config, 2),
+        &[],
+        Some((&subject, subject_bytes.len() as u64)),
+    );
     let sig_info = r
         .put_manifest(
             &a,
@@ -317,7 +325,7 @@ async fn referrers(s: Arc<dyn Storage>) {
         .unwrap();
     assert_eq!(sig_info.subject.as_ref(), Some(&subject));
     let dangling = Digest::of(b"not pushed yet");
-    let early = image_manifest(&config, &[], Some(&dangling));
+    let early = image_manifest((&config, 2), &[], Some((&dangling, 1)));
     r.put_manifest(&a, &"early".parse().unwrap(), None, Bytes::from(early))
         .await
         .unwrap();
@@ -381,7 +389,7 @@ async fn concurrent_pushes_of_one_blob_and_manifest(s: Arc<dyn Storage>) {
                 r.complete_upload(&a, &up.id, &ld, None).await?;
             }
             r.put_blob(&a, &cd, body(config), None).await?;
-            let m = image_manifest(&cd, &[&ld], None);
+            let m = manifest_of(&cd, config, &ld, &layer);
             r.put_manifest(
                 &a,
                 &"latest".parse().unwrap(),
@@ -402,6 +410,20 @@ async fn concurrent_pushes_of_one_blob_and_manifest(s: Arc<dyn Storage>) {
         .unwrap();
     assert_eq!(
         m.info.digest,
-        Digest::of(&image_manifest(&cd, &[&ld], None))
+        Digest::of(&manifest_of(&cd, config, &ld, &layer))
     );
+}
+
+/// The manifest of an image of one config and one layer, with their true sizes.
+fn manifest_of(
+    config: &Digest,
+    config_bytes: &[u8],
+    layer: &Digest,
+    layer_bytes: &[u8],
+) -> Vec<u8> {
+    image_manifest(
+        (config, config_bytes.len() as u64),
+        &[(layer, layer_bytes.len() as u64)],
+        None,
+    )
 }

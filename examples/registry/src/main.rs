@@ -352,7 +352,10 @@ fn registry_and_replication(
     let lifecycle = config.lifecycle()?;
     let mut rules: Vec<Arc<dyn Admission>> = Vec::new();
     if !lifecycle.immutable.is_empty() {
-        rules.push(Arc::new(ImmutableTags::new(lifecycle.immutable)));
+        rules.push(Arc::new(ImmutableTags::new(
+            registry.clone(),
+            lifecycle.immutable,
+        )));
     }
     if !lifecycle.quota.is_empty() {
         rules.push(Arc::new(Quotas::new(registry.clone(), lifecycle.quota)));
@@ -454,7 +457,10 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(%addr, storage = %config.storage, auth = access.is_some(), "registry listening on {scheme}://{addr}");
     let ui = config.ui.enabled.then(|| registry_http::ui::UiOptions {
         access: access.clone(),
-        immutable: Some(Arc::new(ImmutableTags::new(lifecycle_immutable(&config)))),
+        immutable: Some(Arc::new(ImmutableTags::new(
+            registry.clone(),
+            lifecycle_immutable(&config),
+        ))),
         secure_cookies: tls.is_some(),
         session_lifetime: Duration::from_secs(config.ui.session_secs),
         read_only: config.read_only,

@@ -1,15 +1,22 @@
 //! Immutable tags: a tag a rule names can be created once. Pushing the digest it already points
-//! at again succeeds (a retried CI job); moving it to another digest, deleting it, or deleting the
-//! manifest it points at is refused with `DENIED`, naming the rule. Garbage collection's retention
-//! never removes one.
+//! at again succeeds (a retried CI job); moving it to another digest, deleting it, deleting the
+//! manifest it points at, or deleting anything that manifest reaches in its repository (an
+//! index's children, a layer or config) is refused with `DENIED`, naming the rule. Garbage
+//! collection's retention never removes one, and collection keeps what tags reach.
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 
 use crate::admission::{Admission, Caller, Change, Refusal};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
 use crate::reference::{RepositoryName, Tag};
+use crate::registry::Registry;
 
 use super::any_matches;
 use super::retention::TagPattern;
+use super::summary::Summaries;
 
 /// Tags matching one of `tags` in repositories matching one of `repositories` are immutable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +44,10 @@ impl ImmutableRule {
     }
 }
 
-/// The admission rule enforcing [`ImmutableRule`]s.
+/// The admission rule enforcing [`ImmutableRule`]s over a registry's store: besides the tags
+/// themselves, it refuses unlinking a blob or deleting a manifest that an immutable tag's manifest
+/// reaches in that repository (an index's children, and the config and layers of each), so that
+/// an immutable image stays whole.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -47,23 +57,42 @@ impl ImmutableRule {
 ///     repositories: vec!["prod/*".into()],
 ///     tags: vec![TagPattern::new("^v[0-9]").unwrap()],
 /// }];
-/// registry.with_admission(Arc::new(ImmutableTags::new(rules)))
+/// let immutable = ImmutableTags::new(registry.clone(), rules);
+/// registry.with_admission(Arc::new(immutable))
 /// # }
 /// ```
-#[derive(Debug, Clone, Default)]
 pub struct ImmutableTags {
     rules: Vec<ImmutableRule>,
+    registry: Registry,
+    summaries: Summaries,
+}
+
+impl std::fmt::Debug for ImmutableTags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImmutableTags")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ImmutableTags {
-    /// Enforces `rules`.
-    pub fn new(rules: Vec<ImmutableRule>) -> ImmutableTags {
-        ImmutableTags { rules }
+    /// Enforces `rules`, reading what immutable tags reach from `registry`'s store.
+    pub fn new(registry: Registry, rules: Vec<ImmutableRule>) -> ImmutableTags {
+        ImmutableTags {
+            rules,
+            registry,
+            summaries: Summaries::new(16 * 1024),
+        }
     }
 
     /// The rules.
     pub fn rules(&self) -> &[ImmutableRule] {
         &self.rules
+    }
+
+    /// Whether a rule makes `tag` of `repo` immutable.
+    pub fn covers(&self, repo: &RepositoryName, tag: &Tag) -> bool {
+        self.rules.iter().any(|r| r.covers(repo, tag))
     }
 
     /// The first rule making `tag` of `repo` immutable, described for a refusal.
@@ -73,6 +102,69 @@ impl ImmutableTags {
             .enumerate()
             .find(|(_, r)| r.covers(repo, tag))
             .map(|(i, r)| r.describe(i + 1))
+    }
+
+    /// The immutable tag of `repo` whose manifest reaches `digest` (itself, an index's child, or
+    /// a blob one of those names), with its rule described; `None` when none does. Reads only
+    /// the records of immutable tags and the manifests they reach.
+    async fn reaching(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<(Tag, String)>> {
+        if !self
+            .rules
+            .iter()
+            .any(|r| any_matches(&r.repositories, repo.as_str()))
+        {
+            return Ok(None);
+        }
+        let tags = self
+            .registry
+            .tags
+            .matching(repo, |t| self.covers(repo, t))
+            .await?;
+        for (tag, record) in tags {
+            let mut seen = HashSet::new();
+            let mut pending = vec![record.digest];
+            while let Some(manifest) = pending.pop() {
+                if !seen.insert(manifest.clone()) {
+                    continue;
+                }
+                if manifest == *digest {
+                    return Ok(self.rule_for(repo, &tag).map(|rule| (tag, rule)));
+                }
+                let summary = match self.summaries.get(&self.registry, repo, &manifest).await {
+                    Ok(s) => s,
+                    Err(Error::ManifestUnknown { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                if summary.blobs.iter().any(|(d, _)| d == digest) {
+                    return Ok(self.rule_for(repo, &tag).map(|rule| (tag, rule)));
+                }
+                pending.extend(summary.children.iter().cloned());
+            }
+        }
+        Ok(None)
+    }
+
+    /// Refuses removing `digest` (`what` it is) from `repo` when an immutable tag reaches it.
+    async fn keep_reached(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<(), Refusal> {
+        match self.reaching(repo, digest).await {
+            Ok(None) => Ok(()),
+            Ok(Some((tag, rule))) => Err(Refusal::new(format!(
+                "{what} {repo}@{digest} belongs to the immutable tag {tag} ({rule}) and cannot \
+                 be deleted"
+            ))),
+            Err(e) => Err(Refusal::unavailable(format!(
+                "the immutable tags of {repo} cannot be read now: {e}"
+            ))),
+        }
     }
 }
 
@@ -112,8 +204,11 @@ impl Admission for ImmutableTags {
                     "manifest {repository}@{digest} is the immutable tag {tag} ({rule}) and \
                      cannot be deleted"
                 ))),
-                None => Ok(()),
+                None => self.keep_reached(repository, digest, "manifest").await,
             },
+            Change::DeleteBlob { repository, digest } => {
+                self.keep_reached(repository, digest, "blob").await
+            }
             _ => Ok(()),
         }
     }

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
 use quick_cache::sync::Cache;
 
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::reference::{Reference, RepositoryName};
 use crate::registry::Registry;
@@ -16,7 +17,8 @@ use crate::registry::Registry;
 pub(crate) struct Summary {
     /// Its own bytes.
     pub size: u64,
-    /// The blobs it names (config, layers), with the sizes its descriptors give.
+    /// The blobs it names (config, layers), with their stored sizes (the sizes its descriptors
+    /// give for those not stored: a cache's content not fetched yet).
     pub blobs: Vec<(Digest, u64)>,
     /// The manifests it lists (an index's children).
     pub children: Vec<Digest>,
@@ -33,12 +35,24 @@ pub(crate) async fn summarize(
         .get(repo, digest, &Reference::Digest(digest.clone()))
         .await?;
     let manifest = Manifest::parse(&content.bytes, Some(&content.info.media_type))?;
+    let named: Vec<(Digest, u64)> = manifest
+        .blob_references()
+        .map(|d| (d.digest.clone(), d.size))
+        .collect();
+    let blobs = futures::stream::iter(named)
+        .map(|(digest, declared)| async move {
+            match registry.blobs.locate(&digest).await {
+                Ok(location) => Ok((digest, location.size)),
+                Err(Error::BlobUnknown { .. }) => Ok((digest, declared)),
+                Err(e) => Err(e),
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await?;
     Ok(Summary {
         size: content.info.size,
-        blobs: manifest
-            .blob_references()
-            .map(|d| (d.digest.clone(), d.size))
-            .collect(),
+        blobs,
         children: manifest
             .manifests
             .iter()

@@ -5,8 +5,9 @@
 //!
 //! "Would free" counts what only that tag's manifests name: bytes any other manifest stored
 //! anywhere names (another tag's, an untagged one's, another repository's) stay. Sizes are those
-//! the manifests' descriptors give; nothing but manifests is read, so memory grows with the number
-//! of digests, never with blob sizes, and blobs no manifest names (garbage, uploads in progress)
+//! of the stored objects (pushes are refused when a descriptor declares another); manifests and
+//! the sizes of the blobs they name are read, so memory grows with the number of digests, never
+//! with blob sizes, and blobs no manifest names (garbage, uploads in progress)
 //! are left to `registry gc --dry-run`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};

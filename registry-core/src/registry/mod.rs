@@ -277,6 +277,11 @@ impl Registry {
     /// collection to reclaim when nothing links them).
     pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         self.writable(repo)?;
+        self.admit(Change::DeleteBlob {
+            repository: repo,
+            digest,
+        })
+        .await?;
         self.blobs.unlink(repo, digest).await
     }
 
@@ -375,7 +380,7 @@ impl Registry {
         self.writable(repo)?;
         let references = match self.config.validate_references {
             true => References::All,
-            false => References::Unchecked,
+            false => References::Present,
         };
         self.store_manifest(repo, reference, content_type, bytes, references, true)
             .await

@@ -148,21 +148,23 @@ pub async fn push_blob(app: &Router, repo: &str, data: &[u8]) -> Digest {
     d
 }
 
-pub fn manifest(config: &Digest, layers: &[&Digest]) -> String {
+/// An image manifest of a config and layers, each a digest and the size its descriptor declares.
+pub fn manifest((config, size): (&Digest, usize), layers: &[(&Digest, usize)]) -> String {
     let layers: Vec<String> = layers
         .iter()
-        .map(|d| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#))
+        .map(|(d, n)| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":{n}}}"#))
         .collect();
     format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{}]}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{size}}},"layers":[{}]}}"#,
         layers.join(",")
     )
 }
 
 pub async fn push_image(app: &Router, repo: &str, tag: &str) -> (Digest, String) {
-    let c = push_blob(app, repo, format!("{{\"tag\":\"{tag}\"}}").as_bytes()).await;
+    let config = format!("{{\"tag\":\"{tag}\"}}");
+    let c = push_blob(app, repo, config.as_bytes()).await;
     let l = push_blob(app, repo, b"layer").await;
-    let m = manifest(&c, &[&l]);
+    let m = manifest((&c, config.len()), &[(&l, 5)]);
     let res = call(app, Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
         .headers(&[("content-type", OCI_MANIFEST)])
         .send(m.clone())

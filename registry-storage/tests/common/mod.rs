@@ -96,17 +96,23 @@ pub async fn read(content: registry_core::BlobContent) -> Vec<u8> {
         .unwrap()
 }
 
-/// An image manifest of a config and layers, with an optional subject.
-pub fn image_manifest(config: &Digest, layers: &[&Digest], subject: Option<&Digest>) -> Vec<u8> {
+/// An image manifest of a config and layers (each a digest and the size its descriptor
+/// declares), with an optional subject.
+pub fn image_manifest(
+    config: (&Digest, u64),
+    layers: &[(&Digest, u64)],
+    subject: Option<(&Digest, u64)>,
+) -> Vec<u8> {
     let layers: Vec<String> = layers
         .iter()
-        .map(|d| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":1}}"#))
+        .map(|(d, n)| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":{n}}}"#))
         .collect();
     let subject = subject
-        .map(|s| format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{s}","size":1}},"artifactType":"application/vnd.example.sig""#))
+        .map(|(s, n)| format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{s}","size":{n}}},"artifactType":"application/vnd.example.sig""#))
         .unwrap_or_default();
+    let (config, size) = config;
     format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{}]{subject}}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{size}}},"layers":[{}]{subject}}}"#,
         layers.join(",")
     )
     .into_bytes()
@@ -128,7 +134,11 @@ pub async fn push_image(
     r.put_blob(a, &ld, body(layer.as_bytes()), None)
         .await
         .unwrap();
-    let m = image_manifest(&cd, &[&ld], None);
+    let m = image_manifest(
+        (&cd, config.len() as u64),
+        &[(&ld, layer.len() as u64)],
+        None,
+    );
     let reference: Reference = tag.parse().unwrap();
     let info = r
         .put_manifest(a, &reference, Some(OCI_MANIFEST), Bytes::from(m.clone()))
