@@ -106,28 +106,58 @@ pub enum AuthError {
 }
 
 /// A caller that presented valid credentials.
+///
+/// Names are qualified by the source that vouched for them, so that two sources cannot yield
+/// the same identity: the registry's own users (an htpasswd file or a directory) keep their
+/// plain names, other sources prefix theirs (`gitlab:alice` for an OpenID provider named
+/// `gitlab`, `cert:build-host` for a client certificate). Access rules match the qualified name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The user name (empty for the bearer of an anonymous token).
+    /// The user name, qualified by its source (empty for the bearer of an anonymous token).
     pub name: String,
-    /// Groups the user belongs to, for policies that grant by group.
+    /// Which source vouched for it: `htpasswd`, `ldap`, `oidc:<provider>`, `certificate`,
+    /// `token`, or an embedder's own word (`local` by default).
+    pub source: String,
+    /// Groups the user belongs to, for policies that grant by group (qualified as the name is).
     pub groups: Vec<String>,
     /// What a bearer token grants, when the identity comes from one.
     pub grants: Option<Vec<Grant>>,
     /// Claims of the token that identified the caller (an OpenID Connect token), as text, for
     /// access rules that name them (`{claim:repository}/*`); empty otherwise.
     pub claims: std::collections::BTreeMap<String, String>,
+    /// When the credentials that vouched for it end (an OpenID Connect token's expiry): nothing
+    /// derived from them (a token, a UI session) may outlive this.
+    pub expires: Option<std::time::SystemTime>,
+    /// A fingerprint of the credentials, which changes when they do (a new password), set by
+    /// sources that can check it again ([`AccessControl::recheck`]): credentials that outlive a
+    /// login (refresh tokens) are issued only to identities that carry one.
+    pub stamp: Option<String>,
 }
 
 impl Identity {
-    /// A user known by name, without groups or token grants.
+    /// A user known by name to an embedder's access control (source `local`), without groups
+    /// or token grants.
     pub fn user(name: impl Into<String>) -> Identity {
+        Identity::from_source(name, "local")
+    }
+
+    /// A user named by `source`, without groups or token grants.
+    pub fn from_source(name: impl Into<String>, source: impl Into<String>) -> Identity {
         Identity {
             name: name.into(),
+            source: source.into(),
             groups: Vec::new(),
             grants: None,
             claims: std::collections::BTreeMap::new(),
+            expires: None,
+            stamp: None,
         }
+    }
+
+    /// Whether the credentials behind it have ended.
+    pub fn expired(&self) -> bool {
+        self.expires
+            .is_some_and(|at| at <= std::time::SystemTime::now())
     }
 }
 
@@ -200,10 +230,16 @@ impl Action {
 pub enum Resource<'a> {
     /// `/v2/`: only an identity is needed.
     Base,
-    /// `/v2/_catalog`.
+    /// `/v2/_catalog`: every repository's name.
     Catalog,
     /// One repository.
     Repository(&'a RepositoryName),
+    /// A repository's usage figures: pull for an identified caller, and for anonymous callers
+    /// only where a policy grants it explicitly.
+    Usage(&'a RepositoryName),
+    /// The store as a whole: its totals and every repository's usage, for those who may list the
+    /// catalog and pull every repository.
+    Store,
 }
 
 /// Identity and policy, as an embedding service implements them.
@@ -225,12 +261,12 @@ pub trait AccessControl: Send + Sync + 'static {
         actions: &[Action],
     ) -> Option<String>;
 
-    /// A fingerprint of `user`'s credentials that changes when they change (a new password), or
-    /// `None` when the user is unknown or the source cannot tell. Credentials that outlive a
-    /// login (refresh tokens) carry it and die once it changes; without one they are not issued.
-    fn stamp(&self, user: &str) -> Option<String> {
-        let _ = user;
-        None
+    /// `who`, identified earlier (a UI session, a refresh token), checked again: its current form
+    /// when the user still stands and their credentials are unchanged since (the stamp still
+    /// matches), `None` otherwise. By default an identity stands until it expires, unless it
+    /// carries a stamp, which only the source that set it can check.
+    async fn recheck(&self, who: &Identity) -> Result<Option<Identity>, AuthError> {
+        Ok((!who.expired() && who.stamp.is_none()).then(|| who.clone()))
     }
 }
 

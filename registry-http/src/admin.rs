@@ -5,10 +5,12 @@
 //! |---|---|---|
 //! | `GET /admin/v1/history/<repo>[?tag=T]` | `pull` on the repository | `{"repository", "changes": [TagChange…]}`, oldest first |
 //! | `POST /admin/v1/restore/<repo>?tag=T[&to=DIGEST]` | `push` on the repository | the tag's new record `{"digest", "moved"}` |
-//! | `GET /admin/v1/usage/<repo>` | `pull` on the repository | a usage report of that repository |
-//! | `GET /admin/v1/usage` | catalog access | a usage report of the repositories the caller may pull, with the store's totals |
+//! | `GET /admin/v1/usage/<repo>` | `pull` on the repository, from an identified caller (anonymous: a rule with `usage = true`) | that repository's usage, read from it alone |
+//! | `GET /admin/v1/usage` | the whole store (catalog access and pull on every repository) | every repository's usage and the store's totals |
 //!
-//! Errors are OCI error JSON, as on `/v2/`.
+//! Reports cost what they answer: one repository's reads that repository (a few at once, the
+//! rest wait their turn); the whole store's is computed by one caller at a time and served again
+//! for 10 s. Errors are OCI error JSON, as on `/v2/`.
 
 use std::collections::HashMap;
 
@@ -150,42 +152,30 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
         }
         (&Method::GET, "usage", false) => {
             let repo: RepositoryName = parse(name)?;
-            if let Err(res) = guard(&repo, Action::Pull).await {
-                return Ok(res);
+            let resource = Resource::Usage(&repo);
+            if let Err(r) =
+                authorize(options, &parts.headers, &parts.extensions, resource, &[]).await
+            {
+                let status = r.response.status().as_u16();
+                audit(r.kind, r.user, &repo, status, Some(r.detail));
+                return Ok(r.response);
             }
-            let report = registry_core::lifecycle::usage::usage(registry, Some(&repo)).await?;
-            if report.repositories.is_empty() {
-                return Err(registry_core::Error::NameUnknown {
-                    name: repo.to_string(),
-                }
-                .into());
-            }
-            Ok(Json(report).into_response())
+            let report = registry_core::lifecycle::usage::repository_usage(registry, &repo).await?;
+            Ok(Json(registry_core::lifecycle::UsageReport {
+                repositories: vec![report],
+                store: None,
+            })
+            .into_response())
         }
         (&Method::GET, "usage", true) => {
-            let identity = match authorize(
-                options,
-                &parts.headers,
-                &parts.extensions,
-                Resource::Catalog,
-                &[],
-            )
-            .await
+            let resource = Resource::Store;
+            if let Err(r) =
+                authorize(options, &parts.headers, &parts.extensions, resource, &[]).await
             {
-                Ok(identity) => identity,
-                Err(r) => return Ok(r.response),
-            };
-            let mut report = registry_core::lifecycle::usage::usage(registry, None).await?;
-            if let Some(access) = &options.access {
-                report.repositories.retain(|r| {
-                    access.allows(
-                        identity.as_ref(),
-                        Resource::Repository(&r.name),
-                        &[Action::Pull],
-                    )
-                });
+                return Ok(r.response);
             }
-            Ok(Json(report).into_response())
+            let report = registry_core::lifecycle::usage::store_usage(registry).await?;
+            Ok(Json(&*report).into_response())
         }
         _ => Err(ApiError::new(
             ErrorCode::Unsupported,

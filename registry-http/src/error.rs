@@ -1,6 +1,7 @@
 //! The errors of the HTTP adapter: [`ApiError`], what a request fails with, and the one table
 //! from OCI error code to HTTP status and message (every failure reaches the client as
-//! `{"errors":[{"code","message","detail"}]}`); and [`Error`], what setting the layer up fails
+//! `{"errors":[{"code","message","detail"}]}`, the message followed by the reason, since that is
+//! what docker, podman and skopeo print); and [`Error`], what setting the layer up fails
 //! with (certificates, users, keys, rules).
 
 use axum::response::{IntoResponse, Response};
@@ -291,6 +292,12 @@ pub enum Error {
         /// What is wrong with them.
         reason: String,
     },
+    /// Trusted proxies that cannot be read.
+    #[error("proxies: {reason}")]
+    Proxy {
+        /// What is wrong with them.
+        reason: String,
+    },
     /// A pull-through cache that cannot be set up.
     #[error(transparent)]
     Mirror(#[from] crate::mirror::MirrorError),
@@ -303,6 +310,12 @@ pub struct ServerErrorDetail(pub String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, _, message) = self.code.describe();
+        // Clients print the message, not the detail: the reason goes in both.
+        let message = match self.detail.as_str() {
+            "" => message.to_owned(),
+            detail if detail == message => message.to_owned(),
+            detail => format!("{message}: {detail}"),
+        };
         let body = serde_json::json!({
             "errors": [{ "code": code, "message": message, "detail": self.detail }]
         });

@@ -13,7 +13,6 @@ use sha2::{Digest as _, Sha256};
 
 use crate::auth::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
 use crate::error::Error;
-use crate::policy::AccessRules;
 
 /// How long a verified password is remembered, so that bcrypt runs once per client, not per request.
 const VERIFIED_FOR: Duration = Duration::from_secs(60);
@@ -85,15 +84,15 @@ fn decoy_cost<'a>(hashes: impl Iterator<Item = &'a String>) -> u32 {
         .map_or(bcrypt::DEFAULT_COST, |(cost, _)| cost)
 }
 
-/// Basic authentication against an htpasswd file of bcrypt entries. Without rules every user may
-/// do everything and anonymous callers nothing; with [`Htpasswd::with_rules`] the rules decide.
+/// Basic authentication against an htpasswd file of bcrypt entries. Alone, every user may do
+/// everything and anonymous callers nothing; behind a [`crate::auth::Gate`] access rules decide.
+/// Its identities have the source `htpasswd`, their plain names, and a stamp of their entry.
 ///
 /// [`Htpasswd::reload`] reads the file again (the server does so when it changes, and on
 /// `SIGHUP`): a removed user or changed password takes effect at once, verified passwords
 /// remembered before are forgotten, and tokens refreshed for a user carry a stamp of their entry
 /// ([`Htpasswd::stamp`]) that no longer matches once it changes.
 pub struct Htpasswd {
-    rules: Option<AccessRules>,
     realm: String,
     path: Option<PathBuf>,
     users: RwLock<Arc<Users>>,
@@ -131,7 +130,6 @@ impl Htpasswd {
 
     fn with_users(users: Users, realm: &str) -> Htpasswd {
         Htpasswd {
-            rules: None,
             realm: realm.to_owned(),
             path: None,
             users: RwLock::new(Arc::new(users)),
@@ -187,22 +185,6 @@ impl Htpasswd {
         Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..12]))
     }
 
-    /// The same users, with access decided by `rules`.
-    pub fn with_rules(mut self, rules: AccessRules) -> Htpasswd {
-        self.rules = Some(rules);
-        self
-    }
-
-    /// What `who` may do on `resource` under the rules (or under the default: users everything).
-    pub(crate) fn permits(
-        &self,
-        who: Option<&Identity>,
-        resource: Resource<'_>,
-        actions: &[Action],
-    ) -> bool {
-        crate::policy::permits(self.rules.as_ref(), who, resource, actions)
-    }
-
     fn remembered(&self, user: &str, fingerprint: [u8; 32]) -> bool {
         let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         verified
@@ -231,23 +213,35 @@ fn random_password() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+impl Htpasswd {
+    /// The identity of `user`, a known user of the current file.
+    fn identity(&self, user: String) -> Identity {
+        let stamp = self.stamp(&user);
+        Identity {
+            stamp,
+            ..Identity::from_source(user, SOURCE)
+        }
+    }
+}
+
+/// The source name of htpasswd identities.
+const SOURCE: &str = "htpasswd";
+
 #[async_trait]
 impl AccessControl for Htpasswd {
     async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
         let (user, password) = match credentials {
             Credentials::Anonymous => return Ok(None),
             Credentials::Basic { user, password } => (user.clone(), password.clone()),
-            Credentials::Bearer(_) => return Err(AuthError::Unsupported),
             Credentials::Malformed => return Err(AuthError::Malformed),
-            // The TLS layer verified it against the client CA: the name is the identity.
-            Credentials::ClientCertificate { name } => {
-                return Ok(Some(Identity::user(name.clone())));
+            Credentials::Bearer(_) | Credentials::ClientCertificate { .. } => {
+                return Err(AuthError::Unsupported);
             }
         };
         let users = self.current();
         let fingerprint: [u8; 32] = Sha256::digest(format!("{user}\0{password}")).into();
         if users.hashes.contains_key(&user) && self.remembered(&user, fingerprint) {
-            return Ok(Some(Identity::user(user)));
+            return Ok(Some(self.identity(user)));
         }
         let hash = users.hashes.get(&user).cloned();
         let known = hash.is_some();
@@ -255,7 +249,7 @@ impl AccessControl for Htpasswd {
         let ok = bcrypt_pool().verify(password, hash).await;
         if ok && known {
             self.remember(&user, fingerprint);
-            Ok(Some(Identity::user(user)))
+            Ok(Some(self.identity(user)))
         } else {
             tokio::time::sleep(FAILURE_DELAY).await;
             Err(AuthError::WrongCredentials { user })
@@ -263,11 +257,18 @@ impl AccessControl for Htpasswd {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        self.permits(who, resource, actions)
+        crate::policy::permits(None, who, resource, actions)
     }
 
-    fn stamp(&self, user: &str) -> Option<String> {
-        Htpasswd::stamp(self, user)
+    /// The same user while their entry is unchanged (the stamp still matches).
+    async fn recheck(&self, who: &Identity) -> Result<Option<Identity>, AuthError> {
+        if who.source != SOURCE || who.stamp.is_none() || self.stamp(&who.name) != who.stamp {
+            return Ok(None);
+        }
+        Ok(Some(Identity {
+            groups: who.groups.clone(),
+            ..self.identity(who.name.clone())
+        }))
     }
 
     fn challenge(
@@ -337,7 +338,6 @@ impl BcryptPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use registry_core::RepositoryName;
 
     #[test]
     fn only_bcrypt_entries_are_accepted() {
@@ -408,8 +408,9 @@ mod tests {
             user: u.into(),
             password: p.into(),
         };
-        assert!(h.identify(&creds("alice", "old")).await.is_ok());
-        assert!(h.identify(&creds("bob", "pw")).await.is_ok());
+        let alice = h.identify(&creds("alice", "old")).await.unwrap().unwrap();
+        let bob = h.identify(&creds("bob", "pw")).await.unwrap().unwrap();
+        assert_eq!(h.recheck(&alice).await.unwrap(), Some(alice.clone()));
         let stamp = h.stamp("alice").unwrap();
         assert!(!h.reload().await.unwrap(), "nothing changed");
         std::fs::write(&file, entry("alice", "new")).unwrap();
@@ -422,46 +423,14 @@ mod tests {
         assert!(h.identify(&creds("bob", "pw")).await.is_err());
         assert_ne!(h.stamp("alice").unwrap(), stamp);
         assert_eq!(h.stamp("bob"), None);
+        // Identities vouched for before (a UI session) end with their entry.
+        assert_eq!(h.recheck(&alice).await.unwrap(), None, "a changed password");
+        assert_eq!(h.recheck(&bob).await.unwrap(), None, "a removed user");
         std::fs::write(&file, "broken").unwrap();
         assert!(h.reload().await.is_err());
         assert!(
             h.identify(&creds("alice", "new")).await.is_ok(),
             "a broken file replaced the users"
         );
-    }
-
-    #[tokio::test]
-    async fn rules_decide_with_users() {
-        use crate::policy::{AccessRules, Rule};
-        let hash = bcrypt::hash("pw", 4).unwrap();
-        let rules = AccessRules::new(
-            vec![Rule {
-                repositories: vec!["public/*".into()],
-                users: vec!["anonymous".into()],
-                actions: vec!["pull".into()],
-                ..Default::default()
-            }],
-            HashMap::new(),
-        );
-        let h = Htpasswd::parse(&format!("alice:{hash}"), "r")
-            .unwrap()
-            .with_rules(rules);
-        let public: RepositoryName = "public/x".parse().unwrap();
-        let private: RepositoryName = "alice/x".parse().unwrap();
-        // Challenged at `/v2/` (or clients never send the credentials they have), yet pulling.
-        assert!(!h.allows(None, Resource::Base, &[]));
-        assert!(h.challenge(None, Resource::Base, &[]).is_some());
-        assert!(h.allows(None, Resource::Repository(&public), &[Action::Pull]));
-        assert!(!h.allows(None, Resource::Repository(&public), &[Action::Push]));
-        let alice = Identity::user("alice");
-        assert!(
-            !h.allows(
-                Some(&alice),
-                Resource::Repository(&private),
-                &[Action::Pull]
-            ),
-            "a user got what no rule grants"
-        );
-        assert!(!h.allows(Some(&alice), Resource::Catalog, &[]));
     }
 }

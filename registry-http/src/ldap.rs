@@ -17,7 +17,6 @@ use sha2::{Digest as _, Sha256};
 
 use crate::auth::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
 use crate::error::Error;
-use crate::policy::AccessRules;
 
 /// Where the directory is and how to find users and groups in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +31,10 @@ pub struct LdapConfig {
     pub user_base: String,
     /// The filter that finds a user; `{username}` is replaced by the escaped user name.
     pub user_filter: String,
+    /// The attribute of a user entry holding their name as the directory spells it: logins as
+    /// `CAROL` or ` carol` (which directories match to `carol`) are `carol` to access rules, the
+    /// throttle and the audit log.
+    pub username_attribute: String,
     /// Where groups are searched; `None` reads no groups.
     pub group_base: Option<String>,
     /// The filter that finds a user's groups; `{dn}` is the user's DN, `{username}` their name.
@@ -57,6 +60,7 @@ impl Default for LdapConfig {
             bind_password: String::new(),
             user_base: String::new(),
             user_filter: "(uid={username})".into(),
+            username_attribute: "uid".into(),
             group_base: None,
             group_filter: "(member={dn})".into(),
             group_attribute: "cn".into(),
@@ -68,16 +72,21 @@ impl Default for LdapConfig {
     }
 }
 
-/// Users of an LDAP directory, with access decided by rules (or, without rules, every user may do
-/// everything, as with an htpasswd file).
+/// Users of an LDAP directory (identities of source `ldap`, named as their entry spells it).
+/// Alone, every user may do everything, as with an htpasswd file; behind a
+/// [`crate::auth::Gate`] access rules decide.
 pub struct LdapUsers {
     config: LdapConfig,
     settings: LdapConnSettings,
-    rules: Option<AccessRules>,
     realm: String,
     salt: [u8; 16],
     logins: Cache<[u8; 32], (Identity, Instant)>,
+    /// Users found (or not) by a search without their password, for [`AccessControl::recheck`].
+    present: Cache<String, (bool, Instant)>,
 }
+
+/// The source name of directory identities.
+const SOURCE: &str = "ldap";
 
 impl std::fmt::Debug for LdapUsers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,17 +126,11 @@ impl LdapUsers {
         Ok(LdapUsers {
             config,
             settings,
-            rules: None,
             realm: realm.to_owned(),
             salt,
             logins: Cache::new(10_000),
+            present: Cache::new(10_000),
         })
-    }
-
-    /// The same users, with access decided by `rules`.
-    pub fn with_rules(mut self, rules: AccessRules) -> LdapUsers {
-        self.rules = Some(rules);
-        self
     }
 
     fn fingerprint(&self, user: &str, password: &str) -> [u8; 32] {
@@ -139,8 +142,8 @@ impl LdapUsers {
         h.finalize().into()
     }
 
-    /// Searches the user, reads their groups, then binds as them.
-    async fn login(&self, user: &str, password: &str) -> Result<Identity, Failure> {
+    /// A connection bound as the service account (anonymous without one).
+    async fn connect(&self) -> Result<ldap3::Ldap, Failure> {
         let c = &self.config;
         let (conn, mut ldap) = LdapConnAsync::with_settings(self.settings.clone(), &c.url).await?;
         ldap3::drive!(conn);
@@ -148,23 +151,51 @@ impl LdapUsers {
         if let Some(dn) = &c.bind_dn {
             ldap.simple_bind(dn, &c.bind_password).await?.success()?;
         }
+        Ok(ldap)
+    }
+
+    /// The one entry the user filter finds for `user`: its DN and the user's name as the entry
+    /// spells it. [`Failure::Refused`] for none, or several (never guess).
+    async fn find(&self, ldap: &mut ldap3::Ldap, user: &str) -> Result<(String, String), Failure> {
+        let c = &self.config;
         let filter = c.user_filter.replace("{username}", &ldap_escape(user));
         ldap.with_timeout(c.timeout);
         let (entries, _) = ldap
-            .search(&c.user_base, Scope::Subtree, &filter, vec!["1.1"])
+            .search(
+                &c.user_base,
+                Scope::Subtree,
+                &filter,
+                vec![c.username_attribute.as_str()],
+            )
             .await?
             .success()?;
         let [entry] = entries.as_slice() else {
-            // Unknown, or a filter that matches several entries: never guess.
             return Err(Failure::Refused);
         };
-        let dn = SearchEntry::construct(entry.clone()).dn;
+        let mut entry = SearchEntry::construct(entry.clone());
+        let name = entry
+            .attrs
+            .remove(&c.username_attribute)
+            .and_then(|values| values.into_iter().next())
+            .unwrap_or_else(|| user.trim().to_lowercase());
+        // A name with `:` would read as another source's qualified identity.
+        if name.is_empty() || name.contains(':') {
+            return Err(Failure::Refused);
+        }
+        Ok((entry.dn, name))
+    }
+
+    /// Searches the user, reads their groups, then binds as them.
+    async fn login(&self, user: &str, password: &str) -> Result<Identity, Failure> {
+        let c = &self.config;
+        let mut ldap = self.connect().await?;
+        let (dn, name) = self.find(&mut ldap, user).await?;
         let mut groups = Vec::new();
         if let Some(base) = &c.group_base {
             let filter = c
                 .group_filter
                 .replace("{dn}", &ldap_escape(&dn))
-                .replace("{username}", &ldap_escape(user));
+                .replace("{username}", &ldap_escape(&name));
             ldap.with_timeout(c.timeout);
             let (entries, _) = ldap
                 .search(
@@ -185,10 +216,8 @@ impl LdapUsers {
         let _ = ldap.unbind().await;
         match bound.rc {
             0 => Ok(Identity {
-                name: user.to_owned(),
                 groups,
-                grants: None,
-                claims: Default::default(),
+                ..Identity::from_source(name, SOURCE)
             }),
             // invalidCredentials
             49 => Err(Failure::Refused),
@@ -196,6 +225,26 @@ impl LdapUsers {
                 result: bound,
             })),
         }
+    }
+
+    /// Whether the directory still has `name`, searched with the service account at most once
+    /// per [`LdapConfig::cache_for`].
+    async fn still_present(&self, name: &str) -> Result<bool, Failure> {
+        if let Some((present, at)) = self.present.get(name)
+            && at.elapsed() < self.config.cache_for
+        {
+            return Ok(present);
+        }
+        let mut ldap = self.connect().await?;
+        let present = match self.find(&mut ldap, name).await {
+            Ok((_, found)) => found == name,
+            Err(Failure::Refused) => false,
+            Err(e) => return Err(e),
+        };
+        let _ = ldap.unbind().await;
+        self.present
+            .insert(name.to_owned(), (present, Instant::now()));
+        Ok(present)
     }
 }
 
@@ -223,14 +272,15 @@ impl AccessControl for LdapUsers {
     async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
         let (user, password) = match credentials {
             Credentials::Anonymous => return Ok(None),
-            Credentials::ClientCertificate { name } => return Ok(Some(Identity::user(name))),
             Credentials::Basic { user, password } => (user, password),
-            Credentials::Bearer(_) => return Err(AuthError::Unsupported),
             Credentials::Malformed => return Err(AuthError::Malformed),
+            Credentials::Bearer(_) | Credentials::ClientCertificate { .. } => {
+                return Err(AuthError::Unsupported);
+            }
         };
         let wrong = || AuthError::WrongCredentials { user: user.clone() };
         // An empty password would be an unauthenticated bind, which directories accept.
-        if user.is_empty() || password.is_empty() {
+        if user.trim().is_empty() || password.is_empty() {
             return Err(wrong());
         }
         let key = self.fingerprint(user, password);
@@ -252,7 +302,22 @@ impl AccessControl for LdapUsers {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        crate::policy::permits(self.rules.as_ref(), who, resource, actions)
+        crate::policy::permits(None, who, resource, actions)
+    }
+
+    /// The same user while the directory still has them (searched at most once per
+    /// `cache_for`); a password change is not seen (it needs the password), a removal is.
+    async fn recheck(&self, who: &Identity) -> Result<Option<Identity>, AuthError> {
+        if who.source != SOURCE {
+            return Ok(None);
+        }
+        match self.still_present(&who.name).await {
+            Ok(present) => Ok(present.then(|| who.clone())),
+            Err(Failure::Refused) => Ok(None),
+            Err(Failure::Directory(e)) => Err(AuthError::Unavailable {
+                source: Box::new(e),
+            }),
+        }
     }
 
     fn challenge(

@@ -84,8 +84,8 @@ pub use error::{ApiError, Error, ErrorCode};
 pub use htpasswd::Htpasswd;
 pub use route::Route;
 pub use server::{
-    ClientCertificate, ClientCertificates, ClientName, ServeOptions, serve, tls_acceptor,
-    tls_acceptor_with,
+    ClientCertificate, ClientCertificates, ClientName, ServeOptions, TrustedProxies, serve,
+    tls_acceptor, tls_acceptor_with,
 };
 
 /// `Docker-Distribution-API-Version`, sent on every response.
@@ -353,14 +353,21 @@ async fn dispatch(
     {
         Ok(identity) => identity,
         Err(refused) => {
-            let status = refused.response.status();
-            audit(
-                refused.kind,
-                refused.user,
-                status,
-                None,
-                Some(refused.detail),
-            );
+            // Every client's first `/v2/` ping comes without credentials, to learn how to log
+            // in: a challenge, not a refusal worth a record.
+            let ping = route == Route::Base
+                && refused.kind == audit::AuditKind::Refused
+                && refused.user.is_none();
+            if !ping {
+                let status = refused.response.status();
+                audit(
+                    refused.kind,
+                    refused.user,
+                    status,
+                    None,
+                    Some(refused.detail),
+                );
+            }
             return refused.response;
         }
     };
@@ -471,8 +478,8 @@ struct RequestId(String);
 #[derive(Debug, Clone, Copy)]
 struct RouteKind(&'static str);
 
-/// Logs one line per request, in a span carrying method, path, route and repository, with status,
-/// bytes sent and latency; adds the API version header.
+/// Logs one line per request, in a span carrying the client's address, method, path, route and
+/// repository, with status, bytes sent and latency; adds the API version header.
 async fn log_request(
     State(metrics): State<Option<Arc<metrics::Metrics>>>,
     mut req: Request,
@@ -500,9 +507,11 @@ async fn log_request(
         });
         req = Request::from_parts(parts, Body::from_stream(counted));
     }
+    let client = client_addr(req.extensions()).map(|a| a.ip().to_string());
     let span = tracing::info_span!(
         "request",
         id = %id,
+        client = client.as_deref().unwrap_or("-"),
         method = %req.method(),
         path = %req.uri().path(),
         route = tracing::field::Empty,

@@ -24,7 +24,6 @@ use sha2::{Digest as _, Sha256};
 
 use crate::auth::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
 use crate::error::Error;
-use crate::policy::AccessRules;
 
 /// Keys are fetched again for an unknown key id at most this often, per provider.
 pub const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(30);
@@ -35,6 +34,9 @@ const LEEWAY_SECS: u64 = 30;
 /// One provider whose tokens are accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcProvider {
+    /// What its identities are qualified with: a token whose username claim says `alice` is the
+    /// user `NAME:alice`, its groups `NAME:GROUP`, the source `oidc:NAME`. Never empty, no `:`.
+    pub name: String,
     /// The issuer URL, exactly as its tokens' `iss` (discovery is fetched under it). `https://`,
     /// or `http://` on a loopback address only.
     pub issuer: String,
@@ -59,7 +61,6 @@ struct Provider {
 pub struct Oidc {
     providers: Vec<Provider>,
     fallback: Option<Arc<dyn AccessControl>>,
-    rules: Option<AccessRules>,
     realm: String,
     http: reqwest::Client,
     verified: Cache<[u8; 32], (Identity, SystemTime)>,
@@ -108,13 +109,24 @@ fn allowed_url(url: &str) -> bool {
 
 impl Oidc {
     /// Accepts tokens of `providers`; other Basic logins go to `fallback`. Fails on an issuer
-    /// that is neither HTTPS nor loopback HTTP.
+    /// that is neither HTTPS nor loopback HTTP, and on names that are empty, hold `:` or are
+    /// given twice.
     pub fn new(
         providers: Vec<OidcProvider>,
         fallback: Option<Arc<dyn AccessControl>>,
         realm: &str,
     ) -> Result<Oidc, Error> {
+        let mut names = std::collections::HashSet::new();
         for p in &providers {
+            if p.name.is_empty() || p.name.contains(':') || !names.insert(p.name.as_str()) {
+                return Err(Error::Policy {
+                    reason: format!(
+                        "OpenID provider name {:?}: give each provider a distinct name without \
+                         ':' (its identities are NAME:USER)",
+                        p.name
+                    ),
+                });
+            }
             if !allowed_url(&p.issuer) {
                 return Err(Error::Policy {
                     reason: format!(
@@ -141,17 +153,10 @@ impl Oidc {
                 })
                 .collect(),
             fallback,
-            rules: None,
             realm: realm.to_owned(),
             http,
             verified: Cache::new(10_000),
         })
-    }
-
-    /// The same logins, with access decided by `rules`.
-    pub fn with_rules(mut self, rules: AccessRules) -> Oidc {
-        self.rules = Some(rules);
-        self
     }
 
     /// Fetches `provider`'s keys (unless fetched within [`REFRESH_AT_MOST_EVERY`]).
@@ -259,12 +264,13 @@ impl Oidc {
             .and_then(serde_json::Value::as_str)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| invalid(format!("no {:?} claim to name the user", c.username_claim)))?;
+        let qualified = |value: &str| format!("{}:{value}", c.name);
         let groups = match c.groups_claim.as_ref().and_then(|g| claims.get(g)) {
             Some(serde_json::Value::Array(list)) => list
                 .iter()
-                .filter_map(|g| g.as_str().map(str::to_owned))
+                .filter_map(|g| g.as_str().map(qualified))
                 .collect(),
-            Some(serde_json::Value::String(one)) => vec![one.clone()],
+            Some(serde_json::Value::String(one)) => vec![qualified(one)],
             _ => Vec::new(),
         };
         let texts: BTreeMap<String, String> = claims
@@ -279,10 +285,10 @@ impl Oidc {
             });
         Ok((
             Identity {
-                name: name.to_owned(),
                 groups,
-                grants: None,
                 claims: texts,
+                expires: Some(expires),
+                ..Identity::from_source(qualified(name), format!("oidc:{}", c.name))
             },
             expires,
         ))
@@ -312,15 +318,18 @@ pub fn looks_like_jwt(password: &str) -> bool {
 #[async_trait]
 impl AccessControl for Oidc {
     async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
-        let Credentials::Basic { user, password } = credentials else {
-            return match &self.fallback {
-                Some(f) => f.identify(credentials).await,
-                None => match credentials {
-                    Credentials::Anonymous => Ok(None),
-                    Credentials::ClientCertificate { name } => Ok(Some(Identity::user(name))),
-                    _ => Err(AuthError::Unsupported),
-                },
-            };
+        let fallback = async || match &self.fallback {
+            Some(f) => f.identify(credentials).await,
+            None => match credentials {
+                Credentials::Anonymous => Ok(None),
+                Credentials::Basic { user, .. } => {
+                    Err(AuthError::WrongCredentials { user: user.clone() })
+                }
+                _ => Err(AuthError::Unsupported),
+            },
+        };
+        let Credentials::Basic { password, .. } = credentials else {
+            return fallback().await;
         };
         let issuer = unverified_issuer(password);
         let provider = issuer.as_deref().and_then(|iss| {
@@ -329,10 +338,7 @@ impl AccessControl for Oidc {
                 .find(|p| p.config.issuer.trim_end_matches('/') == iss.trim_end_matches('/'))
         });
         let Some(provider) = provider else {
-            return match &self.fallback {
-                Some(f) => f.identify(credentials).await,
-                None => Err(AuthError::WrongCredentials { user: user.clone() }),
-            };
+            return fallback().await;
         };
         let key: [u8; 32] = Sha256::digest(password.as_bytes()).into();
         if let Some((who, expires)) = self.verified.get(&key)
@@ -353,11 +359,19 @@ impl AccessControl for Oidc {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        crate::policy::permits(self.rules.as_ref(), who, resource, actions)
+        crate::policy::permits(None, who, resource, actions)
     }
 
-    fn stamp(&self, user: &str) -> Option<String> {
-        self.fallback.as_ref().and_then(|f| f.stamp(user))
+    /// A provider's identity stands until its token expires (nothing outlives it); others are
+    /// the fallback's to check.
+    async fn recheck(&self, who: &Identity) -> Result<Option<Identity>, AuthError> {
+        if who.source.starts_with("oidc:") {
+            return Ok((!who.expired()).then(|| who.clone()));
+        }
+        match &self.fallback {
+            Some(f) => f.recheck(who).await,
+            None => Ok(None),
+        }
     }
 
     fn challenge(

@@ -36,6 +36,10 @@ pub struct Rule {
     pub actions: Vec<String>,
     /// The rule also lets its users list the catalog.
     pub catalog: bool,
+    /// The rule also lets anonymous callers it applies to read the usage figures of the
+    /// repositories it lets them pull (identified callers read those of any repository they may
+    /// pull).
+    pub usage: bool,
 }
 
 /// A set of rules and the groups they name.
@@ -46,7 +50,8 @@ pub struct AccessRules {
 }
 
 /// `pattern` with `{user}` and `{claim:NAME}` replaced by the caller's name and claims; `None`
-/// when it names one the caller lacks (or a claim holding `*`, which could widen the pattern).
+/// when it names one the caller lacks, or one that is not a single name component (a value with
+/// `/`, `..`, `*` or braces could reach into someone else's namespace or widen the pattern).
 fn expand<'a>(
     pattern: &'a str,
     user: Option<&str>,
@@ -64,7 +69,7 @@ fn expand<'a>(
             "user" => user?,
             name => claims.get(name.strip_prefix("claim:")?)?.as_str(),
         };
-        if value.is_empty() || value.contains('*') {
+        if !one_component(value) {
             return None;
         }
         out.push_str(value);
@@ -72,6 +77,11 @@ fn expand<'a>(
     }
     out.push_str(rest);
     Some(std::borrow::Cow::Owned(out))
+}
+
+/// Whether `value` is one component of a repository name (`alice`, `team-a`, `ci.app`).
+fn one_component(value: &str) -> bool {
+    !value.contains('/') && value.parse::<registry_core::RepositoryName>().is_ok()
 }
 
 fn matches(
@@ -93,12 +103,13 @@ impl AccessRules {
     /// Checks that every action named is known and every group named is in the groups table;
     /// returns the first problem.
     pub fn validate(&self) -> Result<(), Error> {
-        self.validate_with(false)
+        self.validate_with(|_| false)
     }
 
-    /// [`AccessRules::validate`]; with `directory_groups`, groups may also come from the identity
-    /// source (an LDAP directory), so a group the table lacks is no mistake.
-    pub fn validate_with(&self, directory_groups: bool) -> Result<(), Error> {
+    /// [`AccessRules::validate`]; groups `external` accepts may also come from an identity
+    /// source (an LDAP directory's, or a provider's `name:group`), so the groups table need not
+    /// list them.
+    pub fn validate_with(&self, external: impl Fn(&str) -> bool) -> Result<(), Error> {
         for rule in &self.rules {
             for a in &rule.actions {
                 if !matches!(a.as_str(), "pull" | "push" | "delete" | "*") {
@@ -108,9 +119,12 @@ impl AccessRules {
                 }
             }
             for g in &rule.groups {
-                if !directory_groups && !self.groups.contains_key(g) {
+                if !external(g) && !self.groups.contains_key(g) {
                     return Err(Error::Policy {
-                        reason: format!("a rule names group {g:?}, which the groups table lacks"),
+                        reason: format!(
+                            "a rule names group {g:?}, which the groups table lacks and no \
+                             identity source provides"
+                        ),
                     });
                 }
             }
@@ -193,6 +207,42 @@ impl AccessRules {
             .iter()
             .any(|r| r.catalog && self.applies(r, user, groups))
     }
+
+    /// Whether `who` may see the store as a whole: list the catalog and pull every repository
+    /// (a rule matching `*` grants them pull).
+    pub fn store(&self, who: Option<&Identity>) -> bool {
+        let (user, groups) = parts(who);
+        self.catalog(user, groups)
+            && self.rules.iter().any(|r| {
+                self.applies(r, user, groups)
+                    && r.repositories.iter().any(|p| p == "*")
+                    && r.actions.iter().any(|a| a == "pull" || a == "*")
+            })
+    }
+
+    /// Whether `who` may read the usage figures of `repo`: pull there, and for an anonymous
+    /// caller a rule that says `usage = true`.
+    pub fn usage(&self, who: Option<&Identity>, repo: &str) -> bool {
+        if who.is_some() {
+            return self.granted_to(who, repo).contains(&Action::Pull);
+        }
+        self.rules.iter().any(|r| {
+            r.usage
+                && self.applies(r, None, &[])
+                && r.actions.iter().any(|a| a == "pull" || a == "*")
+                && r.repositories
+                    .iter()
+                    .any(|p| matches(p, None, &BTreeMap::new(), repo))
+        })
+    }
+}
+
+/// The name and groups of a caller, if any.
+fn parts(who: Option<&Identity>) -> (Option<&str>, &[String]) {
+    match who {
+        Some(w) => (Some(w.name.as_str()), w.groups.as_slice()),
+        None => (None, &[]),
+    }
 }
 
 /// What `who` may do on `resource` under `rules`, or, without rules, what users of a password
@@ -207,13 +257,12 @@ pub fn permits(
     let Some(rules) = rules else {
         return who.is_some();
     };
-    let (user, groups) = match who {
-        Some(w) => (Some(w.name.as_str()), w.groups.as_slice()),
-        None => (None, &[][..]),
-    };
+    let (user, groups) = parts(who);
     match resource {
         Resource::Base => who.is_some(),
         Resource::Catalog => rules.catalog(user, groups),
+        Resource::Store => rules.store(who),
+        Resource::Usage(repo) => rules.usage(who, repo.as_str()),
         Resource::Repository(repo) => {
             let granted = rules.granted_to(who, repo.as_str());
             actions.iter().all(|a| granted.contains(a))
@@ -232,7 +281,7 @@ mod tests {
             users: v(users),
             groups: v(groups),
             actions: v(actions),
-            catalog: false,
+            ..Default::default()
         }
     }
 
@@ -276,7 +325,7 @@ mod tests {
     fn claims_in_patterns_grant_what_the_token_names() {
         let rules = AccessRules::new(
             vec![rule(
-                &["{claim:repository}/*"],
+                &["team/{claim:repository}/*"],
                 &["*"],
                 &[],
                 &["push", "pull"],
@@ -284,7 +333,7 @@ mod tests {
             HashMap::new(),
         );
         let mut job = Identity::user("ci");
-        job.claims.insert("repository".into(), "team/proj".into());
+        job.claims.insert("repository".into(), "proj".into());
         assert!(
             rules
                 .granted_to(Some(&job), "team/proj/app")
@@ -299,9 +348,29 @@ mod tests {
                 .is_empty()
         );
         job.claims.insert("repository".into(), "*".into());
-        assert!(rules.granted_to(Some(&job), "anything/x").is_empty());
+        assert!(rules.granted_to(Some(&job), "team/anything/x").is_empty());
         job.claims.insert("repository".into(), "{user}".into());
-        assert!(rules.granted_to(Some(&job), "ci/x").is_empty());
+        assert!(rules.granted_to(Some(&job), "team/ci/x").is_empty());
+        // A value of several components, or `..`, would reach into another namespace.
+        for bad in ["team/proj", "..", "team/../x", "Team", "a b"] {
+            job.claims.insert("repository".into(), bad.into());
+            assert!(
+                rules.granted_to(Some(&job), "team/proj/app").is_empty(),
+                "{bad}"
+            );
+        }
+        let own = AccessRules::new(
+            vec![rule(&["{user}/*"], &["*"], &[], &["*"])],
+            HashMap::new(),
+        );
+        assert!(
+            own.granted(Some("bob/evil"), &[], "bob/evil/app")
+                .is_empty()
+        );
+        assert!(
+            own.granted(Some("bob"), &[], "bob/evil/app")
+                .contains(&Action::Push)
+        );
     }
 
     #[test]

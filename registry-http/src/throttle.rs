@@ -1,18 +1,27 @@
-//! Login throttling: failed logins are counted per client address and per user name; once either
-//! has [`ThrottleConfig::max_failures`] recent failures, further attempts from that address or for
+//! Login throttling: failed logins are counted per client address and per user; once either has
+//! [`ThrottleConfig::max_failures`] recent failures, further attempts from that address or for
 //! that user are answered 429 `TOOMANYREQUESTS` with `Retry-After`, without checking the password,
-//! for an interval that doubles with every further failure (up to
-//! [`ThrottleConfig::max_lockout`]). A successful login clears its address and user. Other
-//! addresses and other users are never slowed. Counters live in memory (bounded), per process.
+//! for an interval that doubles with every further failure (up to [`ThrottleConfig::max_lockout`]).
+//! Other addresses and other users are never slowed. Counters live in memory (bounded), per
+//! process.
+//!
+//! So that it cannot be turned against users:
+//! - a user is counted under their canonical name (surrounding space dropped, lower case), so
+//!   `CAROL`, `Carol` and ` carol`, which a directory takes for `carol`, share one counter;
+//! - the same failed credential (user and password) counts once however often it is repeated:
+//!   a client retrying a stale password (containerd tries five times) is one failure;
+//! - a success clears that user's counter only, never the address's: logging in to one's own
+//!   account does not reset a spray of guesses at others.
 //!
 //! ```
 //! use std::net::IpAddr;
 //! use registry_http::throttle::{LoginThrottle, ThrottleConfig};
 //! let throttle = LoginThrottle::new(ThrottleConfig { max_failures: 2, ..Default::default() });
 //! let ip: IpAddr = "192.0.2.1".parse().unwrap();
-//! throttle.failed(Some(ip), Some("alice"));
-//! assert!(throttle.check(Some(ip), Some("alice")).is_ok());
-//! throttle.failed(Some(ip), Some("alice"));
+//! throttle.failed(Some(ip), Some("alice"), "guess 1");
+//! throttle.failed(Some(ip), Some("alice"), "guess 1");
+//! assert!(throttle.check(Some(ip), Some("alice")).is_ok(), "a repeat counts once");
+//! throttle.failed(Some(ip), Some("Alice "), "guess 2");
 //! assert!(throttle.check(Some(ip), Some("alice")).is_err());
 //! assert!(throttle.check(Some("192.0.2.2".parse().unwrap()), Some("bob")).is_ok());
 //! ```
@@ -64,6 +73,9 @@ enum Key {
 pub struct LoginThrottle {
     config: ThrottleConfig,
     strikes: Cache<Key, Strikes>,
+    /// Failed credentials already counted (a salted hash of user and password), with when.
+    counted: Cache<[u8; 32], Instant>,
+    salt: [u8; 16],
 }
 
 impl std::fmt::Debug for LoginThrottle {
@@ -80,17 +92,37 @@ const CAPACITY: usize = 100_000;
 impl LoginThrottle {
     /// A throttle with `config`.
     pub fn new(config: ThrottleConfig) -> LoginThrottle {
+        let mut salt = [0u8; 16];
+        let _ = aws_lc_rs::rand::fill(&mut salt);
         LoginThrottle {
             config,
             strikes: Cache::new(CAPACITY),
+            counted: Cache::new(CAPACITY),
+            salt,
         }
     }
 
     fn keys(addr: Option<IpAddr>, user: Option<&str>) -> impl Iterator<Item = Key> {
-        let user = user
-            .filter(|u| !u.is_empty())
-            .map(|u| Key::User(u.to_owned()));
+        let user = user.map(canonical).filter(|u| !u.is_empty()).map(Key::User);
         addr.map(Key::Address).into_iter().chain(user)
+    }
+
+    /// Whether this failed credential was counted within the forget window; remembers it.
+    fn seen(&self, user: Option<&str>, credential: &str) -> bool {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(self.salt);
+        h.update(user.map(canonical).unwrap_or_default().as_bytes());
+        h.update([0]);
+        h.update(credential.as_bytes());
+        let key: [u8; 32] = h.finalize().into();
+        let now = Instant::now();
+        let seen = self
+            .counted
+            .get(&key)
+            .is_some_and(|at| now.duration_since(at) < self.config.forget_after);
+        self.counted.insert(key, now);
+        seen
     }
 
     /// `Ok` when a login from `addr` for `user` may be tried now; otherwise how long to wait.
@@ -106,8 +138,12 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts a failed login from `addr` for `user`.
-    pub fn failed(&self, addr: Option<IpAddr>, user: Option<&str>) {
+    /// Counts a failed login from `addr` for `user` with `credential` (the password or token
+    /// given), unless that same credential failed for that user within the forget window.
+    pub fn failed(&self, addr: Option<IpAddr>, user: Option<&str>, credential: &str) {
+        if self.seen(user, credential) {
+            return;
+        }
         let now = Instant::now();
         for key in Self::keys(addr, user) {
             let mut s = match self.strikes.get(&key) {
@@ -132,14 +168,18 @@ impl LoginThrottle {
         }
     }
 
-    /// A successful login from `addr` for `user`: their failures are forgotten.
-    pub fn succeeded(&self, addr: Option<IpAddr>, user: Option<&str>) {
-        for key in Self::keys(addr, user) {
-            if self.strikes.get(&key).is_some() {
-                self.strikes.remove(&key);
-            }
+    /// A successful login of `user`: their failures are forgotten (not their address's).
+    pub fn succeeded(&self, user: &str) {
+        let key = Key::User(canonical(user));
+        if self.strikes.get(&key).is_some() {
+            self.strikes.remove(&key);
         }
     }
+}
+
+/// A user name as the throttle counts it: surrounding space dropped, lower case.
+pub fn canonical(user: &str) -> String {
+    user.trim().to_lowercase()
 }
 
 /// The answer to a login refused unchecked for `wait` (429 `TOOMANYREQUESTS` with
@@ -149,7 +189,7 @@ pub(crate) fn refusal(wait: Duration) -> (axum::response::Response, u64) {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let response = crate::ApiError::new(
         crate::ErrorCode::TooManyRequests,
-        "too many failed logins: retry later",
+        format!("too many failed logins: retry after {secs} s"),
     )
     .with_header(
         http::header::RETRY_AFTER,
@@ -165,7 +205,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_lockout_grows_with_failures_and_a_success_clears_it() {
+    fn the_lockout_grows_with_failures_and_a_success_clears_only_the_user() {
         let t = LoginThrottle::new(ThrottleConfig {
             max_failures: 3,
             initial_lockout: Duration::from_secs(10),
@@ -173,26 +213,44 @@ mod tests {
             ..Default::default()
         });
         let ip: IpAddr = "198.51.100.7".parse().unwrap();
-        for _ in 0..2 {
-            t.failed(Some(ip), Some("eve"));
+        for i in 0..2 {
+            t.failed(Some(ip), Some("eve"), &format!("guess {i}"));
             assert!(t.check(Some(ip), Some("eve")).is_ok());
         }
         let mut waits = Vec::new();
-        for _ in 0..4 {
-            t.failed(Some(ip), Some("eve"));
+        for i in 2..6 {
+            t.failed(Some(ip), Some("eve"), &format!("guess {i}"));
             waits.push(t.check(Some(ip), None).unwrap_err().as_secs_f64().round() as u64);
         }
         assert_eq!(waits, [10, 20, 35, 35]);
-        // The user is locked from any address; another user from another address is not.
+        // The user is locked from any address, under any spelling; another user from another
+        // address is not.
+        let other: IpAddr = "198.51.100.8".parse().unwrap();
+        assert!(t.check(Some(other), Some(" EVE")).is_err());
+        assert!(t.check(Some(other), Some("bob")).is_ok());
+        // Eve logging in clears her counter, not her address's.
+        t.succeeded("Eve");
+        assert!(t.check(Some(other), Some("eve")).is_ok());
+        assert!(t.check(Some(ip), Some("eve")).is_err());
+    }
+
+    #[test]
+    fn a_repeated_credential_counts_once() {
+        let t = LoginThrottle::new(ThrottleConfig {
+            max_failures: 2,
+            ..Default::default()
+        });
+        let ip: IpAddr = "198.51.100.9".parse().unwrap();
+        for _ in 0..10 {
+            t.failed(Some(ip), Some("carol"), "stale secret");
+        }
+        assert!(t.check(Some(ip), Some("carol")).is_ok());
+        t.failed(Some(ip), Some("CAROL"), "stale secret");
         assert!(
-            t.check(Some("198.51.100.8".parse().unwrap()), Some("eve"))
-                .is_err()
+            t.check(Some(ip), Some("carol")).is_ok(),
+            "the same, spelt otherwise"
         );
-        assert!(
-            t.check(Some("198.51.100.8".parse().unwrap()), Some("bob"))
-                .is_ok()
-        );
-        t.succeeded(Some(ip), Some("eve"));
-        assert!(t.check(Some(ip), Some("eve")).is_ok());
+        t.failed(Some(ip), Some("carol"), "another guess");
+        assert!(t.check(Some(ip), Some("carol")).is_err());
     }
 }

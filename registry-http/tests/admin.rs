@@ -1,6 +1,7 @@
 //! The admin paths through HTTP: tag history, restore and usage as JSON, each guarded by the
-//! access control like the API (history and usage need `pull`, restore `push`, the store's usage
-//! catalog access, and lists only what the caller may pull), with OCI errors.
+//! access control like the API (history `pull`, a repository's usage `pull` by an identified
+//! caller, restore `push`, the store's usage catalog access and pull everywhere), with OCI
+//! errors.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -26,15 +27,7 @@ impl AccessControl for Named {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        let user = who.map(|w| w.name.as_str());
-        match resource {
-            Resource::Base => true,
-            Resource::Catalog => self.0.catalog(user, &[]),
-            Resource::Repository(r) => {
-                let granted = self.0.granted(user, &[], r.as_str());
-                actions.iter().all(|a| granted.contains(a))
-            }
-        }
+        registry_http::policy::permits(Some(&self.0), who, resource, actions)
     }
 
     fn challenge(&self, who: Option<&Identity>, _: Resource<'_>, _: &[Action]) -> Option<String> {
@@ -60,6 +53,8 @@ fn app_with(read_only: bool) -> (Router, Registry) {
             rule(&["{user}/*"], &["*"], &["*"], false),
             rule(&["alice/*"], &["carol", "dave"], &["pull"], false),
             rule(&["*"], &["dave"], &[], true),
+            rule(&["*"], &["erin"], &["pull"], true),
+            rule(&["library/*"], &["anonymous"], &["pull"], false),
         ],
         HashMap::new(),
     );
@@ -245,10 +240,11 @@ async fn a_read_only_registry_refuses_restores() {
 }
 
 #[tokio::test]
-async fn usage_shows_only_what_the_caller_may_pull() {
+async fn usage_shows_only_what_the_caller_may_see() {
     let (app, _) = app_with(false);
     push_as(&app, "alice", "alice/app", "v1", b"a").await;
     push_as(&app, "bob", "bob/secret", "v1", b"b").await;
+    push_as(&app, "library", "library/base", "v1", b"a").await;
 
     let res = send(
         &app,
@@ -259,13 +255,15 @@ async fn usage_shows_only_what_the_caller_may_pull() {
     .await;
     assert_eq!(res.status, StatusCode::OK);
     let report = res.json();
-    assert_eq!(report["repositories"][0]["name"], "alice/app");
-    assert!(
-        report["repositories"][0]["referenced_bytes"]
-            .as_u64()
-            .unwrap()
-            > 0
-    );
+    let repo = &report["repositories"][0];
+    assert_eq!(repo["name"], "alice/app");
+    assert!(repo["referenced_bytes"].as_u64().unwrap() > 0);
+    // Read from that repository alone: nothing about what others hold (which would tell carol
+    // that some repository she cannot see holds the same layer).
+    for unknown in ["shared_bytes", "exclusive_bytes"] {
+        assert!(repo.get(unknown).is_none(), "{unknown}: {repo}");
+    }
+    assert!(repo["tags"][0].get("frees_bytes").is_none(), "{repo}");
     assert!(
         report.get("store").is_none(),
         "one repository's report has no store totals"
@@ -278,22 +276,29 @@ async fn usage_shows_only_what_the_caller_may_pull() {
     )
     .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
-
-    let res = send(&app, Method::GET, "/admin/v1/usage", Some("carol")).await;
-    assert_eq!(
-        res.status,
-        StatusCode::FORBIDDEN,
-        "the store's usage needs catalog access"
-    );
-    let res = send(&app, Method::GET, "/admin/v1/usage", Some("dave")).await;
+    // Anonymous callers may pull library/*, but its usage needs a login (or a rule saying so).
+    let res = send(&app, Method::GET, "/admin/v1/usage/library/base", None).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let res = send(&app, Method::GET, "/v2/library/base/tags/list", None).await;
     assert_eq!(res.status, StatusCode::OK);
-    let names: Vec<String> = res.json()["repositories"]
+
+    // The store as a whole: catalog access alone (dave) is not enough.
+    for who in ["carol", "dave"] {
+        let res = send(&app, Method::GET, "/admin/v1/usage", Some(who)).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{who}");
+    }
+    let res = send(&app, Method::GET, "/admin/v1/usage", Some("erin")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let report = res.json();
+    let names: Vec<String> = report["repositories"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["alice/app"]);
+    assert_eq!(names, ["alice/app", "bob/secret", "library/base"]);
+    assert!(report["store"]["stored_bytes"].as_u64().unwrap() > 0);
+    assert!(report["repositories"][0]["shared_bytes"].as_u64().is_some());
     let res = send(
         &app,
         Method::GET,

@@ -37,16 +37,17 @@ impl registry_http::audit::AuditSink for Trail {
 fn apps(secure: bool) -> (Router, Router, Arc<Trail>) {
     let registry = Registry::new(Arc::new(MemoryStorage::new()), RegistryConfig::default());
     let hash = bcrypt::hash("alice-pw", 4).unwrap();
-    let users = registry_http::Htpasswd::parse(&format!("alice:{hash}"), "registry")
-        .unwrap()
-        .with_rules(AccessRules::new(
+    let users = registry_http::Htpasswd::parse(&format!("alice:{hash}"), "registry").unwrap();
+    let gate = registry_http::auth::Gate::new("registry")
+        .users(Arc::new(users))
+        .rules(AccessRules::new(
             vec![
                 rule(&["public/*"], &["anonymous"], &["pull"]),
                 rule(&["*"], &["alice"], &["*"]),
             ],
             HashMap::new(),
         ));
-    let access: Arc<dyn registry_http::AccessControl> = Arc::new(users);
+    let access: Arc<dyn registry_http::AccessControl> = Arc::new(gate);
     let trail = Arc::new(Trail::default());
     let ui = registry_http::ui::router(
         registry.clone(),
@@ -158,7 +159,7 @@ async fn sessions_cookies_and_forged_forms() {
         assert_eq!(res.status, StatusCode::CREATED);
     }
 
-    // An anonymous visitor gets a session cookie and sees public names only.
+    // An anonymous visitor gets a form cookie (no session) and sees public names only.
     let home = page(&ui, "/", None).await;
     assert_eq!(home.status, StatusCode::OK);
     let set = home.header("set-cookie").to_owned();

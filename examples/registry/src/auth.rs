@@ -1,10 +1,13 @@
-//! The access control the configuration asks for: none, htpasswd (Basic), the built-in token
-//! issuer over the htpasswd users, or an outside token server's keys.
+//! The access control the configuration asks for: none (an open registry), or a [`Gate`] over
+//! the configured identity sources (an htpasswd file or a directory, OpenID providers, client
+//! certificates), the access rules, and tokens (the built-in issuer's, or an outside server's).
+//! The API, `/token`, the UI and the admin API all ask the same gate.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use registry_http::audit::AuditSink;
+use registry_http::auth::Gate;
 use registry_http::ldap::LdapUsers;
 use registry_http::oidc::Oidc;
 use registry_http::policy::AccessRules;
@@ -34,54 +37,45 @@ pub struct LoginWatch {
     pub audit: Option<Arc<dyn AuditSink>>,
 }
 
+/// The rules of the configuration, checked: a group a rule names must be in `[groups]`, or come
+/// from the directory (unqualified, with `[ldap]`) or a provider (`NAME:GROUP`).
+fn rules(config: &Config) -> Result<Option<AccessRules>, String> {
+    if config.access.is_empty() {
+        return Ok(None);
+    }
+    let rules = AccessRules::new(config.access.clone(), config.groups.clone());
+    let providers: Vec<String> = config.oidc.iter().map(|o| format!("{}:", o.name)).collect();
+    let directory = config.ldap.is_some();
+    rules
+        .validate_with(|group| match group.split_once(':') {
+            None => directory,
+            Some(_) => providers.iter().any(|p| group.starts_with(p.as_str())),
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(rules))
+}
+
 /// Builds the access control the configuration asks for.
 pub fn access_control(
     config: &Config,
     default_realm: &str,
     watch: &LoginWatch,
 ) -> Result<Auth, String> {
-    let rules = if config.access.is_empty() {
-        None
-    } else {
-        let rules = AccessRules::new(config.access.clone(), config.groups.clone());
-        rules
-            .validate_with(config.ldap.is_some() || !config.oidc.is_empty())
-            .map_err(|e| e.to_string())?;
-        Some(rules)
-    };
-    let with_rules = |users: Htpasswd| match &rules {
-        Some(rules) => users.with_rules(rules.clone()),
-        None => users,
-    };
-    // The htpasswd file, watched for changes.
+    let rules = rules(config)?;
+    // The registry's own users: an htpasswd file (watched for changes) or a directory.
     let mut watched_users = None;
     let users: Option<Arc<dyn AccessControl>> = match (&config.htpasswd, &config.ldap) {
         (Some(_), Some(_)) => {
             return Err("choose one source of users: htpasswd or [ldap]".into());
         }
         (Some(path), None) => {
-            let users = Htpasswd::load(path, "registry").map_err(|e| e.to_string())?;
-            let users = Arc::new(with_rules(users));
+            let users = Arc::new(Htpasswd::load(path, "registry").map_err(|e| e.to_string())?);
             watched_users = Some(users.clone());
             Some(users)
         }
-        (None, Some(ldap)) => {
-            let users = LdapUsers::new(ldap.core()?, "registry").map_err(|e| e.to_string())?;
-            Some(Arc::new(match &rules {
-                Some(rules) => users.with_rules(rules.clone()),
-                None => users,
-            }))
-        }
-        // Users known by their client certificates alone.
-        (None, None) if config.tls.client_ca.is_some() => {
-            let users = Htpasswd::parse("", "registry").map_err(|e| e.to_string())?;
-            Some(Arc::new(with_rules(users)))
-        }
-        (None, None) if rules.is_some() && config.oidc.is_empty() => {
-            return Err(
-                "access rules need users: set htpasswd, [ldap], [[oidc]] or tls client_ca".into(),
-            );
-        }
+        (None, Some(ldap)) => Some(Arc::new(
+            LdapUsers::new(ldap.core()?, "registry").map_err(|e| e.to_string())?,
+        )),
         (None, None) => None,
     };
     // OpenID Connect tokens, beside those users.
@@ -90,14 +84,34 @@ pub fn access_control(
     } else {
         let providers = config.oidc.iter().map(|o| o.core()).collect();
         let oidc = Oidc::new(providers, users, "registry").map_err(|e| e.to_string())?;
-        Some(Arc::new(match &rules {
-            Some(rules) => oidc.with_rules(rules.clone()),
-            None => oidc,
-        }))
+        Some(Arc::new(oidc))
     };
+    let certificates = config.tls.client_ca.is_some();
+    if users.is_none() && !certificates && config.token.is_none() {
+        if rules.is_some() {
+            return Err(
+                "access rules need users: set htpasswd, [ldap], [[oidc]] or tls client_ca".into(),
+            );
+        }
+        return Ok(Auth {
+            access: None,
+            token_routes: None,
+            users: None,
+        });
+    }
+    let mut gate = Gate::new("registry").aliases(config.identities.clone());
+    if let Some(users) = users {
+        gate = gate.users(users);
+    }
+    if certificates {
+        gate = gate.certificates();
+    }
+    if let Some(rules) = rules {
+        gate = gate.rules(rules);
+    }
     let Some(token) = &config.token else {
         return Ok(Auth {
-            access: users,
+            access: Some(Arc::new(gate)),
             token_routes: None,
             users: watched_users,
         });
@@ -107,17 +121,25 @@ pub fn access_control(
         .clone()
         .unwrap_or_else(|| default_realm.to_owned());
     if token.issue {
-        let users = users.ok_or(
-            "the token issuer needs users: set htpasswd, [ldap], [[oidc]] or tls client_ca",
-        )?;
+        if config.htpasswd.is_none()
+            && config.ldap.is_none()
+            && config.oidc.is_empty()
+            && !certificates
+        {
+            return Err(
+                "the token issuer needs users: set htpasswd, [ldap], [[oidc]] or tls client_ca"
+                    .into(),
+            );
+        }
         let key = match &token.key {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
             ),
             None => None,
         };
+        // The issuer identifies callers and reads the rules through the same gate.
         let issuer = TokenIssuer::new(
-            users,
+            Arc::new(gate.clone()),
             &token.service,
             &token.issuer,
             Duration::from_secs(token.lifetime_secs),
@@ -132,9 +154,9 @@ pub fn access_control(
             Some(a) => issuer.with_audit(a.clone()),
             None => issuer,
         };
-        let verifier = issuer.verifier(&realm);
+        let gate = gate.tokens(issuer.verifier(&realm));
         return Ok(Auth {
-            access: Some(Arc::new(verifier)),
+            access: Some(Arc::new(gate)),
             token_routes: Some(token_router(Arc::new(issuer))),
             users: watched_users,
         });
@@ -150,9 +172,9 @@ pub fn access_control(
         return Err("[token] needs issue = true, jwks or public_key".into());
     }
     Ok(Auth {
-        access: Some(Arc::new(auth)),
+        access: Some(Arc::new(gate.tokens(auth))),
         token_routes: None,
-        users: None,
+        users: watched_users,
     })
 }
 

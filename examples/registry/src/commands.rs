@@ -189,8 +189,8 @@ pub async fn usage(config: Config, repository: Option<&str>, json: bool) -> Resu
             repo.name.as_str(),
             repo.manifests,
             human_bytes(repo.referenced_bytes),
-            human_bytes(repo.exclusive_bytes),
-            human_bytes(repo.shared_bytes)
+            repo.exclusive_bytes.map(human_bytes).unwrap_or_default(),
+            repo.shared_bytes.map(human_bytes).unwrap_or_default()
         );
         for tag in &repo.tags {
             println!(
@@ -198,7 +198,9 @@ pub async fn usage(config: Config, repository: Option<&str>, json: bool) -> Resu
                 tag.tag.as_str(),
                 "",
                 human_bytes(tag.bytes),
-                format!("frees {}", human_bytes(tag.frees_bytes))
+                tag.frees_bytes
+                    .map(|b| format!("frees {}", human_bytes(b)))
+                    .unwrap_or_default()
             );
         }
     }

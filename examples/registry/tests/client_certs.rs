@@ -12,8 +12,9 @@ use support::login::{auth_file, await_audit, curl, htpasswd_of};
 use support::pki::{ClientPki, client_pki};
 use support::{Layout, Server, skopeo};
 
-/// A server with TLS and the client CA, `machine1` (by `name`) allowed to push `machines/*`,
-/// alice (password) everywhere, and `tls` as the `[tls]` table's other keys.
+/// A server with TLS and the client CA, the certificate named `user` (an identity `cert:NAME`)
+/// allowed to push `machines/*`, alice (password) everywhere, and `tls` as the `[tls]` table's
+/// other keys.
 fn start(dir: &Path, pki: &ClientPki, tls: &str, user: &str) -> Server {
     let users = htpasswd_of(dir, &[("alice", "alice-pw")]);
     let audit = dir.join("audit.jsonl");
@@ -28,7 +29,7 @@ fn start(dir: &Path, pki: &ClientPki, tls: &str, user: &str) -> Server {
 path = "{}"
 [[access]]
 repositories = ["machines/*"]
-users = ["{user}"]
+users = ["cert:{user}"]
 actions = ["*"]
 [[access]]
 repositories = ["*"]
@@ -154,8 +155,9 @@ fn a_client_certificate_identifies_a_machine_and_is_required() {
         "{refused}"
     );
     await_audit(&tmp.path().join("audit.jsonl"), "machine1's push", |text| {
-        text.lines()
-            .any(|l| l.contains("\"kind\":\"write\"") && l.contains("\"identity\":\"machine1\""))
+        text.lines().any(|l| {
+            l.contains("\"kind\":\"write\"") && l.contains("\"identity\":\"cert:machine1\"")
+        })
     });
 }
 

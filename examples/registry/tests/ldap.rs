@@ -199,3 +199,56 @@ fn the_directory_is_reached_over_ldaps_and_starttls_with_its_ca() {
     let server = start_with_ldap(&dir, &ldaps, "");
     assert_eq!(login(&server, "carol-pw"), 503);
 }
+
+#[cfg_attr(
+    not(all(has_slapd, has_curl)),
+    ignore = "skipped: slapd and curl are not installed (apt-get install slapd curl)"
+)]
+#[test]
+fn directory_names_are_canonical_for_rules_the_throttle_and_the_audit_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let slapd = Slapd::start(&tmp.path().join("ldap"));
+    let audit = tmp.path().join("audit.jsonl");
+    let extra = format!(
+        "[throttle]\nmax_failures = 3\ninitial_lockout_secs = 60\n[audit]\npath = \"{}\"\n\
+         [[access]]\nrepositories = [\"{{user}}/*\"]\nusers = [\"*\"]\nactions = [\"*\"]\n",
+        audit.display()
+    );
+    let server = start_with_ldap(tmp.path(), &slapd.url, &extra);
+    let login = |from: &str, user: &str, password: &str, path: &str| {
+        support::login::curl(&[
+            "--interface",
+            from,
+            "-u",
+            &format!("{user}:{password}"),
+            &format!("http://{}{path}", server.addr),
+        ])
+        .0
+    };
+    // `CAROL` is carol as the directory spells her: her namespace, her name in the audit log.
+    assert_eq!(login("127.0.0.1", "CAROL", "carol-pw", "/v2/"), 200);
+    assert_eq!(
+        login("127.0.0.1", "CAROL", "carol-pw", "/v2/carol/app/tags/list"),
+        404,
+        "allowed in carol/* (nothing pushed yet)"
+    );
+    await_audit(&audit, "carol's login as CAROL", |text| {
+        text.lines()
+            .any(|l| l.contains("\"kind\":\"login\"") && l.contains("\"identity\":\"carol\""))
+    });
+    // Failures under three spellings, from three addresses, count against one user…
+    for (i, user) in ["CAROL", "Carol", " carol"].iter().enumerate() {
+        let from = format!("127.0.0.{}", 10 + i);
+        assert_eq!(login(&from, user, &format!("guess-{i}"), "/v2/"), 401);
+    }
+    // …who is then locked under every spelling, her right password included.
+    for user in ["carol", "CAROL", "carol "] {
+        assert_eq!(
+            login("127.0.0.20", user, "carol-pw", "/v2/"),
+            429,
+            "{user:?}"
+        );
+    }
+    // Dave is not.
+    assert_eq!(login("127.0.0.20", "dave", "dave-pw", "/v2/"), 200);
+}

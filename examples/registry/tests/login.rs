@@ -175,17 +175,24 @@ async fn failed_logins_are_throttled_then_released_and_audited() {
     let attacker = client_from(Ipv4Addr::new(127, 0, 0, 1));
     let other = client_from(Ipv4Addr::new(127, 0, 0, 2));
 
-    for _ in 0..3 {
-        assert_eq!(login(&attacker, &addr, "alice", "guess").await.0, 401);
+    // A client retrying one stale password (containerd tries five times) is one failure.
+    for _ in 0..10 {
+        assert_eq!(login(&attacker, &addr, "alice", "stale").await.0, 401);
     }
-    let (status, retry) = login(&attacker, &addr, "alice", "guess").await;
+    for i in 1..3 {
+        let guess = format!("guess-{i}");
+        assert_eq!(login(&attacker, &addr, "alice", &guess).await.0, 401);
+    }
+    let (status, retry) = login(&attacker, &addr, "alice", "guess-3").await;
     assert_eq!(status, 429);
     // The lockout's remainder, in whole seconds (a busy machine may have spent some already).
     let retry: u64 = retry.unwrap().parse().unwrap();
     assert!((1..=10).contains(&retry), "Retry-After {retry}");
-    // Locked: the right password from that address, and alice from anywhere, wait too…
+    // Locked: the right password from that address, and alice from anywhere under any
+    // spelling, wait too…
     assert_eq!(login(&attacker, &addr, "alice", "alice-pw").await.0, 429);
     assert_eq!(login(&other, &addr, "alice", "alice-pw").await.0, 429);
+    assert_eq!(login(&other, &addr, " ALICE", "alice-pw").await.0, 429);
     // …but another user from another address is not refused.
     assert_eq!(login(&other, &addr, "bob", "bob-pw").await.0, 200);
     // Once the lockout has passed, the right password works again.
@@ -199,6 +206,18 @@ async fn failed_logins_are_throttled_then_released_and_audited() {
         assert!(Instant::now() < deadline, "the lockout never ended");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // A good login of one's own account does not clear one's address: no endless spraying.
+    let sprayer = client_from(Ipv4Addr::new(127, 0, 0, 3));
+    for (i, user) in ["carol", "dave"].iter().enumerate() {
+        assert_eq!(
+            login(&sprayer, &addr, user, &format!("spray-{i}")).await.0,
+            401
+        );
+    }
+    assert_eq!(login(&sprayer, &addr, "bob", "bob-pw").await.0, 200);
+    assert_eq!(login(&sprayer, &addr, "erin", "spray-2").await.0, 401);
+    assert_eq!(login(&sprayer, &addr, "frank", "spray-3").await.0, 429);
 
     // Writes and refusals.
     let bob = Api {
@@ -256,7 +275,7 @@ async fn failed_logins_are_throttled_then_released_and_audited() {
         .iter()
         .filter(|r| kind(r, "login_failed"))
         .count();
-    assert_eq!(failed, 3, "attempts refused unchecked are not failures");
+    assert_eq!(failed, 15, "attempts refused unchecked are not failures");
     let text = std::fs::read_to_string(&audit).unwrap();
     for secret in ["guess", "alice-pw", "bob-pw", "Ym9iOmJvYi1wdw"] {
         assert!(!text.contains(secret), "the audit log holds {secret:?}");
@@ -294,10 +313,10 @@ async fn stale_registry_tokens_are_not_failed_logins() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // Wrong passwords still count, at /token too.
-    for _ in 0..2 {
+    for i in 0..2 {
         let r = client
             .get(format!("http://{}/token?service=registry", server.addr))
-            .basic_auth("alice", Some("guess"))
+            .basic_auth("alice", Some(format!("guess-{i}")))
             .send()
             .await
             .unwrap();
@@ -305,7 +324,7 @@ async fn stale_registry_tokens_are_not_failed_logins() {
     }
     let r = client
         .get(format!("http://{}/token?service=registry", server.addr))
-        .basic_auth("alice", Some("guess"))
+        .basic_auth("alice", Some("guess-2"))
         .send()
         .await
         .unwrap();

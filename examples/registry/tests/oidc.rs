@@ -3,6 +3,9 @@
 //! registry's own tokens for it; an expired token, one for another audience and one from an
 //! unknown issuer are refused; a claim-templated rule confines a token to its repository; a
 //! groups claim grants pull; htpasswd users log in beside; the audit log names the token's user.
+//! The provider's identities are its own (`oidc:NAME`): a `sub` of `alice` is not the htpasswd
+//! alice, a `groups` claim of `admins` is not the configuration's group, and nothing a provider
+//! token is exchanged for outlives it.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -46,20 +49,29 @@ path = "{audit}"
 [throttle]
 max_failures = 100
 
+[groups]
+admins = ["alice"]
+
 [[access]]
-repositories = ["{{claim:repository}}/*"]
+repositories = ["team/{{claim:project}}/*"]
 users = ["*"]
 actions = ["pull", "push"]
 
 [[access]]
+repositories = ["{{user}}/*"]
+users = ["*"]
+actions = ["*"]
+
+[[access]]
 repositories = ["shared/*"]
-groups = ["readers"]
+groups = ["oidc:readers"]
 actions = ["pull"]
 
 [[access]]
 repositories = ["*"]
-users = ["alice"]
+groups = ["admins"]
 actions = ["*"]
+catalog = true
 "#,
             users = users.display(),
             issuer = provider.issuer,
@@ -92,7 +104,7 @@ actions = ["*"]
         )
     };
 
-    let job = json!({"sub": "ci-job-7", "aud": "registry", "repository": "team/proj"});
+    let job = json!({"sub": "ci-job-7", "aud": "registry", "project": "proj"});
     let token = provider.token(job.clone(), false);
     push(&format!("oidc:{token}"), "team/proj/app").unwrap();
     let elsewhere = push(&format!("oidc:{token}"), "team/other/app").unwrap_err();
@@ -110,7 +122,7 @@ actions = ["*"]
         "{refused}"
     );
     let other_audience = provider.token(
-        json!({"sub": "ci-job-7", "aud": "somebody-else", "repository": "team/proj"}),
+        json!({"sub": "ci-job-7", "aud": "somebody-else", "project": "proj"}),
         false,
     );
     assert!(push(&format!("oidc:{other_audience}"), "team/proj/app").is_err());
@@ -140,13 +152,91 @@ actions = ["*"]
         "a reader pushed"
     );
 
+    // A claim of several components (or `..`) substitutes nothing: no reaching into team/x/*.
+    let sneaky = provider.token(
+        json!({"sub": "ci-job-8", "aud": "registry", "project": "other/app"}),
+        false,
+    );
+    assert!(push(&format!("oidc:{sneaky}"), "team/other/app/x").is_err());
+
+    // The provider's alice is not the htpasswd admin alice: not her rights, not her group, not
+    // her namespace; nor is a provider group named like the configuration's.
+    let impostor = provider.token(
+        json!({"sub": "alice", "aud": "registry", "groups": ["admins"]}),
+        false,
+    );
+    for repo in ["shared/app", "alice/app", "anything/app"] {
+        assert!(
+            push(&format!("oidc:{impostor}"), repo).is_err(),
+            "a provider's alice pushed to {repo}"
+        );
+    }
+    let catalog = curl_status(&[
+        "-u",
+        &format!("oidc:{impostor}"),
+        &format!("http://{host}/v2/_catalog"),
+    ]);
+    assert_eq!(catalog, 403, "a provider's alice listed the catalog");
+    let evil = provider.token(json!({"sub": "bob/evil", "aud": "registry"}), false);
+    assert!(push(&format!("oidc:{evil}"), "bob/evil/app").is_err());
+
+    // A provider token exchanged at /token (offline) gets no refresh token and nothing that
+    // outlives it.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let short = provider.token(
+        json!({"sub": "ci-job-9", "aud": "registry", "project": "proj", "exp": soon}),
+        false,
+    );
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-f", "-u", &format!("oidc:{short}")])
+        .arg(format!(
+            "http://{host}/token?service=registry&offline_token=true&scope=repository:team/proj/app:pull"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(answer.get("refresh_token").is_none(), "{answer}");
+    assert!(answer["expires_in"].as_u64().unwrap() <= 60, "{answer}");
+    let claims = jwt_claims(answer["token"].as_str().unwrap());
+    assert!(claims["exp"].as_u64().unwrap() <= soon, "{claims}");
+    assert_eq!(claims["sub"], "oidc:ci-job-9");
+
     let text = await_audit(&audit, "the token logins", |t| {
-        t.lines()
-            .any(|l| l.contains("\"kind\":\"login\"") && l.contains("\"identity\":\"ci-job-7\""))
-            && t.lines().any(|l| l.contains("\"kind\":\"login_failed\""))
+        t.lines().any(|l| {
+            l.contains("\"kind\":\"login\"") && l.contains("\"identity\":\"oidc:ci-job-7\"")
+        }) && t.lines().any(|l| l.contains("\"kind\":\"login_failed\""))
             && t.lines().any(|l| {
-                l.contains("\"kind\":\"write\"") && l.contains("\"identity\":\"ci-job-7\"")
+                l.contains("\"kind\":\"write\"") && l.contains("\"identity\":\"oidc:ci-job-7\"")
             })
     });
     assert!(!text.contains(&token), "the audit log holds a token");
+}
+
+/// The status curl gets for `args`.
+fn curl_status(args: &[&str]) -> u16 {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap()
+}
+
+/// The claims of a JWT, unverified.
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }

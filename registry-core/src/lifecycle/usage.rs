@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -33,8 +34,10 @@ pub struct TagUsage {
     pub digest: Digest,
     /// Bytes it reaches: its manifest (and an index's children) and every blob they name.
     pub bytes: u64,
-    /// Bytes deleting it would free: what no other manifest anywhere names.
-    pub frees_bytes: u64,
+    /// Bytes deleting it would free: what no other manifest anywhere names. Only in reports
+    /// over the whole store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frees_bytes: Option<u64>,
 }
 
 /// What one repository takes.
@@ -46,10 +49,12 @@ pub struct RepositoryUsage {
     pub manifests: u64,
     /// Bytes its manifests name, themselves included, each digest once.
     pub referenced_bytes: u64,
-    /// Of those, bytes no other repository names.
-    pub exclusive_bytes: u64,
-    /// Of those, bytes other repositories name too.
-    pub shared_bytes: u64,
+    /// Of those, bytes no other repository names. Only in reports over the whole store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_bytes: Option<u64>,
+    /// Of those, bytes other repositories name too. Only in reports over the whole store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_bytes: Option<u64>,
     /// Its tags, by name.
     pub tags: Vec<TagUsage>,
 }
@@ -81,6 +86,117 @@ pub struct UsageReport {
 
 /// Manifests read at once.
 const CONCURRENCY: usize = 16;
+
+/// How long a report over the whole store is served again before it is computed anew.
+pub const STORE_REPORT_FRESH_FOR: Duration = Duration::from_secs(10);
+/// Reports of single repositories computed at once; further callers wait their turn.
+const REPOSITORY_REPORTS_AT_ONCE: usize = 4;
+
+/// What bounds the cost of usage reports for a registry: one report over the whole store at a
+/// time, reused for [`STORE_REPORT_FRESH_FOR`], and a few single-repository reports at once.
+pub(crate) struct Reports {
+    store: tokio::sync::Mutex<Option<(Instant, Arc<UsageReport>)>>,
+    repositories: tokio::sync::Semaphore,
+}
+
+impl Reports {
+    pub fn new() -> Reports {
+        Reports {
+            store: tokio::sync::Mutex::new(None),
+            repositories: tokio::sync::Semaphore::new(REPOSITORY_REPORTS_AT_ONCE),
+        }
+    }
+}
+
+/// The report over the whole store (every repository and the totals), computed at most once per
+/// [`STORE_REPORT_FRESH_FOR`] and by one caller at a time: what a server answers with, so that
+/// a flood of requests reads the store once.
+pub async fn store_usage(registry: &Registry) -> Result<Arc<UsageReport>> {
+    let mut cached = registry.reports.store.lock().await;
+    if let Some((at, report)) = cached.as_ref()
+        && at.elapsed() < STORE_REPORT_FRESH_FOR
+    {
+        return Ok(report.clone());
+    }
+    let report = Arc::new(usage(registry, None).await?);
+    *cached = Some((Instant::now(), report.clone()));
+    Ok(report)
+}
+
+/// One repository's usage, reading that repository only (its manifests, tags and the sizes of
+/// the blobs they name): the bytes it references and what each tag reaches. What it shares
+/// with others (and so what deleting a tag frees) needs the whole store, and is left out.
+/// [`Error::NameUnknown`] when it holds no manifest.
+pub async fn repository_usage(
+    registry: &Registry,
+    repo: &RepositoryName,
+) -> Result<RepositoryUsage> {
+    let _turn = registry
+        .reports
+        .repositories
+        .acquire()
+        .await
+        .map_err(|_| Error::storage("usage reports are shut down"))?;
+    let revisions: Vec<Digest> = registry
+        .storage()
+        .list_all(&crate::paths::revisions(repo))
+        .try_filter_map(|meta| async move {
+            Ok(match crate::paths::parse_repository_key(&meta.key) {
+                Some((_, crate::paths::RepositoryEntry::Revision(d))) => Some(d),
+                _ => None,
+            })
+        })
+        .try_collect()
+        .await?;
+    if revisions.is_empty() {
+        return Err(Error::NameUnknown {
+            name: repo.to_string(),
+        });
+    }
+    let summaries: HashMap<Digest, Arc<Summary>> = futures::stream::iter(revisions.clone())
+        .map(|digest| async move {
+            match summarize(registry, repo, &digest).await {
+                Ok(s) => Ok(Some((digest, Arc::new(s)))),
+                Err(Error::ManifestUnknown { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_filter_map(|x| async move { Ok(x) })
+        .try_collect()
+        .await?;
+    let mut named: HashMap<&Digest, u64> = HashMap::new();
+    for (digest, summary) in &summaries {
+        named.extend(names(digest, summary));
+    }
+    let mut tags: Vec<TagUsage> = registry
+        .tags
+        .all(repo)
+        .await?
+        .into_iter()
+        .map(|(tag, record)| {
+            let mut bytes: HashMap<&Digest, u64> = HashMap::new();
+            for m in reachable(&record.digest, |_| true, &summaries) {
+                bytes.extend(names(m, &summaries[m]));
+            }
+            TagUsage {
+                tag,
+                digest: record.digest.clone(),
+                bytes: bytes.values().sum(),
+                frees_bytes: None,
+            }
+        })
+        .collect();
+    tags.sort_by(|a, b| a.tag.cmp(&b.tag));
+    Ok(RepositoryUsage {
+        name: repo.clone(),
+        manifests: summaries.len() as u64,
+        referenced_bytes: named.values().sum(),
+        exclusive_bytes: None,
+        shared_bytes: None,
+        tags,
+    })
+}
 
 /// Measures the store (every repository, or only `only`, whose exclusive bytes are still reckoned
 /// against every other repository); see the module documentation.
@@ -164,7 +280,7 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
         let tagged = tag_records.get(name).map(Vec::as_slice).unwrap_or_default();
         let reach: Vec<HashSet<&Digest>> = tagged
             .iter()
-            .map(|(_, d)| reachable(d, &repo.revisions, &summaries))
+            .map(|(_, d)| reachable(d, |m| repo.revisions.contains_key(m), &summaries))
             .collect();
         let mut tags_reaching: HashMap<&Digest, u32> = HashMap::new();
         for manifests in &reach {
@@ -193,7 +309,7 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
                 tag: tag.clone(),
                 digest: digest.clone(),
                 bytes: bytes.values().sum(),
-                frees_bytes,
+                frees_bytes: Some(frees_bytes),
             });
         }
         tags.sort_by(|a, b| a.tag.cmp(&b.tag));
@@ -201,8 +317,8 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
             name: name.clone(),
             manifests: repo.revisions.len() as u64,
             referenced_bytes,
-            exclusive_bytes,
-            shared_bytes: referenced_bytes - exclusive_bytes,
+            exclusive_bytes: Some(exclusive_bytes),
+            shared_bytes: Some(referenced_bytes - exclusive_bytes),
             tags,
         });
     }
@@ -233,16 +349,16 @@ fn names<'a>(
 }
 
 /// The manifests of a repository that `from` reaches: itself and, for an index, its children
-/// the repository holds.
+/// the repository holds (`held` says which).
 fn reachable<'a>(
     from: &'a Digest,
-    held: &BTreeMap<Digest, std::time::SystemTime>,
+    held: impl Fn(&Digest) -> bool,
     summaries: &'a HashMap<Digest, Arc<Summary>>,
 ) -> HashSet<&'a Digest> {
     let mut seen = HashSet::new();
     let mut pending = vec![from];
     while let Some(d) = pending.pop() {
-        if !held.contains_key(d) || !summaries.contains_key(d) || !seen.insert(d) {
+        if !held(d) || !summaries.contains_key(d) || !seen.insert(d) {
             continue;
         }
         pending.extend(summaries[d].children.iter());

@@ -107,6 +107,8 @@ pub struct Registry {
     admission_lock: Arc<tokio::sync::Mutex<()>>,
     /// When this process last recorded a pull of each tag.
     pulls: Arc<quick_cache::sync::Cache<(RepositoryName, Tag), std::time::Instant>>,
+    /// What bounds the cost of usage reports.
+    pub(crate) reports: Arc<crate::lifecycle::usage::Reports>,
     source: SharedSource,
     caller: Caller,
 }
@@ -154,6 +156,7 @@ impl Registry {
             admission: None,
             admission_lock: Arc::default(),
             pulls: Arc::new(quick_cache::sync::Cache::new(64 * 1024)),
+            reports: Arc::new(crate::lifecycle::usage::Reports::new()),
             source: None,
             caller: Caller::default(),
         }

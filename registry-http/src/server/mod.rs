@@ -13,6 +13,11 @@
 //! and, over TLS, optionally asks for client certificates ([`ClientCertificates`]): the name a
 //! verified one carries identifies its client ([`ClientCertificate`]).
 //!
+//! Behind load balancers, [`ServeOptions::trusted_proxies`] may name the client: with the PROXY
+//! protocol (`proxy_protocol`) at the start of their connections, or `X-Forwarded-For` /
+//! `Forwarded` on their requests (`proxy`); every request then carries the client's address
+//! ([`crate::ClientAddr`]), which the throttle, the audit trail and request logs use.
+//!
 //! `conn` holds the per-connection IO guard and request tracking.
 
 use std::collections::HashMap;
@@ -35,9 +40,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 mod conn;
+mod proxy;
 
 use crate::error::Error;
 use conn::{Activity, Guarded, hold_until_sent};
+pub use proxy::TrustedProxies;
 
 /// Limits of [`serve`], and TLS.
 #[derive(Clone)]
@@ -60,6 +67,12 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Time connections get to finish their requests at shutdown.
     pub shutdown_grace: Duration,
+    /// Peers whose PROXY protocol headers (with `proxy_protocol`) and forwarding headers name
+    /// the client. Their own connections are not capped per address (each carries many
+    /// clients); those a PROXY header attributes to a client are.
+    pub trusted_proxies: TrustedProxies,
+    /// Connections from trusted proxies begin with a PROXY protocol header (v1 or v2).
+    pub proxy_protocol: bool,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -75,6 +88,8 @@ impl std::fmt::Debug for ServeOptions {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("proxy_protocol", &self.proxy_protocol)
             .finish()
     }
 }
@@ -201,6 +216,8 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            trusted_proxies: TrustedProxies::default(),
+            proxy_protocol: false,
         }
     }
 }
@@ -250,17 +267,44 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(counted) = per_address.admit(peer.ip()) else {
-            tracing::debug!(%peer, "too many connections from this address: closed");
-            continue;
-        };
+        // A proxy's own connections carry many clients: they are not capped per address; those
+        // a PROXY header attributes to a client are, once it is read. Others are counted here,
+        // in the order they came.
+        let proxied = options.trusted_proxies.trusts(peer.ip());
+        let mut counted = None;
+        if !proxied {
+            counted = per_address.admit(peer.ip());
+            if counted.is_none() {
+                tracing::debug!(%peer, "too many connections from this address: closed");
+                continue;
+            }
+        }
         let _ = stream.set_nodelay(true);
         let (builder, router, options) = (builder.clone(), router.clone(), options.clone());
-        let stopping = stopping.clone();
+        let (stopping, per_address) = (stopping.clone(), per_address.clone());
         tokio::spawn(async move {
+            let mut stream = stream;
+            let mut client = peer;
+            if proxied && options.proxy_protocol {
+                let deadline = options.header_read_timeout;
+                match proxy::read_header(&mut stream, deadline).await {
+                    Ok(named) => client = named.unwrap_or(peer),
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "PROXY header refused");
+                        return;
+                    }
+                }
+                if !options.trusted_proxies.trusts(client.ip()) {
+                    counted = per_address.admit(client.ip());
+                    if counted.is_none() {
+                        tracing::debug!(%client, "too many connections from this address");
+                        return;
+                    }
+                }
+            }
             match &options.tls {
                 None => {
-                    let client = (peer, None);
+                    let client = (client, None);
                     connection(stream, client, builder, router, &options, stopping).await
                 }
                 Some(tls) => {
@@ -273,7 +317,7 @@ pub async fn serve(
                                 .peer_certificates()
                                 .and_then(|chain| chain.first())
                                 .and_then(|der| certificate_name(der, options.client_name));
-                            let client = (peer, name.map(ClientCertificate));
+                            let client = (client, name.map(ClientCertificate));
                             connection(s, client, builder, router, &options, stopping).await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -311,8 +355,14 @@ async fn connection<S>(
     let activity = Activity::new();
     let inner = TowerToHyperService::new(router);
     let tracked = activity.clone();
+    // A trusted proxy names the client of each request it forwards.
+    let proxies = Some(options.trusted_proxies.clone()).filter(|t| t.trusts(peer.ip()));
     let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
-        req.extensions_mut().insert(crate::ClientAddr(peer));
+        let client = proxies
+            .as_ref()
+            .and_then(|t| t.forwarded_client(req.headers()))
+            .map_or(peer, |ip| std::net::SocketAddr::new(ip, 0));
+        req.extensions_mut().insert(crate::ClientAddr(client));
         if let Some(c) = &certificate {
             req.extensions_mut().insert(c.clone());
         }

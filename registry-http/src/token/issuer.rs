@@ -47,8 +47,10 @@ impl TokenIssuer {
     /// An issuer for `service` named `issuer`, identifying callers and granting what `users`
     /// allows (any [`AccessControl`]: the htpasswd users and their rules, or an embedder's own),
     /// signing with `key_pem` (a PKCS#8 EC P-256 key) or with a key generated now when `None`.
-    /// `lifetime` is capped at [`MAX_TOKEN_LIFETIME`]. Refresh tokens carry
-    /// [`AccessControl::stamp`] and are issued only for users that have one.
+    /// `lifetime` is capped at [`MAX_TOKEN_LIFETIME`], and a token never outlives the
+    /// credentials behind it ([`Identity::expires`]). Refresh tokens carry the identity's
+    /// source and stamp, are issued only to identities that have a stamp, and are honoured only
+    /// while [`AccessControl::recheck`] still vouches for them.
     pub fn new(
         users: Arc<dyn AccessControl>,
         service: &str,
@@ -123,9 +125,10 @@ impl TokenIssuer {
         extensions: &http::Extensions,
         method: &str,
     ) -> Result<Option<Identity>, Response> {
-        let user = match credentials {
+        let (user, secret) = match credentials {
             Credentials::Anonymous => return Ok(None),
-            Credentials::Basic { user, .. } | Credentials::ClientCertificate { name: user } => user,
+            Credentials::Basic { user, password } => (user.as_str(), password.as_str()),
+            Credentials::ClientCertificate { name } => (name.as_str(), ""),
             _ => return Err(unauthorized()),
         };
         let client = crate::client_addr(extensions);
@@ -133,7 +136,7 @@ impl TokenIssuer {
         // Counted against the user they name, unless that is no user: a token, a certificate.
         let named = match credentials {
             Credentials::Basic { password, .. } if !crate::oidc::looks_like_jwt(password) => {
-                Some(user.as_str())
+                Some(user)
             }
             _ => None,
         };
@@ -155,11 +158,8 @@ impl TokenIssuer {
                 });
             }
         };
-        if let Some(wait) = self
-            .throttle
-            .as_ref()
-            .and_then(|t| t.check(ip, named).err())
-        {
+        let throttle = self.throttle.as_ref().filter(|_| !secret.is_empty());
+        if let Some(wait) = throttle.and_then(|t| t.check(ip, named).err()) {
             let (response, secs) = crate::throttle::refusal(wait);
             record(
                 AuditKind::Throttled,
@@ -171,8 +171,8 @@ impl TokenIssuer {
         }
         match self.users.identify(credentials).await {
             Ok(Some(who)) => {
-                if let Some(t) = &self.throttle {
-                    t.succeeded(ip, named);
+                if let Some(t) = throttle {
+                    t.succeeded(&who.name);
                 }
                 record(AuditKind::Login, &who.name, 200, None);
                 Ok(Some(who))
@@ -180,8 +180,8 @@ impl TokenIssuer {
             Ok(None) => Err(unauthorized()),
             Err(reason) => {
                 let unavailable = matches!(reason, crate::AuthError::Unavailable { .. });
-                if let Some(t) = self.throttle.as_ref().filter(|_| !unavailable) {
-                    t.failed(ip, named);
+                if let Some(t) = throttle.filter(|_| !unavailable) {
+                    t.failed(ip, named, secret);
                 }
                 let status = if unavailable { 503 } else { 401 };
                 record(
@@ -235,45 +235,63 @@ impl TokenIssuer {
             .collect()
     }
 
+    /// A token for `who` (anonymous when `None`) granting `access`, living `lifetime` at most
+    /// and never past the end of the credentials behind it; a refresh token with `refresh`.
     fn sign(
         &self,
-        sub: &str,
+        who: Option<&Identity>,
         access: Vec<Grant>,
         lifetime: Duration,
-        typ: Option<&str>,
+        refresh: bool,
     ) -> Result<String, String> {
         let now = now();
-        let refresh = typ == Some("refresh");
+        let ends = who
+            .and_then(|w| w.expires)
+            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| d.as_secs());
         let claims = Claims {
             iss: self.issuer.clone(),
-            sub: sub.to_owned(),
+            sub: who.map(|w| w.name.clone()).unwrap_or_default(),
             aud: Audience::One(self.service.clone()),
-            exp: now + lifetime.as_secs(),
+            exp: (now + lifetime.as_secs()).min(ends),
             nbf: Some(now.saturating_sub(1)),
             iat: Some(now),
             jti: Some(hex_id()),
             access,
-            typ: typ.map(str::to_owned),
-            stamp: refresh.then(|| self.users.stamp(sub)).flatten(),
+            typ: refresh.then(|| "refresh".to_owned()),
+            stamp: who.and_then(|w| w.stamp.clone()).filter(|_| refresh),
+            src: who.map(|w| w.source.clone()).filter(|_| refresh),
+            groups: who.map(|w| w.groups.clone()).unwrap_or_default(),
         };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())
     }
 
-    fn refresh_subject(&self, token: &str) -> Result<String, String> {
+    /// The identity a refresh token stands for, checked again by the source that vouched for it
+    /// (a removed user, a changed password: none).
+    async fn refreshed(&self, token: &str) -> Result<Identity, String> {
         let mut v = Validation::new(Algorithm::ES256);
         v.leeway = LEEWAY_SECS;
         v.set_audience(&[&self.service]);
         v.set_issuer(&[&self.issuer]);
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.public, &v).map_err(|e| e.to_string())?;
-        let current = self.users.stamp(&data.claims.sub);
-        match data.claims.typ.as_deref() {
-            Some("refresh") if current.is_some() && current == data.claims.stamp => {
-                Ok(data.claims.sub)
-            }
-            _ => Err("not a refresh token of a known user whose password is unchanged".into()),
+        let claims = data.claims;
+        let (Some("refresh"), Some(src), Some(stamp)) =
+            (claims.typ.as_deref(), claims.src, claims.stamp)
+        else {
+            return Err("not a refresh token".into());
+        };
+        let who = Identity {
+            stamp: Some(stamp),
+            groups: claims.groups,
+            ..Identity::from_source(claims.sub, src)
+        };
+        match self.users.recheck(&who).await {
+            Ok(Some(current)) => Ok(current),
+            Ok(None) => Err("the user is gone or their password changed".into()),
+            Err(e) => Err(e.to_string()),
         }
     }
 }
@@ -320,11 +338,10 @@ async fn token_get(
         .filter_map(|(_, v)| Grant::parse_scope(v))
         .collect();
     let access = issuer.grant(who.as_ref(), &asked);
-    let sub = who.as_ref().map(|w| w.name.as_str()).unwrap_or("");
     let offline = query
         .iter()
         .any(|(k, v)| k == "offline_token" && v == "true");
-    respond(&issuer, sub, access, offline && who.is_some())
+    respond(&issuer, who.as_ref(), access, offline)
 }
 
 /// `POST /token` with `grant_type=password|refresh_token`, the OAuth2 form.
@@ -334,23 +351,22 @@ async fn token_post(
     body: String,
 ) -> Response {
     let form: HashMap<String, String> = pairs(&body).into_iter().collect();
-    let sub = match form.get("grant_type").map(String::as_str) {
+    let who = match form.get("grant_type").map(String::as_str) {
         Some("password") => {
             let creds = Credentials::Basic {
                 user: form.get("username").cloned().unwrap_or_default(),
                 password: form.get("password").cloned().unwrap_or_default(),
             };
             match issuer.login(&creds, &extensions, "POST").await {
-                Ok(Some(who)) => who.name,
+                Ok(Some(who)) => who,
                 Ok(None) => return unauthorized(),
                 Err(res) => return res,
             }
         }
         Some("refresh_token") => {
-            match issuer
-                .refresh_subject(form.get("refresh_token").map(String::as_str).unwrap_or(""))
-            {
-                Ok(sub) => sub,
+            let token = form.get("refresh_token").map(String::as_str).unwrap_or("");
+            match issuer.refreshed(token).await {
+                Ok(who) => who,
                 Err(_) => return unauthorized(),
             }
         }
@@ -367,26 +383,37 @@ async fn token_post(
         .get("scope")
         .map(|s| s.split(' ').filter_map(Grant::parse_scope).collect())
         .unwrap_or_default();
-    let who = Identity::user(sub.clone());
     let access = issuer.grant(Some(&who), &asked);
     let offline = form.get("access_type").is_some_and(|a| a == "offline");
-    respond(&issuer, &sub, access, offline)
+    respond(&issuer, Some(&who), access, offline)
 }
 
-fn respond(issuer: &TokenIssuer, sub: &str, access: Vec<Grant>, refresh: bool) -> Response {
-    let token = match issuer.sign(sub, access, issuer.lifetime, None) {
+/// The token answer; with `refresh`, a refresh token too, for identities whose source can check
+/// them again (those carrying a stamp: htpasswd users), never for one whose credentials expire.
+fn respond(
+    issuer: &TokenIssuer,
+    who: Option<&Identity>,
+    access: Vec<Grant>,
+    refresh: bool,
+) -> Response {
+    let remaining = who.and_then(|w| w.expires).map(|at| {
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    });
+    let lifetime = remaining.map_or(issuer.lifetime, |r| r.min(issuer.lifetime));
+    let token = match issuer.sign(who, access, lifetime, false) {
         Ok(t) => t,
         Err(e) => return ApiError::new(ErrorCode::Unknown, e).into_response(),
     };
     let mut body = serde_json::json!({
         "token": token,
         "access_token": token,
-        "expires_in": issuer.lifetime.as_secs(),
+        "expires_in": lifetime.as_secs(),
     });
-    // Only for users whose credentials have a stamp, which the refresh token carries.
+    let lasting = who.filter(|w| w.stamp.is_some() && w.expires.is_none());
     if refresh
-        && issuer.users.stamp(sub).is_some()
-        && let Ok(r) = issuer.sign(sub, Vec::new(), REFRESH_LIFETIME, Some("refresh"))
+        && let Some(who) = lasting
+        && let Ok(r) = issuer.sign(Some(who), Vec::new(), REFRESH_LIFETIME, true)
     {
         body["refresh_token"] = serde_json::json!(r);
     }

@@ -53,10 +53,17 @@ struct Claims {
     access: Vec<Grant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     typ: Option<String>,
-    /// In refresh tokens: the stamp of the user's htpasswd entry when it was issued
-    /// ([`AccessControl::stamp`]); the token is refused once the entry changed.
+    /// In refresh tokens: the stamp of the user's credentials when it was issued
+    /// ([`Identity::stamp`]); the token is refused once the source says they changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stamp: Option<String>,
+    /// In refresh tokens: the source that vouched for the subject, which checks it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    src: Option<String>,
+    /// The subject's groups when the token was issued (the built-in issuer's tokens), for the
+    /// rules that decide what listings show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<String>,
 }
 
 /// The `aud` claim: one audience or several.
@@ -185,9 +192,35 @@ impl TokenAuth {
         let names: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
         match resource {
             Resource::Base => None,
-            Resource::Catalog => Some("registry:catalog:*".into()),
+            Resource::Catalog | Resource::Store => Some("registry:catalog:*".into()),
             Resource::Repository(r) => Some(format!("repository:{r}:{}", names.join(","))),
+            Resource::Usage(r) => Some(format!("repository:{r}:pull")),
         }
+    }
+}
+
+/// Whether a token's `grants` cover `actions` on `resource`. The store as a whole is never
+/// granted by a token alone (a policy must also say so, see [`crate::auth::Gate`]); a
+/// repository's usage needs pull there, from a token with a subject.
+pub fn grants_allow(
+    grants: &[Grant],
+    subject: &str,
+    resource: Resource<'_>,
+    actions: &[Action],
+) -> bool {
+    let covers = |repo: &registry_core::RepositoryName, action: Action| {
+        grants
+            .iter()
+            .any(|g| g.kind == "repository" && g.name == repo.as_str() && g.covers(action.as_str()))
+    };
+    match resource {
+        Resource::Base => true,
+        Resource::Catalog => grants
+            .iter()
+            .any(|g| g.kind == "registry" && g.name == "catalog" && g.covers("*")),
+        Resource::Store => false,
+        Resource::Usage(repo) => !subject.is_empty() && covers(repo, Action::Pull),
+        Resource::Repository(repo) => actions.iter().all(|a| covers(repo, *a)),
     }
 }
 
@@ -202,10 +235,9 @@ impl AccessControl for TokenAuth {
                     .verify(token)
                     .map_err(|reason| AuthError::InvalidToken { reason })?;
                 Ok(Some(Identity {
-                    name: claims.sub,
-                    groups: Vec::new(),
+                    groups: claims.groups,
                     grants: Some(claims.access),
-                    claims: Default::default(),
+                    ..Identity::from_source(claims.sub, "token")
                 }))
             }
             _ => Err(AuthError::Unsupported),
@@ -213,19 +245,9 @@ impl AccessControl for TokenAuth {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        let Some(grants) = who.and_then(|w| w.grants.as_ref()) else {
-            return false;
-        };
-        match resource {
-            Resource::Base => true,
-            Resource::Catalog => grants
-                .iter()
-                .any(|g| g.kind == "registry" && g.name == "catalog" && g.covers("*")),
-            Resource::Repository(repo) => actions.iter().all(|a| {
-                grants.iter().any(|g| {
-                    g.kind == "repository" && g.name == repo.as_str() && g.covers(a.as_str())
-                })
-            }),
+        match who.and_then(|w| Some((w.grants.as_ref()?, w.name.as_str()))) {
+            Some((grants, subject)) => grants_allow(grants, subject, resource, actions),
+            None => false,
         }
     }
 

@@ -9,21 +9,13 @@ use minijinja::context;
 use registry_core::{Caller, Digest, RepositoryName, Tag};
 use serde::Deserialize;
 
-use super::session::same_token;
 use super::{Ui, Visitor};
 use crate::audit::AuditKind;
 use crate::{Action, Credentials};
 
-/// A redirect (303) to `to`, setting the cookie of a session that is new.
-fn go(ui: &Ui, visitor: &Visitor, to: &str) -> Response {
-    let mut res = Redirect::to(to).into_response();
-    if visitor.fresh {
-        res.headers_mut().append(
-            http::header::SET_COOKIE,
-            ui.sessions.cookie(&visitor.session),
-        );
-    }
-    res
+/// A redirect (303) to `to`.
+fn go(to: &str) -> Response {
+    Redirect::to(to).into_response()
 }
 
 /// `to` as a query parameter value.
@@ -42,7 +34,7 @@ fn forged(ui: &Ui, visitor: &Visitor) -> Response {
 
 /// `GET /login`.
 pub(crate) async fn login_form(State(ui): State<Ui>, headers: HeaderMap) -> Response {
-    let visitor = ui.visitor(&headers);
+    let visitor = ui.visitor(&headers).await;
     ui.page(&visitor, StatusCode::OK, "login.html", context! {})
 }
 
@@ -60,8 +52,8 @@ pub(crate) async fn login(
     extensions: http::Extensions,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
-    if !same_token(&form.csrf, &visitor.session.csrf) {
+    let visitor = ui.visitor(&headers).await;
+    if !visitor.sent(&form.csrf) {
         return forged(&ui, &visitor);
     }
     let Some(access) = &ui.options.access else {
@@ -90,12 +82,12 @@ pub(crate) async fn login(
     }
     let credentials = Credentials::Basic {
         user: form.user.clone(),
-        password: form.password,
+        password: form.password.clone(),
     };
     match access.identify(&credentials).await {
         Ok(Some(identity)) => {
             if let Some(t) = throttle {
-                t.succeeded(ip, user);
+                t.succeeded(&identity.name);
             }
             ui.audit(
                 AuditKind::Login,
@@ -107,8 +99,10 @@ pub(crate) async fn login(
                 StatusCode::SEE_OTHER,
                 None,
             );
-            ui.sessions.end(&visitor.session.id);
-            let session = ui.sessions.start(Some(identity));
+            if let Some(old) = &visitor.session {
+                ui.sessions.end(&old.id);
+            }
+            let session = ui.sessions.start(identity);
             let mut res = Redirect::to("/").into_response();
             res.headers_mut()
                 .append(http::header::SET_COOKIE, ui.sessions.cookie(&session));
@@ -116,7 +110,7 @@ pub(crate) async fn login(
         }
         Ok(None) | Err(_) => {
             if let Some(t) = throttle {
-                t.failed(ip, user);
+                t.failed(ip, user, &form.password);
             }
             ui.audit(
                 AuditKind::LoginFailed,
@@ -149,11 +143,13 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
-    if !same_token(&form.csrf, &visitor.session.csrf) {
+    let visitor = ui.visitor(&headers).await;
+    if !visitor.sent(&form.csrf) {
         return forged(&ui, &visitor);
     }
-    ui.sessions.end(&visitor.session.id);
+    if let Some(session) = &visitor.session {
+        ui.sessions.end(&session.id);
+    }
     let mut res = Redirect::to("/").into_response();
     res.headers_mut()
         .append(http::header::SET_COOKIE, ui.sessions.clear());
@@ -230,7 +226,7 @@ pub(crate) async fn confirm_delete(
     headers: HeaderMap,
     Query(target): Query<Target>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
+    let visitor = ui.visitor(&headers).await;
     let what = match doomed(&ui, &visitor, &target) {
         Ok(Doomed::Tag(repo, tag)) => format!("the tag {repo}:{tag}"),
         Ok(Doomed::Manifest(repo, d)) => {
@@ -269,8 +265,8 @@ pub(crate) async fn delete(
     extensions: http::Extensions,
     Form(form): Form<DeleteForm>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
-    if !same_token(&form.csrf, &visitor.session.csrf) {
+    let visitor = ui.visitor(&headers).await;
+    if !visitor.sent(&form.csrf) {
         return forged(&ui, &visitor);
     }
     let target = Target {
@@ -327,7 +323,7 @@ impl Change<'_> {
         match done {
             Ok(()) => {
                 record(AuditKind::Write, StatusCode::SEE_OTHER, None);
-                go(ui, visitor, &self.next)
+                go(&self.next)
             }
             Err(e) => {
                 let message = e.to_string();
@@ -354,8 +350,8 @@ pub(crate) async fn restore(
     extensions: http::Extensions,
     Form(form): Form<RestoreForm>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
-    if !same_token(&form.csrf, &visitor.session.csrf) {
+    let visitor = ui.visitor(&headers).await;
+    if !visitor.sent(&form.csrf) {
         return forged(&ui, &visitor);
     }
     let repo = match form.name.parse::<RepositoryName>() {

@@ -208,34 +208,62 @@ impl Ui {
     }
 }
 
-/// Who is looking: their session, and whether it is new (its cookie must be set).
+/// Who is looking: a logged-in visitor's session (checked again with the identity's source at
+/// every request), or an anonymous visitor's form token.
 pub(crate) struct Visitor {
-    session: session::Session,
-    fresh: bool,
+    session: Option<session::Session>,
+    /// The token this visitor's forms carry.
+    csrf: String,
+    /// A cookie the response must set (an anonymous visitor's new form token).
+    set_cookie: Option<http::HeaderValue>,
 }
 
 impl Visitor {
     fn identity(&self) -> Option<&crate::Identity> {
-        self.session.identity.as_ref()
+        self.session.as_ref().map(|s| &s.identity)
     }
 
     fn name(&self) -> Option<&str> {
         self.identity().map(|i| i.name.as_str())
     }
+
+    /// Whether a form carries this visitor's token.
+    fn sent(&self, token: &str) -> bool {
+        session::same_token(token, &self.csrf)
+    }
 }
 
 impl Ui {
-    /// The visitor a request comes from: their session, or a new anonymous one.
-    fn visitor(&self, headers: &http::HeaderMap) -> Visitor {
-        match self.sessions.get(headers) {
-            Some(session) => Visitor {
-                session,
-                fresh: false,
-            },
-            None => Visitor {
-                session: self.sessions.start(None),
-                fresh: true,
-            },
+    /// The visitor a request comes from. A session whose user is gone, whose password changed
+    /// or whose credentials expired ends here; one whose source cannot be asked now counts as
+    /// anonymous for this request.
+    async fn visitor(&self, headers: &http::HeaderMap) -> Visitor {
+        if let Some(mut session) = self.sessions.get(headers) {
+            let current = match &self.options.access {
+                Some(access) => access.recheck(&session.identity).await,
+                None => Ok(Some(session.identity.clone())),
+            };
+            match current {
+                Ok(Some(identity)) => {
+                    if identity != session.identity {
+                        session.identity = identity;
+                        self.sessions.update(&session);
+                    }
+                    return Visitor {
+                        csrf: session.csrf.clone(),
+                        session: Some(session),
+                        set_cookie: None,
+                    };
+                }
+                Ok(None) => self.sessions.end(&session.id),
+                Err(e) => tracing::warn!("UI session of {}: {e}", session.identity.name),
+            }
+        }
+        let (csrf, set_cookie) = self.sessions.form_token(headers);
+        Visitor {
+            session: None,
+            csrf,
+            set_cookie,
         }
     }
 
@@ -249,16 +277,14 @@ impl Ui {
     ) -> Response {
         let context = minijinja::context! {
             user => visitor.name(),
-            csrf => &visitor.session.csrf,
+            csrf => &visitor.csrf,
             logins => self.options.access.is_some(),
             ..context
         };
         let mut res = self.render(status, template, context);
-        if visitor.fresh {
-            res.headers_mut().append(
-                http::header::SET_COOKIE,
-                self.sessions.cookie(&visitor.session),
-            );
+        if let Some(cookie) = &visitor.set_cookie {
+            res.headers_mut()
+                .append(http::header::SET_COOKIE, cookie.clone());
         }
         res
     }
@@ -320,11 +346,76 @@ impl Ui {
         }
     }
 
-    /// Whether `visitor` may see the whole store (catalog access).
+    /// Whether `visitor` may see the whole store (its totals, every repository's usage).
     fn may_see_store(&self, visitor: &Visitor) -> bool {
         self.options
             .access
             .as_ref()
-            .is_none_or(|a| a.allows(visitor.identity(), crate::Resource::Catalog, &[]))
+            .is_none_or(|a| a.allows(visitor.identity(), crate::Resource::Store, &[]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry_storage::MemoryStorage;
+
+    #[tokio::test]
+    async fn anonymous_visits_store_nothing_and_logins_end_with_their_user() {
+        let registry = Registry::new(
+            Arc::new(MemoryStorage::new()),
+            registry_core::RegistryConfig::default(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(&file, format!("bob:{}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
+        let users = Arc::new(crate::Htpasswd::load(&file, "r").unwrap());
+        let gate = crate::auth::Gate::new("r").users(users.clone());
+        let ui = Ui {
+            registry,
+            sessions: Arc::new(Sessions::new(Duration::from_secs(3600), false)),
+            options: Arc::new(UiOptions {
+                access: Some(Arc::new(gate)),
+                ..UiOptions::default()
+            }),
+            templates: Arc::new(templates()),
+        };
+        // Page views without a cookie, and with forged ones, create no session.
+        for i in 0..1000 {
+            let mut headers = http::HeaderMap::new();
+            if i % 2 == 0 {
+                let cookie = format!("registry_session={i}; registry_form=x.{i}");
+                headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+            }
+            let visitor = ui.visitor(&headers).await;
+            assert!(visitor.identity().is_none());
+            assert!(
+                visitor.set_cookie.is_some(),
+                "a form token for the login form"
+            );
+        }
+        assert_eq!(ui.sessions.len(), 0);
+        // A login's session lasts while bob's entry is unchanged.
+        let bob = ui
+            .options
+            .access
+            .as_ref()
+            .unwrap()
+            .identify(&crate::Credentials::Basic {
+                user: "bob".into(),
+                password: "pw".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let session = ui.sessions.start(bob);
+        let mut headers = http::HeaderMap::new();
+        let cookie = format!("registry_session={}", session.id);
+        headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+        assert_eq!(ui.visitor(&headers).await.name(), Some("bob"));
+        std::fs::write(&file, "").unwrap();
+        assert!(users.reload().await.unwrap());
+        assert_eq!(ui.visitor(&headers).await.name(), None, "bob was removed");
+        assert_eq!(ui.sessions.len(), 0, "his session ended");
     }
 }

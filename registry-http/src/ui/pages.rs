@@ -137,7 +137,7 @@ pub(crate) async fn repositories(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
+    let visitor = ui.visitor(&headers).await;
     let filter = query.q.clone().unwrap_or_default().to_lowercase();
     let mut shown = Vec::new();
     let mut after = query.last.clone();
@@ -235,7 +235,7 @@ pub(crate) async fn repository(
     headers: HeaderMap,
     Query(query): Query<RepoQuery>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
+    let visitor = ui.visitor(&headers).await;
     let repo = match visible(&ui, &visitor, &query.name) {
         Ok(r) => r,
         Err(res) => return *res,
@@ -361,7 +361,7 @@ pub(crate) async fn manifest_page(
     headers: HeaderMap,
     Query(query): Query<ManifestQuery>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
+    let visitor = ui.visitor(&headers).await;
     let repo = match visible(&ui, &visitor, &query.name) {
         Ok(r) => r,
         Err(res) => return *res,
@@ -470,36 +470,35 @@ async fn read_json(ui: &Ui, repo: &RepositoryName, digest: &Digest) -> Option<se
     serde_json::from_slice(&bytes).ok()
 }
 
-/// `GET /usage`: bytes per repository the visitor may pull, and the store's totals (for those
-/// who may see the whole store).
+/// `GET /usage`: bytes per repository and the store's totals, for those who may see the whole
+/// store (the same report the admin API serves, computed once for all callers at a time).
 pub(crate) async fn usage(State(ui): State<Ui>, headers: HeaderMap) -> Response {
-    let visitor = ui.visitor(&headers);
+    let visitor = ui.visitor(&headers).await;
     if !ui.may_see_store(&visitor) {
         return ui.message(
             &visitor,
             StatusCode::FORBIDDEN,
-            "Usage is for those who may list the whole registry.",
+            "Usage is for those who may see the whole registry.",
         );
     }
-    let report = match registry_core::lifecycle::usage::usage(&ui.registry, None).await {
+    let report = match registry_core::lifecycle::usage::store_usage(&ui.registry).await {
         Ok(r) => r,
         Err(e) => return failure(&ui, &visitor, &e),
     };
     let rows: Vec<_> = report
         .repositories
         .iter()
-        .filter(|r| ui.may(&visitor, &r.name, Action::Pull))
         .map(|r| {
             context! {
                 name => r.name.as_str(),
                 manifests => r.manifests,
                 referenced => human(r.referenced_bytes),
-                exclusive => human(r.exclusive_bytes),
-                shared => human(r.shared_bytes),
+                exclusive => human(r.exclusive_bytes.unwrap_or_default()),
+                shared => human(r.shared_bytes.unwrap_or_default()),
             }
         })
         .collect();
-    let store = report.store.map(|s| {
+    let store = report.store.as_ref().map(|s| {
         context! {
             repositories => s.repositories,
             stored => human(s.stored_bytes),
@@ -527,7 +526,7 @@ pub(crate) async fn history(
     headers: HeaderMap,
     Query(query): Query<HistoryQuery>,
 ) -> Response {
-    let visitor = ui.visitor(&headers);
+    let visitor = ui.visitor(&headers).await;
     let repo = match visible(&ui, &visitor, &query.name) {
         Ok(r) => r,
         Err(res) => return *res,

@@ -78,6 +78,10 @@ pub struct LdapSettings {
     /// Finds a user; `{username}` is the escaped user name.
     #[serde(default = "default_user_filter")]
     pub user_filter: String,
+    /// The attribute holding the user's name as the directory spells it (the name access rules,
+    /// the throttle and the audit log see).
+    #[serde(default = "default_username_attribute")]
+    pub username_attribute: String,
     /// Where groups are searched; unset reads no groups.
     pub group_base: Option<String>,
     /// Finds a user's groups; `{dn}` is the user's DN, `{username}` their name.
@@ -101,6 +105,10 @@ pub struct LdapSettings {
 
 fn default_user_filter() -> String {
     registry_http::ldap::LdapConfig::default().user_filter
+}
+
+fn default_username_attribute() -> String {
+    registry_http::ldap::LdapConfig::default().username_attribute
 }
 
 fn default_group_filter() -> String {
@@ -137,6 +145,7 @@ impl LdapSettings {
             bind_password,
             user_base: self.user_base.clone(),
             user_filter: self.user_filter.clone(),
+            username_attribute: self.username_attribute.clone(),
             group_base: self.group_base.clone(),
             group_filter: self.group_filter.clone(),
             group_attribute: self.group_attribute.clone(),
@@ -202,6 +211,10 @@ pub struct AuditConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcSettings {
+    /// What the provider's identities are qualified with: its user `alice` is `NAME:alice` to
+    /// access rules and groups, its group `admins` is `NAME:admins`. Distinct per provider.
+    #[serde(default = "default_oidc_name")]
+    pub name: String,
     /// The issuer URL, exactly as its tokens name it; its discovery document and keys are
     /// fetched from here (https://, or http:// on a loopback address).
     pub issuer: String,
@@ -214,6 +227,10 @@ pub struct OidcSettings {
     pub groups_claim: Option<String>,
 }
 
+fn default_oidc_name() -> String {
+    "oidc".into()
+}
+
 fn default_username_claim() -> String {
     "sub".into()
 }
@@ -222,6 +239,7 @@ impl OidcSettings {
     /// The library's description of the provider.
     pub fn core(&self) -> registry_http::oidc::OidcProvider {
         registry_http::oidc::OidcProvider {
+            name: self.name.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             username_claim: self.username_claim.clone(),

@@ -152,8 +152,20 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Token authentication: the built-in issuer, or an outside token server's keys.
     pub token: Option<TokenConfig>,
-    /// Groups for the access rules: group name -> user names.
+    /// Groups for the access rules: group name -> user names (qualified names of other sources,
+    /// such as `gitlab:alice` or `cert:build-host`, may be members too).
     pub groups: HashMap<String, Vec<String>>,
+    /// Aliases between identity sources (the `[identities]` table): a qualified name -> the
+    /// name it is known by (`"gitlab:alice" = "alice"`). Without one, identities of different
+    /// sources never meet.
+    pub identities: HashMap<String, String>,
+    /// Load balancers and proxies (CIDRs) whose `X-Forwarded-For`/`Forwarded` headers, and
+    /// PROXY protocol headers with `proxy_protocol`, name the client: the throttle, the
+    /// per-address connection cap, the audit trail and request logs then see the client.
+    pub trusted_proxies: Vec<String>,
+    /// Connections from `trusted_proxies` begin with a PROXY protocol header (v1 or v2), as
+    /// HAProxy's `send-proxy` sends.
+    pub proxy_protocol: bool,
     /// Access rules; without any, every authenticated user may do everything.
     pub access: Vec<registry_http::policy::Rule>,
     /// Refuse every write while reads go on.
@@ -437,6 +449,9 @@ impl Default for Config {
             tls: TlsConfig::default(),
             token: None,
             groups: HashMap::new(),
+            identities: HashMap::new(),
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             access: Vec::new(),
             read_only: false,
             s3: registry_storage::S3Options::default(),
@@ -476,6 +491,7 @@ const TABLES: &[&str] = &[
     "metrics",
     "notifications",
     "groups",
+    "identities",
     "mirror",
     "throttle",
     "audit",

@@ -53,10 +53,10 @@ impl Server {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut early = Vec::new();
         let addr = loop {
-            let line = lines
-                .next()
-                .expect("registry exited before listening")
-                .unwrap();
+            let Some(line) = lines.next() else {
+                panic!("registry exited before listening: {}", early.join("\n"));
+            };
+            let line = line.unwrap();
             early.push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
                 // Text or JSON logs: the URL ends at a space or a quote.

@@ -28,11 +28,12 @@ fn issuer() -> TokenIssuer {
         ],
         HashMap::new(),
     );
-    let users = Htpasswd::parse(&format!("alice:{hash}"), "registry")
-        .unwrap()
-        .with_rules(rules);
+    let users = Htpasswd::parse(&format!("alice:{hash}"), "registry").unwrap();
+    let gate = crate::auth::Gate::new("registry")
+        .users(Arc::new(users))
+        .rules(rules);
     TokenIssuer::new(
-        Arc::new(users),
+        Arc::new(gate),
         "registry.test",
         "issuer.test",
         Duration::from_secs(300),
@@ -58,6 +59,8 @@ fn claims(iss: &str, aud: &str, sub: &str, access: &str) -> Claims {
         access: vec![scope(access)],
         typ: None,
         stamp: None,
+        src: None,
+        groups: Vec::new(),
     }
 }
 
@@ -117,10 +120,10 @@ async fn tokens_are_verified() {
     let repo: RepositoryName = "alice/app".parse().unwrap();
     let good = i
         .sign(
-            "alice",
+            Some(&Identity::user("alice")),
             vec![scope("repository:alice/app:pull")],
             Duration::from_secs(60),
-            None,
+            false,
         )
         .unwrap();
     let who = auth.identify(&Credentials::Bearer(good)).await.unwrap();
@@ -178,19 +181,19 @@ async fn tokens_are_verified() {
     let forger = issuer();
     let forged = forger
         .sign(
-            "alice",
+            Some(&Identity::user("alice")),
             vec![scope("repository:alice/app:pull")],
             Duration::from_secs(60),
-            None,
+            false,
         )
         .unwrap();
     assert!(refused(forged).await, "forged token accepted");
     let refresh = i
         .sign(
-            "alice",
+            Some(&Identity::user("alice")),
             vec![scope("repository:alice/app:pull")],
             Duration::from_secs(60),
-            Some("refresh"),
+            true,
         )
         .unwrap();
     assert!(
@@ -217,23 +220,51 @@ async fn refresh_tokens_die_with_the_password_or_the_user() {
     std::fs::write(&file, entry("alice") + &entry("bob")).unwrap();
     let users = Arc::new(Htpasswd::load(&file, "r").unwrap());
     let i = TokenIssuer::new(users.clone(), "svc", "iss", Duration::from_secs(60), None).unwrap();
-    let refresh = |sub: &str| i.sign(sub, Vec::new(), REFRESH_LIFETIME, Some("refresh"));
-    let (alice, bob) = (refresh("alice").unwrap(), refresh("bob").unwrap());
-    assert_eq!(i.refresh_subject(&alice).unwrap(), "alice");
-    assert_eq!(i.refresh_subject(&bob).unwrap(), "bob");
+    let login = async |user: &str| {
+        let creds = Credentials::Basic {
+            user: user.into(),
+            password: "pw".into(),
+        };
+        users.identify(&creds).await.unwrap().unwrap()
+    };
+    let refresh = |who: &Identity| i.sign(Some(who), Vec::new(), REFRESH_LIFETIME, true);
+    let (alice, bob) = (
+        refresh(&login("alice").await).unwrap(),
+        refresh(&login("bob").await).unwrap(),
+    );
+    assert_eq!(i.refreshed(&alice).await.unwrap().name, "alice");
+    assert_eq!(i.refreshed(&bob).await.unwrap().name, "bob");
     // Alice sets the same password again (a new salt), Bob is removed.
     std::fs::write(&file, entry("alice")).unwrap();
     assert!(users.reload().await.unwrap());
     assert!(
-        i.refresh_subject(&alice).is_err(),
+        i.refreshed(&alice).await.is_err(),
         "survived a password change"
     );
     assert!(
-        i.refresh_subject(&bob).is_err(),
+        i.refreshed(&bob).await.is_err(),
         "survived the user's removal"
     );
-    let fresh = refresh("alice").unwrap();
-    assert_eq!(i.refresh_subject(&fresh).unwrap(), "alice");
+    let fresh = refresh(&login("alice").await).unwrap();
+    assert_eq!(i.refreshed(&fresh).await.unwrap().name, "alice");
+    // An identity without a stamp (a provider's, a certificate's) gets none that works, and
+    // one whose credentials end gets nothing past them.
+    let stampless = refresh(&Identity::user("alice")).unwrap();
+    assert!(i.refreshed(&stampless).await.is_err());
+    let soon = std::time::SystemTime::now() + Duration::from_secs(20);
+    let provider = Identity {
+        expires: Some(soon),
+        ..Identity::from_source("gitlab:alice", "oidc:gitlab")
+    };
+    let res = respond(&i, Some(&provider), Vec::new(), true);
+    let body: serde_json::Value = serde_json::from_slice(
+        &axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(body["expires_in"].as_u64().unwrap() <= 20, "{body}");
 }
 
 #[tokio::test]
@@ -289,10 +320,10 @@ async fn a_loaded_key_signs_what_its_pem_public_key_verifies() {
         .unwrap();
     let token = issuer
         .sign(
-            "carol",
+            Some(&Identity::user("carol")),
             vec![scope("repository:carol/x:pull")],
             Duration::from_secs(60),
-            None,
+            false,
         )
         .unwrap();
     let who = auth

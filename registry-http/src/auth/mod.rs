@@ -1,9 +1,9 @@
 //! Who may do what, over HTTP: the identity and policy traits live in
 //! [`registry_core::access`] (free of axum, for any server to implement); this module reads a
-//! request's credentials from its `Authorization` header. [`crate::Htpasswd`] is the built-in
-//! access control: Basic authentication against an htpasswd file of bcrypt entries, every
-//! authenticated user allowed everything (as distribution's htpasswd mode), anonymous callers
-//! refused.
+//! request's credentials from its `Authorization` header (or the connection's client
+//! certificate) and asks the access control before any handler runs. [`Gate`] is the access
+//! control a server assembles from identity sources, tokens and rules; [`crate::Htpasswd`] alone
+//! is distribution's htpasswd mode (every authenticated user allowed everything).
 //!
 //! The router asks for access before any handler runs: `pull` for reads, `push` for uploads and
 //! manifest puts, `delete` for deletes, catalog access for `/v2/_catalog`, and just an identity for
@@ -19,6 +19,10 @@ use crate::HttpOptions;
 use crate::audit::AuditKind;
 use crate::error::{ApiError, ErrorCode};
 use crate::route::Route;
+
+mod gate;
+
+pub use gate::Gate;
 pub use registry_core::access::{
     AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource,
 };
@@ -75,20 +79,21 @@ pub(crate) fn required_access<'a>(
     method: &Method,
     route: &'a Route,
 ) -> (Resource<'a>, Vec<Action>) {
-    let action = match (method, route) {
+    let actions = match (method, route) {
         (_, Route::Base) => return (Resource::Base, Vec::new()),
         (_, Route::Catalog) => return (Resource::Catalog, Vec::new()),
         (&Method::DELETE, Route::Manifest(..) | Route::InvalidTag(..) | Route::Blob(..)) => {
-            Action::Delete
+            vec![Action::Delete]
         }
+        // As distribution: whoever writes reads too (a client checks what it pushes).
         (&Method::PUT, Route::Manifest(..) | Route::InvalidTag(..))
-        | (_, Route::Uploads(_) | Route::Upload(..)) => Action::Push,
-        _ => Action::Pull,
+        | (_, Route::Uploads(_) | Route::Upload(..)) => vec![Action::Pull, Action::Push],
+        _ => vec![Action::Pull],
     };
     let repo = route
         .repository()
         .map_or(Resource::Base, Resource::Repository);
-    (repo, vec![action])
+    (repo, actions)
 }
 
 /// Asks the access control, if any, whether the request may go on: the caller's identity, or the
@@ -138,11 +143,12 @@ pub(crate) async fn authorize(
     let client = crate::client_addr(extensions);
     let credentials = request_credentials(headers, extensions);
     // A token as password names no user to throttle: CI jobs share names such as `oidc`.
-    let named = match &credentials {
-        Credentials::Basic { user, password } if !crate::oidc::looks_like_jwt(password) => {
-            Some(user.clone())
-        }
-        _ => None,
+    let (named, secret) = match &credentials {
+        Credentials::Basic { user, password } => (
+            (!crate::oidc::looks_like_jwt(password)).then(|| user.clone()),
+            password.as_str(),
+        ),
+        _ => (None, ""),
     };
     // Logins are what send a secret to check: a password or a provider's token. A registry
     // token that expired is no guess (clients fetch another), and must not lock anyone out.
@@ -177,8 +183,8 @@ pub(crate) async fn authorize(
     };
     let who = match access.identify(&credentials).await {
         Ok(who) => {
-            if let (Some(t), Some(_)) = (throttle, &who) {
-                t.succeeded(ip, named.as_deref());
+            if let (Some(t), Some(who)) = (throttle, &who) {
+                t.succeeded(&who.name);
             }
             who
         }
@@ -188,7 +194,7 @@ pub(crate) async fn authorize(
             // credentials may be right, so the client is told to retry, and nothing is counted.
             let unavailable = matches!(reason, AuthError::Unavailable { .. });
             if let Some(t) = throttle.filter(|_| !unavailable) {
-                t.failed(ip, named.as_deref());
+                t.failed(ip, named.as_deref(), secret);
             }
             let response = match unavailable {
                 true => source_unavailable(),
