@@ -7,7 +7,9 @@
 //! A blob is written under a temporary name, hashed on the way, and renamed into place only once
 //! its digest and size match, so a file under `blobs/` is always complete and verified, and an
 //! interrupted export resumes where it stopped. `index.json` is replaced atomically, after the
-//! manifests it names are in place. A layout holds one repository: the repository names the
+//! manifests it names are in place. What is read is bounded before it is read (a manifest by the
+//! registry's manifest size limit, `index.json` by 64 MiB), and nothing is written through a
+//! symbolic link inside the layout. A layout holds one repository: the repository names the
 //! transfer traits pass are ignored. Tags are the `org.opencontainers.image.ref.name`
 //! annotations of `index.json`'s entries; referrers copied in are listed there without one.
 
@@ -32,7 +34,12 @@ pub struct OciLayout {
     root: PathBuf,
     /// Updates of `index.json` within this process, one at a time.
     index: tokio::sync::Mutex<()>,
+    /// Manifests larger than this are refused before they are read.
+    max_manifest_size: u64,
 }
+
+/// The largest `index.json` read: about 300,000 entries.
+const MAX_INDEX_SIZE: u64 = 64 * 1024 * 1024;
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::storage(format!("{what} {}: {e}", path.display()))
@@ -42,10 +49,10 @@ impl OciLayout {
     /// Opens the layout at `root`, creating it (and `oci-layout`, `index.json`) when absent.
     pub async fn create(root: impl Into<PathBuf>) -> Result<OciLayout> {
         let root = root.into();
-        let blobs = root.join("blobs");
-        tokio::fs::create_dir_all(&blobs)
+        tokio::fs::create_dir_all(&root)
             .await
-            .map_err(|e| io("cannot create", &blobs, e))?;
+            .map_err(|e| io("cannot create", &root, e))?;
+        real_dir(&root.join("blobs")).await?;
         let marker = root.join("oci-layout");
         if !marker.exists() {
             write_atomically(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).await?;
@@ -53,6 +60,7 @@ impl OciLayout {
         let layout = OciLayout {
             root,
             index: tokio::sync::Mutex::new(()),
+            max_manifest_size: registry_core::registry::DEFAULT_MAX_MANIFEST_SIZE,
         };
         if !layout.root.join("index.json").exists() {
             layout.write_index(&Vec::new()).await?;
@@ -70,7 +78,14 @@ impl OciLayout {
         Ok(OciLayout {
             root,
             index: tokio::sync::Mutex::new(()),
+            max_manifest_size: registry_core::registry::DEFAULT_MAX_MANIFEST_SIZE,
         })
+    }
+
+    /// The same layout, refusing manifests larger than `limit` bytes (before reading them).
+    pub fn with_max_manifest_size(mut self, limit: u64) -> OciLayout {
+        self.max_manifest_size = limit;
+        self
     }
 
     /// Where the blob `digest` is stored.
@@ -84,9 +99,10 @@ impl OciLayout {
     /// The entries of `index.json`.
     pub async fn entries(&self) -> Result<Vec<Descriptor>> {
         let path = self.root.join("index.json");
-        let bytes = tokio::fs::read(&path)
+        let bytes = read_bounded(&path, MAX_INDEX_SIZE)
             .await
-            .map_err(|e| io("cannot read", &path, e))?;
+            .map_err(|e| io("cannot read", &path, e))?
+            .ok_or_else(|| Error::storage(format!("{} is missing", path.display())))?;
         let index: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::storage(format!("{} is not JSON: {e}", path.display())))?;
         match index.get("manifests") {
@@ -138,12 +154,14 @@ impl OciLayout {
     ) -> Result<()> {
         let path = self.blob_path(digest);
         let dir = path.parent().unwrap_or(&self.root).to_owned();
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| io("cannot create", &dir, e))?;
+        real_dir(&self.root.join("blobs")).await?;
+        real_dir(&dir).await?;
         let partial = dir.join(format!(".partial-{}", uuid::Uuid::new_v4().simple()));
         let written = async {
-            let mut file = tokio::fs::File::create(&partial)
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
                 .await
                 .map_err(|e| io("cannot create", &partial, e))?;
             let mut hash = Digester::new(digest.algorithm());
@@ -187,11 +205,68 @@ impl OciLayout {
         digest: &Digest,
         media_type: Option<String>,
     ) -> Result<Option<Fetched>> {
-        match tokio::fs::read(self.blob_path(digest)).await {
-            Ok(bytes) => Fetched::new(Bytes::from(bytes), media_type, Some(digest)).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("cannot read", &self.blob_path(digest), e)),
+        let path = self.blob_path(digest);
+        match read_bounded(&path, self.max_manifest_size).await {
+            Ok(Some(bytes)) => {
+                Fetched::new(Bytes::from(bytes), media_type, Some(digest)).map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                Err(Error::ManifestTooLarge {
+                    size: tokio::fs::metadata(&path).await.map_or(0, |m| m.len()),
+                    limit: self.max_manifest_size,
+                })
+            }
+            Err(e) => Err(io("cannot read", &path, e)),
         }
+    }
+}
+
+/// The bytes of the file at `path` (`None` when there is none), refused with `FileTooLarge`
+/// before anything is read when it holds more than `limit`, and read no further than that.
+async fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let too_large = || std::io::Error::new(std::io::ErrorKind::FileTooLarge, "too large");
+    if file.metadata().await?.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).await?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(Some(bytes))
+}
+
+/// Makes sure `path` is a directory of its own, creating it when missing: an export never writes
+/// through a symbolic link planted inside the layout (`blobs/sha256` pointing elsewhere).
+async fn real_dir(path: &Path) -> Result<()> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::storage(format!(
+            "{} is a symbolic link: refusing to write through it",
+            path.display()
+        ))),
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::storage(format!(
+            "{} is not a directory",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match tokio::fs::create_dir(path).await {
+                Ok(()) => Ok(()),
+                // Another writer made it meanwhile: look again.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Box::pin(real_dir(path)).await
+                }
+                Err(e) => Err(io("cannot create", path, e)),
+            }
+        }
+        Err(e) => Err(io("cannot read", path, e)),
     }
 }
 

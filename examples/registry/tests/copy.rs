@@ -163,3 +163,56 @@ fn bad_endpoints_and_missing_images_fail_with_a_reason() {
     .unwrap_err();
     assert!(err.contains("not an OCI layout"), "{err}");
 }
+
+#[cfg_attr(
+    not(has_skopeo),
+    ignore = "skipped: skopeo is not installed (apt-get install skopeo)"
+)]
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_layouts_are_neither_read_whole_nor_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Server::start(&tmp.path().join("a"), &[]);
+    // A layout whose "manifest" is a 1 GiB file (sparse: no disk taken): refused by its size,
+    // before it is read, and quickly.
+    let dir = tmp.path().join("huge");
+    let hex = "ab".repeat(32);
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{hex}","size":1073741824,"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#
+    );
+    std::fs::write(dir.join("index.json"), index).unwrap();
+    let huge = std::fs::File::create(dir.join("blobs/sha256").join(&hex)).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    let started = std::time::Instant::now();
+    let err = registry(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", dir.display()),
+        &format!("docker://{}/team/app:v1", a.addr),
+    ])
+    .unwrap_err();
+    assert!(err.contains("exceeds the limit"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the manifest was read: {:?}",
+        started.elapsed()
+    );
+
+    // An export into a layout whose blobs/sha256 is a link elsewhere writes nothing there.
+    seed(tmp.path(), &a.addr, "team/app", "v1", 3).await;
+    let target = tmp.path().join("export");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(target.join("blobs")).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, target.join("blobs/sha256")).unwrap();
+    let err = registry(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/team/app:v1", a.addr),
+        &format!("oci:{}:v1", target.display()),
+    ])
+    .unwrap_err();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
