@@ -207,9 +207,7 @@ impl OciLayout {
     ) -> Result<Option<Fetched>> {
         let path = self.blob_path(digest);
         match read_bounded(&path, self.max_manifest_size).await {
-            Ok(Some(bytes)) => {
-                Fetched::new(Bytes::from(bytes), media_type, Some(digest)).map(Some)
-            }
+            Ok(Some(bytes)) => Fetched::new(Bytes::from(bytes), media_type, Some(digest)).map(Some),
             Ok(None) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
                 Err(Error::ManifestTooLarge {

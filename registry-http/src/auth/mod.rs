@@ -119,6 +119,18 @@ pub(crate) fn source_unavailable() -> Response {
     .into_response()
 }
 
+/// What a caller asked for, as a refusal says it: `pull,push in team/app`.
+fn what_is_asked(resource: Resource<'_>, actions: &[Action]) -> String {
+    let actions: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
+    match resource {
+        Resource::Base => "use this registry".into(),
+        Resource::Catalog => "list the catalog".into(),
+        Resource::Store => "see the whole store".into(),
+        Resource::Usage(repo) => format!("read the usage of {repo}"),
+        Resource::Repository(repo) => format!("{} in {repo}", actions.join(",")),
+    }
+}
+
 /// A request refused before its handler: the response, and what the audit trail says of it.
 pub(crate) struct Refused {
     pub response: Response,
@@ -172,11 +184,10 @@ pub(crate) async fn authorize(
             )
             .into_response(),
         None => {
-            let what: Vec<&str> = actions.iter().map(|a| a.as_str()).collect();
-            let name = who.map(|w| w.name.as_str()).unwrap_or_default();
+            let name = who.map_or("anonymous", |w| w.name.as_str());
             ApiError::new(
                 ErrorCode::Denied,
-                format!("{name} may not {} here", what.join(",")),
+                format!("{name} may not {}", what_is_asked(resource, actions)),
             )
             .into_response()
         }
