@@ -15,6 +15,9 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("has_chromium", "chromedriver"),
     ("has_umoci", "umoci"),
     ("has_azurite", "azurite-blob"),
+    ("has_docker", "dockerd"),
+    ("has_containerd", "containerd"),
+    ("has_haproxy", "haproxy"),
 ];
 
 fn main() {
@@ -41,6 +44,15 @@ fn main() {
     println!("cargo::rerun-if-changed={}", module.display());
     if ci || (dirs.iter().any(|d| d.join("node").is_file()) && module.is_dir()) {
         println!("cargo::rustc-cfg=has_oidc_provider");
+    }
+    // The sigstore clients (@sigstore/oci, @sigstore/sign, @sigstore/mock): node, and the
+    // packages installed by `npm ci --prefix examples/registry/tests/sigstore`.
+    println!("cargo::rustc-check-cfg=cfg(has_sigstore)");
+    let sigstore = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sigstore/node_modules/@sigstore/oci");
+    println!("cargo::rerun-if-changed={}", sigstore.display());
+    if ci || (dirs.iter().any(|d| d.join("node").is_file()) && sigstore.is_dir()) {
+        println!("cargo::rustc-cfg=has_sigstore");
     }
     println!("cargo::rustc-check-cfg=cfg(has_ceph)");
     println!("cargo::rerun-if-env-changed=REGISTRY_TEST_CEPH_ENDPOINT");

@@ -308,6 +308,9 @@ pub async fn serve(
                     connection(stream, client, builder, router, &options, stopping).await
                 }
                 Some(tls) => {
+                    if plain_http(&mut stream, options.header_read_timeout).await {
+                        return;
+                    }
                     let handshake = tls.accept(stream);
                     match tokio::time::timeout(options.header_read_timeout, handshake).await {
                         Ok(Ok(s)) => {
@@ -337,6 +340,31 @@ pub async fn serve(
     {
         tracing::warn!("connections still open after the shutdown grace period");
     }
+}
+
+/// Whether a connection to the TLS port speaks plain HTTP (its first byte a letter, where a TLS
+/// client sends a handshake record): it is answered 400 with a sentence saying so, as Go servers
+/// do, instead of a TLS alert that clients print as garbage.
+async fn plain_http(stream: &mut tokio::net::TcpStream, deadline: Duration) -> bool {
+    use tokio::io::AsyncWriteExt;
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(deadline, stream.peek(&mut first)).await;
+    if !matches!(peeked, Ok(Ok(1))) || !first[0].is_ascii_uppercase() {
+        return false;
+    }
+    let answer = "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n\
+                  Client sent an HTTP request to an HTTPS server.\n";
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Drain what the client still sends for a moment, so that closing does not reset the
+    // connection before it has read the answer.
+    let drain = async {
+        use tokio::io::AsyncReadExt;
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    true
 }
 
 /// Serves one connection until it ends: closed by the client, idle for
