@@ -12,6 +12,7 @@ use registry_core::Digest;
 mod api;
 pub mod browser;
 pub mod distribution;
+pub mod containerd;
 pub mod docker;
 pub mod images;
 mod layout;
