@@ -20,6 +20,7 @@ pub mod login;
 pub mod oidc;
 pub mod pki;
 pub mod raw;
+pub mod sigstore;
 pub mod slapd;
 
 pub use api::{Api, TestImage};
