@@ -39,7 +39,10 @@ fn ctr_pulls_and_pushes_and_a_stale_password_locks_nobody_out() {
             &key,
         ],
     );
-    let plain = Server::start(&tmp.path().join("plain"), &["--config", file.to_str().unwrap()]);
+    let plain = Server::start(
+        &tmp.path().join("plain"),
+        &["--config", file.to_str().unwrap()],
+    );
     let mut layout = Layout::new(&tmp.path().join("layout"));
     let amd = layout.image(91, 2, 30_000, "amd64");
     let arm = layout.image(92, 1, 30_000, "arm64");
@@ -47,7 +50,10 @@ fn ctr_pulls_and_pushes_and_a_stale_password_locks_nobody_out() {
     let digest = index["digest"].as_str().unwrap().to_owned();
     layout.tag("v1", index);
     let skopeo_auth = auth_file(tmp.path(), "skopeo");
-    for (addr, tls) in [(&server.addr, "--dest-cert-dir"), (&plain.addr, "--dest-tls-verify=false")] {
+    for (addr, tls) in [
+        (&server.addr, "--dest-cert-dir"),
+        (&plain.addr, "--dest-tls-verify=false"),
+    ] {
         let mut args = vec!["copy", "-q", "--all", "--dest-creds", "alice:alice-pw"];
         let certs = certs.to_str().unwrap();
         match tls {

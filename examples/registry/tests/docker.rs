@@ -35,7 +35,10 @@ fn story(docker: &Docker, config: &Path, registry: &str, local: &str) {
     docker.run_as(config, &["rmi", &remote]).unwrap();
     docker.run_as(config, &["pull", &remote]).unwrap();
     let inspected = docker
-        .run_as(config, &["image", "inspect", "--format", "{{.Id}}", &remote])
+        .run_as(
+            config,
+            &["image", "inspect", "--format", "{{.Id}}", &remote],
+        )
         .unwrap();
     let built = docker
         .run_as(config, &["image", "inspect", "--format", "{{.Id}}", local])
@@ -72,9 +75,19 @@ fn docker_logs_in_pushes_and_pulls_over_http_and_tls() {
     );
     let docker = Docker::start(&tmp.path().join("docker"), &[&plain.addr]);
     docker.build_scratch("local/app:v1", "the seed's story");
-    story(&docker, &tmp.path().join("cfg-plain"), &plain.addr, "local/app:v1");
+    story(
+        &docker,
+        &tmp.path().join("cfg-plain"),
+        &plain.addr,
+        "local/app:v1",
+    );
     // dockerd takes 127.0.0.0/8 for insecure, yet speaks TLS first to a registry that does.
-    story(&docker, &tmp.path().join("cfg-tls"), &tls.addr, "local/app:v1");
+    story(
+        &docker,
+        &tmp.path().join("cfg-tls"),
+        &tls.addr,
+        "local/app:v1",
+    );
 }
 
 #[cfg_attr(
@@ -104,10 +117,18 @@ actions = ["*"]
         ),
     )
     .unwrap();
-    let server = Server::start(&tmp.path().join("data"), &["--config", file.to_str().unwrap()]);
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", file.to_str().unwrap()],
+    );
     let docker = Docker::start(&tmp.path().join("docker"), &[&server.addr]);
     docker.build_scratch("local/app:v1", &"x".repeat(5000));
-    story(&docker, &tmp.path().join("cfg"), &server.addr, "local/app:v1");
+    story(
+        &docker,
+        &tmp.path().join("cfg"),
+        &server.addr,
+        "local/app:v1",
+    );
 
     let config = tmp.path().join("cfg-bob");
     docker
@@ -119,7 +140,9 @@ actions = ["*"]
         .unwrap();
     // Into another user's namespace: refused (the token grants nothing there).
     let other = format!("{}/alice/app:v2", server.addr);
-    docker.run_as(&config, &["tag", "local/app:v1", &other]).unwrap();
+    docker
+        .run_as(&config, &["tag", "local/app:v1", &other])
+        .unwrap();
     let refused = docker.run_as(&config, &["push", &other]).unwrap_err();
     assert!(
         refused.contains("denied") || refused.contains("unauthorized"),
@@ -135,7 +158,9 @@ actions = ["*"]
         )
         .unwrap();
     let small = format!("{}/alice/small:v1", server.addr);
-    docker.run_as(&alice, &["tag", "local/app:v1", &small]).unwrap();
+    docker
+        .run_as(&alice, &["tag", "local/app:v1", &small])
+        .unwrap();
     let over = docker.run_as(&alice, &["push", &small]).unwrap_err();
     assert!(over.contains("quota exceeded"), "{over}");
 }

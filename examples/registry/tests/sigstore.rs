@@ -27,7 +27,10 @@ fn sigstore_oci_attaches_a_bundle_in_token_mode() {
         ),
     )
     .unwrap();
-    let server = Server::start(&tmp.path().join("data"), &["--config", file.to_str().unwrap()]);
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", file.to_str().unwrap()],
+    );
     let mut layout = Layout::new(&tmp.path().join("layout"));
     let image = layout.image(101, 1, 10_000, "amd64");
     let digest = image["digest"].as_str().unwrap().to_owned();
@@ -63,7 +66,10 @@ fn sigstore_oci_attaches_a_bundle_in_token_mode() {
     let referrer = descriptor["digest"].as_str().unwrap();
     let out = std::process::Command::new("curl")
         .args(["-sS", "-u", "alice:alice-pw"])
-        .arg(format!("http://{}/v2/alice/app/referrers/{digest}", server.addr))
+        .arg(format!(
+            "http://{}/v2/alice/app/referrers/{digest}",
+            server.addr
+        ))
         .output()
         .unwrap();
     let index: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -87,7 +87,12 @@ impl Docker {
     }
 
     /// [`Docker::run_as`] feeding `input` on standard input (`login --password-stdin`).
-    pub fn run_with_input(&self, config: &Path, args: &[&str], input: &str) -> Result<String, String> {
+    pub fn run_with_input(
+        &self,
+        config: &Path,
+        args: &[&str],
+        input: &str,
+    ) -> Result<String, String> {
         self.command(config, args, Some(input))
     }
 
@@ -122,7 +127,9 @@ impl Docker {
     /// Builds `tag`, a `FROM scratch` image of one file holding `content`: no base image, no
     /// network, no container run.
     pub fn build_scratch(&self, tag: &str, content: &str) {
-        let context = self.dir.join(format!("context-{}", tag.replace(['/', ':'], "-")));
+        let context = self
+            .dir
+            .join(format!("context-{}", tag.replace(['/', ':'], "-")));
         std::fs::create_dir_all(&context).unwrap();
         std::fs::write(context.join("content.txt"), content).unwrap();
         std::fs::write(

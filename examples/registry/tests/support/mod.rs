@@ -11,9 +11,10 @@ use registry_core::Digest;
 
 mod api;
 pub mod browser;
-pub mod distribution;
 pub mod containerd;
+pub mod distribution;
 pub mod docker;
+pub mod haproxy;
 pub mod images;
 mod layout;
 pub mod login;
