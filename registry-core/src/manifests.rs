@@ -188,7 +188,14 @@ impl Manifests {
             .ok_or_else(|| Error::ManifestUnknown {
                 reference: asked.to_string(),
             })?;
-        let link: ManifestLink = parse_record(&key, &bytes)?;
+        let link = match parse_record::<ManifestLink>(&key, &bytes) {
+            Ok(link) => link,
+            // A store distribution wrote: the link holds the digest alone.
+            Err(e) => match crate::tags::parse_digest_link(&key, &bytes) {
+                Ok(linked) if linked == *digest => self.described(digest, asked).await?.0,
+                _ => return Err(e),
+            },
+        };
         let info = ManifestInfo {
             digest: digest.clone(),
             media_type: link.media_type,
@@ -197,6 +204,65 @@ impl Manifests {
         };
         self.caches.put_revision(repo, &info);
         Ok(info)
+    }
+
+    /// What a revision link of ours says of the manifest `digest`, read from the manifest's own
+    /// bytes (for a link distribution wrote, which holds the digest alone), with the manifest.
+    async fn described(
+        &self,
+        digest: &Digest,
+        asked: &Reference,
+    ) -> Result<(ManifestLink, Manifest)> {
+        let bytes = self
+            .storage
+            .get_opt(&paths::blob_data(digest))
+            .await?
+            .ok_or_else(|| Error::ManifestUnknown {
+                reference: asked.to_string(),
+            })?;
+        // An OCI manifest may leave its media type to the request that pushed it.
+        let manifest = Manifest::parse(&bytes, None)
+            .or_else(|_| Manifest::parse(&bytes, Some(crate::manifest::OCI_MANIFEST)))
+            .or_else(|_| Manifest::parse(&bytes, Some(crate::manifest::OCI_INDEX)))?;
+        let link = ManifestLink {
+            media_type: manifest.media_type.clone(),
+            size: bytes.len() as u64,
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+        };
+        Ok((link, manifest))
+    }
+
+    /// Rewrites a revision link distribution wrote (the digest alone) as ours, and indexes the
+    /// manifest's subject: what reindexing does for a store distribution wrote. `false` when the
+    /// link was ours already.
+    pub async fn adopt(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let key = paths::manifest_link(repo, digest);
+        let Some(bytes) = self.storage.get_opt(&key).await? else {
+            return Ok(false);
+        };
+        if parse_record::<ManifestLink>(&key, &bytes).is_ok() {
+            return Ok(false);
+        }
+        let (link, manifest) = self
+            .described(digest, &Reference::Digest(digest.clone()))
+            .await?;
+        if let Some(subject) = &link.subject {
+            let entry = Descriptor {
+                media_type: link.media_type.clone(),
+                digest: digest.clone(),
+                size: link.size,
+                artifact_type: manifest.referrer_artifact_type(),
+                annotations: manifest.annotations.clone(),
+                urls: None,
+                platform: None,
+            };
+            self.storage
+                .put(&paths::referrer(repo, subject, digest), to_json(&entry)?)
+                .await?;
+        }
+        self.storage.put(&key, to_json(&link)?).await?;
+        self.caches.forget_revision(repo, digest);
+        Ok(true)
     }
 
     /// A manifest of `repo`: its bytes as received, checked against their digest.

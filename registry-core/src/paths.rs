@@ -43,6 +43,11 @@
 //!
 //! Stores written before the index kept each tag at `_manifests/tags/<tag>/current/link` (the
 //! digest alone): [`legacy_tag_link`]; `registry reindex` (or the server at start) moves them.
+//! So does distribution (the `registry` image), whose store under `docker/registry/v2` is this
+//! layout's elder: the same blobs and layer links, revision links holding the digest alone
+//! (read as they are, and rewritten by reindexing), and besides a tag's current link the
+//! digests it pointed at (`_manifests/tags/<tag>/index/…`) and upload state (`_uploads/…`),
+//! which reindexing removes.
 
 use crate::digest::Digest;
 use crate::reference::{RepositoryName, Tag};
@@ -313,6 +318,10 @@ pub enum RepositoryEntry {
         /// The manifest referring to it.
         referrer: Digest,
     },
+    /// What distribution keeps besides a tag's current link (its past digests,
+    /// `_manifests/tags/<tag>/index/<alg>/<hex>/link`) and its upload state (`_uploads/…`):
+    /// stores it wrote hold them; reindexing removes them.
+    Distribution,
 }
 
 /// The repository and entry a key under [`REPOSITORIES`] is; `None` for a key this layout never
@@ -337,6 +346,7 @@ pub fn parse_repository_key(key: &str) -> Option<(RepositoryName, RepositoryEntr
         [MANIFESTS_DIR, "tags", tag, "current", "link"] => {
             RepositoryEntry::LegacyTag(tag.parse().ok()?)
         }
+        [MANIFESTS_DIR, "tags", _, "index", ..] | ["_uploads", ..] => RepositoryEntry::Distribution,
         ["_referrers", alg, hex, entry] => {
             let (ralg, rhex) = entry.split_once('-')?;
             RepositoryEntry::Referrer {

@@ -1,8 +1,11 @@
-//! Reindexing: moves a store written before the listing index to it. Every legacy tag link
-//! becomes a tag record (its time of move taken from the link's age), every repository holding a
-//! manifest gets its catalog entry (and entries of repositories holding none go), then the index
-//! version is written. Idempotent, and safe while the registry serves: a tag record is written
-//! only where none is, before its legacy link goes.
+//! Reindexing: moves a store written before the listing index (or by distribution, the
+//! `registry` image) to it. Every legacy tag link becomes a tag record (its time of move taken
+//! from the link's age), every revision link holding a digest alone (distribution's) is rewritten
+//! as ours with the manifest's subject indexed for the referrers API, distribution's tag indexes
+//! and upload state go, every repository holding a manifest gets its catalog entry (and entries
+//! of repositories holding none go), then the index version is written. Idempotent, and safe
+//! while the registry serves: a tag record is written only where none is, before its legacy link
+//! goes. One way: distribution no longer sees the tags once they are records.
 
 use std::collections::HashSet;
 use std::time::UNIX_EPOCH;
@@ -27,6 +30,8 @@ pub struct ReindexReport {
     pub tags_moved: u64,
     /// Catalog entries written or removed.
     pub catalog_changes: u64,
+    /// Revision links distribution wrote, rewritten as ours.
+    pub links_adopted: u64,
 }
 
 /// A legacy tag link found by the walk: its repository, tag, key and age in seconds.
@@ -43,12 +48,16 @@ pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
     let storage = registry.storage();
     let mut holding: HashSet<RepositoryName> = HashSet::new();
     let mut legacy: Vec<LegacyTag> = Vec::new();
+    let mut revisions: Vec<(RepositoryName, crate::digest::Digest)> = Vec::new();
+    let mut leftovers: Vec<String> = Vec::new();
     let mut listing = storage.list_all(paths::REPOSITORIES);
     while let Some(meta) = listing.try_next().await? {
         match paths::parse_repository_key(&meta.key) {
-            Some((name, RepositoryEntry::Revision(_))) => {
-                holding.insert(name);
+            Some((name, RepositoryEntry::Revision(digest))) => {
+                holding.insert(name.clone());
+                revisions.push((name, digest));
             }
+            Some((_, RepositoryEntry::Distribution)) => leftovers.push(meta.key),
             Some((name, RepositoryEntry::LegacyTag(tag))) => {
                 let moved = meta
                     .last_modified
@@ -80,6 +89,17 @@ pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
         .buffer_unordered(16)
         .try_collect::<()>()
         .await?;
+    let adopted: Vec<bool> = futures::stream::iter(revisions)
+        .map(|(repo, digest)| async move { registry.manifests.adopt(&repo, &digest).await })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    let links_adopted = adopted.into_iter().filter(|a| *a).count() as u64;
+    futures::stream::iter(leftovers)
+        .map(|key| async move { storage.delete(&key).await })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
     let catalog_changes = registry.catalog.reconcile(&holding).await? as u64;
     storage
         .put(
@@ -92,5 +112,6 @@ pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
         repositories: holding.len() as u64,
         tags_moved,
         catalog_changes,
+        links_adopted,
     })
 }

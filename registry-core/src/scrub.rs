@@ -149,7 +149,9 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
                 let found = storage.exists(&target).await?;
                 (target, found)
             }
-            RepositoryEntry::TagChange { .. } | RepositoryEntry::Pulled(_) => continue,
+            RepositoryEntry::TagChange { .. }
+            | RepositoryEntry::Pulled(_)
+            | RepositoryEntry::Distribution => continue,
         };
         report.links += 1;
         if !found {

@@ -79,6 +79,9 @@ pub struct TagChange {
     pub identity: Option<String>,
     /// The request that changed it.
     pub request_id: Option<String>,
+    /// The change restored the tag from its history (`registry restore`, the admin API, the UI).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 fn now() -> std::time::Duration {
@@ -139,12 +142,13 @@ impl Tags {
         to: &Digest,
         previous: Option<&TagRecord>,
         caller: &Caller,
+        restored: bool,
     ) -> Result<()> {
         let from = previous.map(|p| &p.digest);
         let (moved, moved_nanos) = match previous {
             Some(p) if p.digest == *to => (p.moved, p.moved_nanos),
             _ => {
-                self.record_change(repo, tag, from, Some(to), caller)
+                self.record_change(repo, tag, from, Some(to), caller, restored)
                     .await?;
                 let now = now();
                 (now.as_secs(), now.subsec_nanos())
@@ -174,7 +178,7 @@ impl Tags {
         digest: &Digest,
         caller: &Caller,
     ) -> Result<()> {
-        self.record_change(repo, tag, Some(digest), None, caller)
+        self.record_change(repo, tag, Some(digest), None, caller, false)
             .await?;
         self.storage.delete(&paths::tag(repo, tag)).await?;
         if self.index.legacy(&*self.storage).await? {
@@ -192,6 +196,7 @@ impl Tags {
         from: Option<&Digest>,
         to: Option<&Digest>,
         caller: &Caller,
+        restored: bool,
     ) -> Result<()> {
         let at = now();
         let change = TagChange {
@@ -201,6 +206,7 @@ impl Tags {
             to: to.cloned(),
             identity: caller.identity.clone(),
             request_id: caller.request_id.clone(),
+            restored,
         };
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let key = paths::tag_change(repo, tag, at.as_nanos(), &nonce[..8]);

@@ -98,6 +98,8 @@ pub const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
 pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
 /// `X-Request-Id`: taken from the request when it carries a sane one, else made up; echoed back.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The tracing target of the one line logged per request (filter it out to log no requests).
+pub const REQUEST_LOG_TARGET: &str = "registry_http::requests";
 /// `OCI-Filters-Applied`
 pub const OCI_FILTERS_APPLIED_HEADER: &str = "oci-filters-applied";
 
@@ -110,6 +112,11 @@ pub struct HttpOptions {
     pub access: Option<Arc<dyn AccessControl>>,
     /// Refuse every write (uploads, manifest puts, deletes) with 405 `UNSUPPORTED`; reads go on.
     pub read_only: bool,
+    /// Allow deletes of manifests, tags and blobs (to those the access control lets); `false`
+    /// answers them 405 `UNSUPPORTED`, as distribution does unless `storage.delete.enabled`.
+    pub deletes: bool,
+    /// Headers added to every response (distribution's `http.headers`).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
     /// Answer blob GETs with 307 to a URL signed for this long, letting clients fetch straight
     /// from the storage, when the backend signs URLs (S3). `None` (the default) streams blobs.
     pub blob_redirect: Option<Duration>,
@@ -129,6 +136,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("body_idle_timeout", &self.body_idle_timeout)
             .field("access", &self.access.is_some())
             .field("read_only", &self.read_only)
+            .field("deletes", &self.deletes)
             .field("blob_redirect", &self.blob_redirect)
             .field("metrics", &self.metrics.is_some())
             .field("events", &self.events.is_some())
@@ -144,6 +152,8 @@ impl Default for HttpOptions {
             body_idle_timeout: Duration::from_secs(60),
             access: None,
             read_only: false,
+            deletes: true,
+            headers: Vec::new(),
             blob_redirect: None,
             metrics: None,
             events: None,
@@ -183,6 +193,7 @@ pub fn router(registry: Registry) -> Router {
 /// [`admin`] paths.
 pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
     let metrics = options.metrics.clone();
+    let state_headers = options.headers.clone();
     let state = AppState {
         registry,
         options: Arc::new(options),
@@ -207,7 +218,29 @@ pub fn router_with(registry: Registry, options: HttpOptions) -> Router {
             }),
         );
     }
-    router.layer(axum::middleware::from_fn_with_state(metrics, log_request))
+    request_log(router, metrics, state_headers)
+}
+
+/// What the request log layer holds: where metrics go, and the headers every response gets.
+#[derive(Clone)]
+struct Logged {
+    metrics: Option<Arc<metrics::Metrics>>,
+    headers: Arc<Vec<(http::HeaderName, HeaderValue)>>,
+}
+
+/// `router` with the layer [`router_with`] puts around the API: one log line per request (with
+/// a request id, echoed as `X-Request-Id`), metrics when given, `Docker-Distribution-API-Version`,
+/// and `headers` on every response. For routes served beside the API (`/token`, the web UI).
+pub fn request_log(
+    router: Router,
+    metrics: Option<Arc<metrics::Metrics>>,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
+) -> Router {
+    let logged = Logged {
+        metrics,
+        headers: Arc::new(headers),
+    };
+    router.layer(axum::middleware::from_fn_with_state(logged, log_request))
 }
 
 /// `GET /readyz`: 200 when a storage read succeeds, 503 otherwise.
@@ -312,6 +345,13 @@ async fn dispatch(
     let writes = !matches!(parts.method, Method::GET | Method::HEAD);
     if options.read_only && writes && route != Route::Base {
         return ApiError::new(ErrorCode::Unsupported, "the registry is read-only").into_response();
+    }
+    if !options.deletes && parts.method == Method::DELETE && !matches!(route, Route::Upload(..)) {
+        return ApiError::new(
+            ErrorCode::Unsupported,
+            "deletes are disabled on this registry (storage.delete.enabled)",
+        )
+        .into_response();
     }
     let client = client_addr(&parts.extensions);
     let request_id = parts
@@ -481,7 +521,7 @@ struct RouteKind(&'static str);
 /// Logs one line per request, in a span carrying the client's address, method, path, route and
 /// repository, with status, bytes sent and latency; adds the API version header.
 async fn log_request(
-    State(metrics): State<Option<Arc<metrics::Metrics>>>,
+    State(Logged { metrics, headers }): State<Logged>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -522,6 +562,9 @@ async fn log_request(
         .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     res.headers_mut()
         .insert(REQUEST_ID_HEADER, headers::value(&id));
+    for (name, value) in headers.iter() {
+        res.headers_mut().insert(name.clone(), value.clone());
+    }
     let bytes = res
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -540,9 +583,9 @@ async fn log_request(
     let _entered = span.enter();
     match res.extensions().get::<error::ServerErrorDetail>() {
         Some(detail) => {
-            tracing::warn!(status, bytes, latency_us, error = %detail.0, "request failed")
+            tracing::warn!(target: REQUEST_LOG_TARGET, status, bytes, latency_us, error = %detail.0, "request failed")
         }
-        None => tracing::info!(status, bytes, latency_us, "request"),
+        None => tracing::info!(target: REQUEST_LOG_TARGET, status, bytes, latency_us, "request"),
     }
     res
 }

@@ -15,13 +15,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use registry_core::access::{Action, Identity, Resource};
 
 /// One rule: everyone it names may do its actions on the repositories it matches.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rule {
     /// Repository patterns: a name, `prefix/*`, `*`, `{user}/*` (the caller's own namespace,

@@ -21,12 +21,12 @@ use object_store::ClientConfigKey;
 use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey};
 use registry_core::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::object::{
     DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_RANGED_READS, MIN_PART_SIZE, ObjectStorage,
 };
-use crate::s3::{retry, seconds};
+use crate::s3::{as_seconds, retry, seconds};
 
 /// Splits `scheme://NAME[/PREFIX]` into the name and the prefix.
 fn split_url<'a>(url: &'a str, scheme: &str, what: &str) -> Result<(&'a str, String)> {
@@ -45,7 +45,7 @@ fn split_url<'a>(url: &'a str, scheme: &str, what: &str) -> Result<(&'a str, Str
 
 /// How to reach a Google Cloud Storage bucket: the `[gcs]` table (`bucket` and `prefix` come
 /// from the `gs://` URL); unset keys come from the `GOOGLE_*` variables.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GcsOptions {
     /// The bucket.
@@ -69,7 +69,11 @@ pub struct GcsOptions {
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
     /// How long one request may take, retries included (120 s when `None`).
-    #[serde(rename = "timeout_secs", deserialize_with = "seconds")]
+    #[serde(
+        rename = "timeout_secs",
+        deserialize_with = "seconds",
+        serialize_with = "as_seconds"
+    )]
     pub timeout: Option<Duration>,
 }
 
@@ -130,7 +134,7 @@ impl GcsOptions {
 
 /// How to reach an Azure Blob Storage container: the `[azure]` table (`container` and `prefix`
 /// come from the `azure://` URL); unset keys come from the `AZURE_*` variables.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AzureOptions {
     /// The container.
@@ -160,7 +164,11 @@ pub struct AzureOptions {
     /// How many times a failed request is retried (3 when `None`).
     pub max_retries: Option<usize>,
     /// How long one request may take, retries included (120 s when `None`).
-    #[serde(rename = "timeout_secs", deserialize_with = "seconds")]
+    #[serde(
+        rename = "timeout_secs",
+        deserialize_with = "seconds",
+        serialize_with = "as_seconds"
+    )]
     pub timeout: Option<Duration>,
 }
 

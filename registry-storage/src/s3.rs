@@ -9,7 +9,7 @@ use object_store::ClientConfigKey;
 use object_store::RetryConfig;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use registry_core::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::object::{
     DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_RANGED_READS, MIN_PART_SIZE, ObjectStorage,
@@ -21,7 +21,7 @@ use crate::object::{
 ///
 /// Deserializes from a configuration table of the same keys (`timeout_secs` for the timeout),
 /// without `bucket` and `prefix`, which come from the `s3://` URL; unknown keys are refused.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Options {
     /// The bucket.
@@ -54,7 +54,11 @@ pub struct S3Options {
     /// How long one S3 request may take, retries included, before the registry answers 503
     /// (120 s when `None`: completing a multipart upload of many GB takes S3 a while). An
     /// unreachable endpoint fails sooner, after a 5 s connect timeout per try.
-    #[serde(rename = "timeout_secs", deserialize_with = "seconds")]
+    #[serde(
+        rename = "timeout_secs",
+        deserialize_with = "seconds",
+        serialize_with = "as_seconds"
+    )]
     pub timeout: Option<Duration>,
 }
 
@@ -72,6 +76,17 @@ pub(crate) fn seconds<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<Duration>, D::Error> {
     Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
+}
+
+/// A duration as a number of seconds in a configuration table.
+pub(crate) fn as_seconds<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_secs()),
+        None => s.serialize_none(),
+    }
 }
 
 impl fmt::Debug for S3Options {

@@ -69,12 +69,15 @@ pub fn access_control(
             return Err("choose one source of users: htpasswd or [ldap]".into());
         }
         (Some(path), None) => {
-            let users = Arc::new(Htpasswd::load(path, "registry").map_err(|e| e.to_string())?);
+            if !path.exists() {
+                return Err(format!("htpasswd file {} not found", path.display()));
+            }
+            let users = Arc::new(Htpasswd::load(path, &config.realm).map_err(|e| e.to_string())?);
             watched_users = Some(users.clone());
             Some(users)
         }
         (None, Some(ldap)) => Some(Arc::new(
-            LdapUsers::new(ldap.core()?, "registry").map_err(|e| e.to_string())?,
+            LdapUsers::new(ldap.core()?, &config.realm).map_err(|e| e.to_string())?,
         )),
         (None, None) => None,
     };
@@ -83,10 +86,10 @@ pub fn access_control(
         users
     } else {
         let providers = config.oidc.iter().map(|o| o.core()).collect();
-        let oidc = Oidc::new(providers, users, "registry").map_err(|e| e.to_string())?;
+        let oidc = Oidc::new(providers, users, &config.realm).map_err(|e| e.to_string())?;
         Some(Arc::new(oidc))
     };
-    let certificates = config.tls.client_ca.is_some();
+    let certificates = !config.tls.client_ca.is_empty();
     if users.is_none() && !certificates && config.token.is_none() {
         if rules.is_some() {
             return Err(
@@ -99,7 +102,7 @@ pub fn access_control(
             users: None,
         });
     }
-    let mut gate = Gate::new("registry").aliases(config.identities.clone());
+    let mut gate = Gate::new(&config.realm).aliases(config.identities.clone());
     if let Some(users) = users {
         gate = gate.users(users);
     }
@@ -168,8 +171,11 @@ pub fn access_control(
     if let Some(pem) = &token.public_key {
         auth = auth.with_pem_file(pem).map_err(|e| e.to_string())?;
     }
-    if token.jwks.is_none() && token.public_key.is_none() {
-        return Err("[token] needs issue = true, jwks or public_key".into());
+    if let Some(bundle) = &token.certificates {
+        auth = auth.with_certificates(bundle).map_err(|e| e.to_string())?;
+    }
+    if token.jwks.is_none() && token.public_key.is_none() && token.certificates.is_none() {
+        return Err("[token] needs issue = true, jwks, public_key or certificates".into());
     }
     Ok(Auth {
         access: Some(Arc::new(gate.tokens(auth))),

@@ -1,7 +1,9 @@
 //! Credentials for `registry copy` from the files podman, skopeo and docker keep after a
-//! `login`: `--authfile FILE`, else `$REGISTRY_AUTH_FILE`, else
-//! `${XDG_RUNTIME_DIR}/containers/auth.json`, else `~/.docker/config.json`. Each maps a host
-//! (`host:port`, possibly with a scheme or a path) to `{"auth": base64("user:password")}`.
+//! `login`: `--authfile FILE`, else `$REGISTRY_AUTH_FILE`, else podman's
+//! `${XDG_RUNTIME_DIR}/containers/auth.json` (`/run/containers/UID/auth.json` when that variable
+//! is unset, as for root), else `~/.config/containers/auth.json`, else docker's
+//! `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. Each maps a host (`host:port`,
+//! possibly with a scheme or a path) to `{"auth": base64("user:password")}`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,11 +14,24 @@ fn candidates() -> Vec<PathBuf> {
     if let Some(file) = var("REGISTRY_AUTH_FILE") {
         files.push(PathBuf::from(file));
     }
-    if let Some(dir) = var("XDG_RUNTIME_DIR") {
-        files.push(Path::new(&dir).join("containers/auth.json"));
+    match var("XDG_RUNTIME_DIR") {
+        Some(dir) => files.push(Path::new(&dir).join("containers/auth.json")),
+        None => {
+            // Where podman keeps it without XDG_RUNTIME_DIR (root: /run/containers/0).
+            let uid = std::fs::metadata("/proc/self")
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .unwrap_or(0);
+            files.push(PathBuf::from(format!("/run/containers/{uid}/auth.json")));
+        }
     }
-    if let Some(home) = var("HOME") {
-        files.push(Path::new(&home).join(".docker/config.json"));
+    let home = var("HOME").map(PathBuf::from);
+    match var("XDG_CONFIG_HOME") {
+        Some(dir) => files.push(Path::new(&dir).join("containers/auth.json")),
+        None => files.extend(home.iter().map(|h| h.join(".config/containers/auth.json"))),
+    }
+    match var("DOCKER_CONFIG") {
+        Some(dir) => files.push(Path::new(&dir).join("config.json")),
+        None => files.extend(home.iter().map(|h| h.join(".docker/config.json"))),
     }
     files
 }

@@ -4,10 +4,11 @@
 use registry_core::lifecycle::human_bytes;
 use registry_core::{Digest, RepositoryName, Tag, TagChange};
 
-use crate::config::Config;
+use crate::config::{Config, Sources};
 use crate::{auth, notify, registry, storage};
 
 pub async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
+    existing(&config)?;
     let registry = registry(&config, None)?;
     let report = registry_core::gc::collect(&registry, &config.gc_options(dry_run)?)
         .await
@@ -35,22 +36,71 @@ pub async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         if dry_run { " (dry run)" } else { "" },
         report.catalog_changes,
     );
+    for line in kept_because(&report, &config) {
+        println!("gc: kept {line}");
+    }
     Ok(())
 }
 
+/// What a collection kept besides what tags reach, and the setting that keeps it: what to look
+/// at when a collection frees less than expected.
+fn kept_because(report: &registry_core::gc::GcReport, config: &Config) -> Vec<String> {
+    let k = &report.kept_because;
+    let gc = &config.gc;
+    [
+        (k.tagged, "manifests reached by tags".to_owned()),
+        (
+            k.history,
+            format!(
+                "manifests named by tag history of the last {} days, to restore ([gc] history_days)",
+                gc.history_days
+            ),
+        ),
+        (
+            k.untagged,
+            "manifests no tag reaches ([gc] delete_untagged = false keeps them)".to_owned(),
+        ),
+        (
+            k.young,
+            format!(
+                "manifests pushed within the grace period of {} s ([gc] grace_secs)",
+                gc.grace_secs
+            ),
+        ),
+        (
+            k.referrers,
+            "referrers (signatures, SBOMs) of kept manifests ([gc] keep_referrers)".to_owned(),
+        ),
+        (
+            report.blobs_young,
+            format!(
+                "blobs no kept manifest names, written or used within the grace period of {} s \
+                 ([gc] grace_secs: pushes in progress)",
+                gc.grace_secs
+            ),
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, why)| format!("{n} {why}"))
+    .collect()
+}
+
 pub async fn reindex(config: Config) -> Result<(), String> {
+    existing(&config)?;
     let registry = registry(&config, None)?;
     let report = registry_core::reindex::reindex(&registry)
         .await
         .map_err(|e| format!("reindex failed: {e}"))?;
     println!(
-        "reindex: {} repositories hold manifests; {} tags moved to records; {} catalog entries written or removed",
-        report.repositories, report.tags_moved, report.catalog_changes
+        "reindex: {} repositories hold manifests; {} tags moved to records; {} revision links of distribution rewritten; {} catalog entries written or removed",
+        report.repositories, report.tags_moved, report.links_adopted, report.catalog_changes
     );
     Ok(())
 }
 
 pub async fn scrub(config: Config) -> Result<(), String> {
+    existing(&config)?;
     let registry = registry(&config, None)?;
     let report = registry_core::scrub::scrub(&registry)
         .await
@@ -72,18 +122,116 @@ pub async fn scrub(config: Config) -> Result<(), String> {
     }
 }
 
-pub fn check_config(file: &std::path::Path, config: &Config) -> Result<(), String> {
-    auth::access_control(
-        config,
-        "https://check.invalid/token",
-        &auth::LoginWatch::default(),
-    )?;
-    notify::validate(&config.notifications)?;
-    config.mirror.build()?;
-    config.lifecycle()?;
-    println!("{config:#?}");
-    println!("{}: valid", file.display());
+/// `registry check-config FILE`: every problem at once, what each of a distribution
+/// configuration's keys became, and the configuration in force as TOML (secrets hidden).
+pub fn check_config(file: &std::path::Path, sources: &Sources) -> Result<(), String> {
+    let config = &sources.config;
+    let mut problems = Vec::new();
+    let checks: [Result<(), String>; 4] = [
+        auth::access_control(
+            config,
+            "https://check.invalid/token",
+            &auth::LoginWatch::default(),
+        )
+        .map(drop),
+        notify::validate(&config.notifications),
+        config.mirror.build().map(drop),
+        config.lifecycle().map(drop),
+    ];
+    for check in checks {
+        if let Err(e) = check {
+            problems.push(e);
+        }
+    }
+    for (key, line, became) in &sources.mapping {
+        let at = line.map_or(String::from("a variable, or implied"), |l| {
+            format!("line {l}")
+        });
+        println!("# {key} ({at}): {became}");
+    }
+    let mut table = toml::Value::try_from(config).map_err(|e| e.to_string())?;
+    redact(&mut table);
+    let text = toml::to_string_pretty(&table).map_err(|e| e.to_string())?;
+    println!("{text}");
+    if !problems.is_empty() {
+        return Err(format!("{}: {}", file.display(), problems.join("; ")));
+    }
+    println!("# {}: valid", file.display());
     Ok(())
+}
+
+/// Hides what must not be printed: the values of keys that name a password, a secret, a key,
+/// a token or credentials (`secret_access_key`, an `Authorization` header).
+fn redact(value: &mut toml::Value) {
+    const SECRET: [&str; 6] = [
+        "password",
+        "secret",
+        "access_key",
+        "authorization",
+        "token",
+        "cookie",
+    ];
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if value.is_str() && SECRET.iter().any(|s| lower.contains(s)) {
+                    *value = toml::Value::String("<hidden>".into());
+                } else {
+                    redact(value);
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// `registry healthcheck`: whether the server answers `GET /healthz` (at `url`, else on the
+/// configured address: its loopback side for an address of every interface).
+pub async fn healthcheck(config: &Config, url: Option<&str>) -> Result<(), String> {
+    let url = match url {
+        Some(url) => url.to_owned(),
+        None => {
+            let mut addr = config.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let scheme = if config.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{addr}/healthz")
+        }
+    };
+    // Its own certificate, whatever its name: the check asks whether it serves, not who it is.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("{url}: {}", r.status())),
+        Err(e) => Err(format!("{url}: {e}")),
+    }
+}
+
+/// A filesystem store must exist before a command reads or changes it: a command pointed
+/// nowhere would otherwise create an empty store and report on it.
+fn existing(config: &Config) -> Result<(), String> {
+    match &config.storage {
+        crate::config::StorageSpec::Filesystem(path) if !path.is_dir() => Err(format!(
+            "no store at {}: name one with --storage or --config (this is where the store \
+             would be by default)",
+            config.storage
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `REPO` or `REPO:TAG` (repository names never hold a colon).
@@ -100,17 +248,24 @@ fn repository_and_tag(target: &str) -> Result<(RepositoryName, Option<Tag>), Str
     Ok((repo, tag))
 }
 
+/// When a change happened, as RFC 3339 (`2026-12-06T20:14:03Z`).
+fn time_of(change: &TagChange) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(change.at);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 fn describe(change: &TagChange) -> String {
-    let at = change.at;
     let digest = |d: &Option<Digest>| d.as_ref().map_or("-".to_owned(), Digest::to_string);
     let what = match (&change.from, &change.to) {
+        _ if change.restored => "restored",
         (None, Some(_)) => "created",
         (Some(_), Some(_)) => "moved",
         (Some(_), None) => "deleted",
         (None, None) => "changed",
     };
     format!(
-        "{at} {} {what} {} -> {} by {} (request {})",
+        "{} {} {what} {} -> {} by {} (request {})",
+        time_of(change),
         change.tag,
         digest(&change.from),
         digest(&change.to),
@@ -120,6 +275,7 @@ fn describe(change: &TagChange) -> String {
 }
 
 pub async fn history(config: Config, target: &str, json: bool) -> Result<(), String> {
+    existing(&config)?;
     let registry = registry(&config, None)?;
     let (repo, tag) = repository_and_tag(target)?;
     let changes = match &tag {
@@ -128,6 +284,15 @@ pub async fn history(config: Config, target: &str, json: bool) -> Result<(), Str
     }
     .map_err(|e| format!("history failed: {e}"))?;
     if json {
+        // The seconds stay (`at`), beside the same time in RFC 3339 (`time`).
+        let changes: Vec<serde_json::Value> = changes
+            .iter()
+            .map(|c| {
+                let mut value = serde_json::to_value(c).unwrap_or_default();
+                value["time"] = serde_json::Value::String(time_of(c));
+                value
+            })
+            .collect();
         let text = serde_json::to_string_pretty(&changes).map_err(|e| e.to_string())?;
         println!("{text}");
         return Ok(());
@@ -135,14 +300,12 @@ pub async fn history(config: Config, target: &str, json: bool) -> Result<(), Str
     for change in &changes {
         println!("{}", describe(change));
     }
-    println!(
-        "history: {} changes of {target} (times in seconds since the Unix epoch)",
-        changes.len()
-    );
+    println!("history: {} changes of {target}", changes.len());
     Ok(())
 }
 
 pub async fn restore(config: Config, target: &str, to: Option<&str>) -> Result<(), String> {
+    existing(&config)?;
     let registry = registry(&config, None)?;
     let (repo, tag) = repository_and_tag(target)?;
     let tag = tag.ok_or_else(|| format!("restore needs REPO:TAG, not {target:?}"))?;
@@ -166,6 +329,7 @@ pub async fn restore(config: Config, target: &str, to: Option<&str>) -> Result<(
 }
 
 pub async fn usage(config: Config, repository: Option<&str>, json: bool) -> Result<(), String> {
+    existing(&config)?;
     let registry = registry(&config, None)?;
     let only: Option<RepositoryName> = repository
         .map(str::parse)

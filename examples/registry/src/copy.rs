@@ -9,6 +9,7 @@ use std::time::Duration;
 use registry_core::transfer::{self, CopyOptions, Destination, Origin};
 use registry_core::{Reference, RepositoryName, Tag};
 use registry_http::mirror::{Redirects, Upstream, UpstreamError};
+use registry_http::remote::RemoteTls;
 use registry_storage::{OciLayout, layout};
 
 /// Where the command reads or writes.
@@ -88,15 +89,43 @@ fn docker_host(rest: &str) -> (String, String) {
     }
 }
 
-/// The command's options.
-#[derive(Debug, Clone)]
-pub struct CopyFlags {
+/// `registry copy`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CopyArgs {
+    /// Where from.
+    pub src: String,
+    /// Where to.
+    pub dst: String,
+    /// Copy every tag of the source repository.
+    #[arg(long)]
     pub all_tags: bool,
+    /// Check the source registry's certificate (false: also allow plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub src_tls_verify: bool,
+    /// Check the destination registry's certificate (false: also allow plain HTTP).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub dest_tls_verify: bool,
+    /// A folder of the source registry's CA certificates (`*.crt`) and client certificate
+    /// (`client.cert`, `client.key`) [default: /etc/containers/certs.d/HOST, then
+    /// /etc/docker/certs.d/HOST]
+    #[arg(long)]
+    pub src_cert_dir: Option<PathBuf>,
+    /// The same for the destination registry.
+    #[arg(long)]
+    pub dest_cert_dir: Option<PathBuf>,
+    /// `USER:PASSWORD` for the source registry (else from the auth file).
+    #[arg(long)]
     pub src_creds: Option<String>,
+    /// `USER:PASSWORD` for the destination registry (else from the auth file).
+    #[arg(long)]
     pub dest_creds: Option<String>,
+    /// The auth file to read credentials from [default: $REGISTRY_AUTH_FILE, podman's
+    /// ${XDG_RUNTIME_DIR}/containers/auth.json (root's /run/containers/0/auth.json),
+    /// ~/.config/containers/auth.json, docker's ~/.docker/config.json]
+    #[arg(long)]
     pub authfile: Option<PathBuf>,
+    /// Only these platforms of an index (`os/arch[/variant]`, repeatable); all by default.
+    #[arg(long = "platform")]
     pub platforms: Vec<String>,
 }
 
@@ -128,9 +157,9 @@ impl<T: Origin + Destination> End for T {
     }
 }
 
-pub async fn copy(src: &str, dst: &str, flags: &CopyFlags) -> Result<(), String> {
-    let src: Endpoint = src.parse()?;
-    let dst: Endpoint = dst.parse()?;
+pub async fn copy(flags: &CopyArgs) -> Result<(), String> {
+    let src: Endpoint = flags.src.parse()?;
+    let dst: Endpoint = flags.dst.parse()?;
     let from = open(&src, false, flags).await?;
     let to = open(&dst, true, flags).await?;
     let outcome = run(&from, &to, flags).await;
@@ -147,7 +176,7 @@ pub async fn copy(src: &str, dst: &str, flags: &CopyFlags) -> Result<(), String>
     Ok(())
 }
 
-async fn run(from: &Side, to: &Side, flags: &CopyFlags) -> Result<(), String> {
+async fn run(from: &Side, to: &Side, flags: &CopyArgs) -> Result<(), String> {
     let options = CopyOptions {
         platforms: flags.platforms.clone(),
         referrers: true,
@@ -213,7 +242,7 @@ fn latest() -> Tag {
         .unwrap_or_else(|_| unreachable!("latest is a tag"))
 }
 
-async fn open(end: &Endpoint, write: bool, flags: &CopyFlags) -> Result<Side, String> {
+async fn open(end: &Endpoint, write: bool, flags: &CopyArgs) -> Result<Side, String> {
     let layout_repo: RepositoryName = LAYOUT_REPO
         .parse()
         .map_err(|e| format!("layout repository name: {e}"))?;
@@ -224,15 +253,20 @@ async fn open(end: &Endpoint, write: bool, flags: &CopyFlags) -> Result<Side, St
             repo,
             reference,
         } => {
-            let (verify, creds) = match write {
-                true => (flags.dest_tls_verify, &flags.dest_creds),
-                false => (flags.src_tls_verify, &flags.src_creds),
+            let (verify, creds, certs) = match write {
+                true => (
+                    flags.dest_tls_verify,
+                    &flags.dest_creds,
+                    &flags.dest_cert_dir,
+                ),
+                false => (flags.src_tls_verify, &flags.src_creds, &flags.src_cert_dir),
             };
             let credentials = match creds {
                 Some(c) => Some(split_creds(c)?),
                 None => crate::authfile::credentials(host, flags.authfile.as_deref())?,
             };
-            let upstream = remote(host, credentials, verify).await?;
+            let tls = cert_dir(host, certs.as_deref(), verify)?;
+            let upstream = remote(host, credentials, &tls).await?;
             Ok(Side {
                 end: Box::new(upstream),
                 repo: repo.clone(),
@@ -334,28 +368,116 @@ fn split_creds(creds: &str) -> Result<(String, String), String> {
         .ok_or_else(|| "credentials are USER:PASSWORD".to_owned())
 }
 
-/// A client of the registry at `host`: HTTPS, or with `verify` off, HTTPS without checking the
-/// certificate and, when that does not connect, plain HTTP (as skopeo does).
+/// The TLS settings for `host`: the CAs and client certificate of `dir`, else of
+/// `/etc/containers/certs.d/HOST`, else of `/etc/docker/certs.d/HOST` (as podman and docker
+/// read them), when one exists.
+fn cert_dir(host: &str, dir: Option<&Path>, verify: bool) -> Result<RemoteTls, String> {
+    let mut tls = RemoteTls {
+        verify,
+        ..RemoteTls::default()
+    };
+    let dir = match dir {
+        Some(dir) => dir.to_owned(),
+        None => {
+            let found = ["/etc/containers/certs.d", "/etc/docker/certs.d"]
+                .iter()
+                .map(|root| Path::new(root).join(host))
+                .find(|d| d.is_dir());
+            match found {
+                Some(dir) => dir,
+                None => return Ok(tls),
+            }
+        }
+    };
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "crt") {
+            tls.roots.push(read(&path)?);
+        }
+    }
+    let (cert, key) = (dir.join("client.cert"), dir.join("client.key"));
+    if cert.is_file() && key.is_file() {
+        let mut pem = read(&cert)?;
+        pem.extend(read(&key)?);
+        tls.identity = Some(pem);
+    }
+    Ok(tls)
+}
+
+/// A client of the registry at `host`: HTTPS, or with verification off, HTTPS without checking
+/// the certificate and, when that does not connect, plain HTTP (as skopeo does). A registry that
+/// cannot be used is told apart: its certificate is not trusted, it speaks plain HTTP, or it is
+/// unreachable.
 async fn remote(
     host: &str,
     credentials: Option<(String, String)>,
-    verify: bool,
+    tls: &RemoteTls,
 ) -> Result<Upstream, String> {
     let url = match host {
         "docker.io" => "https://registry-1.docker.io".to_owned(),
         host => format!("https://{host}"),
     };
     let client = |url: &str| {
-        Upstream::with_tls_verify(url, credentials.clone(), TIMEOUT, Redirects::Any, verify)
+        Upstream::with_tls(url, credentials.clone(), TIMEOUT, Redirects::Any, tls)
             .map_err(|e| e.to_string())
     };
     let secure = client(&url)?;
-    if verify {
-        return Ok(secure);
-    }
     match secure.ping().await {
-        Err(UpstreamError::Unreachable(_)) => client(&format!("http://{host}")),
+        Err(UpstreamError::Unreachable(why)) if !tls.verify => match why_unusable(&why) {
+            Unusable::Unreachable => Err(format!("{host} is unreachable: {why}")),
+            _ => client(&format!("http://{host}")),
+        },
+        Err(UpstreamError::Unreachable(why)) => Err(match why_unusable(&why) {
+            Unusable::Untrusted => format!(
+                "{host}: certificate not trusted (put its CA in /etc/containers/certs.d/{host}/ca.crt \
+                 or a --src-cert-dir/--dest-cert-dir; --src-tls-verify=false or \
+                 --dest-tls-verify=false skips the check): {why}"
+            ),
+            Unusable::PlainHttp => format!(
+                "{host}: the server speaks plain HTTP, not HTTPS (pass --src-tls-verify=false or \
+                 --dest-tls-verify=false to use it)"
+            ),
+            Unusable::Unreachable => format!("{host} is unreachable: {why}"),
+        }),
         _ => Ok(secure),
+    }
+}
+
+/// Why a registry could not be used, as an error's text tells it.
+enum Unusable {
+    Untrusted,
+    PlainHttp,
+    Unreachable,
+}
+
+fn why_unusable(error: &str) -> Unusable {
+    let error = error.to_ascii_lowercase();
+    if [
+        "invalid peer certificate",
+        "unknownissuer",
+        "certificate",
+        "notvalidforname",
+    ]
+    .iter()
+    .any(|m| error.contains(m))
+    {
+        Unusable::Untrusted
+    } else if [
+        "invalidcontenttype",
+        "corrupt message",
+        "wrong version number",
+    ]
+    .iter()
+    .any(|m| error.contains(m))
+    {
+        Unusable::PlainHttp
+    } else {
+        Unusable::Unreachable
     }
 }
 

@@ -42,6 +42,15 @@ impl Shared {
 #[derive(Clone)]
 pub struct LogWriter {
     shared: Arc<Shared>,
+    /// What every line gets besides its own fields (`[log] fields`), already formatted: a
+    /// JSON object's members, or text `key=value` pairs.
+    fields: Option<Arc<Fields>>,
+}
+
+/// Fields added to every line.
+struct Fields {
+    json: bool,
+    text: String,
 }
 
 /// Writes what waits when dropped, then stops the writing thread.
@@ -61,9 +70,52 @@ pub fn spawn<W: Write + Send + 'static>(out: W) -> (LogWriter, Guard) {
     (
         LogWriter {
             shared: shared.clone(),
+            fields: None,
         },
         Guard { shared, thread },
     )
+}
+
+impl LogWriter {
+    /// The same writer adding `fields` to every line: as members of each JSON object when
+    /// `json`, else as `key=value` at the end of each line.
+    pub fn with_fields(mut self, fields: &[(String, String)], json: bool) -> LogWriter {
+        if fields.is_empty() {
+            return self;
+        }
+        let text = match json {
+            true => fields
+                .iter()
+                .map(|(k, v)| format!("{}:{},", serde_json::json!(k), serde_json::json!(v)))
+                .collect(),
+            false => fields.iter().map(|(k, v)| format!(" {k}={v}")).collect(),
+        };
+        self.fields = Some(Arc::new(Fields { json, text }));
+        self
+    }
+
+    /// `line` with the added fields.
+    fn decorated<'a>(&self, line: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        let Some(fields) = &self.fields else {
+            return std::borrow::Cow::Borrowed(line);
+        };
+        let mut out = Vec::with_capacity(line.len() + fields.text.len());
+        match (fields.json, line.first()) {
+            (true, Some(b'{')) => {
+                out.push(b'{');
+                out.extend_from_slice(fields.text.as_bytes());
+                out.extend_from_slice(&line[1..]);
+            }
+            (true, _) => out.extend_from_slice(line),
+            (false, _) => {
+                let body = line.strip_suffix(b"\n").unwrap_or(line);
+                out.extend_from_slice(body);
+                out.extend_from_slice(fields.text.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
 }
 
 /// The writing thread: waits for a batch or the interval, takes what gathered, writes it.
@@ -112,7 +164,9 @@ impl Drop for Guard {
 }
 
 impl Write for LogWriter {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+    fn write(&mut self, given: &[u8]) -> std::io::Result<usize> {
+        let written = given.len();
+        let line = &*self.decorated(given);
         let mut state = self.shared.lock();
         let before = state.buf.len();
         if before + line.len() > LIMIT {
@@ -125,7 +179,7 @@ impl Write for LogWriter {
                 self.shared.ready.notify_one();
             }
         }
-        Ok(line.len())
+        Ok(written)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -14,12 +14,10 @@
 //! the space, `check-config FILE` checks a configuration file, `copy SRC DST` copies images between
 //! registries, OCI layouts and archives, `replication status` prints the replication backlog.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use registry_core::admission::{Admission, AllOf};
 use registry_core::lifecycle::{ImmutableTags, Quotas};
 use registry_core::{Registry, RegistryConfig, Storage};
@@ -29,6 +27,7 @@ use registry_storage::{FilesystemStorage, MemoryStorage};
 mod audit;
 mod auth;
 mod authfile;
+mod cli;
 mod commands;
 mod config;
 mod copy;
@@ -37,234 +36,74 @@ mod logwriter;
 mod notify;
 mod telemetry;
 
+use cli::{Cli, Command, ReplicationCommand};
 use config::{Config, StorageSpec};
 use registry_http::metrics::{MeteredStorage, Metrics};
 
-/// Command-line flags; each is also an environment variable.
-#[derive(Debug, Parser)]
-#[command(name = "registry", version, about = "An OCI distribution registry")]
-struct Args {
-    /// Address to listen on [default: 127.0.0.1:5000]
-    #[arg(long, env = "REGISTRY_LISTEN", global = true)]
-    listen: Option<SocketAddr>,
-    /// Where to store: `fs:PATH`, `s3://BUCKET[/PREFIX]`, `gs://BUCKET[/PREFIX]`,
-    /// `azure://CONTAINER[/PREFIX]` or `memory` [default: fs:./registry-data]
-    #[arg(long, env = "REGISTRY_STORAGE", global = true)]
-    storage: Option<StorageSpec>,
-    /// A TOML configuration file
-    #[arg(long, env = "REGISTRY_CONFIG", global = true)]
-    config: Option<PathBuf>,
-    /// Require Basic authentication against this htpasswd file (bcrypt entries, `htpasswd -B`)
-    #[arg(long, env = "REGISTRY_HTPASSWD", global = true)]
-    htpasswd: Option<PathBuf>,
-    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
-    #[arg(long, env = "REGISTRY_TLS_CERT", global = true, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The PEM private key of --tls-cert
-    #[arg(long, env = "REGISTRY_TLS_KEY", global = true, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Identify clients by certificates this PEM CA file signed (with --tls-cert; `[tls]
-    /// client_auth` makes them required)
-    #[arg(long, env = "REGISTRY_TLS_CLIENT_CA", global = true)]
-    tls_client_ca: Option<PathBuf>,
-    /// Refuse every write while reads go on
-    #[arg(long, env = "REGISTRY_READ_ONLY", global = true)]
-    read_only: bool,
-    /// Be a pull-through cache of this registry (credentials: REGISTRY_MIRROR_USERNAME and
-    /// REGISTRY_MIRROR_PASSWORD, or the [mirror] table)
-    #[arg(long, env = "REGISTRY_MIRROR", global = true)]
-    mirror: Option<String>,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Serve the registry (what runs without a subcommand).
-    Serve,
-    /// Remove what no tag reaches and abandoned uploads, as the `[gc]` and `[uploads]` tables
-    /// say; safe while the server runs. Prints each removal and a summary.
-    Gc {
-        /// Print what would be removed, and remove nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Re-hash every blob and check every link and tag; report problems without repairing them.
-    /// Exits with 1 when it finds any.
-    Scrub,
-    /// Move a store written before the listing index to it (tag records, the catalog); the
-    /// server does so at start. Safe beside a running server, and to run again.
-    Reindex,
-    /// Print every kept move and delete of a repository's tags, or of one tag (`REPO:TAG`).
-    History {
-        /// `REPO` or `REPO:TAG`.
-        target: String,
-        /// Print JSON instead of lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Point a tag back at a digest from its history: by default the one it pointed at before
-    /// its last change (undoing a delete or a move). The manifest must still be stored.
-    Restore {
-        /// `REPO:TAG`.
-        target: String,
-        /// The digest to point at; it must appear in the tag's history.
-        #[arg(long)]
-        to: Option<String>,
-    },
-    /// Report the bytes each repository references, exclusive to it and shared with others,
-    /// what deleting each tag would free, and the store's totals.
-    Usage {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Only this repository (still reckoned against every other).
-        repository: Option<String>,
-    },
-    /// Copy an image (every platform of an index, and its referrers) or, with --all-tags, a
-    /// repository: `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`, `oci:DIR[:TAG]` or
-    /// `oci-archive:FILE[:TAG]` on each side. Skips what the destination has; run it again to
-    /// finish an interrupted copy.
-    Copy {
-        /// Where from.
-        src: String,
-        /// Where to.
-        dst: String,
-        /// Copy every tag of the source repository.
-        #[arg(long)]
-        all_tags: bool,
-        /// Check the source registry's certificate (false: also allow plain HTTP).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        src_tls_verify: bool,
-        /// Check the destination registry's certificate (false: also allow plain HTTP).
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        dest_tls_verify: bool,
-        /// `USER:PASSWORD` for the source registry (else from the auth file).
-        #[arg(long)]
-        src_creds: Option<String>,
-        /// `USER:PASSWORD` for the destination registry (else from the auth file).
-        #[arg(long)]
-        dest_creds: Option<String>,
-        /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
-        /// ${XDG_RUNTIME_DIR}/containers/auth.json, ~/.docker/config.json).
-        #[arg(long)]
-        authfile: Option<PathBuf>,
-        /// Only these platforms of an index (`os/arch[/variant]`, repeatable); all by default.
-        #[arg(long = "platform")]
-        platforms: Vec<String>,
-    },
-    /// Push replication: `registry replication status` prints each target's backlog, and each
-    /// replica's last success and error.
-    Replication {
-        #[command(subcommand)]
-        action: ReplicationCommand,
-    },
-    /// Check a configuration file and print the configuration it gives.
-    CheckConfig {
-        /// The TOML file to check.
-        file: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ReplicationCommand {
-    /// Print each `[[replication]]` target's backlog, and each replica's last success and error.
-    Status,
-}
-
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
-    let settings = match &args.command {
+    let cli = Cli::parse();
+    let sources = match &cli.command {
+        None => cli.serve.sources(),
+        Some(Command::Serve(serve)) => serve.sources(),
         Some(Command::CheckConfig { file }) => Config::from_sources(Some(file), std::env::vars()),
-        _ => settings(&args),
+        Some(Command::Healthcheck { config, .. }) => {
+            Config::from_sources(config.as_deref(), std::env::vars())
+        }
+        Some(Command::Copy(_)) => Config::from_sources(None, std::env::vars()),
+        Some(
+            Command::Gc { store, .. }
+            | Command::Scrub { store }
+            | Command::Reindex { store }
+            | Command::History { store, .. }
+            | Command::Restore { store, .. }
+            | Command::Usage { store, .. }
+            | Command::Replication { store, .. },
+        ) => store.sources(),
     };
-    let (config, warnings) = match settings {
+    let sources = match sources {
         Ok(s) => s,
         Err(e) => {
             eprintln!("registry: {e}");
             std::process::exit(1);
         }
     };
+    let config = sources.config.clone();
     let telemetry = telemetry::init(&config);
-    for warning in warnings {
+    for warning in &sources.warnings {
         tracing::warn!("{warning}");
     }
-    let result = match args.command {
-        Some(Command::CheckConfig { ref file }) => commands::check_config(file, &config),
-        Some(Command::Scrub) => commands::scrub(config).await,
-        Some(Command::Reindex) => commands::reindex(config).await,
-        Some(Command::Gc { dry_run }) => commands::gc(config, dry_run).await,
-        Some(Command::History { ref target, json }) => {
-            commands::history(config, target, json).await
+    let result = match cli.command {
+        Some(Command::CheckConfig { ref file }) => commands::check_config(file, &sources),
+        Some(Command::Healthcheck { ref url, .. }) => {
+            commands::healthcheck(&config, url.as_deref()).await
         }
-        Some(Command::Restore { ref target, ref to }) => {
-            commands::restore(config, target, to.as_deref()).await
-        }
+        Some(Command::Scrub { .. }) => commands::scrub(config).await,
+        Some(Command::Reindex { .. }) => commands::reindex(config).await,
+        Some(Command::Gc { dry_run, .. }) => commands::gc(config, dry_run).await,
+        Some(Command::History {
+            ref target, json, ..
+        }) => commands::history(config, target, json).await,
+        Some(Command::Restore {
+            ref target, ref to, ..
+        }) => commands::restore(config, target, to.as_deref()).await,
         Some(Command::Usage {
             json,
             ref repository,
+            ..
         }) => commands::usage(config, repository.as_deref(), json).await,
-        Some(Command::Copy {
-            ref src,
-            ref dst,
-            all_tags,
-            src_tls_verify,
-            dest_tls_verify,
-            ref src_creds,
-            ref dest_creds,
-            ref authfile,
-            ref platforms,
-        }) => {
-            let flags = copy::CopyFlags {
-                all_tags,
-                src_tls_verify,
-                dest_tls_verify,
-                src_creds: src_creds.clone(),
-                dest_creds: dest_creds.clone(),
-                authfile: authfile.clone(),
-                platforms: platforms.clone(),
-            };
-            copy::copy(src, dst, &flags).await
-        }
+        Some(Command::Copy(ref args)) => copy::copy(args).await,
         Some(Command::Replication {
             action: ReplicationCommand::Status,
+            ..
         }) => commands::replication_status(config).await,
-        Some(Command::Serve) | None => serve(config).await,
+        Some(Command::Serve(_)) | None => serve(config).await,
     };
     if let Err(e) = result {
         tracing::error!("{e}");
         drop(telemetry);
         std::process::exit(1);
     }
-}
-
-/// The configuration in force: defaults, then the file, then `REGISTRY_*` variables, then flags.
-fn settings(args: &Args) -> Result<(Config, Vec<String>), String> {
-    let (mut config, warnings) = Config::from_sources(args.config.as_deref(), std::env::vars())?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(storage) = &args.storage {
-        config.storage = storage.clone();
-    }
-    if args.read_only {
-        config.read_only = true;
-    }
-    if let Some(url) = &args.mirror {
-        config.mirror.url = Some(url.clone());
-    }
-    if let Some(htpasswd) = &args.htpasswd {
-        config.htpasswd = Some(htpasswd.clone());
-    }
-    if let Some(ca) = &args.tls_client_ca {
-        config.tls.client_ca = Some(ca.clone());
-    }
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls_cert = Some(cert.clone());
-        config.tls_key = Some(key.clone());
-    }
-    Ok((config, warnings))
 }
 
 /// The registry the configuration describes, with its admission rules (immutable tags, quotas,
@@ -276,6 +115,9 @@ fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry,
 /// The storage the configuration names, metered when `metrics` are given.
 fn storage(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Arc<dyn Storage>, String> {
     let mut storage: Arc<dyn Storage> = match &config.storage {
+        StorageSpec::Filesystem(path) if path.exists() && !path.is_dir() => {
+            return Err(format!("storage fs:{}: is not a directory", path.display()));
+        }
         StorageSpec::Filesystem(path) => Arc::new(
             FilesystemStorage::new(path)
                 .map_err(|e| format!("cannot use storage folder {}: {e}", path.display()))?
@@ -425,7 +267,7 @@ async fn serve(config: Config) -> Result<(), String> {
             registry_http::tls_acceptor_with(cert, key, config.tls.clients().as_ref())
                 .map_err(|e| e.to_string())?,
         ),
-        (None, None) if config.tls.client_ca.is_some() => {
+        (None, None) if !config.tls.client_ca.is_empty() => {
             return Err(
                 "client certificates (tls client_ca) need TLS: set tls_cert and tls_key".into(),
             );
@@ -438,6 +280,7 @@ async fn serve(config: Config) -> Result<(), String> {
     if config.proxy_protocol && trusted_proxies.is_empty() {
         return Err("proxy_protocol needs trusted_proxies: the peers that send the header".into());
     }
+    let headers = response_headers(&config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -468,6 +311,7 @@ async fn serve(config: Config) -> Result<(), String> {
             lifecycle_immutable(&config),
         ))),
         secure_cookies: tls.is_some(),
+        deletes: config.deletes,
         session_lifetime: Duration::from_secs(config.ui.session_secs),
         read_only: config.read_only,
         throttle: watch.throttle.clone(),
@@ -478,6 +322,8 @@ async fn serve(config: Config) -> Result<(), String> {
         body_idle_timeout: Duration::from_secs(config.body_idle_timeout_secs),
         access,
         read_only: config.read_only,
+        deletes: config.deletes,
+        headers: headers.clone(),
         blob_redirect: config.blob_redirect_secs.map(Duration::from_secs),
         metrics: config.metrics.enabled.then(|| metrics.clone()),
         events: events.map(|e| e as Arc<dyn registry_http::events::EventSink>),
@@ -511,10 +357,11 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let mut router = registry_http::router_with(served.clone(), options);
     if let Some(ui) = ui {
-        router = router.merge(registry_http::ui::router(served, ui));
+        let ui = registry_http::ui::router(served, ui);
+        router = router.merge(registry_http::request_log(ui, None, headers.clone()));
     }
     if let Some(tokens) = token_routes {
-        router = router.merge(tokens);
+        router = router.merge(registry_http::request_log(tokens, None, headers));
     }
     registry_http::serve(listener, router, limits, shutdown()).await;
     for task in housekeeping.into_iter().chain(reloading) {
@@ -527,6 +374,21 @@ async fn serve(config: Config) -> Result<(), String> {
 /// The immutable-tag rules of the configuration (checked at start by `registry()`).
 fn lifecycle_immutable(config: &Config) -> Vec<registry_core::lifecycle::ImmutableRule> {
     config.lifecycle().map(|l| l.immutable).unwrap_or_default()
+}
+
+/// The `headers` table, checked.
+fn response_headers(config: &Config) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, String> {
+    config
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let bad = |e: String| format!("header {name}: {e}");
+            Ok((
+                http::HeaderName::try_from(name.as_str()).map_err(|e| bad(e.to_string()))?,
+                http::HeaderValue::try_from(value.as_str()).map_err(|e| bad(e.to_string()))?,
+            ))
+        })
+        .collect()
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use registry_http::events::{Event, EventSink};
 use registry_http::metrics::Metrics;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 /// The content type of the posted envelope, as distribution sends it.
@@ -22,7 +22,7 @@ const ENVELOPE_TYPE: &str = "application/vnd.docker.distribution.events.v1+json"
 const BATCH: usize = 64;
 
 /// The `[notifications]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationsConfig {
     /// Where to post events (`[[notifications.endpoints]]`).
@@ -30,7 +30,7 @@ pub struct NotificationsConfig {
 }
 
 /// One webhook endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointConfig {
     /// A name for logs and metrics; the URL when absent.
@@ -46,6 +46,12 @@ pub struct EndpointConfig {
     /// Media types to send (`application/octet-stream` for blobs); all when empty.
     #[serde(default)]
     pub media_types: Vec<String>,
+    /// Actions never to send (distribution's `ignore.actions`).
+    #[serde(default)]
+    pub ignore_actions: Vec<String>,
+    /// Media types never to send (distribution's `ignore.mediatypes`).
+    #[serde(default)]
+    pub ignore_media_types: Vec<String>,
     /// Seconds one post may take.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -100,22 +106,20 @@ struct Endpoint {
     name: String,
     url: reqwest::Url,
     headers: reqwest::header::HeaderMap,
-    actions: Vec<String>,
-    media_types: Vec<String>,
     config: EndpointConfig,
 }
 
 impl Endpoint {
     fn wants(&self, event: &Event) -> bool {
-        let action =
-            self.actions.is_empty() || self.actions.iter().any(|a| a == event.action.as_str());
-        let media_type = self.media_types.is_empty()
-            || event
-                .target
-                .media_type
-                .as_ref()
-                .is_some_and(|m| self.media_types.contains(m));
-        action && media_type
+        let c = &self.config;
+        let action = event.action.as_str();
+        let media_type = event.target.media_type.as_ref();
+        let listed =
+            |list: &[String], value: Option<&String>| value.is_some_and(|v| list.contains(v));
+        (c.actions.is_empty() || c.actions.iter().any(|a| a == action))
+            && (c.media_types.is_empty() || listed(&c.media_types, media_type))
+            && !c.ignore_actions.iter().any(|a| a == action)
+            && !listed(&c.ignore_media_types, media_type)
     }
 }
 
@@ -142,6 +146,7 @@ fn check(config: &NotificationsConfig) -> Result<Vec<Endpoint>, String> {
             if let Some(a) = e
                 .actions
                 .iter()
+                .chain(&e.ignore_actions)
                 .find(|a| !matches!(a.as_str(), "push" | "pull" | "delete"))
             {
                 return Err(bad(format!("unknown action {a:?} (push, pull or delete)")));
@@ -153,8 +158,6 @@ fn check(config: &NotificationsConfig) -> Result<Vec<Endpoint>, String> {
                 name,
                 url,
                 headers,
-                actions: e.actions.clone(),
-                media_types: e.media_types.clone(),
                 config: e.clone(),
             })
         })

@@ -33,11 +33,18 @@ impl Drop for Telemetry {
 /// `[tracing] otlp_endpoint` is set, the span exporter. An exporter that cannot be built is
 /// reported and left out; logging goes on.
 pub fn init(config: &Config) -> Telemetry {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if !config.log.requests
+        && let Ok(directive) = format!("{}=off", registry_http::REQUEST_LOG_TARGET).parse()
+    {
+        filter = filter.add_directive(directive);
+    }
     // A request never waits for the write (a pipe read slowly, a terminal) nor wakes a thread.
     let (writer, log_writer) = crate::logwriter::spawn(std::io::stderr());
+    let fields: Vec<(String, String)> = config.log.fields.clone().into_iter().collect();
+    let writer = writer.with_fields(&fields, config.log.format == LogFormat::Json);
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match config.log.format {
         LogFormat::Json => fmt

@@ -204,10 +204,17 @@ fn tls_with_a_test_ca_for_skopeo_podman_and_curl() {
         0,
         "an untrusted certificate was accepted"
     );
+    // Plain HTTP on the TLS port gets a readable 400, as Go servers answer, and nothing else.
+    let plain = std::process::Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}"])
+        .arg(format!("http://{host}/v2/"))
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout);
     assert_eq!(
-        curl(&[&format!("http://{host}/v2/")]).0,
-        0,
-        "plain HTTP answered on the TLS port"
+        plain.trim_end(),
+        "Client sent an HTTP request to an HTTPS server.\n400",
+        "plain HTTP on the TLS port"
     );
 
     let mut layout = Layout::new(&tmp.path().join("layout"));

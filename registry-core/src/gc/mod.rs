@@ -55,7 +55,7 @@ mod report;
 pub(crate) mod walk;
 
 use collection::Collection;
-pub use report::{CacheRetention, GcOptions, GcReport, Removal};
+pub use report::{CacheRetention, GcOptions, GcReport, KeptManifests, Removal};
 use walk::{Repo, StoredBlob, expiry, list_blobs, list_repositories, mark};
 
 /// Runs one collection over the registry's storage; see the module documentation.
@@ -99,6 +99,7 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         report.retention.extend(one.decisions);
         report.removed.extend(one.removed);
         report.manifests_kept += one.manifests_kept;
+        report.kept_because.add(&one.why);
         kept.extend(one.kept);
         linked.extend(one.linked);
         holding.extend(one.holding);
@@ -132,6 +133,9 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         let orphan_marker = blob.marker_only();
         if !removed_blobs.contains(digest) && !orphan_marker {
             report.blobs_kept += 1;
+            if !kept.contains(digest) && blob.newest.is_none_or(|t| t > cutoff) {
+                report.blobs_young += 1;
+            }
             targets.extend(blob.target.clone());
         }
     }
@@ -164,6 +168,8 @@ struct Swept {
     decisions: Vec<Decision>,
     removed: Vec<Removal>,
     manifests_kept: u64,
+    /// Why it keeps its manifests.
+    why: KeptManifests,
     /// Manifests and blobs it keeps.
     kept: HashSet<Digest>,
     /// Digests it still links (kept, young, or put back by a push meanwhile).
@@ -242,6 +248,7 @@ impl Pass<'_> {
             decisions,
             removed,
             manifests_kept: keep.manifests.len() as u64,
+            why: keep.why,
             kept: keep.manifests.into_iter().chain(keep.blobs).collect(),
             linked,
             holding: holds.then(|| name.clone()),

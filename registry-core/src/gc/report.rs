@@ -147,6 +147,33 @@ impl std::fmt::Display for Removal {
     }
 }
 
+/// Why the manifests a collection kept were kept, each counted once, for the first reason that
+/// holds in this order (a manifest an index keeps is kept for the index's reason).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeptManifests {
+    /// A tag reaches them.
+    pub tagged: u64,
+    /// Recent tag history names them ([`GcOptions::history`]), so that a tag can be restored.
+    pub history: u64,
+    /// No tag reaches them, and untagged manifests stay ([`GcOptions::delete_untagged`] off).
+    pub untagged: u64,
+    /// Pushed within the grace period ([`GcOptions::grace`]).
+    pub young: u64,
+    /// Referrers (signatures, SBOMs) of kept manifests ([`GcOptions::keep_referrers`]).
+    pub referrers: u64,
+}
+
+impl KeptManifests {
+    /// Adds another repository's counts.
+    pub fn add(&mut self, other: &KeptManifests) {
+        self.tagged += other.tagged;
+        self.history += other.history;
+        self.untagged += other.untagged;
+        self.young += other.young;
+        self.referrers += other.referrers;
+    }
+}
+
 /// What a collection saw and did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GcReport {
@@ -154,8 +181,13 @@ pub struct GcReport {
     pub repositories: u64,
     /// Manifests kept, over all repositories.
     pub manifests_kept: u64,
+    /// Why they were kept.
+    pub kept_because: KeptManifests,
     /// Blobs kept (manifests' bytes included).
     pub blobs_kept: u64,
+    /// Of those, blobs no kept manifest names, kept because they changed or were used within
+    /// the grace period (a push in progress).
+    pub blobs_young: u64,
     /// Everything removed, or that would be in a dry run.
     pub removed: Vec<Removal>,
     /// What retention decided about each tag of the repositories its rules cover: the clause

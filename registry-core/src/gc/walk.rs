@@ -15,7 +15,7 @@ use crate::storage::{ObjectMeta, StorageExt};
 use crate::stored::BlobLocation;
 use crate::tags::TagChange;
 
-use super::{GcOptions, concurrently};
+use super::{GcOptions, KeptManifests, concurrently};
 
 /// What `blobs/` holds for one digest (its keys are drawn again from the digest when needed:
 /// a store of many blobs holds no key strings).
@@ -44,11 +44,35 @@ pub(crate) struct Repo {
     pub(super) referrers: HashMap<Digest, Vec<Digest>>,
 }
 
-/// What one repository keeps.
+/// Why a manifest is kept (the first reason found, in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Tagged,
+    History,
+    Untagged,
+    Young,
+    Referrer,
+}
+
+impl KeptManifests {
+    fn count(&mut self, why: Why) {
+        let n = match why {
+            Why::Tagged => &mut self.tagged,
+            Why::History => &mut self.history,
+            Why::Untagged => &mut self.untagged,
+            Why::Young => &mut self.young,
+            Why::Referrer => &mut self.referrers,
+        };
+        *n += 1;
+    }
+}
+
+/// What one repository keeps, and why it keeps its manifests.
 #[derive(Debug, Default)]
 pub(super) struct Marked {
     pub(super) manifests: HashSet<Digest>,
     pub(super) blobs: HashSet<Digest>,
+    pub(super) why: KeptManifests,
 }
 
 /// Reads `blobs/`: every digest's objects, size and newest modification.
@@ -130,6 +154,8 @@ pub(crate) async fn list_repositories(
             paths::RepositoryEntry::Referrer { subject, referrer } => {
                 repo.referrers.entry(subject).or_default().push(referrer);
             }
+            // Reindexing removes them.
+            paths::RepositoryEntry::Distribution => {}
         }
     }
     Ok(repos)
@@ -198,25 +224,38 @@ pub(super) async fn mark(
         Ok(registry.tags.get(name, &tag).await?.map(|r| r.digest))
     })
     .await?;
-    let mut pending: Vec<Digest> = tagged.into_iter().flatten().collect();
+    // The roots, each with why it is kept; a manifest reached from several counts once, for
+    // the first reason in this order.
+    let mut roots: Vec<(Digest, Why)> = tagged
+        .into_iter()
+        .flatten()
+        .map(|d| (d, Why::Tagged))
+        .collect();
     // A cache's content comes back from upstream: its history protects nothing.
     if expired.is_none() {
-        pending.extend(recent_history(registry, repo, options).await?);
+        let named = recent_history(registry, repo, options).await?;
+        roots.extend(named.into_iter().map(|d| (d, Why::History)));
     }
     for (digest, &modified) in &repo.revisions {
         let untagged_stay = !options.delete_untagged && expired.is_none_or(|t| modified >= t);
-        if untagged_stay || modified > cutoff {
-            pending.push(digest.clone());
+        if untagged_stay {
+            roots.push((digest.clone(), Why::Untagged));
+        } else if modified > cutoff {
+            roots.push((digest.clone(), Why::Young));
         }
     }
     let mut marked = Marked::default();
+    let mut pending = roots;
     while !pending.is_empty() {
         // A tag or index naming a manifest this repository lacks: nothing to keep.
-        let batch: Vec<Digest> = std::mem::take(&mut pending)
+        let batch: Vec<(Digest, Why)> = std::mem::take(&mut pending)
             .into_iter()
-            .filter(|d| repo.revisions.contains_key(d) && marked.manifests.insert(d.clone()))
+            .filter(|(d, _)| repo.revisions.contains_key(d) && marked.manifests.insert(d.clone()))
             .collect();
-        let manifests = concurrently(batch, |digest| async move {
+        for (_, why) in &batch {
+            marked.why.count(*why);
+        }
+        let manifests = concurrently(batch, |(digest, why)| async move {
             let unreadable = |e: Error| {
                 Error::storage(format!(
                     "garbage collection stopped before removing any blob: cannot read manifest \
@@ -229,18 +268,19 @@ pub(super) async fn mark(
                 .map_err(unreadable)?;
             let manifest = Manifest::parse(&content.bytes, Some(&content.info.media_type))
                 .map_err(unreadable)?;
-            Ok((digest, manifest))
+            Ok((digest, why, manifest))
         })
         .await?;
-        for (digest, manifest) in manifests {
+        for (digest, why, manifest) in manifests {
             marked
                 .blobs
                 .extend(manifest.blob_references().map(|d| d.digest.clone()));
-            pending.extend(manifest.manifests.iter().map(|d| d.digest.clone()));
+            // An index's children are kept for its reason.
+            pending.extend(manifest.manifests.iter().map(|d| (d.digest.clone(), why)));
             if options.keep_referrers
                 && let Some(referrers) = repo.referrers.get(&digest)
             {
-                pending.extend(referrers.iter().cloned());
+                pending.extend(referrers.iter().map(|d| (d.clone(), Why::Referrer)));
             }
         }
     }

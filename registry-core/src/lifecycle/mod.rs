@@ -49,6 +49,12 @@ pub(crate) fn any_matches(patterns: &[String], name: &str) -> bool {
     patterns.iter().any(|p| repository_matches(p, name))
 }
 
+/// A number with at most one decimal, without a trailing `.0`: `200`, `1.5`.
+pub fn number(value: f64) -> String {
+    let text = format!("{value:.1}");
+    text.strip_suffix(".0").map(str::to_owned).unwrap_or(text)
+}
+
 /// `bytes` for people: `512 B`, `1.5 KiB`, `2.0 GiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -23,7 +23,7 @@ use crate::reference::RepositoryName;
 use crate::registry::Registry;
 
 use super::summary::Summaries;
-use super::{any_matches, human_bytes};
+use super::{any_matches, human_bytes, number};
 
 /// Repositories matching one of `repositories` may hold at most `max_bytes` together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +32,20 @@ pub struct QuotaRule {
     pub repositories: Vec<String>,
     /// The limit, in bytes: manifests and the blobs they name, each counted once.
     pub max_bytes: u64,
+    /// The unit the limit was written in (`KB`) and its size in bytes, so that refusals speak
+    /// it; sizes are shown as `1.5 KiB` without one.
+    pub unit: Option<(String, u64)>,
 }
 
 impl QuotaRule {
+    /// `bytes` in the rule's unit (`150 KB`), else for people (`146.5 KiB`).
+    pub fn shown(&self, bytes: u64) -> String {
+        match &self.unit {
+            Some((suffix, scale)) => format!("{} {suffix}", number(bytes as f64 / *scale as f64)),
+            None => human_bytes(bytes),
+        }
+    }
+
     /// Whether the rule covers the repository `name`.
     pub fn covers(&self, name: &RepositoryName) -> bool {
         any_matches(&self.repositories, name.as_str())
@@ -159,9 +170,9 @@ impl Admission for Quotas {
             if adds > 0 && used.saturating_add(adds) > rule.max_bytes {
                 return Err(Refusal::new(format!(
                     "quota exceeded: {} of {} used, and this push adds {} (quota rule {}: {})",
-                    human_bytes(used),
-                    human_bytes(rule.max_bytes),
-                    human_bytes(adds),
+                    rule.shown(used),
+                    rule.shown(rule.max_bytes),
+                    rule.shown(adds),
                     i + 1,
                     rule.repositories.join(", ")
                 )));

@@ -100,7 +100,7 @@ impl Registry {
         .await?;
         self.catalog.add(repo).await?;
         self.tags
-            .set(repo, tag, &target, current.as_ref(), &self.caller)
+            .set(repo, tag, &target, current.as_ref(), &self.caller, true)
             .await?;
         self.tags
             .get(repo, tag)

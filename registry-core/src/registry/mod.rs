@@ -480,7 +480,7 @@ impl Registry {
         self.catalog.add(repo).await?;
         if let Some(tag) = tag {
             self.tags
-                .set(repo, tag, digest, previous.as_ref(), &self.caller)
+                .set(repo, tag, digest, previous.as_ref(), &self.caller, false)
                 .await?;
         }
         Ok(m.info)

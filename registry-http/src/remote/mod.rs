@@ -126,6 +126,28 @@ fn challenge_params(value: &str) -> (String, HashMap<String, String>) {
     (scheme.to_ascii_lowercase(), params)
 }
 
+/// How a client of another registry speaks TLS.
+#[derive(Debug, Clone)]
+pub struct RemoteTls {
+    /// Check the server's certificate (false: accept any, as `--tls-verify=false`).
+    pub verify: bool,
+    /// PEM CA certificates to trust besides the system's (a `certs.d` folder's `*.crt`).
+    pub roots: Vec<Vec<u8>>,
+    /// A PEM client certificate followed by its key (a `certs.d` folder's `client.cert` and
+    /// `client.key`), for registries that ask for one.
+    pub identity: Option<Vec<u8>>,
+}
+
+impl Default for RemoteTls {
+    fn default() -> Self {
+        RemoteTls {
+            verify: true,
+            roots: Vec::new(),
+            identity: None,
+        }
+    }
+}
+
 impl Upstream {
     /// A client of the registry at `url` (`https://registry-1.docker.io`), authenticating with
     /// `credentials` (or those the URL carries, `https://user:password@host`, which are then
@@ -137,7 +159,7 @@ impl Upstream {
         timeout: Duration,
         redirects: Redirects,
     ) -> Result<Upstream, MirrorError> {
-        Upstream::with_tls_verify(url, credentials, timeout, redirects, true)
+        Upstream::with_tls(url, credentials, timeout, redirects, &RemoteTls::default())
     }
 
     /// As [`Upstream::new`]; with `verify_tls` false, any certificate is accepted (skopeo's
@@ -148,6 +170,22 @@ impl Upstream {
         timeout: Duration,
         redirects: Redirects,
         verify_tls: bool,
+    ) -> Result<Upstream, MirrorError> {
+        let tls = RemoteTls {
+            verify: verify_tls,
+            ..RemoteTls::default()
+        };
+        Upstream::with_tls(url, credentials, timeout, redirects, &tls)
+    }
+
+    /// As [`Upstream::new`], with the TLS settings `tls` (CAs to trust besides the system's, a
+    /// client certificate, whether to check the server's at all).
+    pub fn with_tls(
+        url: &str,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+        redirects: Redirects,
+        tls: &RemoteTls,
     ) -> Result<Upstream, MirrorError> {
         let mut base = reqwest::Url::parse(url).map_err(|e| MirrorError::InvalidUpstream {
             url: "(a URL that does not parse)".into(),
@@ -190,17 +228,27 @@ impl Upstream {
                 }
             })
         };
-        let client = reqwest::Client::builder()
+        let invalid = |reason: String| MirrorError::InvalidUpstream {
+            url: redacted(&base),
+            reason,
+        };
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .read_timeout(timeout)
             .redirect(policy)
-            .tls_danger_accept_invalid_certs(!verify_tls)
-            .dns_resolver(trust.resolver())
-            .build()
-            .map_err(|e| MirrorError::InvalidUpstream {
-                url: redacted(&base),
-                reason: e.to_string(),
-            })?;
+            .tls_danger_accept_invalid_certs(!tls.verify)
+            .dns_resolver(trust.resolver());
+        for pem in &tls.roots {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| invalid(format!("a CA certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if let Some(pem) = &tls.identity {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| invalid(format!("the client certificate: {e}")))?;
+            builder = builder.identity(identity);
+        }
+        let client = builder.build().map_err(|e| invalid(e.to_string()))?;
         Ok(Upstream {
             base,
             credentials,

@@ -14,7 +14,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use crate::mirror::MirrorError;
 
 /// Which redirects an upstream may send the mirror to (`[mirror] redirects`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Redirects {
     /// To the upstream's own origin, or over HTTPS to hosts on public addresses (private ones

@@ -97,8 +97,8 @@ impl std::fmt::Debug for ServeOptions {
 /// Client certificates a TLS server asks for: those its CA signed identify their client.
 #[derive(Debug, Clone)]
 pub struct ClientCertificates {
-    /// PEM file of the CA certificates that sign client certificates.
-    pub ca: std::path::PathBuf,
+    /// PEM files of the CA certificates that sign client certificates.
+    pub ca: Vec<std::path::PathBuf>,
     /// Refuse the TLS handshake of a client without one (otherwise it may log in as usual).
     pub required: bool,
 }
@@ -165,28 +165,33 @@ pub fn tls_acceptor_with(
     if certs.is_empty() {
         return Err(tls(format!("no certificate in {}", cert.display())));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
+    let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| tls(format!("cannot read the key from {}: {e}", key.display())))?;
     let builder = rustls::ServerConfig::builder();
     let builder = match clients {
         None => builder.with_no_client_auth(),
         Some(clients) => {
             let mut roots = rustls::RootCertStore::empty();
-            let cas = CertificateDer::pem_file_iter(&clients.ca)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    tls(format!(
-                        "cannot read client CA certificates from {}: {e}",
-                        clients.ca.display()
-                    ))
-                })?;
-            for ca in cas {
-                roots
-                    .add(ca)
-                    .map_err(|e| tls(format!("invalid client CA certificate: {e}")))?;
+            for file in &clients.ca {
+                let cas = CertificateDer::pem_file_iter(file)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        tls(format!(
+                            "cannot read client CA certificates from {}: {e}",
+                            file.display()
+                        ))
+                    })?;
+                if cas.is_empty() {
+                    return Err(tls(format!("no certificate in {}", file.display())));
+                }
+                for ca in cas {
+                    roots
+                        .add(ca)
+                        .map_err(|e| tls(format!("invalid client CA certificate: {e}")))?;
+                }
             }
             if roots.is_empty() {
-                return Err(tls(format!("no certificate in {}", clients.ca.display())));
+                return Err(tls("no client CA file given".into()));
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots));
             let verifier = match clients.required {
@@ -200,8 +205,15 @@ pub fn tls_acceptor_with(
         }
     };
     let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| tls(format!("invalid certificate or key: {e}")))?;
+        .with_single_cert(certs, key_der)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => tls(format!(
+                "the key {} does not match the certificate {}",
+                key.display(),
+                cert.display()
+            )),
+            e => tls(format!("invalid certificate or key: {e}")),
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

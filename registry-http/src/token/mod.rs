@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +140,42 @@ impl TokenAuth {
                 ),
             })?;
         Ok(self.with_key(None, key, alg))
+    }
+
+    /// Trusts the public keys of the certificates in a PEM bundle (distribution's
+    /// `rootcertbundle`: a token server's signing certificates).
+    pub fn with_certificates(mut self, path: &Path) -> Result<TokenAuth, Error> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let invalid = |why: String| Error::TokenKey {
+            reason: format!("{}: {why}", path.display()),
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| invalid(format!("not a PEM certificate bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid("no certificate in it".into()));
+        }
+        for cert in certs {
+            let (_, parsed) = x509_parser::parse_x509_certificate(&cert)
+                .map_err(|e| invalid(format!("a certificate that does not parse: {e}")))?;
+            let spki = parsed.public_key().raw;
+            let pem = format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(spki)
+            );
+            let (key, alg) = DecodingKey::from_rsa_pem(pem.as_bytes())
+                .map(|k| (k, Algorithm::RS256))
+                .or_else(|_| {
+                    DecodingKey::from_ec_pem(pem.as_bytes()).map(|k| (k, Algorithm::ES256))
+                })
+                .or_else(|_| {
+                    DecodingKey::from_ed_pem(pem.as_bytes()).map(|k| (k, Algorithm::EdDSA))
+                })
+                .map_err(|_| invalid("a key that is not RSA, EC P-256 or Ed25519".into()))?;
+            self.keys.push((None, key, alg));
+        }
+        Ok(self)
     }
 
     /// Trusts the keys of a JWKS file.

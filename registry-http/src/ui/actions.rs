@@ -181,11 +181,15 @@ fn doomed(ui: &Ui, visitor: &Visitor, t: &Target) -> Result<Doomed, Box<Response
             )));
         }
     };
-    if ui.options.read_only {
+    if ui.options.read_only || !ui.options.deletes {
+        let why = match ui.options.read_only {
+            true => "The registry is read-only.",
+            false => "Deletes are disabled on this registry.",
+        };
         return Err(Box::new(ui.message(
             visitor,
             StatusCode::METHOD_NOT_ALLOWED,
-            "The registry is read-only.",
+            why,
         )));
     }
     if !ui.may(visitor, &repo, Action::Delete) {

@@ -56,6 +56,9 @@ pub struct UiOptions {
     pub session_lifetime: Duration,
     /// The registry refuses writes: no delete or restore buttons.
     pub read_only: bool,
+    /// Deletes are allowed at all (distribution's `storage.delete.enabled`): without, no delete
+    /// buttons.
+    pub deletes: bool,
     /// Throttle failed logins of the form, with the API's throttle.
     pub throttle: Option<Arc<LoginThrottle>>,
     /// The host clients pull from, for the `podman pull` commands shown (default: the request's
@@ -73,6 +76,7 @@ impl Default for UiOptions {
             secure_cookies: false,
             session_lifetime: Duration::from_secs(8 * 3600),
             read_only: false,
+            deletes: true,
             throttle: None,
             pull_host: None,
             audit: None,

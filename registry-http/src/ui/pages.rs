@@ -292,7 +292,7 @@ pub(crate) async fn repository(
             pull => format!("podman pull {host}/{repo}:{tag}"),
         });
     }
-    let writable = !ui.options.read_only;
+    let writable = !ui.options.read_only && ui.options.deletes;
     ui.page(
         &visitor,
         StatusCode::OK,
@@ -448,7 +448,9 @@ pub(crate) async fn manifest_page(
             referrers => referrers,
             annotations => annotations,
             subject => parsed.subject.map(|s| s.digest.to_string()),
-            may_delete => !ui.options.read_only && ui.may(&visitor, &repo, Action::Delete),
+            may_delete => !ui.options.read_only
+                && ui.options.deletes
+                && ui.may(&visitor, &repo, Action::Delete),
         },
     )
 }

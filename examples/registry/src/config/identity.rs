@@ -4,15 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `[tls]` table: client certificates (the server's own are `tls_cert` and `tls_key`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// A PEM file of CA certificates: clients presenting a certificate one of them signed are
-    /// identified by it, and go through the access rules like any user.
-    pub client_ca: Option<PathBuf>,
+    /// PEM files of CA certificates (one, or a list): clients presenting a certificate one of
+    /// them signed are identified by it, and go through the access rules like any user.
+    #[serde(deserialize_with = "one_or_many")]
+    pub client_ca: Vec<PathBuf>,
     /// `optional` (the default: clients without a certificate log in as usual) or `required`
     /// (the TLS handshake of a client without one fails).
     pub client_auth: ClientAuth,
@@ -21,8 +22,22 @@ pub struct TlsConfig {
     pub client_name: ClientNameConfig,
 }
 
+/// One path, or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Paths {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match Paths::deserialize(d)? {
+        Paths::One(path) => vec![path],
+        Paths::Many(paths) => paths,
+    })
+}
+
 /// Whether clients must present a certificate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientAuth {
     /// Clients may present one.
@@ -33,7 +48,7 @@ pub enum ClientAuth {
 }
 
 /// Which name of a client certificate is the user.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientNameConfig {
     /// The subject's common name.
@@ -46,12 +61,10 @@ pub enum ClientNameConfig {
 impl TlsConfig {
     /// What the server's TLS asks of clients, if anything.
     pub fn clients(&self) -> Option<registry_http::ClientCertificates> {
-        self.client_ca
-            .as_ref()
-            .map(|ca| registry_http::ClientCertificates {
-                ca: ca.clone(),
-                required: self.client_auth == ClientAuth::Required,
-            })
+        (!self.client_ca.is_empty()).then(|| registry_http::ClientCertificates {
+            ca: self.client_ca.clone(),
+            required: self.client_auth == ClientAuth::Required,
+        })
     }
 
     /// Which name identifies a client.
@@ -64,7 +77,7 @@ impl TlsConfig {
 }
 
 /// The `[ldap]` table: users (and their groups) from a directory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LdapSettings {
     /// `ldap://host:389` (StartTLS with `starttls = true`) or `ldaps://host:636`.
@@ -158,7 +171,7 @@ impl LdapSettings {
 }
 
 /// The `[throttle]` table: failed logins per client address and per user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleSettings {
     /// Throttle at all (whenever logins are checked).
@@ -200,7 +213,7 @@ impl ThrottleSettings {
 }
 
 /// The `[audit]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Append one JSON line per login, write and refusal here; `-` writes to standard output.
@@ -208,7 +221,7 @@ pub struct AuditConfig {
 }
 
 /// One `[[oidc]]` table: an OpenID Connect provider whose tokens log users in.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcSettings {
     /// What the provider's identities are qualified with: its user `alice` is `NAME:alice` to

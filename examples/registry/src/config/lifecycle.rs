@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use registry_core::lifecycle::{ImmutableRule, QuotaRule, RetentionRule, TagPattern};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One `[[retention]]` table: a tag of the repositories it covers goes at the next collection
 /// unless one of its clauses (or another covering rule's) keeps it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Repository patterns (`ci/*`, `*`, a name).
@@ -25,7 +25,7 @@ pub struct RetentionConfig {
 }
 
 /// One `[[immutable]]` table: matching tags can be created once.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImmutableConfig {
     /// Repository patterns.
@@ -35,7 +35,7 @@ pub struct ImmutableConfig {
 }
 
 /// One `[[quota]]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
     /// Repository patterns, counted together.
@@ -44,9 +44,15 @@ pub struct QuotaConfig {
     pub max_bytes: ByteSize,
 }
 
-/// A size in bytes, written as a number or as a string with a unit (`B`, `KB`, `KiB`, … `TiB`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
+/// A size in bytes, written as a number or as a string with a unit (`B`, `KB`, `KiB`, … `TiB`),
+/// which messages about it keep (a quota of `"200KB"` is reported in KB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByteSize {
+    /// The bytes.
+    pub bytes: u64,
+    /// The unit it was written in, and its size in bytes.
+    pub unit: Option<(String, u64)>,
+}
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -57,8 +63,8 @@ impl<'de> Deserialize<'de> for ByteSize {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(t) => parse_size(&t).map(ByteSize).ok_or_else(|| {
+            Raw::Number(bytes) => Ok(ByteSize { bytes, unit: None }),
+            Raw::Text(t) => parse_size(&t).ok_or_else(|| {
                 serde::de::Error::custom(format!(
                     "invalid size {t:?}: write bytes or a number with B, KB, KiB, MB, MiB, GB, \
                      GiB, TB or TiB"
@@ -68,14 +74,27 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-fn parse_size(text: &str) -> Option<u64> {
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.unit {
+            Some((suffix, scale)) => s.serialize_str(&format!(
+                "{}{suffix}",
+                registry_core::lifecycle::number(self.bytes as f64 / *scale as f64)
+            )),
+            None => s.serialize_u64(self.bytes),
+        }
+    }
+}
+
+fn parse_size(text: &str) -> Option<ByteSize> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
-    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+    let suffix = unit.trim();
+    let scale = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1u64,
         "kb" => 1000,
         "kib" => 1 << 10,
@@ -87,8 +106,11 @@ fn parse_size(text: &str) -> Option<u64> {
         "tib" => 1 << 40,
         _ => return None,
     };
-    let bytes = number * unit as f64;
-    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+    let bytes = number * scale as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then(|| ByteSize {
+        bytes: bytes as u64,
+        unit: (!suffix.is_empty()).then(|| (suffix.to_owned(), scale)),
+    })
 }
 
 /// The lifecycle rules, compiled.
@@ -160,7 +182,8 @@ impl Lifecycle {
         for (i, q) in quota.iter().enumerate() {
             rules.quota.push(QuotaRule {
                 repositories: repositories("quota", i + 1, &q.repositories)?,
-                max_bytes: q.max_bytes.0,
+                max_bytes: q.max_bytes.bytes,
+                unit: q.max_bytes.unit.clone(),
             });
         }
         Ok(rules)
@@ -173,12 +196,17 @@ mod tests {
 
     #[test]
     fn sizes_read_with_their_units() {
-        assert_eq!(parse_size("50GiB"), Some(50 << 30));
-        assert_eq!(parse_size("500 MB"), Some(500_000_000));
-        assert_eq!(parse_size("1.5KiB"), Some(1536));
-        assert_eq!(parse_size("42"), Some(42));
-        assert_eq!(parse_size("12 parsecs"), None);
-        assert_eq!(parse_size("GiB"), None);
+        let bytes = |t: &str| parse_size(t).map(|s| s.bytes);
+        assert_eq!(bytes("50GiB"), Some(50 << 30));
+        assert_eq!(bytes("500 MB"), Some(500_000_000));
+        assert_eq!(bytes("1.5KiB"), Some(1536));
+        assert_eq!(bytes("42"), Some(42));
+        assert_eq!(bytes("12 parsecs"), None);
+        assert_eq!(bytes("GiB"), None);
+        assert_eq!(
+            parse_size("200KB").unwrap().unit,
+            Some(("KB".to_owned(), 1000))
+        );
     }
 
     #[test]

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `[mirror]` table: upstream registries this one caches.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MirrorSettings {
     /// Mirror the whole registry from this upstream (`--mirror URL`).
@@ -48,7 +48,7 @@ impl Default for MirrorSettings {
 }
 
 /// One `[[mirror.upstreams]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
     /// Repositories `<prefix>/<name>` are the upstream's `<name>`.

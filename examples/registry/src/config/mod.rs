@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+pub mod distribution;
 mod identity;
 mod lifecycle;
 mod mirror;
@@ -104,6 +105,12 @@ impl fmt::Display for StorageSpec {
     }
 }
 
+impl Serialize for StorageSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
 impl<'de> Deserialize<'de> for StorageSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?
@@ -113,7 +120,7 @@ impl<'de> Deserialize<'de> for StorageSpec {
 }
 
 /// Everything the server can be told.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on.
@@ -170,6 +177,13 @@ pub struct Config {
     pub access: Vec<registry_http::policy::Rule>,
     /// Refuse every write while reads go on.
     pub read_only: bool,
+    /// Whether manifests, tags and blobs may be deleted at all (by those the rules let);
+    /// `false` answers every delete 405 `UNSUPPORTED`, as distribution does by default.
+    pub deletes: bool,
+    /// The realm a Basic challenge names.
+    pub realm: String,
+    /// Headers added to every response (`X-Content-Type-Options = "nosniff"`).
+    pub headers: std::collections::BTreeMap<String, String>,
     /// How to reach S3 when `storage` is `s3://…` (the `[s3]` table: `endpoint`, `region`,
     /// `access_key_id`, `secret_access_key`, `allow_http`, `part_size`, `parts_in_flight`,
     /// `ranged_reads`, `max_retries`, `timeout_secs`); unset keys come from the `AWS_*` variables.
@@ -225,7 +239,7 @@ pub struct Config {
 }
 
 /// The `[gc]` table: what `registry gc` and the server's periodic collection remove.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GcConfig {
     /// Seconds between collections inside the server; 0 (the default) never collects there. With
@@ -256,7 +270,7 @@ impl Default for GcConfig {
 }
 
 /// The `[uploads]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UploadsConfig {
     /// Uploads that received nothing for this many seconds are removed (multipart uploads aborted).
@@ -277,7 +291,7 @@ impl Default for UploadsConfig {
 }
 
 /// The `[ui]` table: the web UI at `/`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UiConfig {
     /// Serve it (the API at `/v2/` is served either way).
@@ -299,7 +313,7 @@ impl Default for UiConfig {
 }
 
 /// The `[tracing]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracingConfig {
     /// Export request and storage spans to this OTLP/HTTP collector
@@ -319,13 +333,17 @@ impl Default for TracingConfig {
 }
 
 /// The `[log]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` (the default) or `json`: one JSON object per line.
     pub format: LogFormat,
     /// What to log, as a tracing filter (`info`, `warn,registry_http=debug`); `RUST_LOG` wins.
     pub level: String,
+    /// Fields added to every line (`service = "registry"`).
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// Log one line per request.
+    pub requests: bool,
 }
 
 impl Default for LogConfig {
@@ -333,12 +351,14 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
+            fields: std::collections::BTreeMap::new(),
+            requests: true,
         }
     }
 }
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -348,7 +368,7 @@ pub enum LogFormat {
 }
 
 /// The `[metrics]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Serve `/metrics` (Prometheus text format, no authentication: counts and latencies by
@@ -395,7 +415,7 @@ impl Config {
 }
 
 /// The `[token]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Serve the built-in token issuer at `/token`, authenticating the htpasswd users.
@@ -418,6 +438,9 @@ pub struct TokenConfig {
     pub jwks: Option<PathBuf>,
     /// An outside token server's public key, as a PEM file (RSA, EC P-256 or Ed25519).
     pub public_key: Option<PathBuf>,
+    /// An outside token server's certificates, as a PEM bundle (distribution's
+    /// `rootcertbundle`): their public keys verify its tokens.
+    pub certificates: Option<PathBuf>,
 }
 
 fn default_service() -> String {
@@ -454,6 +477,9 @@ impl Default for Config {
             proxy_protocol: false,
             access: Vec::new(),
             read_only: false,
+            deletes: true,
+            realm: "registry".into(),
+            headers: std::collections::BTreeMap::new(),
             s3: registry_storage::S3Options::default(),
             gcs: registry_storage::GcsOptions::default(),
             azure: registry_storage::AzureOptions::default(),
@@ -502,41 +528,100 @@ const TABLES: &[&str] = &[
 ];
 
 /// `REGISTRY_*` variables that are flags only, not configuration keys.
-const FLAG_ONLY: &[&str] = &["config", "mirror", "auth_file"];
+const FLAG_ONLY: &[&str] = &["config", "mirror", "auth_file", "defaults"];
+
+/// What `REGISTRY_DEFAULTS=image` (set in the container image) makes the defaults: those of the
+/// `registry` image.
+pub const IMAGE_LISTEN: &str = "0.0.0.0:5000";
+/// The store of the image: where the `registry` image keeps its store inside its volume.
+pub const IMAGE_STORAGE: &str = "fs:/var/lib/registry/docker/registry/v2";
+/// The configuration file the image reads when it exists (the `registry` image's).
+pub const IMAGE_CONFIG: &str = "/etc/docker/registry/config.yml";
+
+/// What the sources of the configuration gave: the configuration, warnings about variables that
+/// name no key, and what became of each key of a distribution configuration (when one was read).
+#[derive(Debug)]
+pub struct Sources {
+    /// The configuration in force.
+    pub config: Config,
+    /// Variables that name no key (ignored).
+    pub warnings: Vec<String>,
+    /// Distribution's keys, their lines, and what each became.
+    pub mapping: Vec<(String, Option<usize>, String)>,
+}
 
 impl Config {
-    /// The file (if any; an unknown key or a bad value in it is an error naming it) with
-    /// `REGISTRY_SECTION_KEY` variables over it, and warnings about
-    /// `REGISTRY_*` variables that name no key (they are ignored).
+    /// The file (if any; TOML, or distribution's YAML when it ends in `.yml` or `.yaml`), with
+    /// distribution's `REGISTRY_*` variables over it, then ours; warnings about `REGISTRY_*`
+    /// variables that name no key (they are ignored). Every error of a TOML file is reported at
+    /// once, in file order, each with its line; every unsupported key of a YAML one likewise.
     ///
-    /// A variable sets the key its name spells in lower case: `REGISTRY_MAX_CONNECTIONS` sets
-    /// `max_connections`, `REGISTRY_GC_GRACE_SECS` sets `grace_secs` in `[gc]`. Values are read as
-    /// TOML when they are numbers, booleans, arrays or inline tables, else as strings (quote a
-    /// string that looks like a number: `REGISTRY_TOKEN_SERVICE='"1234"'`).
+    /// Ours: a variable sets the key its name spells in lower case: `REGISTRY_MAX_CONNECTIONS`
+    /// sets `max_connections`, `REGISTRY_GC_GRACE_SECS` sets `grace_secs` in `[gc]`. Values are
+    /// read as TOML when they are numbers, booleans, arrays or inline tables, else as strings
+    /// (quote a string that looks like a number: `REGISTRY_TOKEN_SERVICE='"1234"'`).
+    /// Distribution's (`REGISTRY_HTTP_ADDR`, `REGISTRY_AUTH=htpasswd`, …): see
+    /// [`distribution`]. `REGISTRY_DEFAULTS=image` makes the defaults those of the `registry`
+    /// image ([`IMAGE_LISTEN`], [`IMAGE_STORAGE`], and [`IMAGE_CONFIG`] read when present).
     pub fn from_sources(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(Config, Vec<String>), String> {
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-                let table: toml::Table = toml::from_str(&text)
-                    .map_err(|e| format!("invalid config {}: {e}", path.display()))?;
-                // Check the file alone first, so that its errors name its lines.
-                toml::from_str::<Config>(&text)
-                    .map_err(|e| format!("invalid config {}: {e}", path.display()))?;
-                table
-            }
-            None => toml::Table::new(),
-        };
-        let mut warnings = Vec::new();
+    ) -> Result<Sources, String> {
+        Config::from_sources_with(file, env, Path::new(IMAGE_CONFIG))
+    }
+
+    /// [`Config::from_sources`], with the image's configuration file at `image_config`.
+    fn from_sources_with(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        image_config: &Path,
+    ) -> Result<Sources, String> {
         let mut vars: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("REGISTRY_"))
             .collect();
         vars.sort();
-        for (var, raw) in vars {
+        let image = vars
+            .iter()
+            .any(|(k, v)| k == "REGISTRY_DEFAULTS" && v == "image");
+        let mut table = toml::Table::new();
+        if image {
+            table.insert("listen".into(), toml::Value::String(IMAGE_LISTEN.into()));
+            table.insert("storage".into(), toml::Value::String(IMAGE_STORAGE.into()));
+        }
+        let file = file.or_else(|| (image && image_config.exists()).then_some(image_config));
+        let yaml = file.is_some_and(|f| {
+            f.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))
+        });
+        let (theirs, ours): (Vec<_>, Vec<_>) = vars
+            .into_iter()
+            .partition(|(k, v)| distribution::is_distribution_variable(&k["REGISTRY_".len()..], v));
+        let mut mapping = Vec::new();
+        if let Some(path) = file.filter(|_| !yaml) {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+            merge(&mut table, read_toml(&text, path)?);
+        }
+        if yaml || !theirs.is_empty() {
+            let text = match file.filter(|_| yaml) {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let origin = file.map_or("REGISTRY_* variables".into(), |f| f.display().to_string());
+            let theirs: Vec<(String, String)> = theirs
+                .into_iter()
+                .map(|(k, v)| (k["REGISTRY_".len()..].to_owned(), v))
+                .collect();
+            let translation = distribution::read(text.as_deref(), &origin, &theirs)?;
+            merge(&mut table, translation.table);
+            mapping = translation.mapping;
+        }
+        let mut warnings = Vec::new();
+        for (var, raw) in ours {
             let name = var["REGISTRY_".len()..].to_ascii_lowercase();
             if FLAG_ONLY.contains(&name.as_str()) {
                 continue;
@@ -579,8 +664,78 @@ impl Config {
         let config = toml::Value::Table(table)
             .try_into::<Config>()
             .map_err(|e| format!("invalid configuration: {e}"))?;
-        Ok((config, warnings))
+        Ok(Sources {
+            config,
+            warnings,
+            mapping,
+        })
     }
+}
+
+/// A TOML configuration file's table, checked: every error it holds, in file order, each with
+/// its line (each top-level key and table is checked alone, at its own lines).
+fn read_toml(text: &str, path: &Path) -> Result<toml::Table, String> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| format!("invalid config {}: {e}", path.display()))?;
+    if toml::from_str::<Config>(text).is_ok() {
+        return Ok(table);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut errors = Vec::new();
+    for (start, end) in items(&lines) {
+        // The item alone, at its own lines: the others blanked.
+        let alone: String = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| if (start..end).contains(&i) { *line } else { "" })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Err(e) = toml::from_str::<Config>(&alone) {
+            errors.push(e.to_string().trim().to_owned());
+        }
+    }
+    if errors.is_empty() {
+        errors.push("invalid configuration".into());
+    }
+    Err(format!(
+        "invalid config {}:\n{}",
+        path.display(),
+        errors.join("\n")
+    ))
+}
+
+/// The line ranges of a TOML document's items: each top-level `key = value` (with the lines
+/// its value continues on), and each `[table]` or `[[array]]` with its body.
+fn items(lines: &[&str]) -> Vec<(usize, usize)> {
+    let is_header = |l: &str| {
+        let l = l.trim();
+        l.starts_with('[') && (l.ends_with(']') || l.contains("] #") || l.contains("]#"))
+    };
+    let is_key = |l: &str| {
+        let l = l.trim_start();
+        l.split_once('=').is_some_and(|(k, _)| {
+            !k.trim().is_empty()
+                && k.trim()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.\"' ".contains(c))
+        })
+    };
+    let mut starts = Vec::new();
+    let mut in_tables = false;
+    for (i, line) in lines.iter().enumerate() {
+        if is_header(line) {
+            in_tables = true;
+            starts.push(i);
+        } else if !in_tables && is_key(line) {
+            starts.push(i);
+        }
+    }
+    let mut ranges = Vec::new();
+    for (n, start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(lines.len());
+        ranges.push((*start, end));
+    }
+    ranges
 }
 
 /// A variable's value as TOML: numbers, booleans, arrays and inline tables as such, the rest as

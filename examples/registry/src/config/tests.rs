@@ -83,7 +83,11 @@ fn variables_set_any_key() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
     };
-    let (c, warnings) = Config::from_sources(
+    let Sources {
+        config: c,
+        warnings,
+        ..
+    } = Config::from_sources(
         None,
         env(&[
             ("REGISTRY_MAX_CONNECTIONS", "7"),
@@ -136,9 +140,16 @@ fn variables_reach_table_keys_and_top_level_keys_that_share_a_prefix() {
         ("REGISTRY_TLS_NONSENSE", "1"),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
-    let (c, warnings) = Config::from_sources(None, env).unwrap();
+    let Sources {
+        config: c,
+        warnings,
+        ..
+    } = Config::from_sources(None, env).unwrap();
     assert_eq!(c.tls_cert, Some("/etc/registry/server.crt".into()));
-    assert_eq!(c.tls.client_ca, Some("/etc/registry/clients.pem".into()));
+    assert_eq!(
+        c.tls.client_ca,
+        vec![std::path::PathBuf::from("/etc/registry/clients.pem")]
+    );
     assert_eq!(c.tls.client_auth, ClientAuth::Required);
     assert_eq!(
         warnings,
@@ -204,5 +215,48 @@ interval_secs = 3600
             .unwrap_err()
             .contains("repositories")
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_with_its_line() {
+    let dir = std::env::temp_dir().join(format!("registry-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "listen = \"0.0.0.0:5000\"\nmax_conections = 3\n\n[gc]\ngrace_secs = \"an hour\"\n\n[[access]]\nrepositories = [\"*\"]\nverbs = [\"pull\"]\n",
+    )
+    .unwrap();
+    let err = Config::from_sources(Some(&file), Vec::<(String, String)>::new()).unwrap_err();
+    let at = |needle: &str| err.find(needle).unwrap_or_else(|| panic!("{needle}: {err}"));
+    // In file order, each with its line.
+    assert!(at("line 2") < at("line 5") && at("line 5") < at("line 9"), "{err}");
+    assert!(err.contains("max_conections") && err.contains("verbs"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_image_defaults_are_the_registry_image_s() {
+    let env = [("REGISTRY_DEFAULTS", "image"), ("REGISTRY_HTTP_ADDR", ":5001")]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let dir = std::env::temp_dir().join(format!("registry-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_yml = dir.join("config.yml");
+    let s = Config::from_sources_with(None, env.clone(), &config_yml).unwrap();
+    assert_eq!(s.config.listen.to_string(), "0.0.0.0:5001");
+    assert_eq!(s.config.storage.to_string(), IMAGE_STORAGE);
+    assert!(s.config.deletes, "no config.yml: our default");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // With the image's config.yml, it is read: distribution's keys, then its variables.
+    std::fs::write(
+        &config_yml,
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /data\nhttp:\n  addr: :5000\n",
+    )
+    .unwrap();
+    let s = Config::from_sources_with(None, env, &config_yml).unwrap();
+    assert_eq!(s.config.listen.to_string(), "0.0.0.0:5001");
+    assert_eq!(s.config.storage.to_string(), "fs:/data/docker/registry/v2");
+    assert!(!s.config.deletes, "distribution deletes nothing unless told");
     std::fs::remove_dir_all(&dir).unwrap();
 }

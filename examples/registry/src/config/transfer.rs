@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use registry_core::lifecycle::TagPattern;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One `[[replication]]` table: a registry every change of the covered repositories is copied to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicationConfig {
     /// The target's name (in metrics, logs and `registry replication status`).
@@ -36,7 +36,7 @@ pub struct ReplicationConfig {
 }
 
 /// One `[[sync]]` table: tags of an upstream fetched into local repositories on a schedule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncSettings {
     /// The upstream's URL.
