@@ -89,6 +89,15 @@ done
 . "$ceph_dir/env"
 rm -f "$ceph_dir.log"
 
+# A Docker engine of the tests' own, and the registry's container image built into it
+# (scripts/image.sh: the release binary FROM scratch), which tests/image.rs runs.
+docker_dir=$(mktemp -d)
+trap './scripts/ceph.sh stop "$ceph_dir"; ./scripts/dockerd.sh stop "$docker_dir"; rm -rf "$ceph_dir" "$log" "$emulators_bin" "$docker_dir"' EXIT
+./scripts/dockerd.sh start "$docker_dir"
+# shellcheck disable=SC1091
+. "$docker_dir/env"
+./scripts/image.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked 2>&1 | tee "$log"

@@ -54,6 +54,13 @@ fn main() {
     if ci || (dirs.iter().any(|d| d.join("node").is_file()) && sigstore.is_dir()) {
         println!("cargo::rustc-cfg=has_sigstore");
     }
+    // The registry's image in a Docker engine of the tests' own (scripts/test.sh builds it with
+    // scripts/image.sh into the engine REGISTRY_TEST_DOCKER_HOST names).
+    println!("cargo::rustc-check-cfg=cfg(has_image)");
+    println!("cargo::rerun-if-env-changed=REGISTRY_TEST_DOCKER_HOST");
+    if ci || std::env::var_os("REGISTRY_TEST_DOCKER_HOST").is_some() {
+        println!("cargo::rustc-cfg=has_image");
+    }
     println!("cargo::rustc-check-cfg=cfg(has_ceph)");
     println!("cargo::rerun-if-env-changed=REGISTRY_TEST_CEPH_ENDPOINT");
     if ci || std::env::var_os("REGISTRY_TEST_CEPH_ENDPOINT").is_some() {

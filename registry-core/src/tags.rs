@@ -269,6 +269,37 @@ impl Tags {
         Ok(found.into_iter().flatten().collect())
     }
 
+    /// Every tag of the repository with when its record was last written (by a push or a
+    /// move): one listing of the tag folder. On a store not yet reindexed, legacy tags are read
+    /// one by one.
+    pub async fn times(&self, repo: &RepositoryName) -> Result<Vec<(Tag, SystemTime)>> {
+        let mut times: Vec<(Tag, SystemTime)> = self
+            .storage
+            .list(&paths::tags(repo))
+            .await?
+            .objects
+            .into_iter()
+            .filter_map(|o| Some((o.key.rsplit('/').next()?.parse().ok()?, o.last_modified)))
+            .collect();
+        if self.index.legacy(&*self.storage).await? {
+            let legacy: Vec<Tag> = self
+                .storage
+                .list(&paths::legacy_tags(repo))
+                .await?
+                .prefixes
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            for tag in legacy {
+                if let Some(record) = self.get(repo, &tag).await? {
+                    let at = UNIX_EPOCH + std::time::Duration::from_secs(record.moved);
+                    times.push((tag, at));
+                }
+            }
+        }
+        Ok(times)
+    }
+
     /// Names of the tags, records and (on stores not yet reindexed) legacy links alike.
     async fn names(&self, repo: &RepositoryName) -> Result<Vec<String>> {
         let mut names: Vec<String> = self

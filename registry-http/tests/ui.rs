@@ -325,7 +325,7 @@ async fn cookies_are_secure_under_tls() {
 }
 
 #[tokio::test]
-async fn a_repository_page_shows_its_most_recent_hundred_tags() {
+async fn a_repository_page_pages_sorts_and_filters_every_tag() {
     let registry = Registry::new(Arc::new(MemoryStorage::new()), RegistryConfig::default());
     let api = registry_http::router(registry.clone());
     let ui = registry_http::ui::router(registry, UiOptions::default());
@@ -341,18 +341,37 @@ async fn a_repository_page_shows_its_most_recent_hundred_tags() {
         .await;
         assert_eq!(res.status, StatusCode::CREATED);
     }
-    let page = page(&ui, "/repository?name=many/tags", None).await;
-    let text = page.body_text();
+    let shown = |text: &str| -> Vec<String> {
+        text.split("data-tag=\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+            .collect()
+    };
+    // Most recent push first, fifty a page: every tag is on some page.
+    let first = page(&ui, "/repository?name=many/tags", None)
+        .await
+        .body_text();
+    assert!(first.contains("Tags 1–50 of 105."), "{first}");
+    let tags = shown(&first);
+    assert_eq!((tags.len(), tags[0].as_str()), (50, "t104"));
+    let last = page(&ui, "/repository?name=many/tags&page=2", None)
+        .await
+        .body_text();
+    assert_eq!(shown(&last), ["t004", "t003", "t002", "t001", "t000"]);
+    // By name, and filtered.
+    let by_name = page(&ui, "/repository?name=many/tags&sort=name&page=1", None)
+        .await
+        .body_text();
+    assert_eq!(shown(&by_name)[0], "t050");
+    let filtered = page(&ui, "/repository?name=many/tags&q=t10", None)
+        .await
+        .body_text();
+    assert_eq!(shown(&filtered), ["t104", "t103", "t102", "t101", "t100"]);
+    assert!(filtered.contains("5 matching (of 105)"), "{filtered}");
+    // Pull commands by tag and by digest.
+    let first = first.replace("&#x2f;", "/");
     assert!(
-        text.contains("The 100 most recently pushed of 105 tags."),
-        "{text}"
-    );
-    assert!(
-        text.contains("data-tag=\"t104\""),
-        "the newest tag is shown"
-    );
-    assert!(
-        !text.contains("data-tag=\"t000\""),
-        "the oldest tag is past the first hundred"
+        first.contains("podman pull") && first.contains("/many/tags@sha256:"),
+        "{first}"
     );
 }

@@ -109,7 +109,7 @@ async fn main() {
 /// The registry the configuration describes, with its admission rules (immutable tags, quotas,
 /// and replication's queueing).
 fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry, String> {
-    registry_and_replication(config, metrics).map(|(registry, _)| registry)
+    registry_and_replication(config, metrics).map(|built| built.registry)
 }
 
 /// The storage the configuration names, metered when `metrics` are given.
@@ -168,11 +168,20 @@ fn object_store(
         .map_err(|e| format!("cannot use {spec}: {e}"))
 }
 
-/// [`registry`], and the replication whose queues it writes (to start in a server).
+/// What [`registry_and_replication`] builds.
+struct Built {
+    registry: Registry,
+    /// The replication whose queues it writes (to start in a server).
+    replication: Option<Arc<Replication>>,
+    /// Its quotas, whose use the UI shows.
+    quotas: Option<Arc<Quotas>>,
+}
+
+/// [`registry`], with the replication whose queues it writes and its quotas.
 fn registry_and_replication(
     config: &Config,
     metrics: Option<&Arc<Metrics>>,
-) -> Result<(Registry, Option<Arc<Replication>>), String> {
+) -> Result<Built, String> {
     let storage = storage(config, metrics)?;
     let defaults = RegistryConfig::default();
     let registry = Registry::new(
@@ -200,8 +209,10 @@ fn registry_and_replication(
             lifecycle.immutable,
         )));
     }
-    if !lifecycle.quota.is_empty() {
-        rules.push(Arc::new(Quotas::new(registry.clone(), lifecycle.quota)));
+    let quotas = (!lifecycle.quota.is_empty())
+        .then(|| Arc::new(Quotas::new(registry.clone(), lifecycle.quota)));
+    if let Some(quotas) = &quotas {
+        rules.push(quotas.clone());
     }
     // Last: a change another rule refuses is not queued.
     let replication = match config.replication.is_empty() || config.read_only {
@@ -224,12 +235,20 @@ fn registry_and_replication(
         true => registry,
         false => registry.with_admission(Arc::new(AllOf(rules))),
     };
-    Ok((registry, replication))
+    Ok(Built {
+        registry,
+        replication,
+        quotas,
+    })
 }
 
 async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
-    let (registry, replication) = registry_and_replication(&config, Some(&metrics))?;
+    let Built {
+        registry,
+        replication,
+        quotas,
+    } = registry_and_replication(&config, Some(&metrics))?;
     if !config.read_only {
         housekeeping::reindex_if_needed(&registry).await;
     }
@@ -310,6 +329,7 @@ async fn serve(config: Config) -> Result<(), String> {
             registry.clone(),
             lifecycle_immutable(&config),
         ))),
+        quotas,
         secure_cookies: tls.is_some(),
         deletes: config.deletes,
         session_lifetime: Duration::from_secs(config.ui.session_secs),

@@ -107,7 +107,7 @@ impl ImmutableTags {
     /// The immutable tag of `repo` whose manifest reaches `digest` (itself, an index's child, or
     /// a blob one of those names), with its rule described; `None` when none does. Reads only
     /// the records of immutable tags and the manifests they reach.
-    async fn reaching(
+    pub async fn reaching(
         &self,
         repo: &RepositoryName,
         digest: &Digest,

@@ -77,6 +77,11 @@ impl Quotas {
         }
     }
 
+    /// The rules, in configuration order.
+    pub fn rules(&self) -> &[QuotaRule] {
+        &self.rules
+    }
+
     /// Bytes the repositories of rule `rule` (0-based) hold now.
     pub async fn used(&self, rule: usize) -> Result<u64> {
         match self.rules.get(rule) {

@@ -512,6 +512,26 @@ impl Registry {
         Ok(content)
     }
 
+    /// A manifest as [`Registry::get_manifest`] reads it, without recording a pull: for pages
+    /// that show manifests to people (a look is not a pull, and retention must not count it).
+    pub async fn peek_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<ManifestContent> {
+        let digest = self.resolve(repo, reference).await?;
+        self.manifests.get(repo, &digest, reference).await
+    }
+
+    /// Every tag of a repository with when it was last pushed or moved: one listing of its tag
+    /// folder, whatever the number of tags (for pages that sort tags by push).
+    pub async fn tag_times(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<Vec<(Tag, std::time::SystemTime)>> {
+        self.tags.times(repo).await
+    }
+
     async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> Result<Digest> {
         match reference {
             Reference::Digest(d) => Ok(d.clone()),

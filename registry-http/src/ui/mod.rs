@@ -48,8 +48,10 @@ use session::Sessions;
 pub struct UiOptions {
     /// Who may see and do what; `None` lets everyone do everything (as the API).
     pub access: Option<Arc<dyn AccessControl>>,
-    /// Immutable-tag rules, for the badge on tags they cover.
+    /// Immutable-tag rules, for the badge on tags they cover (and no delete button there).
     pub immutable: Option<Arc<ImmutableTags>>,
+    /// Quotas, whose use the usage page shows against their limits.
+    pub quotas: Option<Arc<registry_core::lifecycle::Quotas>>,
     /// Mark the session cookie `Secure` (the server speaks TLS).
     pub secure_cookies: bool,
     /// How long a login lasts.
@@ -73,6 +75,7 @@ impl Default for UiOptions {
         UiOptions {
             access: None,
             immutable: None,
+            quotas: None,
             secure_cookies: false,
             session_lifetime: Duration::from_secs(8 * 3600),
             read_only: false,
@@ -116,6 +119,7 @@ fn templates() -> Environment<'static> {
         ("repository.html", include_str!("templates/repository.html")),
         ("manifest.html", include_str!("templates/manifest.html")),
         ("usage.html", include_str!("templates/usage.html")),
+        ("search.html", include_str!("templates/search.html")),
         ("history.html", include_str!("templates/history.html")),
         ("login.html", include_str!("templates/login.html")),
         ("confirm.html", include_str!("templates/confirm.html")),
@@ -129,7 +133,7 @@ fn templates() -> Environment<'static> {
     env
 }
 
-/// The UI's routes: `/` (repositories), `/repository`, `/manifest`, `/usage`, `/history`,
+/// The UI's routes: `/` (repositories), `/repository`, `/manifest`, `/search`, `/usage`, `/history`,
 /// `/login`, `/logout`, `/delete`, `/restore`, and `/ui/style.css`, `/ui/ui.js`. Merge it with
 /// [`crate::router`] at the same root.
 pub fn router(registry: Registry, options: UiOptions) -> Router {
@@ -149,6 +153,7 @@ pub fn router(registry: Registry, options: UiOptions) -> Router {
         .route("/manifest", get(pages::manifest_page))
         .route("/usage", get(pages::usage))
         .route("/history", get(pages::history))
+        .route("/search", get(pages::search))
         .route("/login", get(actions::login_form).post(actions::login))
         .route("/logout", axum::routing::post(actions::logout))
         .route(

@@ -229,17 +229,29 @@ fn every_error_of_a_file_is_reported_with_its_line() {
     )
     .unwrap();
     let err = Config::from_sources(Some(&file), Vec::<(String, String)>::new()).unwrap_err();
-    let at = |needle: &str| err.find(needle).unwrap_or_else(|| panic!("{needle}: {err}"));
+    let at = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {err}"))
+    };
     // In file order, each with its line.
-    assert!(at("line 2") < at("line 5") && at("line 5") < at("line 9"), "{err}");
-    assert!(err.contains("max_conections") && err.contains("verbs"), "{err}");
+    assert!(
+        at("line 2") < at("line 5") && at("line 5") < at("line 9"),
+        "{err}"
+    );
+    assert!(
+        err.contains("max_conections") && err.contains("verbs"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_image_defaults_are_the_registry_image_s() {
-    let env = [("REGISTRY_DEFAULTS", "image"), ("REGISTRY_HTTP_ADDR", ":5001")]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let env = [
+        ("REGISTRY_DEFAULTS", "image"),
+        ("REGISTRY_HTTP_ADDR", ":5001"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
     let dir = std::env::temp_dir().join(format!("registry-image-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config_yml = dir.join("config.yml");
@@ -257,6 +269,9 @@ fn the_image_defaults_are_the_registry_image_s() {
     let s = Config::from_sources_with(None, env, &config_yml).unwrap();
     assert_eq!(s.config.listen.to_string(), "0.0.0.0:5001");
     assert_eq!(s.config.storage.to_string(), "fs:/data/docker/registry/v2");
-    assert!(!s.config.deletes, "distribution deletes nothing unless told");
+    assert!(
+        !s.config.deletes,
+        "distribution deletes nothing unless told"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

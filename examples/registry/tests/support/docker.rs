@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `dockerd` of the test's own; stopped (with what it runs) when dropped.
+/// A `dockerd` of the test's own, stopped (with what it runs) when dropped; or an engine the test
+/// only uses ([`Docker::attach`]).
 pub struct Docker {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
     /// `unix://…/docker.sock`, for `DOCKER_HOST`.
     pub host: String,
@@ -59,7 +60,7 @@ impl Docker {
             .spawn()
             .expect("start dockerd (apt-get install docker.io)");
         let docker = Docker {
-            child,
+            child: Some(child),
             host: format!("unix://{}", socket.display()),
             dir,
         };
@@ -73,6 +74,16 @@ impl Docker {
             std::thread::sleep(Duration::from_millis(200));
         }
         docker
+    }
+
+    /// An engine already running at `host` (`unix://…`), used with client settings under `dir`.
+    pub fn attach(host: &str, dir: &Path) -> Docker {
+        std::fs::create_dir_all(dir).unwrap();
+        Docker {
+            child: None,
+            dir: dir.to_owned(),
+            host: host.to_owned(),
+        }
     }
 
     /// Runs the client with `args` against this engine, its logins kept under `config` (a
@@ -144,18 +155,19 @@ impl Docker {
 
 impl Drop for Docker {
     fn drop(&mut self) {
+        let Some(child) = &mut self.child else {
+            return;
+        };
         // SIGTERM lets dockerd stop its containerd and containers; SIGKILL if it lingers.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
