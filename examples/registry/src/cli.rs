@@ -12,9 +12,10 @@ use crate::config::{Config, Sources, StorageSpec};
 
 /// An OCI distribution registry.
 #[derive(Debug, Parser)]
-#[command(name = "registry", version, args_conflicts_with_subcommands = true)]
+#[command(name = "registry", version)]
 pub struct Cli {
-    /// The server's flags, when no subcommand is given.
+    /// The server's flags, when no subcommand is given; `--storage` and `--config` before a
+    /// subcommand are that subcommand's (`registry --config F gc`, as earlier versions read it).
     #[command(flatten)]
     pub serve: ServeArgs,
     #[command(subcommand)]
@@ -157,6 +158,29 @@ pub enum Command {
 pub enum ReplicationCommand {
     /// Print each `[[replication]]` target's backlog, and each replica's last success and error.
     Status,
+}
+
+impl Cli {
+    /// The store flags of a subcommand: its own, else those given before it.
+    pub fn store(&self, own: &StoreArgs) -> Result<StoreArgs, String> {
+        let serve = &self.serve;
+        if serve.listen.is_some()
+            || serve.htpasswd.is_some()
+            || serve.tls_cert.is_some()
+            || serve.tls_client_ca.is_some()
+            || serve.read_only
+        {
+            return Err(
+                "the server's flags (--listen, --htpasswd, --tls-*, --read-only) \
+                        go without a subcommand, or after `serve`"
+                    .into(),
+            );
+        }
+        Ok(StoreArgs {
+            storage: own.storage.clone().or_else(|| serve.store.storage.clone()),
+            config: own.config.clone().or_else(|| serve.store.config.clone()),
+        })
+    }
 }
 
 impl StoreArgs {

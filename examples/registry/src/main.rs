@@ -14,6 +14,7 @@
 //! the space, `check-config FILE` checks a configuration file, `copy SRC DST` copies images between
 //! registries, OCI layouts and archives, `replication status` prints the replication backlog.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,9 +48,10 @@ async fn main() {
         None => cli.serve.sources(),
         Some(Command::Serve(serve)) => serve.sources(),
         Some(Command::CheckConfig { file }) => Config::from_sources(Some(file), std::env::vars()),
-        Some(Command::Healthcheck { config, .. }) => {
-            Config::from_sources(config.as_deref(), std::env::vars())
-        }
+        Some(Command::Healthcheck { config, .. }) => Config::from_sources(
+            config.as_deref().or(cli.serve.store.config.as_deref()),
+            std::env::vars(),
+        ),
         Some(Command::Copy(_)) => Config::from_sources(None, std::env::vars()),
         Some(
             Command::Gc { store, .. }
@@ -59,7 +61,7 @@ async fn main() {
             | Command::Restore { store, .. }
             | Command::Usage { store, .. }
             | Command::Replication { store, .. },
-        ) => store.sources(),
+        ) => cli.store(store).and_then(|store| store.sources()),
     };
     let sources = match sources {
         Ok(s) => s,
@@ -120,7 +122,7 @@ fn storage(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Arc<dyn St
         }
         StorageSpec::Filesystem(path) => Arc::new(
             FilesystemStorage::new(path)
-                .map_err(|e| format!("cannot use storage folder {}: {e}", path.display()))?
+                .map_err(|e| unusable_folder(path, &e))?
                 .inline_reads(config.fs_inline_reads),
         ),
         StorageSpec::Memory => Arc::new(MemoryStorage::new()),
@@ -156,6 +158,26 @@ fn storage(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Arc<dyn St
         storage = Arc::new(MeteredStorage::new(storage, metrics.clone()));
     }
     Ok(storage)
+}
+
+/// Why the storage folder `path` cannot be used and, when this process may not write it (a
+/// volume another image's root user wrote, say), what to do about it.
+fn unusable_folder(path: &Path, e: &registry_core::Error) -> String {
+    let denied = match e {
+        registry_core::Error::Storage { source } => source
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied),
+        _ => false,
+    };
+    let mut why = format!("cannot use storage folder {}: {e}", path.display());
+    if denied {
+        why.push_str(
+            "; this process may not write there: give its user the folder (the registry-rs image \
+             runs as uid 65532: chown -R 65532:65532 on the volume) or run it as the folder's \
+             owner (docker run --user 0)",
+        );
+    }
+    why
 }
 
 /// An object store the configuration names, or why it cannot be used.

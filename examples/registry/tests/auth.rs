@@ -213,7 +213,7 @@ fn tls_with_a_test_ca_for_skopeo_podman_and_curl() {
     let plain = String::from_utf8_lossy(&plain.stdout);
     assert_eq!(
         plain.trim_end(),
-        "Client sent an HTTP request to an HTTPS server.\n400",
+        "Client sent an HTTP request to an HTTPS server.\n\n400",
         "plain HTTP on the TLS port"
     );
 

@@ -467,9 +467,20 @@ fn configuration_from_variables_is_checked() {
         ],
     );
     assert!(ok, "{err}");
-    assert!(out.contains("grace_secs: 120"), "the variable wins: {out}");
-    assert!(out.contains("max_connections: 10"), "{out}");
-    assert!(out.contains("Json"), "{out}");
+    // The configuration in force, as TOML (what check-config adds as comments aside).
+    let in_force: String = out
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let in_force: toml::Table = toml::from_str(&in_force).unwrap();
+    assert_eq!(
+        in_force["gc"]["grace_secs"].as_integer(),
+        Some(120),
+        "the variable wins: {out}"
+    );
+    assert_eq!(in_force["max_connections"].as_integer(), Some(10), "{out}");
+    assert_eq!(in_force["log"]["format"].as_str(), Some("json"), "{out}");
     assert!(err.contains("REGISTRY_NO_SUCH_KEY"), "{err}");
     let (ok, _, err) = registry(
         &["check-config", file],

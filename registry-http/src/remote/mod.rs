@@ -264,8 +264,16 @@ impl Upstream {
         self.base.as_str()
     }
 
-    fn err(&self, what: &str, e: impl std::fmt::Display) -> UpstreamError {
-        UpstreamError::Unreachable(format!("upstream {} unreachable ({what}): {e}", self.base))
+    /// The upstream could not be used for `what`: `e` with the errors under it (reqwest's own
+    /// text, "error sending request", says nothing of a refused connection or a TLS failure).
+    fn err(&self, what: &str, e: impl std::error::Error) -> UpstreamError {
+        let mut text = format!("upstream {} unreachable ({what}): {e}", self.base);
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        UpstreamError::Unreachable(text)
     }
 
     /// Sends `method` to `/v2/<repo>/<path>` to read, answering the upstream's authentication
