@@ -65,7 +65,7 @@ impl<'a> Container<'a> {
             assert!(
                 Instant::now() < deadline,
                 "the container is {status}: {}",
-                self.docker.run(&["logs", &self.name]).unwrap_or_default()
+                self.docker.logs(&self.name)
             );
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -237,4 +237,74 @@ fn the_image_is_a_drop_in_for_the_registry_image() {
         &format!("http://127.0.0.1:{port}/v2/"),
     ]);
     assert_eq!(code, 200);
+}
+
+#[cfg_attr(
+    not(all(has_image, has_docker_registry, has_skopeo)),
+    ignore = "skipped: the registry image in a Docker engine of the tests' own, docker-registry and skopeo are needed"
+)]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_image_serves_a_volume_distribution_wrote() {
+    use std::os::unix::fs::chown;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let host = std::env::var("REGISTRY_TEST_DOCKER_HOST")
+        .expect("REGISTRY_TEST_DOCKER_HOST (scripts/dockerd.sh start DIR; . DIR/env)");
+    let docker = Docker::attach(&host, &tmp.path().join("client"));
+    let mut peer = support::distribution::Distribution::start(tmp.path());
+    let image = support::images::seed(tmp.path(), &peer.addr, "team/app", "v1", 2).await;
+    peer.stop();
+    // What the registry image's root user left: a volume owned by root.
+    let volume = tmp.path().join("distribution-data");
+    let port = free_port();
+    let args = [
+        "-v".to_owned(),
+        format!("{}:/var/lib/registry", volume.display()),
+        "-e".to_owned(),
+        format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let refused = Container::run(&docker, &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while refused.inspect("{{.State.Running}}") == "true" {
+        assert!(
+            Instant::now() < deadline,
+            "it started on a folder it may not write"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let logs = docker.logs(&refused.name);
+    assert!(logs.contains("chown -R 65532:65532"), "{logs}");
+    drop(refused);
+    // Given to the image's user, it is served as it is: the same digests.
+    for entry in walkdir(&volume) {
+        chown(&entry, Some(65532), Some(65532)).unwrap();
+    }
+    let served = Container::run(&docker, &args);
+    served.await_healthy();
+    let addr = format!("127.0.0.1:{port}");
+    assert_eq!(
+        support::images::digest_at(&addr, "team/app", "v1"),
+        Some(image.index.clone())
+    );
+    for child in &image.children {
+        assert_eq!(
+            support::images::digest_at(&addr, "team/app", child),
+            Some(child.clone())
+        );
+    }
+}
+
+/// `dir` and everything under it.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = vec![dir.to_owned()];
+    let mut i = 0;
+    while i < all.len() {
+        if all[i].is_dir() && !all[i].is_symlink() {
+            let children = std::fs::read_dir(&all[i]).unwrap();
+            all.extend(children.map(|e| e.unwrap().path()));
+        }
+        i += 1;
+    }
+    all
 }

@@ -15,9 +15,33 @@ pub struct Browser {
     pub client: Client,
 }
 
+/// How the browser's window is: its size, and the colour scheme it prefers.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub width: u32,
+    pub height: u32,
+    /// Whether the system prefers a dark scheme (`prefers-color-scheme: dark`).
+    pub dark: bool,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            width: 1280,
+            height: 900,
+            dark: false,
+        }
+    }
+}
+
 impl Browser {
     /// Starts ChromeDriver and a headless Chromium whose profile lives under `dir`.
     pub async fn start(dir: &Path) -> Browser {
+        Browser::start_with(dir, Window::default()).await
+    }
+
+    /// [`Browser::start`] with a window of this size and scheme.
+    pub async fn start_with(dir: &Path, window: Window) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -51,9 +75,15 @@ impl Browser {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--window-size=1280,900",
+            format!("--window-size={},{}", window.width, window.height),
             format!("--user-data-dir={}", profile.display()),
         ]);
+        let mut args = args.as_array().cloned().unwrap_or_default();
+        if window.dark {
+            // Blink's preferred scheme: 0 is dark.
+            args.push("--force-dark-mode".into());
+            args.push("--blink-settings=preferredColorScheme=0".into());
+        }
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -110,6 +140,14 @@ impl Browser {
             .click()
             .await
             .unwrap();
+    }
+
+    /// The value of the JavaScript expression `expression` on the current page.
+    pub async fn eval(&self, expression: &str) -> serde_json::Value {
+        self.client
+            .execute(&format!("return {expression};"), vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{expression}: {e}"))
     }
 
     /// The page's HTML source.

@@ -97,6 +97,22 @@ impl Docker {
         self.command(&self.dir.join("config"), args, None)
     }
 
+    /// What a container wrote, standard output and error together (`docker logs` replays its
+    /// standard error on its own).
+    pub fn logs(&self, container: &str) -> String {
+        let out = Command::new(client())
+            .args(["logs", container])
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.dir.join("config"))
+            .output()
+            .expect("run the docker client (apt-get install docker.io)");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
     /// [`Docker::run_as`] feeding `input` on standard input (`login --password-stdin`).
     pub fn run_with_input(
         &self,

@@ -46,9 +46,21 @@ impl Server {
 
     /// Starts the server on any `--storage`, with extra flags and environment variables.
     pub fn start_with(storage: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--storage", storage];
+        args.extend_from_slice(extra);
+        Server::start_args(&args, env)
+    }
+
+    /// Starts the server with the configuration file `config` (a TOML file or distribution's
+    /// YAML) and `env`, and no other flag: the file (or a variable) must name a free port.
+    pub fn start_with_config(config: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_args(&["--config", config.to_str().unwrap()], env)
+    }
+
+    /// Starts the server with exactly `args` and `env`.
+    fn start_args(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_registry"))
-            .args(["--listen", "127.0.0.1:0", "--storage", storage])
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "warn,registry=info")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
