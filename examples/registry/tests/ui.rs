@@ -1,8 +1,11 @@
 //! The web UI in headless Chromium against the real binary: browse from the repository list to a
 //! multi-platform image pushed with skopeo and a referrer pushed with oci-client, filter the list,
 //! log in, delete a tag after confirming (and fail to as a user without the right), and check
-//! that an anonymous visitor sees no private repository name. With `UPDATE_SCREENSHOTS=1` the
-//! screenshots replace those under `docs/`.
+//! that an anonymous visitor sees no private repository name; and, as a team runs it (token
+//! mode, an immutable rule, a quota), on a phone-sized window in a dark scheme: tags paged and
+//! filtered, no delete for an immutable tag, a Docker image's config, search by name and by
+//! digest, each quota's use, and a look at a manifest that is not counted as a pull. With
+//! `UPDATE_SCREENSHOTS=1` the screenshots replace those under `docs/`.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -13,7 +16,7 @@ use std::process::Command;
 use fantoccini::Locator;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
-use support::browser::Browser;
+use support::browser::{Browser, Window};
 use support::login::{auth_file, htpasswd_of};
 use support::{Layout, Server, skopeo};
 
@@ -297,4 +300,236 @@ actions = ["pull"]
             .lines()
             .any(|l| l.contains("\"kind\":\"login\"") && l.contains("\"identity\":\"bob\""))
     });
+}
+
+/// Tags the manifest `tag` names as each of `tags`, with alice's credentials.
+fn retag(addr: &str, repo: &str, tag: &str, tags: &[String]) {
+    let media = "application/vnd.docker.distribution.manifest.v2+json";
+    let manifest = Command::new("curl")
+        .args(["-sSf", "-u", "alice:alice-pw", "-H"])
+        .arg(format!("accept: {media}"))
+        .arg(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
+        .output()
+        .unwrap();
+    assert!(manifest.status.success());
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &manifest.stdout).unwrap();
+    for other in tags {
+        let (code, body) = support::login::curl(&[
+            "-u",
+            "alice:alice-pw",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("content-type: {media}"),
+            "--data-binary",
+            &format!("@{}", file.path().display()),
+            &format!("http://{addr}/v2/{repo}/manifests/{other}"),
+        ]);
+        assert_eq!(code, 201, "{body}");
+    }
+}
+
+#[cfg_attr(
+    not(all(has_chromium, has_skopeo, has_curl)),
+    ignore = "skipped: chromium, chromium-driver, skopeo and curl are needed (apt-get install chromium chromium-driver skopeo curl)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_pages_searches_and_is_protected_on_a_phone_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let users = htpasswd_of(tmp.path(), &[("alice", "alice-pw")]);
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"htpasswd = "{}"
+[token]
+issue = true
+[[access]]
+repositories = ["*"]
+users = ["alice"]
+actions = ["*"]
+catalog = true
+[[immutable]]
+repositories = ["team/*"]
+tags = ["^release-"]
+[[quota]]
+repositories = ["team/*"]
+max_bytes = "1MB"
+"#,
+            users.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &tmp.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let addr = server.addr.clone();
+    let mut layout = Layout::new(&tmp.path().join("layout"));
+    let image = layout.image(81, 2, 20_000, "amd64");
+    layout.tag("v1", image);
+    // A Docker image (schema 2 manifest, Docker config), then 60 more tags on it.
+    skopeo(
+        &auth_file(tmp.path(), "skopeo"),
+        &[
+            "copy",
+            "-q",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "alice:alice-pw",
+            &format!("oci:{}:v1", layout.dir.display()),
+            &format!("docker://{addr}/team/app:release-1"),
+        ],
+    )
+    .unwrap();
+    let builds: Vec<String> = (0..60).map(|i| format!("build-{i:02}")).collect();
+    retag(&addr, "team/app", "release-1", &builds);
+    let (digest, _) = head(&addr, "team/app", "release-1");
+
+    let browser = Browser::start_with(
+        tmp.path(),
+        Window {
+            width: 400,
+            height: 860,
+            dark: true,
+        },
+    )
+    .await;
+    let base = format!("http://{addr}");
+    let go = |path: &str| {
+        let url = format!("{base}{path}");
+        let client = browser.client.clone();
+        async move { client.goto(&url).await.unwrap() }
+    };
+    // Nothing wider than the window, in the dark scheme.
+    let fits = |page: &'static str| {
+        let browser = &browser;
+        async move {
+            let wide = browser
+                .eval("document.documentElement.scrollWidth - window.innerWidth")
+                .await;
+            assert!(
+                wide.as_i64().unwrap() <= 0,
+                "{page} is {wide} px wider than a 400 px window"
+            );
+            assert_eq!(
+                browser
+                    .eval("getComputedStyle(document.body).backgroundColor")
+                    .await,
+                "rgb(18, 21, 28)",
+                "{page} is not in the dark scheme"
+            );
+        }
+    };
+    go("/login").await;
+    fits("the login page").await;
+    for (field, text) in [("#user", "alice"), ("#password", "alice-pw")] {
+        browser
+            .client
+            .find(Locator::Css(field))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    browser.click("#submit").await;
+    assert_eq!(browser.text("#who").await, "alice");
+
+    // 61 tags, 50 to a page, most recent push first; the release tag last, on page 2.
+    go("/repository?name=team/app").await;
+    fits("a repository").await;
+    let summary = browser.text("#tags-summary").await;
+    assert!(summary.contains("Tags 1–50 of 61"), "{summary}");
+    let shots = screenshots(tmp.path());
+    std::fs::create_dir_all(&shots).unwrap();
+    browser.screenshot(&shots.join("ui-phone-dark.png")).await;
+    browser.click("a.next").await;
+    let summary = browser.text("#tags-summary").await;
+    assert!(summary.contains("Tags 51–61 of 61"), "{summary}");
+    browser.text("tr[data-tag='release-1']").await;
+    // Filtered: the immutable tag has its badge and no delete; a build tag may be deleted.
+    go("/repository?name=team/app&q=release").await;
+    let row = browser.text("tr[data-tag='release-1']").await;
+    assert!(row.contains("immutable"), "{row}");
+    assert!(
+        browser
+            .client
+            .find(Locator::Css("tr[data-tag='release-1'] a.delete"))
+            .await
+            .is_err(),
+        "a delete link for an immutable tag"
+    );
+    go("/repository?name=team/app&q=build-07").await;
+    browser.text("tr[data-tag='build-07'] a.delete").await;
+
+    // The Docker image's config, and looking at it is not pulling it.
+    go("/manifest?name=team/app&reference=release-1").await;
+    fits("a manifest").await;
+    let config = browser.text("#config").await;
+    assert!(
+        config.contains("linux/amd64") && config.contains("PATH=/usr/bin"),
+        "{config}"
+    );
+    assert!(
+        browser
+            .source()
+            .await
+            .contains("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    go("/manifest?name=team/app&reference=build-07").await;
+    browser.text("#config").await;
+    let (code, _) = support::login::curl(&[
+        "-u",
+        "alice:alice-pw",
+        &format!("{base}/v2/team/app/manifests/build-08"),
+    ]);
+    assert_eq!(code, 200);
+    go("/repository?name=team/app&q=build-0").await;
+    let pulled = |tag: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .text(&format!("tr[data-tag='{tag}'] td:nth-child(6)"))
+                .await
+        }
+    };
+    assert_eq!(
+        pulled("build-07").await,
+        "–",
+        "the UI's look counted as a pull"
+    );
+    assert!(
+        pulled("build-08").await.ends_with("UTC"),
+        "a pull went unrecorded"
+    );
+
+    // Search by name and by digest.
+    go("/search?q=app").await;
+    fits("search").await;
+    assert!(
+        browser
+            .text("#found-repositories")
+            .await
+            .contains("team/app")
+    );
+    go(&format!("/search?q={digest}")).await;
+    let found = browser.text("#found-manifests").await;
+    assert!(
+        found.contains("team/app") && found.contains("release-1"),
+        "{found}"
+    );
+
+    // Each quota's use, in the unit it was written in.
+    go("/usage").await;
+    fits("usage").await;
+    let quotas = browser.text("#quotas").await;
+    assert!(
+        quotas.contains("team/*") && quotas.contains("1 MB"),
+        "{quotas}"
+    );
+    browser.close().await;
 }
