@@ -184,6 +184,19 @@ async fn history_and_restore_answer_json_to_those_the_rules_let_in() {
     .await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.header("docker-content-digest"), second.to_string());
+    // History records it as a restore, with who made it.
+    let res = send(
+        &app,
+        Method::GET,
+        "/admin/v1/history/alice/app?tag=v1",
+        Some("alice"),
+    )
+    .await;
+    let changes = res.json()["changes"].as_array().unwrap().clone();
+    let last = changes.last().unwrap();
+    assert_eq!(last["restored"], true, "{last}");
+    assert_eq!(last["to"], second.to_string().as_str(), "{last}");
+    assert_eq!(last["identity"], "alice", "{last}");
 
     let stranger = Digest::of(b"stranger");
     let res = send(

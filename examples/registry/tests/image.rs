@@ -3,7 +3,8 @@
 //! `docker push` and `docker pull localhost:PORT/registry-demo`; TLS and htpasswd through
 //! distribution's `REGISTRY_*` variables (`docker login`, a wrong password refused, push, pull,
 //! logout, an anonymous pull refused); a `config.yml` mounted at
-//! `/etc/docker/registry/config.yml`; the data kept across a new container on the same volume;
+//! `/etc/docker/registry/config.yml`; the data kept across a restart and a new container on the
+//! same volume; a volume distribution's root user wrote refused with what to do, then served;
 //! the container healthy, running as a user that is not root, and the image under 60 MiB.
 //!
 //! The engine is the test run's own (`scripts/dockerd.sh`, `REGISTRY_TEST_DOCKER_HOST`), into
@@ -140,7 +141,11 @@ fn the_image_is_a_drop_in_for_the_registry_image() {
     docker.run(&["push", &demo]).unwrap();
     docker.run(&["rmi", &demo]).unwrap();
     docker.run(&["pull", &demo]).unwrap();
-    // A new container on the same volume serves what the first one stored.
+    // Restarted, it still serves it; so does a new container on the same volume.
+    docker.run(&["restart", &plain.name]).unwrap();
+    docker.run(&["rmi", &demo]).unwrap();
+    plain.await_healthy();
+    docker.run(&["pull", &demo]).unwrap();
     drop(plain);
     docker.run(&["rmi", &demo]).unwrap();
     let again = Container::run(&docker, &["-e", &addr, "-v", &mount]);
