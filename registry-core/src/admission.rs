@@ -133,6 +133,13 @@ impl Admission for AllOf {
         }
         Ok(())
     }
+
+    fn serial_groups(&self, repository: &RepositoryName) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|rule| rule.serial_groups(repository))
+            .collect()
+    }
 }
 
 /// Rules a change must pass before it is made. Consulted after the request is validated and
@@ -141,4 +148,14 @@ impl Admission for AllOf {
 pub trait Admission: Send + Sync + 'static {
     /// Allows `change`, or refuses it with the reason the client is told.
     async fn admit(&self, change: &Change<'_>, caller: &Caller) -> Result<(), Refusal>;
+
+    /// The groups within which manifest pushes to `repository` must be admitted and made one at
+    /// a time in this process, each named by a key of this rule's own: a rule that counts what a
+    /// group of repositories holds (a quota) names its group, so that it sees every push it
+    /// admitted before. A rule that judges each change on its own (immutable tags, a signature
+    /// check) names none, the default: pushes it admits run side by side.
+    fn serial_groups(&self, repository: &RepositoryName) -> Vec<String> {
+        let _ = repository;
+        Vec::new()
+    }
 }

@@ -1,6 +1,7 @@
 //! Content lifecycle over every backend: retention applied by a collection (and the history it
-//! leaves), manifests kept while recent history names them so that a tag can be restored, and
-//! pulls recorded at most once per interval (never by a read-only registry).
+//! leaves), manifests kept while recent history names them so that a tag can be restored,
+//! pulls recorded at most once per interval (never by a read-only registry), a quota held by
+//! concurrent pushes, and rules that count nothing letting pushes run side by side.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
@@ -11,8 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{push_image, repo};
+use registry_core::admission::{Admission, Caller, Change, Refusal};
 use registry_core::gc::{self, GcOptions, Removal};
-use registry_core::lifecycle::{ImmutableRule, ImmutableTags, RetentionRule, TagPattern};
+use registry_core::lifecycle::{
+    ImmutableRule, ImmutableTags, QuotaRule, Quotas, RetentionRule, TagPattern,
+};
 use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
 use registry_core::{Digest, Error, Reference, Registry, RegistryConfig, Storage};
 
@@ -21,6 +25,8 @@ on_every_backend!(
     retention_untags_what_no_clause_keeps_and_says_why,
     pulls_are_recorded_once_per_interval_and_never_read_only,
     immutable_tags_keep_what_they_reach,
+    a_quota_holds_under_concurrent_pushes,
+    rules_that_count_nothing_let_pushes_run_side_by_side,
 );
 
 fn options(history: Duration) -> GcOptions {
@@ -223,4 +229,108 @@ async fn immutable_tags_keep_what_they_reach(storage: Arc<dyn Storage>) {
         .unwrap();
     assert_eq!(pulled.bytes, image_bytes);
     assert!(r.get_blob(&a, &layer, None).await.is_ok());
+}
+
+/// Stores the blobs of an image of one `layer`-byte layer (`seed` varies it) in `repository`;
+/// the manifest's bytes, to push.
+async fn image_blobs(r: &Registry, repository: &str, seed: u64, layer: usize) -> Bytes {
+    let a = repo(repository);
+    let config = format!("{{\"seed\":{seed}}}");
+    let layer: Vec<u8> = (0..layer).map(|i| (i as u64 * 31 + seed) as u8).collect();
+    let (cd, ld) = (Digest::of(config.as_bytes()), Digest::of(&layer));
+    r.put_blob(&a, &cd, common::body(config.as_bytes()), None)
+        .await
+        .unwrap();
+    r.put_blob(&a, &ld, common::body(&layer), None)
+        .await
+        .unwrap();
+    Bytes::from(common::image_manifest(
+        (&cd, config.len() as u64),
+        &[(&ld, layer.len() as u64)],
+        None,
+    ))
+}
+
+async fn a_quota_holds_under_concurrent_pushes(storage: Arc<dyn Storage>) {
+    let plain = Registry::new(storage, RegistryConfig::default());
+    // Room for three images of 10,000-byte layers (and their few hundred bytes of manifest
+    // and config), not four.
+    let rule = QuotaRule {
+        repositories: vec!["team/*".into()],
+        max_bytes: 35_000,
+        unit: None,
+    };
+    let r = plain
+        .clone()
+        .with_admission(Arc::new(Quotas::new(plain.clone(), vec![rule])));
+    let mut manifests = Vec::new();
+    for i in 0..8 {
+        manifests.push(image_blobs(&r, &format!("team/r{i}"), i, 10_000).await);
+    }
+    let pushes = manifests.into_iter().enumerate().map(|(i, m)| {
+        let r = r.clone();
+        async move {
+            r.put_manifest(
+                &repo(&format!("team/r{i}")),
+                &"v1".parse().unwrap(),
+                Some(OCI_MANIFEST),
+                m,
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(pushes).await;
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(admitted, 3, "{results:?}");
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(refused, Error::Denied { reason } if reason.contains("quota exceeded")),
+            "{refused:?}"
+        );
+    }
+}
+
+/// Makes every manifest push wait, at its admission, until `n` pushes wait there together (a
+/// minute at most): only pushes admitted side by side get through.
+struct MeetAtAdmission(tokio::sync::Barrier);
+
+#[async_trait::async_trait]
+impl Admission for MeetAtAdmission {
+    async fn admit(&self, change: &Change<'_>, _caller: &Caller) -> Result<(), Refusal> {
+        if !matches!(change, Change::PutManifest { .. }) {
+            return Ok(());
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.0.wait())
+            .await
+            .map(drop)
+            .map_err(|_| Refusal::new("pushes were admitted one at a time"))
+    }
+}
+
+async fn rules_that_count_nothing_let_pushes_run_side_by_side(storage: Arc<dyn Storage>) {
+    let plain = Registry::new(storage, RegistryConfig::default());
+    let immutable = ImmutableTags::new(
+        plain.clone(),
+        vec![ImmutableRule {
+            repositories: vec!["prod/*".into()],
+            tags: vec![TagPattern::new(".*").unwrap()],
+        }],
+    );
+    let rules = registry_core::admission::AllOf(vec![
+        Arc::new(immutable),
+        Arc::new(MeetAtAdmission(tokio::sync::Barrier::new(2))),
+    ]);
+    let r = plain.clone().with_admission(Arc::new(rules));
+    let first = image_blobs(&r, "dev/one", 1, 100).await;
+    let second = image_blobs(&r, "dev/two", 2, 100).await;
+    let push = |name: &'static str, m: Bytes| {
+        let r = r.clone();
+        async move {
+            r.put_manifest(&repo(name), &"v1".parse().unwrap(), Some(OCI_MANIFEST), m)
+                .await
+        }
+    };
+    let (one, two) = tokio::join!(push("dev/one", first), push("dev/two", second));
+    one.unwrap();
+    two.unwrap();
 }

@@ -89,6 +89,19 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         parallel: usize,
     },
+    /// Manifest pushes: each client pushes new manifests (over blobs it pushed once) into a
+    /// repository of its own, `PREFIX-N`, each under a tag of its own: pushes per second.
+    ManifestPush {
+        /// Clients, each on its own connection and repository
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds to run
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The clients' repositories are PREFIX-0, PREFIX-1, …
+        #[arg(long, default_value = "bench/push")]
+        prefix: String,
+    },
     /// Loopback TCP rate (no registry involved): the transfer limit of this machine.
     Loopback {
         /// Bytes to send, in MiB
@@ -204,6 +217,11 @@ async fn run(args: &Args) -> Result<(), String> {
             }
         }
         Command::Loopback { mib } => print(figures::loopback(*mib).await?),
+        Command::ManifestPush {
+            concurrency,
+            seconds,
+            prefix,
+        } => print(manifest_push(&base, prefix, *concurrency, *seconds).await?),
         Command::Load {
             clients,
             seconds,
@@ -323,6 +341,67 @@ async fn rate(
     }
     let secs = started.elapsed().as_secs_f64();
     Ok(Figure::rate(&format!("{name}_c{concurrency}"), all, secs))
+}
+
+/// Manifest pushes per second from `concurrency` clients, each into a repository of its own.
+async fn manifest_push(
+    base: &client::Base,
+    prefix: &str,
+    concurrency: usize,
+    seconds: u64,
+) -> Result<Figure, String> {
+    let mut ready = Vec::new();
+    for n in 0..concurrency {
+        let repo = format!("{prefix}-{n}");
+        let mut conn = Conn::open(base).await?;
+        let layer = Data::new(1024, 10 + n as u64);
+        let config = Data::new(512, 1000 + n as u64);
+        conn.push_monolithic(&repo, &layer).await?;
+        conn.push_monolithic(&repo, &config).await?;
+        ready.push((conn, repo, client::image_manifest(&config, &[&layer])));
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let workers = ready.into_iter().map(|(mut conn, repo, manifest)| {
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            // Each push a new manifest: the same image with an annotation of its own.
+            let mut manifest: serde_json::Value =
+                serde_json::from_slice(&manifest).map_err(|e| e.to_string())?;
+            let run = uuid_like(&repo);
+            for i in 0u64.. {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                manifest["annotations"] = serde_json::json!({ "bench.push": format!("{run}-{i}") });
+                let body = bytes::Bytes::from(manifest.to_string());
+                let t = Instant::now();
+                conn.put_manifest_bytes(&repo, &format!("p{i}"), body)
+                    .await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, String>(latencies)
+        })
+    });
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for w in futures::future::join_all(workers).await {
+        all.extend(w.map_err(|e| e.to_string())??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(Figure::rate(
+        &format!("manifest_push_c{concurrency}"),
+        all,
+        secs,
+    ))
+}
+
+/// A word that differs between runs against the same store, so that each run's manifests are
+/// new: the repository and the time.
+fn uuid_like(repo: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{repo}-{nanos}")
 }
 
 /// Pushes then pulls an image of `layers` layers with `parallel` transfers at once.

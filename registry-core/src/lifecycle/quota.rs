@@ -143,6 +143,16 @@ impl Quotas {
 
 #[async_trait]
 impl Admission for Quotas {
+    /// Each rule covering the repository: pushes into one group are counted one at a time.
+    fn serial_groups(&self, repository: &RepositoryName) -> Vec<String> {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.covers(repository))
+            .map(|(i, _)| format!("quota {i}"))
+            .collect()
+    }
+
     async fn admit(&self, change: &Change<'_>, _caller: &Caller) -> Result<(), Refusal> {
         let Change::PutManifest {
             repository,

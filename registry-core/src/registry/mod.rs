@@ -25,6 +25,7 @@ use crate::tags::{Page, TagRecord, Tags};
 use crate::upload::UploadStatus;
 use crate::uploads::Uploads;
 
+mod groups;
 mod history;
 pub mod source;
 
@@ -102,9 +103,10 @@ pub struct Registry {
     pub(crate) catalog: Catalog,
     pub(crate) index: Arc<IndexState>,
     admission: Option<Arc<dyn Admission>>,
-    /// Held from a manifest push's admission to its tag write, so that a rule that counts (a
-    /// quota) sees every earlier push of this process.
-    admission_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The groups rules name ([`Admission::serial_groups`]), each held from a manifest push's
+    /// admission to its tag write, so that a rule that counts (a quota) sees every earlier push
+    /// into its group made by this process.
+    groups: Arc<groups::GroupLocks>,
     /// When this process last recorded a pull of each tag.
     pulls: Arc<quick_cache::sync::Cache<(RepositoryName, Tag), std::time::Instant>>,
     /// What bounds the cost of usage reports.
@@ -154,7 +156,7 @@ impl Registry {
             storage,
             config: Arc::new(config),
             admission: None,
-            admission_lock: Arc::default(),
+            groups: Arc::default(),
             pulls: Arc::new(quick_cache::sync::Cache::new(64 * 1024)),
             reports: Arc::new(crate::lifecycle::usage::Reports::new()),
             source: None,
@@ -163,8 +165,9 @@ impl Registry {
     }
 
     /// The same registry, consulting `admission` before every change to a manifest or tag (use
-    /// [`crate::admission::AllOf`] for several rules). Manifest pushes are then admitted and made
-    /// one at a time in this process, so that a rule sees every change it admitted before.
+    /// [`crate::admission::AllOf`] for several rules). Manifest pushes into a group a rule names
+    /// ([`Admission::serial_groups`]) are admitted and made one at a time in this process, so
+    /// that the rule sees every push into its group it admitted before; others run side by side.
     pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Registry {
         self.admission = Some(admission);
         self
@@ -450,8 +453,8 @@ impl Registry {
             .await?;
         let digest = &m.info.digest;
         let _one_at_a_time = match (&self.admission, admit) {
-            (Some(_), true) => Some(self.admission_lock.lock().await),
-            _ => None,
+            (Some(rules), true) => self.groups.hold(rules.serial_groups(repo)).await,
+            _ => Vec::new(),
         };
         let (tag, previous) = match reference {
             Reference::Tag(t) => (Some(t), self.tags.get(repo, t).await?),
