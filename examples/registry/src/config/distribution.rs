@@ -317,7 +317,7 @@ fn translate(tree: &Node, origin: &str, out: &mut Translation) -> Result<(), Str
             other => r.refuse(
                 other,
                 line,
-                "not supported here (see the README: a drop-in for the registry image)",
+                "not supported here (see docs/deployment.md: a drop-in for the registry image)",
             ),
         }
     }
