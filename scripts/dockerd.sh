@@ -6,14 +6,23 @@
 #   scripts/dockerd.sh start DIR   installs docker.io when missing, starts dockerd, waits until it
 #                                  answers, writes DIR/env (DOCKER_HOST and
 #                                  REGISTRY_TEST_DOCKER_HOST, to source)
-#   scripts/dockerd.sh stop DIR    stops it (and what it runs)
+#   scripts/dockerd.sh stop DIR    stops it (and what it runs), and unmounts what it left
+#                                  mounted under DIR
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=$(realpath -m "${2:?DIR}")
 case $cmd in
 stop)
-  [ -f "$dir/docker.pid" ] && kill "$(cat "$dir/docker.pid")" 2>/dev/null || true
-  for _ in $(seq 100); do [ -S "$dir/docker.sock" ] || break; sleep 0.1; done
+  if [ -f "$dir/docker.pid" ]; then
+    pid=$(cat "$dir/docker.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  # What the engine mounted under DIR and left (its network namespace), deepest first, so
+  # that DIR can be removed.
+  awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r mount; do umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true; done
   exit 0
   ;;
 start) ;;
