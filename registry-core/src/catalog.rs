@@ -35,30 +35,37 @@ impl Catalog {
         Catalog { storage, index }
     }
 
-    /// Lists `repo`, which just received a manifest.
-    pub async fn add(&self, repo: &RepositoryName) -> Result<()> {
+    /// Lists `repo`, which just received a manifest; true when it was not listed (a head first,
+    /// so that a push into a listed repository writes nothing here).
+    pub async fn add(&self, repo: &RepositoryName) -> Result<bool> {
         self.index.legacy(&*self.storage).await?;
-        self.storage
-            .put(&paths::catalog_entry(repo), Bytes::new())
-            .await
+        let key = paths::catalog_entry(repo);
+        match self.storage.head(&key).await {
+            Ok(_) => return Ok(false),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        self.storage.put(&key, Bytes::new()).await?;
+        Ok(true)
     }
 
     /// Unlists `repo` when it holds no manifest any more; puts the entry back when a push landed
-    /// meanwhile.
+    /// meanwhile. True when it was unlisted.
     pub async fn remove_if_empty(
         &self,
         repo: &RepositoryName,
         manifests: &Manifests,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if manifests.any(repo).await? {
-            return Ok(());
+            return Ok(false);
         }
         let key = paths::catalog_entry(repo);
         self.storage.delete(&key).await?;
         if manifests.any(repo).await? {
             self.storage.put(&key, Bytes::new()).await?;
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Repositories holding at least one manifest, in the lexical order of their names'

@@ -63,7 +63,7 @@ pub struct Target {
 }
 
 /// The request behind an event.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestInfo {
     /// Its `X-Request-Id`.

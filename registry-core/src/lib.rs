@@ -23,7 +23,8 @@
 //!   ([`access::AccessControl`]: identity and policy), [`admission`] (the hook consulted before a
 //!   manifest or tag changes, and the [`Caller`]), [`events`] ([`events::EventSink`]), and
 //!   [`source`] (the read-through [`Source`] a registry consults on a miss, such as a
-//!   pull-through cache's upstream, and the [`source::Fill`] it stores through).
+//!   pull-through cache's upstream, and the [`source::Fill`] it stores through), and [`feed`]
+//!   ([`feed::Subscriber`]: every change committed to the store, whoever made it).
 //! - [`lifecycle`]: retention rules, immutable tags, quotas and usage; tag history and restore
 //!   are on [`Registry`].
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
@@ -41,6 +42,7 @@ mod catalog;
 pub mod digest;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod gc;
 mod index;
 pub mod lifecycle;

@@ -56,6 +56,8 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let caller = |identity: Option<crate::Identity>| registry_core::Caller {
         identity: identity.map(|i| i.name).filter(|n| !n.is_empty()),
         request_id: request_id.clone(),
+        origin: registry_core::feed::Origin::Admin,
+        request: None,
     };
     let options = &state.options;
     let registry = &state.registry;

@@ -122,7 +122,10 @@ pub struct HttpOptions {
     pub blob_redirect: Option<Duration>,
     /// Record request metrics here and serve them at `/metrics`; `None` (the default): neither.
     pub metrics: Option<Arc<metrics::Metrics>>,
-    /// Hand an [`events::Event`] to this sink after every successful push, pull and delete.
+    /// Hand an [`events::Event`] to this sink after every successful pull. Pushes and deletes
+    /// are changes: attach [`events::FeedEvents`] over the same sink to the registry
+    /// (`Registry::with_subscriber`) for theirs, whoever makes them (the API, the UI, the admin
+    /// API, garbage collection, …).
     pub events: Option<Arc<dyn events::EventSink>>,
     /// Throttle failed logins per client address and user (see [`throttle`]); `None`: never.
     pub throttle: Option<Arc<throttle::LoginThrottle>>,
@@ -446,6 +449,8 @@ async fn dispatch(
     let caller = registry_core::Caller {
         identity: actor.name.clone(),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        origin: registry_core::feed::Origin::Api,
+        request: request.clone(),
     };
     let cx = Ctx {
         registry: registry.as_caller(caller),
@@ -480,19 +485,17 @@ async fn dispatch(
     } else if login && status.is_success() {
         audit(audit::AuditKind::Login, name.clone(), status, None, None);
     }
+    // Pulls change nothing, so the router raises their events; pushes and deletes reach the
+    // sink through the change feed (`events::FeedEvents`), whoever makes them.
     if let (Some(sink), Some(request)) = (&options.events, request)
+        && method == Method::GET
         && (res.status().is_success() || res.status().is_redirection())
         && let Some(events::Happened(target)) = res.extensions_mut().remove()
     {
-        let action = match method {
-            Method::DELETE => Action::Delete,
-            Method::GET => Action::Pull,
-            _ => Action::Push,
-        };
         sink.send(events::Event {
             id: uuid::Uuid::new_v4().to_string(),
             timestamp: events::now(),
-            action,
+            action: Action::Pull,
             target,
             request,
             actor,

@@ -29,6 +29,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry as Collector};
+use registry_core::feed::{Record, Subscriber};
 use registry_core::{
     ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize, Result,
     Storage,
@@ -55,6 +56,12 @@ struct OperationLabels {
     operation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    kind: &'static str,
+    origin: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to about 65 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
@@ -70,6 +77,7 @@ pub struct Metrics {
     uploads_in_flight: Gauge,
     storage_latency: Family<OperationLabels, Histogram, fn() -> Histogram>,
     storage_errors: Family<OperationLabels, Counter>,
+    changes: Family<ChangeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +101,7 @@ impl Metrics {
         let uploads_in_flight = Gauge::default();
         let storage_latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let storage_errors = Family::default();
+        let changes = Family::default();
         let mut c = Collector::with_prefix("registry");
         c.register(
             "http_requests",
@@ -129,6 +138,12 @@ impl Metrics {
             "Storage operations that failed (a missing key is not a failure), by operation",
             storage_errors.clone(),
         );
+        c.register(
+            "changes",
+            "Changes committed to the store, by kind and origin (api, ui, admin, cli, gc, \
+             retention, sync, mirror), counted by the subscriber Metrics::feed gives",
+            changes.clone(),
+        );
         Metrics {
             collector: Mutex::new(c),
             requests,
@@ -138,7 +153,14 @@ impl Metrics {
             uploads_in_flight,
             storage_latency,
             storage_errors,
+            changes,
         }
+    }
+
+    /// A subscriber of the registry's change feed counting each committed change in
+    /// `registry_changes_total{kind,origin}`; attach it with `Registry::with_subscriber`.
+    pub fn feed(self: &Arc<Self>) -> Arc<dyn Subscriber> {
+        Arc::new(FeedCounter(self.clone()))
     }
 
     /// Adds a metric of the embedder's (or of a part of the server: notifications, collection);
@@ -355,6 +377,22 @@ impl Storage for MeteredStorage {
     async fn signed_url(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {
         self.timed("signed_url", self.inner.signed_url(key, expires_in))
             .await
+    }
+}
+
+/// Counts committed changes; see [`Metrics::feed`].
+struct FeedCounter(Arc<Metrics>);
+
+#[async_trait]
+impl Subscriber for FeedCounter {
+    async fn committed(&self, record: &Record) {
+        self.0
+            .changes
+            .get_or_create(&ChangeLabels {
+                kind: record.change.kind(),
+                origin: record.caller.origin.as_str(),
+            })
+            .inc();
     }
 }
 

@@ -135,6 +135,12 @@ impl Sync {
     /// Runs a round of each upstream now and then at its interval, for as long as the process
     /// runs (spawn it).
     pub async fn run(self: Arc<Self>, registry: Registry) {
+        // What the change feed, tag history and admission rules see of what a sync copies.
+        let registry = registry.as_caller(registry_core::Caller {
+            identity: Some("sync".into()),
+            origin: registry_core::feed::Origin::Sync,
+            ..registry_core::Caller::default()
+        });
         let loops = (0..self.sources.len()).map(|n| {
             let (sync, registry) = (self.clone(), registry.clone());
             async move {

@@ -64,11 +64,14 @@ impl EventSink for Print {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let storage = Arc::new(registry_storage::MemoryStorage::new());
-    let registry =
-        Registry::new(storage, RegistryConfig::default()).with_admission(Arc::new(NoLatest));
+    // Pushes and deletes reach the sink through the change feed, pulls from the router.
+    let events: Arc<dyn EventSink> = Arc::new(Print);
+    let registry = Registry::new(storage, RegistryConfig::default())
+        .with_admission(Arc::new(NoLatest))
+        .with_subscriber(Arc::new(registry_http::events::FeedEvents(events.clone())));
     let options = registry_http::HttpOptions {
         access: Some(Arc::new(ApiKey("s3cret"))),
-        events: Some(Arc::new(Print)),
+        events: Some(events),
         ..Default::default()
     };
     let router = registry_http::router_with(registry, options);

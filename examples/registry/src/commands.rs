@@ -7,9 +7,38 @@ use registry_core::{Digest, RepositoryName, Tag, TagChange};
 use crate::config::{Config, Sources};
 use crate::{auth, notify, registry, storage};
 
+/// The registry a command changes the store through, as the server's own: its changes reach
+/// replication's queues and raise the webhooks' events (see [`Changing::finish`]).
+struct Changing {
+    registry: registry_core::Registry,
+    webhooks: Option<std::sync::Arc<notify::Webhooks>>,
+}
+
+impl Changing {
+    fn open(config: &Config) -> Result<Changing, String> {
+        let metrics = registry_http::metrics::Metrics::new();
+        let webhooks = notify::Webhooks::start(&config.notifications, &metrics)?;
+        let sink = webhooks
+            .clone()
+            .map(|w| w as std::sync::Arc<dyn registry_http::events::EventSink>);
+        let registry = crate::registry_and_replication(config, None, sink)?.registry;
+        Ok(Changing { registry, webhooks })
+    }
+
+    /// Sends the events still queued (30 s at most) before the command exits.
+    async fn finish(self) {
+        if let Some(webhooks) = self.webhooks
+            && !webhooks.flush(std::time::Duration::from_secs(30)).await
+        {
+            eprintln!("registry: some notifications could not be sent within 30 s");
+        }
+    }
+}
+
 pub async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
     existing(&config)?;
-    let registry = registry(&config, None)?;
+    let changing = Changing::open(&config)?;
+    let registry = changing.registry.clone();
     let report = registry_core::gc::collect(&registry, &config.gc_options(dry_run)?)
         .await
         .map_err(|e| format!("gc failed: {e}"))?;
@@ -39,6 +68,7 @@ pub async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
     for line in kept_because(&report, &config) {
         println!("gc: kept {line}");
     }
+    changing.finish().await;
     Ok(())
 }
 
@@ -306,18 +336,23 @@ pub async fn history(config: Config, target: &str, json: bool) -> Result<(), Str
 
 pub async fn restore(config: Config, target: &str, to: Option<&str>) -> Result<(), String> {
     existing(&config)?;
-    let registry = registry(&config, None)?;
+    let changing = Changing::open(&config)?;
+    let registry = changing.registry.clone();
     let (repo, tag) = repository_and_tag(target)?;
     let tag = tag.ok_or_else(|| format!("restore needs REPO:TAG, not {target:?}"))?;
     let to: Option<Digest> = to
         .map(str::parse)
         .transpose()
         .map_err(|e| format!("--to: {e}"))?;
+    // Who restored, as the tag's history and the restore's event name them.
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .unwrap_or_else(|| "an unnamed user".into());
     let caller = registry_core::Caller {
-        identity: std::env::var("USER")
-            .ok()
-            .map(|u| format!("{u} (registry restore)")),
-        request_id: None,
+        identity: Some(format!("{user} (registry restore)")),
+        origin: registry_core::feed::Origin::Cli,
+        ..registry_core::Caller::default()
     };
     let record = registry
         .as_caller(caller)
@@ -325,6 +360,7 @@ pub async fn restore(config: Config, target: &str, to: Option<&str>) -> Result<(
         .await
         .map_err(|e| format!("restore failed: {e}"))?;
     println!("restored {repo}:{tag} -> {}", record.digest);
+    changing.finish().await;
     Ok(())
 }
 

@@ -39,6 +39,7 @@ mod telemetry;
 
 use cli::{Cli, Command, ReplicationCommand};
 use config::{Config, StorageSpec};
+use registry_http::events::{EventSink, FeedEvents};
 use registry_http::metrics::{MeteredStorage, Metrics};
 
 #[tokio::main]
@@ -111,7 +112,7 @@ async fn main() {
 /// The registry the configuration describes, with its admission rules (immutable tags, quotas,
 /// and replication's queueing).
 fn registry(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Registry, String> {
-    registry_and_replication(config, metrics).map(|built| built.registry)
+    registry_and_replication(config, metrics, None).map(|built| built.registry)
 }
 
 /// The storage the configuration names, metered when `metrics` are given.
@@ -199,10 +200,13 @@ struct Built {
     quotas: Option<Arc<Quotas>>,
 }
 
-/// [`registry`], with the replication whose queues it writes and its quotas.
+/// [`registry`], with the replication whose queues it writes and its quotas. Every committed
+/// change goes to replication's queues, to `events` (the webhooks) and to `metrics`, whoever
+/// makes it.
 fn registry_and_replication(
     config: &Config,
     metrics: Option<&Arc<Metrics>>,
+    events: Option<Arc<dyn EventSink>>,
 ) -> Result<Built, String> {
     let storage = storage(config, metrics)?;
     let defaults = RegistryConfig::default();
@@ -236,7 +240,6 @@ fn registry_and_replication(
     if let Some(quotas) = &quotas {
         rules.push(quotas.clone());
     }
-    // Last: a change another rule refuses is not queued.
     let replication = match config.replication.is_empty() || config.read_only {
         true => None,
         false => {
@@ -250,13 +253,19 @@ fn registry_and_replication(
             Some(Arc::new(replication))
         }
     };
-    if let Some(replication) = &replication {
-        rules.push(replication.clone());
-    }
-    let registry = match rules.is_empty() {
+    let mut registry = match rules.is_empty() {
         true => registry,
         false => registry.with_admission(Arc::new(AllOf(rules))),
     };
+    if let Some(replication) = &replication {
+        registry = registry.with_subscriber(replication.clone());
+    }
+    if let Some(events) = events {
+        registry = registry.with_subscriber(Arc::new(FeedEvents(events)));
+    }
+    if let Some(metrics) = metrics {
+        registry = registry.with_subscriber(metrics.feed());
+    }
     Ok(Built {
         registry,
         replication,
@@ -266,11 +275,16 @@ fn registry_and_replication(
 
 async fn serve(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
+    let events = notify::Webhooks::start(&config.notifications, &metrics)?;
     let Built {
         registry,
         replication,
         quotas,
-    } = registry_and_replication(&config, Some(&metrics))?;
+    } = registry_and_replication(
+        &config,
+        Some(&metrics),
+        events.clone().map(|e| e as Arc<dyn EventSink>),
+    )?;
     if !config.read_only {
         housekeeping::reindex_if_needed(&registry).await;
     }
@@ -292,7 +306,6 @@ async fn serve(config: Config) -> Result<(), String> {
         sync.register_metrics(&metrics);
         tokio::spawn(Arc::new(sync).run(registry.clone()));
     }
-    let events = notify::Webhooks::start(&config.notifications, &metrics)?;
     // Read-only, a mirror serves what it cached and fetches nothing: storage stays as it is.
     let mirror = config
         .mirror
@@ -368,7 +381,7 @@ async fn serve(config: Config) -> Result<(), String> {
         headers: headers.clone(),
         blob_redirect: config.blob_redirect_secs.map(Duration::from_secs),
         metrics: config.metrics.enabled.then(|| metrics.clone()),
-        events: events.map(|e| e as Arc<dyn registry_http::events::EventSink>),
+        events: events.map(|e| e as Arc<dyn EventSink>),
         throttle: watch.throttle.clone(),
         audit: watch.audit.clone(),
     };

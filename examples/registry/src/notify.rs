@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use registry_http::events::{Event, EventSink};
 use registry_http::metrics::Metrics;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// The content type of the posted envelope, as distribution sends it.
 const ENVELOPE_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
@@ -91,6 +92,21 @@ struct EndpointLabels {
 struct DropLabels {
     endpoint: String,
     reason: &'static str,
+}
+
+/// Events queued or being posted, over every endpoint, and a signal each time some are done:
+/// what [`Webhooks::flush`] waits on.
+#[derive(Default)]
+struct Pending {
+    events: AtomicUsize,
+    done: Notify,
+}
+
+impl Pending {
+    fn finished(&self, n: usize) {
+        self.events.fetch_sub(n, Ordering::AcqRel);
+        self.done.notify_waiters();
+    }
 }
 
 /// Counters shared by every endpoint.
@@ -173,6 +189,7 @@ pub fn validate(config: &NotificationsConfig) -> Result<(), String> {
 pub struct Webhooks {
     queues: Vec<(Arc<Endpoint>, mpsc::Sender<Event>)>,
     counters: Counters,
+    pending: Arc<Pending>,
 }
 
 impl Webhooks {
@@ -204,6 +221,7 @@ impl Webhooks {
         let client = reqwest::Client::builder()
             .build()
             .map_err(|e| format!("notifications: {e}"))?;
+        let pending = Arc::new(Pending::default());
         let mut queues = Vec::new();
         for endpoint in endpoints {
             let endpoint = Arc::new(endpoint);
@@ -213,17 +231,42 @@ impl Webhooks {
                 rx,
                 client.clone(),
                 counters.clone(),
+                pending.clone(),
             ));
             queues.push((endpoint, tx));
         }
-        Ok(Some(Arc::new(Webhooks { queues, counters })))
+        Ok(Some(Arc::new(Webhooks {
+            queues,
+            counters,
+            pending,
+        })))
+    }
+
+    /// Waits until every event sent so far was posted (or dropped after its retries), for
+    /// `within` at most: what a command does before it exits. False when some were left.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let done = self.pending.done.notified();
+            if self.pending.events.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return false;
+            }
+        }
     }
 }
 
 impl EventSink for Webhooks {
     fn send(&self, event: Event) {
         for (endpoint, queue) in &self.queues {
-            if endpoint.wants(&event) && queue.try_send(event.clone()).is_err() {
+            if !endpoint.wants(&event) {
+                continue;
+            }
+            self.pending.events.fetch_add(1, Ordering::AcqRel);
+            if queue.try_send(event.clone()).is_err() {
+                self.pending.finished(1);
                 self.counters
                     .dropped
                     .get_or_create(&DropLabels {
@@ -242,6 +285,7 @@ async fn deliver(
     mut queue: mpsc::Receiver<Event>,
     client: reqwest::Client,
     counters: Counters,
+    pending: Arc<Pending>,
 ) {
     let labels = EndpointLabels {
         endpoint: endpoint.name.clone(),
@@ -259,6 +303,7 @@ async fn deliver(
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(endpoint = %endpoint.name, "cannot encode events: {e}");
+                pending.finished(events.len());
                 continue;
             }
         };
@@ -306,5 +351,6 @@ async fn deliver(
                 }
             }
         }
+        pending.finished(events.len());
     }
 }

@@ -45,21 +45,6 @@ fn example_config(dir: &Path) -> std::path::PathBuf {
     file
 }
 
-/// An API client sending `user`'s Basic credentials on every request.
-fn api_as(addr: &str, user: &str, password: &str) -> Api {
-    use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", format!("Basic {basic}").parse().unwrap());
-    Api {
-        http: reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .unwrap(),
-        base: format!("http://{addr}"),
-    }
-}
-
 /// The OCI error of a response: status, code and message.
 async fn error_of(r: reqwest::Response) -> (u16, String, String) {
     let status = r.status().as_u16();
@@ -87,8 +72,8 @@ async fn the_example_configuration_holds_together() {
     let addr = server.addr.clone();
     let base = format!("http://{addr}");
     let anonymous = reqwest::Client::new();
-    let alice = api_as(&addr, "alice", "alice-pw");
-    let bob = api_as(&addr, "bob", "bob-pw");
+    let alice = Api::with_basic(&addr, "alice", "alice-pw");
+    let bob = Api::with_basic(&addr, "bob", "bob-pw");
 
     // Every client's first ping: a Bearer challenge, not a refusal in the audit log.
     let r = anonymous.get(format!("{base}/v2/")).send().await.unwrap();

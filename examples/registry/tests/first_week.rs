@@ -186,19 +186,7 @@ async fn quotas_speak_their_unit_and_token_requests_are_logged() {
     ]);
     assert_eq!(code, 200);
     let image = TestImage::new(3, vec![noise(3, 30_000)]);
-    let api = Api {
-        http: reqwest::Client::builder()
-            .default_headers({
-                use base64::Engine;
-                let mut h = reqwest::header::HeaderMap::new();
-                let basic = base64::engine::general_purpose::STANDARD.encode("alice:alice-pw");
-                h.insert("authorization", format!("Basic {basic}").parse().unwrap());
-                h
-            })
-            .build()
-            .unwrap(),
-        base: format!("http://{}", server.addr),
-    };
+    let api = Api::with_basic(&server.addr, "alice", "alice-pw");
     let refused = api.push_image("alice/app", "v1", &image).await.unwrap_err();
     assert!(refused.contains("of 20 KB used"), "{refused}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -7,7 +7,6 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use registry_core::Digest;
@@ -236,6 +235,16 @@ async fn metrics_count_requests_bytes_and_storage() {
         value(r#"registry_http_request_duration_seconds_count{route="blob",method="GET"}"#) >= 2.0
     );
     assert!(value(r#"registry_storage_operation_duration_seconds_count{operation="put"}"#) >= 3.0);
+    // The change feed's count: the push's manifest, its two blobs, its tag, its repository.
+    let changes = |kind: &str| {
+        value(&format!(
+            r#"registry_changes_total{{kind="{kind}",origin="api"}}"#
+        ))
+    };
+    assert_eq!(changes("manifest_stored"), 1.0);
+    assert_eq!(changes("blob_stored"), 2.0);
+    assert_eq!(changes("tag_moved"), 1.0);
+    assert_eq!(changes("repository_created"), 1.0);
     assert!(!text.contains("m/app"), "no repository names in metrics");
 
     // Off by a variable.
@@ -284,38 +293,9 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(line["span"]["method"], "GET");
 }
 
-/// A webhook receiver on loopback: what it got, per path; `/fail` answers 500, `/slow` takes
-/// ten seconds.
-async fn receiver() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = got.clone();
-    let app = axum::Router::new().route(
-        "/{name}",
-        axum::routing::post(
-            move |axum::extract::Path(name): axum::extract::Path<String>, body: String| {
-                let sink = sink.clone();
-                async move {
-                    match name.as_str() {
-                        "fail" => return axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "slow" => tokio::time::sleep(Duration::from_secs(10)).await,
-                        _ => {}
-                    }
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                    sink.lock().unwrap().push((name, v));
-                    axum::http::StatusCode::OK
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), got)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_get_filtered_events_and_never_slow_requests() {
-    let (base, got) = receiver().await;
+    let (base, got) = support::webhooks::receiver().await;
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("registry.toml");
     std::fs::write(
@@ -387,9 +367,9 @@ queue_size = 1
                     .collect::<Vec<_>>()
             })
             .collect();
-        // "all": 2 blob pushes, 1 manifest push, 1 manifest pull, 2 blob pulls, 1 delete;
-        // "deletes": the delete.
-        if events.len() >= 8 || Instant::now() > deadline {
+        // "all": 2 blob pushes, 1 manifest push, 1 manifest pull, 2 blob pulls, the delete of
+        // the manifest and of its tag; "deletes": the manifest's delete.
+        if events.len() >= 9 || Instant::now() > deadline {
             break events;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -421,6 +401,10 @@ queue_size = 1
     assert_eq!(count("pull", MANIFEST), 1, "{kinds:?}");
     assert_eq!(count("pull", BLOB), 2, "{kinds:?}");
     assert_eq!(count("delete", MANIFEST), 1, "{kinds:?}");
+    let tag_deleted = all
+        .iter()
+        .find(|e| e["action"] == "delete" && e["target"]["tag"] == "v1");
+    assert!(tag_deleted.is_some(), "{kinds:?}");
     let push = all
         .iter()
         .find(|e| e["action"] == "push" && e["target"]["mediaType"] == MANIFEST)

@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use crate::admission::Caller;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::feed::{Committed, Origin};
 use crate::paths;
 use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
@@ -25,7 +26,21 @@ pub(super) struct Collection<'a> {
     pub(super) dry_run: bool,
 }
 
+/// The caller a collection makes its changes as: who (the collector or retention) and from where.
+fn collector(identity: &str, origin: Origin) -> Caller {
+    Caller {
+        identity: Some(identity.into()),
+        origin,
+        ..Caller::default()
+    }
+}
+
 impl Collection<'_> {
+    /// Hands a change the collection made to the change feed.
+    async fn publish(&self, caller: Caller, change: Committed) {
+        self.registry.as_caller(caller).publish(change).await;
+    }
+
     pub(super) async fn delete(&self, key: &str) -> Result<()> {
         if self.dry_run {
             return Ok(());
@@ -37,14 +52,20 @@ impl Collection<'_> {
         if !self.dry_run
             && let Some(record) = self.registry.tags.get(name, tag).await?
         {
-            let caller = Caller {
-                identity: Some(COLLECTOR.into()),
-                request_id: None,
-            };
+            let caller = collector(COLLECTOR, Origin::Gc);
             self.registry
                 .tags
                 .delete(name, tag, &record.digest, &caller)
                 .await?;
+            self.publish(
+                caller,
+                Committed::TagDeleted {
+                    repository: name.clone(),
+                    tag: tag.clone(),
+                    digest: record.digest,
+                },
+            )
+            .await;
         }
         Ok(Removal::Tag {
             repository: name.clone(),
@@ -63,14 +84,20 @@ impl Collection<'_> {
         if !self.dry_run {
             match self.registry.tags.get(name, tag).await? {
                 Some(record) if record.digest == *digest => {
-                    let caller = Caller {
-                        identity: Some(RETENTION.into()),
-                        request_id: None,
-                    };
+                    let caller = collector(RETENTION, Origin::Retention);
                     self.registry
                         .tags
                         .delete(name, tag, digest, &caller)
                         .await?;
+                    self.publish(
+                        caller,
+                        Committed::TagDeleted {
+                            repository: name.clone(),
+                            tag: tag.clone(),
+                            digest: digest.clone(),
+                        },
+                    )
+                    .await;
                 }
                 _ => return Ok(None),
             }
@@ -102,7 +129,18 @@ impl Collection<'_> {
         }
         if !self.dry_run {
             match self.registry.manifests.remove(name, digest).await {
-                Ok(()) | Err(Error::ManifestUnknown { .. }) => {}
+                Ok(()) => {
+                    self.publish(
+                        collector(COLLECTOR, Origin::Gc),
+                        Committed::ManifestDeleted {
+                            repository: name.clone(),
+                            digest: digest.clone(),
+                            media_type: None,
+                        },
+                    )
+                    .await
+                }
+                Err(Error::ManifestUnknown { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -134,6 +172,14 @@ impl Collection<'_> {
                     .await?;
                 return Ok(None);
             }
+            self.publish(
+                collector(COLLECTOR, Origin::Gc),
+                Committed::BlobUnlinked {
+                    repository: name.clone(),
+                    digest: digest.clone(),
+                },
+            )
+            .await;
         }
         Ok(Some(Removal::Link {
             repository: name.clone(),
@@ -159,6 +205,14 @@ impl Collection<'_> {
         self.delete(&marker).await?;
         if !self.dry_run {
             self.registry.blobs.forget(digest);
+            self.publish(
+                collector(COLLECTOR, Origin::Gc),
+                Committed::BlobRemoved {
+                    digest: digest.clone(),
+                    size: blob.size,
+                },
+            )
+            .await;
         }
         Ok(Removal::Blob {
             digest: digest.clone(),

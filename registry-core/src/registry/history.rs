@@ -9,6 +9,7 @@ use crate::admission::Change;
 use crate::blobs::parse_record;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::feed::Committed;
 use crate::paths;
 use crate::reference::{Reference, RepositoryName, Tag};
 use crate::storage::StorageExt;
@@ -98,10 +99,24 @@ impl Registry {
             to: &target,
         })
         .await?;
-        self.catalog.add(repo).await?;
+        let created = self.catalog.add(repo).await?;
         self.tags
             .set(repo, tag, &target, current.as_ref(), &self.caller, true)
             .await?;
+        if created {
+            self.publish(Committed::RepositoryCreated {
+                repository: repo.clone(),
+            })
+            .await;
+        }
+        self.publish(Committed::TagMoved {
+            repository: repo.clone(),
+            tag: tag.clone(),
+            from: current.map(|c| c.digest),
+            to: target.clone(),
+            restored: true,
+        })
+        .await;
         self.tags
             .get(repo, tag)
             .await?

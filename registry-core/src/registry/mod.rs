@@ -2,34 +2,35 @@
 //! façade over parts that each own one concern: blobs (`blobs`), uploads (`uploads`), manifests
 //! and referrers (`manifests`), tags (`tags`) and the catalog (`catalog`). It consults the
 //! admission hook before a change, a read-through [`Source`] on a miss in a repository it serves,
-//! and tells the parts who asks.
+//! tells the parts who asks, and hands every committed change to the feed's subscribers. Blob and
+//! upload calls are in `blob_ops`, manifest and tag calls in `manifest_ops`, tag history and
+//! restore in `history`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::admission::{Admission, Caller, Change};
-use crate::blobs::{BlobContent, BlobInfo, Blobs};
+use crate::blobs::Blobs;
 use crate::cache::Caches;
 use crate::catalog::Catalog;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::feed::{Committed, Record, Subscriber};
 use crate::index::IndexState;
 use crate::manifest::Descriptor;
-use crate::manifests::{ManifestContent, Manifests, References};
-use crate::reference::{Reference, RepositoryName, Tag};
-use crate::storage::{ByteStream, GetRange, Storage};
-use crate::stored::ManifestInfo;
-use crate::tags::{Page, TagRecord, Tags};
-use crate::upload::UploadStatus;
+use crate::manifests::Manifests;
+use crate::reference::{RepositoryName, Tag};
+use crate::storage::Storage;
+use crate::tags::{Page, Tags};
 use crate::uploads::Uploads;
 
+mod blob_ops;
 mod groups;
 mod history;
+mod manifest_ops;
 pub mod source;
 
-use source::{Read, SharedSource};
+use source::SharedSource;
 
 /// Default manifest size limit: 4 MiB, as distribution.
 pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
@@ -112,6 +113,8 @@ pub struct Registry {
     /// What bounds the cost of usage reports.
     pub(crate) reports: Arc<crate::lifecycle::usage::Reports>,
     source: SharedSource,
+    /// What every committed change is handed to.
+    subscribers: Arc<Vec<Arc<dyn Subscriber>>>,
     caller: Caller,
 }
 
@@ -122,6 +125,7 @@ impl std::fmt::Debug for Registry {
             .field("config", &self.config)
             .field("admission", &self.admission.is_some())
             .field("source", &self.source.is_some())
+            .field("subscribers", &self.subscribers.len())
             .field("caller", &self.caller)
             .finish_non_exhaustive()
     }
@@ -160,6 +164,7 @@ impl Registry {
             pulls: Arc::new(quick_cache::sync::Cache::new(64 * 1024)),
             reports: Arc::new(crate::lifecycle::usage::Reports::new()),
             source: None,
+            subscribers: Arc::default(),
             caller: Caller::default(),
         }
     }
@@ -173,8 +178,32 @@ impl Registry {
         self
     }
 
-    /// A handle on the same registry whose changes are made for `caller`: what admission rules
-    /// and tag history see. The HTTP layer takes one per request.
+    /// The same registry, handing every change committed through it (or through a registry
+    /// derived from it afterwards) to `subscriber` too: see [`crate::feed`].
+    pub fn with_subscriber(mut self, subscriber: Arc<dyn Subscriber>) -> Registry {
+        let mut all = self.subscribers.as_ref().clone();
+        all.push(subscriber);
+        self.subscribers = Arc::new(all);
+        self
+    }
+
+    /// Hands a committed change, made for this handle's caller, to every subscriber.
+    pub(crate) async fn publish(&self, change: Committed) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let record = Record {
+            change,
+            caller: self.caller.clone(),
+            at: std::time::SystemTime::now(),
+        };
+        for subscriber in self.subscribers.iter() {
+            subscriber.committed(&record).await;
+        }
+    }
+
+    /// A handle on the same registry whose changes are made for `caller`: what admission rules,
+    /// tag history and the change feed see. The HTTP layer takes one per request.
     pub fn as_caller(&self, caller: Caller) -> Registry {
         Registry {
             caller,
@@ -211,382 +240,6 @@ impl Registry {
             }
             None => Ok(()),
         }
-    }
-
-    // ---- blobs ----
-
-    /// Size of a blob in the repository. [`Error::BlobUnknown`] when the repository lacks it.
-    pub async fn stat_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<BlobInfo> {
-        let local = self.blobs.stat(repo, digest).await;
-        self.served_locally(repo, Read::Blob, &local);
-        let source = match (&local, self.source_for(repo)) {
-            (Err(Error::BlobUnknown { .. }), Some(source)) => source,
-            _ => return local,
-        };
-        match source.blob(&self.fill(), repo, digest, true, false).await? {
-            Some(sourced) => Ok(BlobInfo {
-                digest: digest.clone(),
-                size: sourced.size,
-            }),
-            None => self.blobs.stat(repo, digest).await,
-        }
-    }
-
-    /// Streams a blob, or a range of it.
-    pub async fn get_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        range: Option<GetRange>,
-    ) -> Result<BlobContent> {
-        let local = self.blobs.get(repo, digest, range.clone()).await;
-        self.served_locally(repo, Read::Blob, &local);
-        let source = match (&local, self.source_for(repo)) {
-            (Err(Error::BlobUnknown { .. }), Some(source)) => source,
-            _ => return local,
-        };
-        let whole = range.is_none();
-        match source
-            .blob(&self.fill(), repo, digest, false, whole)
-            .await?
-        {
-            Some(sourced) => Ok(BlobContent {
-                digest: digest.clone(),
-                size: sourced.size,
-                range: 0..sourced.size,
-                stream: sourced.stream,
-            }),
-            None => self.blobs.get(repo, digest, range).await,
-        }
-    }
-
-    /// A URL from which the blob can be read directly from storage for `expires_in`, when the
-    /// backend can sign one; `None` otherwise, and when the blob is still to come from the source
-    /// serving the repository. [`Error::BlobUnknown`] when the repository lacks it.
-    pub async fn blob_url(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        expires_in: Duration,
-    ) -> Result<Option<String>> {
-        match self.blobs.url(repo, digest, expires_in).await {
-            Err(Error::BlobUnknown { .. }) if self.source_for(repo).is_some() => Ok(None),
-            Ok(Some(url)) => {
-                self.served_locally(repo, Read::Blob, &Ok(()));
-                Ok(Some(url))
-            }
-            answer => answer,
-        }
-    }
-
-    /// Removes a blob from a repository. Its bytes stay for other repositories (and for garbage
-    /// collection to reclaim when nothing links them).
-    pub async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        self.writable(repo)?;
-        self.admit(Change::DeleteBlob {
-            repository: repo,
-            digest,
-        })
-        .await?;
-        self.blobs.unlink(repo, digest).await
-    }
-
-    /// Stores a whole blob in one go, when its digest is known up front (a monolithic push):
-    /// hashed as it streams, visible only once the digest (and `expected_len`, if given)
-    /// matched. Stored bytes are never replaced.
-    pub async fn put_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        data: ByteStream,
-        expected_len: Option<u64>,
-    ) -> Result<BlobInfo> {
-        self.writable(repo)?;
-        self.blobs.put(repo, digest, data, expected_len).await
-    }
-
-    /// Links a blob into `repo` from `from`, or from anywhere in the store when `from` is `None`,
-    /// without copying bytes. [`Error::BlobUnknown`] when the source lacks it.
-    pub async fn mount_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        from: Option<&RepositoryName>,
-    ) -> Result<BlobInfo> {
-        self.writable(repo)?;
-        self.blobs.mount(repo, digest, from).await
-    }
-
-    // ---- uploads ----
-
-    /// Starts an upload session in `repo`. Storage is touched for the bytes only once they come.
-    pub async fn start_upload(&self, repo: &RepositoryName) -> Result<UploadStatus> {
-        self.writable(repo)?;
-        self.uploads.start(repo).await
-    }
-
-    /// Where an upload stands.
-    pub async fn upload_status(&self, repo: &RepositoryName, id: &str) -> Result<UploadStatus> {
-        self.uploads.status(repo, id).await
-    }
-
-    /// Appends a chunk to an upload. `offset`, when the client gave one, must equal the bytes
-    /// already received ([`Error::ChunkOutOfOrder`] otherwise, with the current offset);
-    /// `expected_len`, when given, must equal the bytes the body carries.
-    pub async fn append_chunk(
-        &self,
-        repo: &RepositoryName,
-        id: &str,
-        offset: Option<u64>,
-        data: ByteStream,
-        expected_len: Option<u64>,
-    ) -> Result<UploadStatus> {
-        self.writable(repo)?;
-        self.uploads
-            .append(repo, id, offset, data, expected_len)
-            .await
-    }
-
-    /// Ends an upload: stores an optional last chunk, checks the digest of everything received,
-    /// and only then makes the blob visible in the repository. On a digest mismatch nothing is
-    /// stored and the session ends. Every step can be repeated: a client retrying after a crash at
-    /// any point gets the blob.
-    pub async fn complete_upload(
-        &self,
-        repo: &RepositoryName,
-        id: &str,
-        digest: &Digest,
-        last_chunk: Option<(ByteStream, Option<u64>)>,
-    ) -> Result<BlobInfo> {
-        self.writable(repo)?;
-        self.uploads.complete(repo, id, digest, last_chunk).await
-    }
-
-    /// Abandons an upload and frees what it stored.
-    pub async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
-        self.writable(repo)?;
-        self.uploads.cancel(repo, id).await
-    }
-
-    // ---- manifests and tags ----
-
-    /// Stores a manifest's exact bytes under a tag or its digest, after validating them and
-    /// asking the admission hook.
-    ///
-    /// Order of writes (each atomic): the bytes, the revision link, the referrers entry, the
-    /// catalog entry, the tag's history, the tag. A crash between two leaves at worst
-    /// unreferenced data, never a tag pointing at nothing.
-    pub async fn put_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-        content_type: Option<&str>,
-        bytes: Bytes,
-    ) -> Result<ManifestInfo> {
-        self.writable(repo)?;
-        let references = match self.config.validate_references {
-            true => References::All,
-            false => References::Present,
-        };
-        self.store_manifest(repo, reference, content_type, bytes, references, true)
-            .await
-    }
-
-    /// Stores an index of which only some children are here, as a sync that keeps some
-    /// platforms does: as [`Registry::put_manifest`] (the admission hook asked, every blob
-    /// required), but the children it names may be missing, and a pull of one of those is
-    /// `MANIFEST_UNKNOWN`. The index keeps its bytes, so its digest is the upstream's.
-    pub async fn put_partial_index(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-        content_type: Option<&str>,
-        bytes: Bytes,
-    ) -> Result<ManifestInfo> {
-        self.writable(repo)?;
-        self.store_manifest(
-            repo,
-            reference,
-            content_type,
-            bytes,
-            References::Blobs,
-            true,
-        )
-        .await
-    }
-
-    /// Stores a manifest a source fetched, as [`Registry::put_manifest`] does but without
-    /// requiring its blobs and children in the repository (the source fetches those when they
-    /// are asked for) and without the admission hook (the upstream's content is not a user's
-    /// change). Storing it again refreshes its links' age, which tells garbage collection the
-    /// cached manifest is still in use.
-    pub(crate) async fn cache_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-        content_type: Option<&str>,
-        bytes: Bytes,
-    ) -> Result<ManifestInfo> {
-        self.store_manifest(
-            repo,
-            reference,
-            content_type,
-            bytes,
-            References::Unchecked,
-            false,
-        )
-        .await
-    }
-
-    async fn store_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-        content_type: Option<&str>,
-        bytes: Bytes,
-        references: References,
-        admit: bool,
-    ) -> Result<ManifestInfo> {
-        let m = self
-            .manifests
-            .validate(repo, reference, content_type, bytes, references)
-            .await?;
-        let digest = &m.info.digest;
-        let _one_at_a_time = match (&self.admission, admit) {
-            (Some(rules), true) => self.groups.hold(rules.serial_groups(repo)).await,
-            _ => Vec::new(),
-        };
-        let (tag, previous) = match reference {
-            Reference::Tag(t) => (Some(t), self.tags.get(repo, t).await?),
-            Reference::Digest(_) => (None, None),
-        };
-        if admit {
-            self.admit(Change::PutManifest {
-                repository: repo,
-                digest,
-                manifest: &m.manifest,
-                size: m.info.size,
-                tag,
-            })
-            .await?;
-            if let Some(tag) = tag {
-                self.admit(Change::MoveTag {
-                    repository: repo,
-                    tag,
-                    from: previous.as_ref().map(|p| &p.digest),
-                    to: digest,
-                })
-                .await?;
-            }
-        }
-        self.manifests.store(repo, &m).await?;
-        self.catalog.add(repo).await?;
-        if let Some(tag) = tag {
-            self.tags
-                .set(repo, tag, digest, previous.as_ref(), &self.caller, false)
-                .await?;
-        }
-        Ok(m.info)
-    }
-
-    /// Digest, media type and size of a manifest, by tag or digest.
-    pub async fn stat_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> Result<ManifestInfo> {
-        self.refresh_from_source(repo, reference).await?;
-        let digest = self.resolve(repo, reference).await?;
-        let info = self.manifests.stat(repo, &digest, reference).await?;
-        self.note_pull(repo, reference).await;
-        Ok(info)
-    }
-
-    /// A manifest's bytes as received, by tag or digest.
-    pub async fn get_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> Result<ManifestContent> {
-        self.refresh_from_source(repo, reference).await?;
-        let digest = self.resolve(repo, reference).await?;
-        let content = self.manifests.get(repo, &digest, reference).await?;
-        self.note_pull(repo, reference).await;
-        Ok(content)
-    }
-
-    /// A manifest as [`Registry::get_manifest`] reads it, without recording a pull: for pages
-    /// that show manifests to people (a look is not a pull, and retention must not count it).
-    pub async fn peek_manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> Result<ManifestContent> {
-        let digest = self.resolve(repo, reference).await?;
-        self.manifests.get(repo, &digest, reference).await
-    }
-
-    /// Every tag of a repository with when it was last pushed or moved: one listing of its tag
-    /// folder, whatever the number of tags (for pages that sort tags by push).
-    pub async fn tag_times(
-        &self,
-        repo: &RepositoryName,
-    ) -> Result<Vec<(Tag, std::time::SystemTime)>> {
-        self.tags.times(repo).await
-    }
-
-    async fn resolve(&self, repo: &RepositoryName, reference: &Reference) -> Result<Digest> {
-        match reference {
-            Reference::Digest(d) => Ok(d.clone()),
-            Reference::Tag(t) => self.tags.resolve(repo, t).await,
-        }
-    }
-
-    /// Deletes a manifest from a repository, with every tag pointing at it (each change kept in
-    /// the tag's history) and its referrers entry, once the admission hook allows it.
-    pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        self.writable(repo)?;
-        self.manifests
-            .stat(repo, digest, &Reference::Digest(digest.clone()))
-            .await?;
-        let tags: Vec<Tag> = self
-            .tags
-            .all(repo)
-            .await?
-            .into_iter()
-            .filter(|(_, record)| record.digest == *digest)
-            .map(|(tag, _)| tag)
-            .collect();
-        self.admit(Change::DeleteManifest {
-            repository: repo,
-            digest,
-            tags: &tags,
-        })
-        .await?;
-        for tag in &tags {
-            self.tags.delete(repo, tag, digest, &self.caller).await?;
-        }
-        self.manifests.remove(repo, digest).await?;
-        self.catalog.remove_if_empty(repo, &self.manifests).await
-    }
-
-    /// Removes a tag, keeping the change in its history; the manifest it pointed at stays.
-    pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<()> {
-        self.writable(repo)?;
-        let digest = self.tags.resolve(repo, tag).await?;
-        self.admit(Change::DeleteTag {
-            repository: repo,
-            tag,
-            digest: &digest,
-        })
-        .await?;
-        self.tags.delete(repo, tag, &digest, &self.caller).await
-    }
-
-    /// A tag's record: the manifest it points at and when it last moved. `None` when the
-    /// repository has no such tag.
-    pub async fn tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<TagRecord>> {
-        self.tags.get(repo, tag).await
     }
 
     // ---- listings ----

@@ -166,12 +166,16 @@ impl Registry {
         self.source.as_ref().filter(|s| s.serves(repo).is_some())
     }
 
-    /// What a source fills: this registry without its source, hook or caller.
+    /// What a source fills: this registry without its source or hook, its changes made by the
+    /// mirror.
     pub(super) fn fill(&self) -> Fill {
         Fill::new(Registry {
             admission: None,
             source: None,
-            caller: Caller::default(),
+            caller: Caller {
+                origin: crate::feed::Origin::Mirror,
+                ..Caller::default()
+            },
             ..self.clone()
         })
     }

@@ -1,10 +1,13 @@
 //! Push replication: every change to a matching repository is copied to other registries.
 //!
-//! [`Replication`] is an admission rule that never refuses: before a tag moves, a referrer is
-//! stored, or (with [`TargetConfig::delete`]) a tag or manifest is deleted, it queues the change
-//! in storage (`replication/<target>/queue/<replica>/…`, see `registry_core::paths`), so the
-//! change is on record before the client is told it happened; when the queue cannot be written,
-//! the change is refused with 503 and the client retries. A task per process ([`Replication::run`])
+//! [`Replication`] is a subscriber of the registry's change feed: when a tag moves (a push or a
+//! restore, from the API, the UI, the admin API or a command), a referrer is stored, or (with
+//! [`TargetConfig::delete`]) a tag or manifest is deleted (by a client, retention or garbage
+//! collection), it queues the change in storage (`replication/<target>/queue/<replica>/…`, see
+//! `registry_core::paths`) before the call that made it returns, so the change is on record
+//! before the client is told it happened. When the queue cannot be written (three tries), the
+//! failure is logged and counted, the change stands, and the periodic reconcile
+//! ([`TargetConfig::reconcile_interval`]) finds the difference. A task per process ([`Replication::run`])
 //! drains the queue: an item names a repository and a tag or digest, and the worker copies what
 //! the store holds for it now (the manifest, its children, the blobs the target lacks, mounted
 //! when the target has them elsewhere, and its referrers), or deletes it on the target when the
@@ -30,7 +33,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use registry_core::admission::{Admission, Caller, Change, Refusal};
+use registry_core::feed::{Committed, Origin, Record, Subscriber};
 use registry_core::lifecycle::{TagPattern, repository_matches};
 use registry_core::{Digest, RepositoryName, Storage, StorageExt, paths};
 use serde::{Deserialize, Serialize};
@@ -268,7 +271,7 @@ impl Replication {
     }
 
     /// The items a change queues: `(target, item)`.
-    fn items_for(&self, change: &Change<'_>) -> Vec<(usize, Item)> {
+    fn items_for(&self, change: &Committed) -> Vec<(usize, Item)> {
         let queued = now_nanos();
         let item = |repo: &RepositoryName, reference: String, expect: Option<&Digest>| Item {
             repository: repo.clone(),
@@ -279,8 +282,8 @@ impl Replication {
         let mut items = Vec::new();
         for (n, target) in self.targets.iter().enumerate() {
             let config = &target.config;
-            match *change {
-                Change::MoveTag {
+            match change {
+                Committed::TagMoved {
                     repository,
                     tag,
                     to,
@@ -288,16 +291,16 @@ impl Replication {
                 } if config.covers(repository) && config.covers_tag(tag.as_str()) => {
                     items.push((n, item(repository, tag.to_string(), Some(to))));
                 }
-                Change::PutManifest {
+                Committed::ManifestStored {
                     repository,
                     digest,
-                    manifest,
                     tag: None,
+                    subject: Some(_),
                     ..
-                } if manifest.subject.is_some() && config.covers(repository) => {
+                } if config.covers(repository) => {
                     items.push((n, item(repository, digest.to_string(), Some(digest))));
                 }
-                Change::DeleteTag {
+                Committed::TagDeleted {
                     repository, tag, ..
                 } if config.delete
                     && config.covers(repository)
@@ -305,7 +308,7 @@ impl Replication {
                 {
                     items.push((n, item(repository, tag.to_string(), None)));
                 }
-                Change::DeleteManifest {
+                Committed::ManifestDeleted {
                     repository, digest, ..
                 } if config.delete && config.covers(repository) => {
                     items.push((n, item(repository, digest.to_string(), None)));
@@ -325,23 +328,38 @@ impl Replication {
     }
 }
 
+/// How many times queueing an item is tried before it is left to the reconcile.
+const ENQUEUE_TRIES: u32 = 3;
+
 #[async_trait]
-impl Admission for Replication {
-    async fn admit(&self, change: &Change<'_>, _caller: &Caller) -> Result<(), Refusal> {
-        let items = self.items_for(change);
+impl Subscriber for Replication {
+    async fn committed(&self, record: &Record) {
+        // What a pull-through cache stores is the upstream's, not this registry's to replicate.
+        if record.caller.origin == Origin::Mirror {
+            return;
+        }
+        let items = self.items_for(&record.change);
         for (n, item) in &items {
             let target = &self.targets[*n];
-            self.enqueue(target, item).await.map_err(|e| {
-                Refusal::unavailable(format!(
-                    "cannot queue the change for replication to {}: {e}",
-                    target.config.name
-                ))
-            })?;
+            let mut tries = 0;
+            while let Err(e) = self.enqueue(target, item).await {
+                tries += 1;
+                if tries == ENQUEUE_TRIES {
+                    self.stats.failures.get_or_create(&target.labels).inc();
+                    tracing::error!(
+                        target = %target.config.name,
+                        repository = %item.repository,
+                        reference = %item.reference,
+                        "cannot queue a change for replication (the reconcile will find it): {e}"
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+            }
         }
         if !items.is_empty() {
             self.wake.notify_one();
         }
-        Ok(())
     }
 }
 

@@ -11,9 +11,9 @@ use registry_core::{Error, Reference, Registry, StorageExt, paths};
 use super::{HEARTBEAT, Item, ReplicaStatus, Replication, STALE, Target, now_nanos, now_secs};
 use crate::remote::UpstreamError;
 
-/// How long an item waits for the store to show the change it was queued for (the admission
-/// hook queues it before the change is written), unless the tag moved again since; past this the
-/// change is taken to have failed, and the item copies whatever the store holds.
+/// How long an item waits for the store to show the change it was queued for (a store another
+/// replica wrote may show it late), unless the tag moved again since; past this the change is
+/// taken to be superseded, and the item copies whatever the store holds.
 pub(super) const SETTLE: Duration = Duration::from_secs(60);
 /// How often queues are looked at when nothing wakes the task.
 const POLL: Duration = Duration::from_secs(2);

@@ -258,7 +258,8 @@ pub(crate) struct DeleteForm {
 fn caller(visitor: &Visitor) -> Caller {
     Caller {
         identity: visitor.name().map(|n| format!("{n} (web UI)")),
-        request_id: None,
+        origin: registry_core::feed::Origin::Ui,
+        ..Caller::default()
     }
 }
 

@@ -55,6 +55,21 @@ impl Api {
         }
     }
 
+    /// A client sending `user`'s Basic credentials on every request.
+    pub fn with_basic(addr: &str, user: &str, password: &str) -> Api {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", format!("Basic {basic}").parse().unwrap());
+        Api {
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            base: format!("http://{addr}"),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

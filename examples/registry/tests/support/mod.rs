@@ -23,6 +23,7 @@ pub mod pki;
 pub mod raw;
 pub mod sigstore;
 pub mod slapd;
+pub mod webhooks;
 
 pub use api::{Api, TestImage};
 pub use layout::{Layout, verify_layout_blobs};
