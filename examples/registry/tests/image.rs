@@ -22,14 +22,6 @@ use support::login::htpasswd_of;
 
 const IMAGE: &str = "registry-rs:latest";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A container of the image, removed (with its volume when asked) when dropped.
 struct Container<'a> {
     docker: &'a Docker,
@@ -123,7 +115,7 @@ fn the_image_is_a_drop_in_for_the_registry_image() {
 
     // docker run with a volume, then the seed's story: push, pull by localhost.
     let volume = format!("registry-test-{}", uuid::Uuid::new_v4().simple());
-    let port = free_port();
+    let port = support::free_port();
     let addr = format!("REGISTRY_HTTP_ADDR=127.0.0.1:{port}");
     let mount = format!("{volume}:/var/lib/registry");
     let plain = Container::run(&docker, &["-e", &addr, "-v", &mount]);
@@ -163,7 +155,7 @@ fn the_image_is_a_drop_in_for_the_registry_image() {
     let users = htpasswd_of(tmp.path(), &[("alice", "alice-pw")]);
     readable(&secrets.join("htpasswd"), &std::fs::read(&users).unwrap());
     drop(certs);
-    let port = free_port();
+    let port = support::free_port();
     let tls = Container::run(
         &docker,
         &[
@@ -211,7 +203,7 @@ fn the_image_is_a_drop_in_for_the_registry_image() {
     drop(tls);
 
     // A config.yml where the registry image reads one.
-    let port = free_port();
+    let port = support::free_port();
     let yml = tmp.path().join("config.yml");
     readable(
         &yml,
@@ -261,7 +253,7 @@ async fn the_image_serves_a_volume_distribution_wrote() {
     peer.stop();
     // What the registry image's root user left: a volume owned by root.
     let volume = tmp.path().join("distribution-data");
-    let port = free_port();
+    let port = support::free_port();
     let args = [
         "-v".to_owned(),
         format!("{}:/var/lib/registry", volume.display()),

@@ -16,19 +16,11 @@ pub struct Haproxy {
     pub forwarded_for: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Haproxy {
     /// Starts HAProxy under `dir` in front of `proxied` (PROXY protocol v2) and `forwarded`
     /// (`X-Forwarded-For`), both `HOST:PORT`.
     pub fn start(dir: &Path, proxied: &str, forwarded: &str) -> Haproxy {
-        let (pp, xff) = (free_port(), free_port());
+        let (pp, xff) = (super::free_port(), super::free_port());
         let config = dir.join("haproxy.cfg");
         std::fs::write(
             &config,

@@ -289,3 +289,12 @@ pub fn skopeo_round_trip(addr: &str, dir: &Path, layer_size: usize) {
         assert!(verify_layout_blobs(&out) >= 3, "pulled image lacks blobs");
     }
 }
+
+/// A loopback port free now (bound, then released), for a service the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -62,14 +62,6 @@ pub struct Slapd {
 }
 
 /// A free port of 127.0.0.1: bound then released (slapd cannot be told to pick one).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Slapd {
     /// Loads the directory under `dir` and starts slapd on a free port of 127.0.0.1.
     pub fn start(dir: &Path) -> Slapd {
@@ -123,9 +115,9 @@ access to * by * read
             "slapadd: {}",
             String::from_utf8_lossy(&loaded.stderr)
         );
-        let port = free_port();
+        let port = super::free_port();
         let url = format!("ldap://127.0.0.1:{port}");
-        let ldaps = tls.map(|_| format!("ldaps://127.0.0.1:{}", free_port()));
+        let ldaps = tls.map(|_| format!("ldaps://127.0.0.1:{}", super::free_port()));
         let listen = match &ldaps {
             Some(ldaps) => format!("{url}/ {ldaps}/"),
             None => format!("{url}/"),

@@ -1,9 +1,9 @@
 //! Distribution's `http` (address, headers, TLS, debug metrics), `auth` (htpasswd, token) and
 //! `proxy` (a pull-through cache) sections.
 
-use toml::{Table, Value};
+use toml::Value;
 
-use super::{Node, Reader, boolean, entries, go_duration, listen_address, scalar};
+use super::{Node, Reader, boolean, entries, go_duration, header_table, listen_address, scalar};
 
 pub(super) fn http(r: &mut Reader, node: &Node) {
     for e in entries(node) {
@@ -35,18 +35,7 @@ pub(super) fn http(r: &mut Reader, node: &Node) {
                 r.note(&path, e.line, "connections get 30 s to finish at shutdown")
             }
             ("headers", None) => {
-                let mut headers = Table::new();
-                for h in entries(&e.value) {
-                    let value = match &h.value {
-                        Node::List(values) => values
-                            .iter()
-                            .filter_map(scalar)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        other => scalar(other).unwrap_or_default().to_owned(),
-                    };
-                    headers.insert(h.key.clone(), Value::String(value));
-                }
+                let headers = header_table(entries(&e.value));
                 r.put(&path, e.line, "headers", Value::Table(headers));
             }
             ("tls", None) => tls(r, &path, &e.value),

@@ -220,6 +220,25 @@ impl Reader<'_> {
     }
 }
 
+/// A `headers` map as distribution spells it (each value a string or a list of strings), as a
+/// table of our `headers` keys (a list joined with `, `).
+fn header_table(headers: &[Entry]) -> Table {
+    headers
+        .iter()
+        .map(|h| {
+            let value = match &h.value {
+                Node::List(values) => values
+                    .iter()
+                    .filter_map(scalar)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => scalar(other).unwrap_or_default().to_owned(),
+            };
+            (h.key.clone(), Value::String(value))
+        })
+        .collect()
+}
+
 fn scalar(node: &Node) -> Option<&str> {
     match node {
         Node::Scalar(s) => Some(s),

@@ -2,7 +2,7 @@
 
 use toml::{Table, Value};
 
-use super::{Node, Reader, boolean, entries, go_duration, scalar};
+use super::{Node, Reader, boolean, entries, go_duration, header_table, scalar};
 
 pub(super) fn notifications(r: &mut Reader, node: &Node) {
     for e in entries(node) {
@@ -40,20 +40,7 @@ fn endpoint(r: &mut Reader, path: &str, node: &Node) -> Option<Table> {
             }
             ("disabled", _) => disabled = boolean(&e.value) == Some(true),
             ("headers", Node::Map(headers)) => {
-                let headers: Table = headers
-                    .iter()
-                    .map(|h| {
-                        let value = match &h.value {
-                            Node::List(values) => values
-                                .iter()
-                                .filter_map(scalar)
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            other => scalar(other).unwrap_or_default().to_owned(),
-                        };
-                        (h.key.clone(), Value::String(value))
-                    })
-                    .collect();
+                let headers = header_table(headers);
                 out.insert("headers".into(), Value::Table(headers));
             }
             ("timeout" | "backoff", Node::Scalar(d)) => match go_duration(d) {
