@@ -136,6 +136,16 @@ impl Fill {
             .await
     }
 
+    /// Whether `repo` holds the blob locally (the source is not asked): a fetch that lost a race
+    /// with another one finds the blob already stored.
+    pub async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        match self.registry.blobs.stat(repo, digest).await {
+            Ok(_) => Ok(true),
+            Err(Error::BlobUnknown { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stores a fetched blob, verified against its digest as it streams in.
     pub async fn store_blob(
         &self,

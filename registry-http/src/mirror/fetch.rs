@@ -25,11 +25,12 @@ pub(super) enum Progress {
     Failed(String),
 }
 
-/// A blob being fetched: its spool file and progress.
+/// A blob being fetched: its spool file and progress. No spool when the blob turned out to be
+/// stored already (a fetch that ended just before this one began).
 #[derive(Debug)]
 pub(super) struct Fetch {
     pub(super) size: Option<u64>,
-    pub(super) spool: PathBuf,
+    pub(super) spool: Option<PathBuf>,
     pub(super) progress: watch::Receiver<Progress>,
 }
 
@@ -51,7 +52,8 @@ impl Mirror {
             .get_or_try_init(|| self.start_fetch(fill, up, name, repo, digest))
             .await
             .cloned();
-        if started.is_err() {
+        // A failed start, or a blob found stored, leaves no task to take the slot away.
+        if !started.as_ref().is_ok_and(|f| f.spool.is_some()) {
             let mut fetches = lock(&self.fetches);
             if fetches.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
                 fetches.remove(&key);
@@ -68,6 +70,16 @@ impl Mirror {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> Result<Arc<Fetch>, Error> {
+        // The previous fetch of this blob may have stored it and left between the caller's
+        // local miss and this slot: then there is nothing to ask the upstream for.
+        if fill.has_blob(repo, digest).await? {
+            let (_, progress) = watch::channel(Progress::Done(0));
+            return Ok(Arc::new(Fetch {
+                size: None,
+                spool: None,
+                progress,
+            }));
+        }
         let res = up
             .get_blob(name, digest)
             .await
@@ -83,7 +95,7 @@ impl Mirror {
         let (progress_tx, progress) = watch::channel(Progress::Running(0));
         let fetch = Arc::new(Fetch {
             size,
-            spool: spool.clone(),
+            spool: Some(spool.clone()),
             progress,
         });
         let job = FetchJob {
@@ -223,7 +235,7 @@ pub(super) async fn wait(fetch: &Fetch) -> Result<(), Error> {
 /// held back until the fetch has verified and stored the whole blob, so a client never receives
 /// all the bytes of a blob that does not match its digest.
 pub(super) async fn read_spool(fetch: &Arc<Fetch>) -> Option<ByteStream> {
-    let file = tokio::fs::File::open(&fetch.spool).await.ok()?;
+    let file = tokio::fs::File::open(fetch.spool.as_ref()?).await.ok()?;
     let state = (file, 0u64, fetch.progress.clone());
     let stream = futures::stream::unfold(Some(state), |state| async move {
         let (mut file, pos, mut progress) = state?;
