@@ -101,6 +101,18 @@ trap './scripts/ceph.sh stop "$ceph_dir"; ./scripts/dockerd.sh stop "$docker_dir
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 ./scripts/check-links.py
+./scripts/check-modules.py registry-storage/src
+# The layering the crates promise: the core speaks no HTTP, and a filesystem-only storage crate
+# pulls in no HTTP client.
+no_http() {
+  if cargo tree --locked -e normal "$@" | grep -E '^[^a-z]*(reqwest|hyper|axum|h2) v'; then
+    echo "cargo tree $*: an HTTP crate where none belongs" >&2
+    exit 1
+  fi
+}
+no_http -p registry-core
+no_http -p registry-storage --no-default-features
+cargo check --locked -q -p registry-storage --no-default-features
 cargo test --workspace --locked 2>&1 | tee "$log"
 cargo package --no-verify --locked --allow-dirty -p registry-core -p registry-storage -p registry-http >/dev/null
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -37,7 +37,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -45,6 +45,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::multipart::{MultipartStore, PartId as StorePartId};
 use object_store::path::Path;
+#[cfg(feature = "s3")]
 use object_store::signer::Signer;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
 use registry_core::storage::join;
@@ -69,6 +70,7 @@ pub const DEFAULT_RANGED_READS: usize = 1;
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
     multipart: Arc<dyn MultipartStore>,
+    #[cfg(feature = "s3")]
     signer: Option<Arc<dyn Signer>>,
     prefix: String,
     part_size: PartSize,
@@ -93,6 +95,7 @@ impl ObjectStorage {
         ObjectStorage {
             store: store.clone(),
             multipart: store,
+            #[cfg(feature = "s3")]
             signer: None,
             prefix: prefix.trim_matches('/').to_owned(),
             part_size: PartSize {
@@ -145,6 +148,8 @@ impl ObjectStorage {
     }
 
     /// Lets [`Storage::signed_url`] sign URLs with `signer` (for redirecting pulls to the store).
+    /// Feature `s3`: signing comes with the cloud clients.
+    #[cfg(feature = "s3")]
     pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> ObjectStorage {
         self.signer = Some(signer);
         self
@@ -445,7 +450,12 @@ impl Storage for ObjectStorage {
             .boxed()
     }
 
-    async fn signed_url(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {
+    #[cfg(feature = "s3")]
+    async fn signed_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
         let Some(signer) = &self.signer else {
             return Ok(None);
         };

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::ClientConfigKey;
-use object_store::RetryConfig;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use registry_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::client::{as_seconds, retry, seconds};
 use crate::object::{
     DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_RANGED_READS, MIN_PART_SIZE, ObjectStorage,
 };
@@ -60,33 +60,6 @@ pub struct S3Options {
         serialize_with = "as_seconds"
     )]
     pub timeout: Option<Duration>,
-}
-
-/// Retries of a failed request (3 when `None`), within `timeout` in all.
-pub(crate) fn retry(max_retries: Option<usize>, timeout: Duration) -> RetryConfig {
-    RetryConfig {
-        max_retries: max_retries.unwrap_or(3),
-        retry_timeout: timeout,
-        ..RetryConfig::default()
-    }
-}
-
-/// A number of seconds in a configuration table, as a duration.
-pub(crate) fn seconds<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Duration>, D::Error> {
-    Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
-}
-
-/// A duration as a number of seconds in a configuration table.
-pub(crate) fn as_seconds<S: serde::Serializer>(
-    d: &Option<Duration>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_u64(d.as_secs()),
-        None => s.serialize_none(),
-    }
 }
 
 impl fmt::Debug for S3Options {

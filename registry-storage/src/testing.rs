@@ -206,7 +206,7 @@ impl FakeGcs {
     }
 
     /// Creates `bucket` and returns options reaching it.
-    pub fn bucket(&self, bucket: &str) -> crate::GcsOptions {
+    pub fn bucket(&self, bucket: &str) -> crate::gcs::GcsOptions {
         let body = format!(r#"{{"name":"{bucket}"}}"#);
         let json = [("Content-Type", "application/json".to_owned())];
         let status = http_with(
@@ -217,10 +217,10 @@ impl FakeGcs {
             body.as_bytes(),
         );
         assert_eq!(status, Some(200), "creating bucket {bucket}");
-        crate::GcsOptions {
+        crate::gcs::GcsOptions {
             bucket: bucket.to_owned(),
             service_account_path: Some(self.account.to_string_lossy().into_owned()),
-            ..crate::GcsOptions::default()
+            ..crate::gcs::GcsOptions::default()
         }
     }
 }
@@ -288,7 +288,7 @@ impl Azurite {
 
     /// Creates `container` (a request signed with the account's Shared Key) and returns options
     /// reaching it.
-    pub fn container(&self, container: &str) -> crate::AzureOptions {
+    pub fn container(&self, container: &str) -> crate::azure::AzureOptions {
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let version = "2021-08-06";
         let to_sign = format!(
@@ -310,13 +310,13 @@ impl Azurite {
         let path = format!("/{AZURITE_ACCOUNT}/{container}?restype=container");
         let status = http_with(self.addr, "PUT", &path, &headers, b"");
         assert_eq!(status, Some(201), "creating container {container}");
-        crate::AzureOptions {
+        crate::azure::AzureOptions {
             container: container.to_owned(),
             account: Some(AZURITE_ACCOUNT.into()),
             access_key: Some(AZURITE_KEY.into()),
             endpoint: Some(self.endpoint()),
             allow_http: Some(true),
-            ..crate::AzureOptions::default()
+            ..crate::azure::AzureOptions::default()
         }
     }
 }

@@ -4,7 +4,7 @@
 //! finished through the other, and eight clients pushing images that share a layer through both
 //! at once, every image then pulled through the other replica with verified digests. (On Azure one
 //! upload's commit drops the blocks of any other upload of that key, so each push writes a key of
-//! its own; `registry_storage::cloud`'s tests show the hazard at the storage level, where it is
+//! its own; `registry_storage::azure`'s tests show the hazard at the storage level, where it is
 //! not left to timing.)
 //!
 //! Needs `azurite-blob` (npm `azurite`) and skopeo; `./scripts/test.sh` installs both.
