@@ -32,9 +32,23 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::admission::Caller;
 use crate::digest::Digest;
+use crate::events::RequestInfo;
 use crate::reference::{RepositoryName, Tag};
+
+/// Who asks for a change, through which request and from where: what admission rules, tag
+/// history and the change feed see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The authenticated user; `None` for an anonymous caller (or a call from the library).
+    pub identity: Option<String>,
+    /// The request's id (`X-Request-Id`), when it came through HTTP.
+    pub request_id: Option<String>,
+    /// What made the change: the API, the UI, a command, garbage collection, …
+    pub origin: Origin,
+    /// The HTTP request, when one made the change (for notifications).
+    pub request: Option<RequestInfo>,
+}
 
 /// Where a change came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]

@@ -6,7 +6,7 @@ use crate::digest::Digest;
 use crate::lifecycle::{Decision, ImmutableRule, RetentionRule};
 use crate::reference::{RepositoryName, Tag};
 
-/// What [`collect`] removes, and when.
+/// What [`collect`](super::collect) removes, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcOptions {
     /// Anything written or used more recently than this is kept. Default: one hour.
@@ -72,7 +72,7 @@ impl Default for GcOptions {
     }
 }
 
-/// One thing [`collect`] removed (or would remove, in a dry run).
+/// One thing [`collect`](super::collect) removed (or would remove, in a dry run).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
     /// A blob's bytes, shared by every repository.

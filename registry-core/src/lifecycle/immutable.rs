@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
 
+use super::TagPattern;
 use super::any_matches;
-use super::retention::TagPattern;
 use super::summary::Summaries;
 
 /// Tags matching one of `tags` in repositories matching one of `repositories` are immutable.

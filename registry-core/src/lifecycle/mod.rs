@@ -16,6 +16,9 @@
 //! Repository patterns are those of access rules: a name, `prefix/*` (every repository under
 //! `prefix/`), or `*`.
 
+use regex::Regex;
+use serde::Serialize;
+
 pub mod immutable;
 pub mod quota;
 pub mod retention;
@@ -24,7 +27,7 @@ pub mod usage;
 
 pub use immutable::{ImmutableRule, ImmutableTags};
 pub use quota::{QuotaRule, Quotas};
-pub use retention::{Clause, Decision, RetentionRule, TagPattern, Verdict};
+pub use retention::{Clause, Decision, RetentionRule, Verdict};
 pub use usage::{RepositoryUsage, TagUsage, UsageReport};
 
 /// Whether the repository `name` matches `pattern`: a name, `prefix/*` or `*`.
@@ -80,5 +83,40 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(50 * 1024 * 1024 * 1024), "50.0 GiB");
+    }
+}
+
+/// A regex a tag name is searched with (unanchored: write `^v[0-9]` to match from the start).
+#[derive(Debug, Clone)]
+pub struct TagPattern(Regex);
+
+impl TagPattern {
+    /// Compiles `pattern`.
+    pub fn new(pattern: &str) -> Result<TagPattern, regex::Error> {
+        Regex::new(pattern).map(TagPattern)
+    }
+
+    /// Whether the tag's name matches.
+    pub fn matches(&self, tag: &str) -> bool {
+        self.0.is_match(tag)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for TagPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TagPattern {}
+
+impl Serialize for TagPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use registry_core::lifecycle::retention::{decide, RetentionRule, TagFacts, TagPattern};
+//! use registry_core::lifecycle::TagPattern;
+//! use registry_core::lifecycle::retention::{decide, RetentionRule, TagFacts};
 //!
 //! let rule = RetentionRule {
 //!     repositories: vec!["ci/*".into()],
@@ -35,49 +36,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use regex::Regex;
 use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::reference::{RepositoryName, Tag};
 
-use super::any_matches;
 use super::immutable::ImmutableRule;
-
-/// A regex a tag name is searched with (unanchored: write `^v[0-9]` to match from the start).
-#[derive(Debug, Clone)]
-pub struct TagPattern(Regex);
-
-impl TagPattern {
-    /// Compiles `pattern`.
-    pub fn new(pattern: &str) -> Result<TagPattern, regex::Error> {
-        Regex::new(pattern).map(TagPattern)
-    }
-
-    /// Whether the tag's name matches.
-    pub fn matches(&self, tag: &str) -> bool {
-        self.0.is_match(tag)
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl PartialEq for TagPattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for TagPattern {}
-
-impl Serialize for TagPattern {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+use super::{TagPattern, any_matches};
 
 /// One retention rule; see the module documentation for how clauses combine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

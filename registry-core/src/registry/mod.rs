@@ -1,7 +1,7 @@
 //! [`Registry`]: every distribution-spec operation, written once over any [`Storage`], as a thin
 //! façade over parts that each own one concern: blobs (`blobs`), uploads (`uploads`), manifests
 //! and referrers (`manifests`), tags (`tags`) and the catalog (`catalog`). It consults the
-//! admission hook before a change, a read-through [`Source`] on a miss in a repository it serves,
+//! admission hook before a change, a read-through [`Source`](source::Source) on a miss in a repository it serves,
 //! tells the parts who asks, and hands every committed change to the feed's subscribers. Blob and
 //! upload calls are in `blob_ops`, manifest and tag calls in `manifest_ops`, tag history and
 //! restore in `history`.
