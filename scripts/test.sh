@@ -101,9 +101,9 @@ trap './scripts/ceph.sh stop "$ceph_dir"; ./scripts/dockerd.sh stop "$docker_dir
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 ./scripts/check-links.py
-./scripts/check-modules.py registry-storage/src
-# The layering the crates promise: the core speaks no HTTP, and a filesystem-only storage crate
-# pulls in no HTTP client.
+./scripts/check-modules.py registry-http/src registry-storage/src
+# The layering the crates promise: the core speaks no HTTP, a filesystem-only storage crate and
+# registry-http without its default features (ldap, oidc, remote) pull in no HTTP client.
 no_http() {
   if cargo tree --locked -e normal "$@" | grep -E '^[^a-z]*(reqwest|hyper|axum|h2) v'; then
     echo "cargo tree $*: an HTTP crate where none belongs" >&2
@@ -112,7 +112,12 @@ no_http() {
 }
 no_http -p registry-core
 no_http -p registry-storage --no-default-features
+if cargo tree --locked -e normal -p registry-http --no-default-features | grep -E '^[^a-z]*reqwest v'; then
+  echo "registry-http without default features pulls in an HTTP client" >&2
+  exit 1
+fi
 cargo check --locked -q -p registry-storage --no-default-features
+cargo check --locked -q -p registry-http --no-default-features --features ui
 cargo test --workspace --locked 2>&1 | tee "$log"
 cargo package --no-verify --locked --allow-dirty -p registry-core -p registry-storage -p registry-http >/dev/null
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
 use libfuzzer_sys::fuzz_target;
-use registry_http::token::{TokenAuth, TokenIssuer};
-use registry_http::{AccessControl, Credentials, Grant, Htpasswd};
+use registry_http::auth::token::{TokenAuth, TokenIssuer};
+use registry_http::AccessControl;
+use registry_http::Credentials;
+use registry_http::Grant;
+use registry_http::Htpasswd;
 
 fn verifier() -> &'static TokenAuth {
     static AUTH: OnceLock<TokenAuth> = OnceLock::new();
@@ -31,6 +34,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = HeaderValue::from_bytes(data) {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, value);
-        let _ = registry_http::auth::credentials(&h);
+        let _ = registry_http::auth::access::credentials(&h);
     }
 });

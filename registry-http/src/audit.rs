@@ -1,6 +1,6 @@
 //! The audit trail: one [`AuditRecord`] per login, per write (push, tag move, delete, restore)
 //! and per refused request (401, 403, admission refusals, throttled logins), handed to the
-//! [`AuditSink`] of [`crate::HttpOptions::audit`]. A record names who, from where, what and the
+//! [`AuditSink`] of [`crate::api::HttpOptions::audit`]. A record names who, from where, what and the
 //! request id; it never carries a password or a token.
 
 use serde::Serialize;

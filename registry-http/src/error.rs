@@ -298,9 +298,6 @@ pub enum Error {
         /// What is wrong with them.
         reason: String,
     },
-    /// A pull-through cache that cannot be set up.
-    #[error(transparent)]
-    Mirror(#[from] crate::mirror::MirrorError),
 }
 
 /// The detail of a 5xx answer, left in the response's extensions for the logging layer.

@@ -1,5 +1,5 @@
 //! Events in distribution's notification shape, handed to an [`EventSink`]: pulls by the router
-//! (on the request's task once the response is ready, when [`crate::HttpOptions::events`] is
+//! (on the request's task once the response is ready, when [`crate::api::HttpOptions::events`] is
 //! set), pushes and deletes by [`FeedEvents`], a subscriber of the registry's change feed, so
 //! that a delete from the web UI, a restore from the admin API or a command, and what garbage
 //! collection and retention remove raise theirs too. A sink must return at once (queue the

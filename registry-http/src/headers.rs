@@ -1,10 +1,24 @@
-//! Parsing of the request headers the API reads (`Range`, `Content-Range`, `Content-Length`) and
-//! the `Range`-style values it writes.
+//! The names of the headers the distribution API adds to HTTP's, parsing of the request headers
+//! the API reads (`Range`, `Content-Range`, `Content-Length`) and the `Range`-style values it
+//! writes.
 
 use http::HeaderMap;
 use registry_core::GetRange;
 
 use crate::error::{ApiError, ErrorCode};
+
+/// `Docker-Distribution-API-Version`, sent on every response.
+pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+/// `Docker-Content-Digest`
+pub const CONTENT_DIGEST_HEADER: &str = "docker-content-digest";
+/// `Docker-Upload-UUID`
+pub const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
+/// `OCI-Subject`
+pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
+/// `X-Request-Id`: taken from the request when it carries a sane one, else made up; echoed back.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// `OCI-Filters-Applied`
+pub const OCI_FILTERS_APPLIED_HEADER: &str = "oci-filters-applied";
 
 /// Reads `Range: bytes=a-b | bytes=a- | bytes=-n` for a blob GET. A header that is absent, of
 /// another unit or with several ranges is ignored (the whole blob is sent), as RFC 9110 allows;

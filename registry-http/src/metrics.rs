@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests, latencies, bytes, uploads in flight and storage operations,
-//! served at `/metrics` in the OpenMetrics text format when [`crate::HttpOptions::metrics`] is set.
+//! served at `/metrics` in the OpenMetrics text format when [`crate::api::HttpOptions::metrics`] is set.
 //!
 //! Labels are route kinds (`manifest`, `blob`, `upload`…), methods, statuses and storage
 //! operations, never repository names or digests: the endpoint is safe to leave unauthenticated

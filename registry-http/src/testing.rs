@@ -34,11 +34,11 @@ impl TestRegistry {
     pub async fn serve(registry: Registry) -> std::io::Result<TestRegistry> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let app = crate::router(registry.clone());
-        let task = tokio::spawn(crate::serve(
+        let app = crate::api::router(registry.clone());
+        let task = tokio::spawn(crate::server::serve(
             listener,
             app,
-            crate::ServeOptions::default(),
+            crate::server::ServeOptions::default(),
             std::future::pending(),
         ));
         Ok(TestRegistry {

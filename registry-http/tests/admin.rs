@@ -12,7 +12,7 @@ use base64::Engine;
 use common::*;
 use registry_core::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
 use registry_http::HttpOptions;
-use registry_http::policy::{AccessRules, Rule};
+use registry_http::auth::policy::{AccessRules, Rule};
 
 /// Whoever names themselves is that user (the tests are about policy, not passwords).
 struct Named(AccessRules);
@@ -27,7 +27,7 @@ impl AccessControl for Named {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        registry_http::policy::permits(Some(&self.0), who, resource, actions)
+        registry_http::auth::policy::permits(Some(&self.0), who, resource, actions)
     }
 
     fn challenge(&self, who: Option<&Identity>, _: Resource<'_>, _: &[Action]) -> Option<String> {

@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use registry_http::policy::{AccessRules, Rule};
+use registry_http::auth::policy::{AccessRules, Rule};
 use registry_http::ui::UiOptions;
 
 fn rule(repos: &[&str], users: &[&str], actions: &[&str]) -> Rule {
@@ -38,7 +38,7 @@ fn apps(secure: bool) -> (Router, Router, Arc<Trail>) {
     let registry = Registry::new(Arc::new(MemoryStorage::new()), RegistryConfig::default());
     let hash = bcrypt::hash("alice-pw", 4).unwrap();
     let users = registry_http::Htpasswd::parse(&format!("alice:{hash}"), "registry").unwrap();
-    let gate = registry_http::auth::Gate::new("registry")
+    let gate = registry_http::auth::gate::Gate::new("registry")
         .users(Arc::new(users))
         .rules(AccessRules::new(
             vec![

@@ -6,14 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use registry_http::AccessControl;
+use registry_http::Htpasswd;
 use registry_http::audit::AuditSink;
-use registry_http::auth::Gate;
-use registry_http::ldap::LdapUsers;
-use registry_http::oidc::Oidc;
-use registry_http::policy::AccessRules;
-use registry_http::throttle::LoginThrottle;
-use registry_http::token::{TokenAuth, TokenIssuer, token_router};
-use registry_http::{AccessControl, Htpasswd};
+use registry_http::auth::gate::Gate;
+use registry_http::auth::ldap::LdapUsers;
+use registry_http::auth::oidc::Oidc;
+use registry_http::auth::policy::AccessRules;
+use registry_http::auth::throttle::LoginThrottle;
+use registry_http::auth::token::{TokenAuth, TokenIssuer, token_router};
 
 use crate::config::Config;
 

@@ -423,7 +423,7 @@ pub async fn replication_status(config: Config) -> Result<(), String> {
     }
     let storage = storage(&config, None)?;
     let names: Vec<String> = config.replication.iter().map(|r| r.name.clone()).collect();
-    let statuses = registry_http::replication::status(storage.as_ref(), &names)
+    let statuses = registry_http::remote::replication::status(storage.as_ref(), &names)
         .await
         .map_err(|e| format!("cannot read the replication status: {e}"))?;
     let when = |secs: Option<u64>| match secs {

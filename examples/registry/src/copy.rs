@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use registry_core::transfer::{self, CopyOptions, Destination, Origin};
 use registry_core::{Reference, RepositoryName, Tag};
-use registry_http::mirror::{Redirects, Upstream, UpstreamError};
-use registry_http::remote::RemoteTls;
+use registry_http::remote::client::RemoteTls;
+use registry_http::remote::mirror::{Redirects, Upstream, UpstreamError};
 use registry_storage::{OciLayout, layout};
 
 /// Where the command reads or writes.

@@ -22,7 +22,7 @@ use clap::Parser;
 use registry_core::admission::{Admission, AllOf};
 use registry_core::lifecycle::{ImmutableTags, Quotas};
 use registry_core::{Registry, RegistryConfig, Storage};
-use registry_http::replication::Replication;
+use registry_http::remote::replication::Replication;
 use registry_storage::{FilesystemStorage, MemoryStorage};
 
 mod audit;
@@ -302,7 +302,8 @@ async fn serve(config: Config) -> Result<(), String> {
             .iter()
             .map(|s| s.core())
             .collect::<Result<Vec<_>, String>>()?;
-        let sync = registry_http::sync::Sync::new(configs).map_err(|e| format!("sync: {e}"))?;
+        let sync =
+            registry_http::remote::sync::Sync::new(configs).map_err(|e| format!("sync: {e}"))?;
         sync.register_metrics(&metrics);
         tokio::spawn(Arc::new(sync).run(registry.clone()));
     }

@@ -20,10 +20,12 @@ use axum::response::{IntoResponse, Response};
 use http::Method;
 use registry_core::{Digest, RepositoryName, Tag};
 
+use crate::api::AppState;
+use crate::api::log::{RequestId, RouteKind};
 use crate::audit::AuditKind;
-use crate::auth::{Refused, authorize};
+use crate::auth::access::{Action, Refused, Resource, authorize};
 use crate::error::{ApiError, ErrorCode};
-use crate::{Action, AppState, RequestId, Resource, RouteKind, client_addr};
+use crate::server::client_addr;
 
 /// Answers every `/admin/v1/…` request.
 pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
@@ -53,7 +55,7 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
         .unwrap_or_default();
     let (what, name) = rest.split_once('/').unwrap_or((rest, ""));
     let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
-    let caller = |identity: Option<crate::Identity>| registry_core::Caller {
+    let caller = |identity: Option<crate::auth::access::Identity>| registry_core::Caller {
         identity: identity.map(|i| i.name).filter(|n| !n.is_empty()),
         request_id: request_id.clone(),
         origin: registry_core::feed::Origin::Admin,
@@ -85,7 +87,7 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let guard = async |repo: &RepositoryName, action: Action| {
         let resource = Resource::Repository(repo);
         authorize(
-            options,
+            options.guard(),
             &parts.headers,
             &parts.extensions,
             resource,
@@ -155,8 +157,14 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
         (&Method::GET, "usage", false) => {
             let repo: RepositoryName = parse(name)?;
             let resource = Resource::Usage(&repo);
-            if let Err(r) =
-                authorize(options, &parts.headers, &parts.extensions, resource, &[]).await
+            if let Err(r) = authorize(
+                options.guard(),
+                &parts.headers,
+                &parts.extensions,
+                resource,
+                &[],
+            )
+            .await
             {
                 let status = r.response.status().as_u16();
                 audit(r.kind, r.user, &repo, status, Some(r.detail));
@@ -171,8 +179,14 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
         }
         (&Method::GET, "usage", true) => {
             let resource = Resource::Store;
-            if let Err(r) =
-                authorize(options, &parts.headers, &parts.extensions, resource, &[]).await
+            if let Err(r) = authorize(
+                options.guard(),
+                &parts.headers,
+                &parts.extensions,
+                resource,
+                &[],
+            )
+            .await
             {
                 return Ok(r.response);
             }

@@ -1,28 +1,24 @@
 //! Who may do what, over HTTP: the identity and policy traits live in
 //! [`registry_core::access`] (free of axum, for any server to implement); this module reads a
 //! request's credentials from its `Authorization` header (or the connection's client
-//! certificate) and asks the access control before any handler runs. [`Gate`] is the access
-//! control a server assembles from identity sources, tokens and rules; [`crate::Htpasswd`] alone
-//! is distribution's htpasswd mode (every authenticated user allowed everything).
+//! certificate) and asks the access control before any handler runs.
 //!
 //! The router asks for access before any handler runs: `pull` for reads, `push` for uploads and
 //! manifest puts, `delete` for deletes, catalog access for `/v2/_catalog`, and just an identity for
 //! `/v2/`. An unauthenticated caller gets 401 with the challenge, an authenticated one that lacks
 //! the right gets 403 `DENIED`; with a throttle, failed logins are counted and, past the limit,
-//! answered 429 (`crate::throttle`).
+//! answered 429 (`crate::auth::throttle`).
+
+use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
 
-use crate::HttpOptions;
 use crate::audit::AuditKind;
+use crate::auth::throttle::LoginThrottle;
 use crate::error::{ApiError, ErrorCode};
-use crate::route::Route;
 
-mod gate;
-
-pub use gate::Gate;
 pub use registry_core::access::{
     AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource,
 };
@@ -35,7 +31,7 @@ pub(crate) fn request_credentials(
 ) -> Credentials {
     match (
         credentials(headers),
-        extensions.get::<crate::ClientCertificate>(),
+        extensions.get::<crate::server::ClientCertificate>(),
     ) {
         (Credentials::Anonymous, Some(certificate)) => Credentials::ClientCertificate {
             name: certificate.0.clone(),
@@ -74,39 +70,10 @@ pub fn credentials(headers: &HeaderMap) -> Credentials {
     }
 }
 
-/// What a request needs: the resource and the actions on it.
-pub(crate) fn required_access<'a>(
-    method: &Method,
-    route: &'a Route,
-) -> (Resource<'a>, Vec<Action>) {
-    let actions = match (method, route) {
-        (_, Route::Base) => return (Resource::Base, Vec::new()),
-        (_, Route::Catalog) => return (Resource::Catalog, Vec::new()),
-        (&Method::DELETE, Route::Manifest(..) | Route::InvalidTag(..) | Route::Blob(..)) => {
-            vec![Action::Delete]
-        }
-        // As distribution: whoever writes reads too (a client checks what it pushes).
-        (&Method::PUT, Route::Manifest(..) | Route::InvalidTag(..))
-        | (_, Route::Uploads(_) | Route::Upload(..)) => vec![Action::Pull, Action::Push],
-        _ => vec![Action::Pull],
-    };
-    let repo = route
-        .repository()
-        .map_or(Resource::Base, Resource::Repository);
-    (repo, actions)
-}
-
-/// Asks the access control, if any, whether the request may go on: the caller's identity, or the
-/// response refusing it (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
-pub(crate) async fn check_access(
-    options: &HttpOptions,
-    method: &Method,
-    headers: &HeaderMap,
-    extensions: &http::Extensions,
-    route: &Route,
-) -> Result<Option<Identity>, Refused> {
-    let (resource, actions) = required_access(method, route);
-    authorize(options, headers, extensions, resource, &actions).await
+/// Whether a password looks like a JWT (three base64url parts, a JSON header): logins with one
+/// are not counted against the user name they give (CI jobs share names like `oidc`).
+pub fn looks_like_jwt(password: &str) -> bool {
+    password.starts_with("eyJ") && password.split('.').count() == 3
 }
 
 /// The answer when the identity source (a directory, a provider's keys) cannot be asked: 503,
@@ -140,24 +107,32 @@ pub(crate) struct Refused {
     pub detail: String,
 }
 
+/// What guards a request: who may do what (`None` lets everyone do everything), and the
+/// throttle of failed logins.
+#[derive(Clone, Copy)]
+pub(crate) struct Guard<'a> {
+    pub access: Option<&'a Arc<dyn AccessControl>>,
+    pub throttle: Option<&'a Arc<LoginThrottle>>,
+}
+
 /// Whether the caller the headers name may do `actions` on `resource`: their identity, or the
 /// response refusing them (401 with the challenge when unauthenticated, 403 `DENIED` otherwise).
 pub(crate) async fn authorize(
-    options: &HttpOptions,
+    guard: Guard<'_>,
     headers: &HeaderMap,
     extensions: &http::Extensions,
     resource: Resource<'_>,
     actions: &[Action],
 ) -> Result<Option<Identity>, Refused> {
-    let Some(access) = &options.access else {
+    let Some(access) = guard.access else {
         return Ok(None);
     };
-    let client = crate::client_addr(extensions);
+    let client = crate::server::client_addr(extensions);
     let credentials = request_credentials(headers, extensions);
     // A token as password names no user to throttle: CI jobs share names such as `oidc`.
     let (named, secret) = match &credentials {
         Credentials::Basic { user, password } => (
-            (!crate::oidc::looks_like_jwt(password)).then(|| user.clone()),
+            (!looks_like_jwt(password)).then(|| user.clone()),
             password.as_str(),
         ),
         _ => (None, ""),
@@ -166,9 +141,9 @@ pub(crate) async fn authorize(
     // token that expired is no guess (clients fetch another), and must not lock anyone out.
     let login = matches!(credentials, Credentials::Basic { .. });
     let ip = client.map(|c| c.ip());
-    let throttle = options.throttle.as_ref().filter(|_| login);
+    let throttle = guard.throttle.filter(|_| login);
     if let Some(wait) = throttle.and_then(|t| t.check(ip, named.as_deref()).err()) {
-        let (response, secs) = crate::throttle::refusal(wait);
+        let (response, secs) = crate::auth::throttle::refusal(wait);
         return Err(Refused {
             response,
             kind: AuditKind::Throttled,

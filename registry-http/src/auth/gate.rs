@@ -3,7 +3,7 @@
 //! take the same credentials and answer the same way.
 //!
 //! - Passwords (and OpenID Connect tokens sent as passwords) go to the users: an htpasswd file or
-//!   a directory, with OpenID providers beside them ([`crate::oidc::Oidc`]).
+//!   a directory, with OpenID providers beside them ([`crate::auth::oidc::Oidc`]).
 //! - A verified TLS client certificate is the identity `cert:NAME`.
 //! - A bearer token goes to the verifier; what it grants is all it may do (the built-in issuer
 //!   granted it from the rules).
@@ -12,8 +12,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use registry_http::auth::Gate;
-//! use registry_http::policy::{AccessRules, Rule};
+//! use registry_http::auth::gate::Gate;
+//! use registry_http::auth::policy::{AccessRules, Rule};
 //! use registry_http::{AccessControl, Htpasswd, Resource};
 //! let users = Htpasswd::parse("", "registry").unwrap();
 //! let rules = AccessRules::new(
@@ -31,9 +31,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
-use crate::policy::{AccessRules, permits};
-use crate::token::{TokenAuth, grants_allow};
+use crate::auth::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::auth::policy::{AccessRules, permits};
+use crate::auth::token::{TokenAuth, grants_allow};
 
 /// The source name, and the prefix, of client certificate identities.
 const CERTIFICATE: &str = "certificate";
@@ -195,8 +195,8 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::Htpasswd;
-    use crate::policy::Rule;
+    use crate::auth::htpasswd::Htpasswd;
+    use crate::auth::policy::Rule;
     use registry_core::RepositoryName;
 
     fn rule(repos: &[&str], users: &[&str], groups: &[&str], actions: &[&str]) -> Rule {

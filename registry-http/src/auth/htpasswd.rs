@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::auth::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
 use crate::error::Error;
 
 /// How long a verified password is remembered, so that bcrypt runs once per client, not per request.
@@ -85,7 +85,7 @@ fn decoy_cost<'a>(hashes: impl Iterator<Item = &'a String>) -> u32 {
 }
 
 /// Basic authentication against an htpasswd file of bcrypt entries. Alone, every user may do
-/// everything and anonymous callers nothing; behind a [`crate::auth::Gate`] access rules decide.
+/// everything and anonymous callers nothing; behind a [`crate::auth::gate::Gate`] access rules decide.
 /// Its identities have the source `htpasswd`, their plain names, and a stamp of their entry.
 ///
 /// [`Htpasswd::reload`] reads the file again (the server does so when it changes, and on
@@ -257,7 +257,7 @@ impl AccessControl for Htpasswd {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        crate::policy::permits(None, who, resource, actions)
+        crate::auth::policy::permits(None, who, resource, actions)
     }
 
     /// The same user while their entry is unchanged (the stamp still matches).

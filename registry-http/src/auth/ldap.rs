@@ -15,7 +15,7 @@ use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 use quick_cache::sync::Cache;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::auth::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
 use crate::error::Error;
 
 /// Where the directory is and how to find users and groups in it.
@@ -74,7 +74,7 @@ impl Default for LdapConfig {
 
 /// Users of an LDAP directory (identities of source `ldap`, named as their entry spells it).
 /// Alone, every user may do everything, as with an htpasswd file; behind a
-/// [`crate::auth::Gate`] access rules decide.
+/// [`crate::auth::gate::Gate`] access rules decide.
 pub struct LdapUsers {
     config: LdapConfig,
     settings: LdapConnSettings,
@@ -302,7 +302,7 @@ impl AccessControl for LdapUsers {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        crate::policy::permits(None, who, resource, actions)
+        crate::auth::policy::permits(None, who, resource, actions)
     }
 
     /// The same user while the directory still has them (searched at most once per

@@ -22,7 +22,7 @@ use quick_cache::sync::Cache;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::auth::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
 use crate::error::Error;
 
 /// Keys are fetched again for an unknown key id at most this often, per provider.
@@ -309,12 +309,6 @@ fn unverified_issuer(text: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
-/// Whether a password looks like a JWT (three base64url parts, a JSON header): logins with one
-/// are not counted against the user name they give (CI jobs share names like `oidc`).
-pub fn looks_like_jwt(password: &str) -> bool {
-    password.starts_with("eyJ") && password.split('.').count() == 3
-}
-
 #[async_trait]
 impl AccessControl for Oidc {
     async fn identify(&self, credentials: &Credentials) -> Result<Option<Identity>, AuthError> {
@@ -359,7 +353,7 @@ impl AccessControl for Oidc {
     }
 
     fn allows(&self, who: Option<&Identity>, resource: Resource<'_>, actions: &[Action]) -> bool {
-        crate::policy::permits(None, who, resource, actions)
+        crate::auth::policy::permits(None, who, resource, actions)
     }
 
     /// A provider's identity stands until its token expires (nothing outlives it); others are
@@ -388,6 +382,7 @@ impl AccessControl for Oidc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::access::looks_like_jwt;
 
     #[test]
     fn only_https_or_loopback_issuers_are_fetched() {

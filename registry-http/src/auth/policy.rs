@@ -2,7 +2,7 @@
 //! list the catalog. Nothing is allowed that no rule grants.
 //!
 //! ```
-//! use registry_http::policy::{AccessRules, Rule};
+//! use registry_http::auth::policy::{AccessRules, Rule};
 //! use registry_http::Action;
 //! let rules = AccessRules::new(vec![
 //!     Rule { repositories: vec!["public/*".into()], users: vec!["anonymous".into()], actions: vec!["pull".into()], ..Default::default() },

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use std::net::IpAddr;
-//! use registry_http::throttle::{LoginThrottle, ThrottleConfig};
+//! use registry_http::auth::throttle::{LoginThrottle, ThrottleConfig};
 //! let throttle = LoginThrottle::new(ThrottleConfig { max_failures: 2, ..Default::default() });
 //! let ip: IpAddr = "192.0.2.1".parse().unwrap();
 //! throttle.failed(Some(ip), Some("alice"), "guess 1");
@@ -187,8 +187,8 @@ pub fn canonical(user: &str) -> String {
 pub(crate) fn refusal(wait: Duration) -> (axum::response::Response, u64) {
     use axum::response::IntoResponse;
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let response = crate::ApiError::new(
-        crate::ErrorCode::TooManyRequests,
+    let response = crate::error::ApiError::new(
+        crate::error::ErrorCode::TooManyRequests,
         format!("too many failed logins: retry after {secs} s"),
     )
     .with_header(

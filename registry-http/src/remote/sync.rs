@@ -23,8 +23,9 @@ use registry_core::transfer::{self, CopyOptions, Destination, Origin};
 use registry_core::{Error, Reference, Registry, RepositoryName};
 
 use crate::metrics::Metrics;
-use crate::mirror::{MirrorError, Redirects};
-use crate::remote::Upstream;
+use crate::remote::client::Upstream;
+use crate::remote::error::MirrorError;
+use crate::remote::mirror::Redirects;
 
 /// One upstream synced from.
 #[derive(Debug, Clone)]

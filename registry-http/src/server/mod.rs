@@ -16,7 +16,7 @@
 //! Behind load balancers, [`ServeOptions::trusted_proxies`] may name the client: with the PROXY
 //! protocol (`proxy_protocol`) at the start of their connections, or `X-Forwarded-For` /
 //! `Forwarded` on their requests (`proxy`); every request then carries the client's address
-//! ([`crate::ClientAddr`]), which the throttle, the audit trail and request logs use.
+//! ([`crate::server::ClientAddr`]), which the throttle, the audit trail and request logs use.
 //!
 //! `conn` holds the per-connection IO guard and request tracking.
 
@@ -114,7 +114,7 @@ pub enum ClientName {
 }
 
 /// The identity a verified client certificate carries, put in each request's extensions by
-/// [`serve`] and turned into [`crate::Credentials::ClientCertificate`] by the access check.
+/// [`serve`] and turned into [`crate::auth::access::Credentials::ClientCertificate`] by the access check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCertificate(pub String);
 
@@ -402,7 +402,8 @@ async fn connection<S>(
             .as_ref()
             .and_then(|t| t.forwarded_client(req.headers()))
             .map_or(peer, |ip| std::net::SocketAddr::new(ip, 0));
-        req.extensions_mut().insert(crate::ClientAddr(client));
+        req.extensions_mut()
+            .insert(crate::server::ClientAddr(client));
         if let Some(c) = &certificate {
             req.extensions_mut().insert(c.clone());
         }
@@ -486,4 +487,17 @@ impl Drop for Counted {
             }
         }
     }
+}
+
+/// The address of the client a request came from: set by [`serve`] on every request, or read
+/// from axum's `ConnectInfo` when the router is served otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+pub(crate) fn client_addr(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions.get::<ClientAddr>().map(|c| c.0).or_else(|| {
+        extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0)
+    })
 }

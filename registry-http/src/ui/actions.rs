@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{Ui, Visitor};
 use crate::audit::AuditKind;
-use crate::{Action, Credentials};
+use crate::auth::access::{Action, Credentials};
 
 /// A redirect (303) to `to`.
 fn go(to: &str) -> Response {
@@ -59,8 +59,9 @@ pub(crate) async fn login(
     let Some(access) = &ui.options.access else {
         return ui.message(&visitor, StatusCode::OK, "This registry needs no login.");
     };
-    let ip = crate::client_addr(&extensions).map(|a| a.ip());
-    let user = Some(form.user.as_str()).filter(|_| !crate::oidc::looks_like_jwt(&form.password));
+    let ip = crate::server::client_addr(&extensions).map(|a| a.ip());
+    let user =
+        Some(form.user.as_str()).filter(|_| !crate::auth::access::looks_like_jwt(&form.password));
     let throttle = ui.options.throttle.as_ref();
     if throttle.is_some_and(|t| t.check(ip, user).is_err()) {
         ui.audit(
@@ -332,7 +333,7 @@ impl Change<'_> {
             }
             Err(e) => {
                 let message = e.to_string();
-                let status = crate::ApiError::from(e).status();
+                let status = crate::error::ApiError::from(e).status();
                 record(AuditKind::Refused, status, Some(message.clone()));
                 ui.message(visitor, status, &message)
             }

@@ -3,7 +3,7 @@
 //! control lets see them. Templates and assets are compiled into the binary; pages work without
 //! JavaScript (a few lines add copy buttons).
 //!
-//! Everything goes through the same [`crate::AccessControl`] as the API: a visitor sees only the
+//! Everything goes through the same [`crate::auth::access::AccessControl`] as the API: a visitor sees only the
 //! repositories they may pull (anonymous visitors: what anonymous may pull, not even other
 //! names), and the buttons that change something only where they may push or delete. A login
 //! form checks credentials like the API does and keeps the identity in a server-side session
@@ -34,8 +34,8 @@ use minijinja::Environment;
 use registry_core::Registry;
 use registry_core::lifecycle::ImmutableTags;
 
-use crate::AccessControl;
-use crate::throttle::LoginThrottle;
+use crate::auth::access::AccessControl;
+use crate::auth::throttle::LoginThrottle;
 
 mod actions;
 mod pages;
@@ -135,7 +135,7 @@ fn templates() -> Environment<'static> {
 
 /// The UI's routes: `/` (repositories), `/repository`, `/manifest`, `/search`, `/usage`, `/history`,
 /// `/login`, `/logout`, `/delete`, `/restore`, and `/ui/style.css`, `/ui/ui.js`. Merge it with
-/// [`crate::router`] at the same root.
+/// [`crate::api::router`] at the same root.
 pub fn router(registry: Registry, options: UiOptions) -> Router {
     let ui = Ui {
         registry,
@@ -228,7 +228,7 @@ pub(crate) struct Visitor {
 }
 
 impl Visitor {
-    fn identity(&self) -> Option<&crate::Identity> {
+    fn identity(&self) -> Option<&crate::auth::access::Identity> {
         self.session.as_ref().map(|s| &s.identity)
     }
 
@@ -313,12 +313,12 @@ impl Ui {
         &self,
         visitor: &Visitor,
         repo: &registry_core::RepositoryName,
-        action: crate::Action,
+        action: crate::auth::access::Action,
     ) -> bool {
         self.options.access.as_ref().is_none_or(|a| {
             a.allows(
                 visitor.identity(),
-                crate::Resource::Repository(repo),
+                crate::auth::access::Resource::Repository(repo),
                 &[action],
             )
         })
@@ -342,7 +342,7 @@ impl Ui {
                 time: crate::events::now(),
                 kind,
                 identity: identity.map(str::to_owned),
-                client: crate::client_addr(extensions).map(|a| a.ip().to_string()),
+                client: crate::server::client_addr(extensions).map(|a| a.ip().to_string()),
                 method: "POST".into(),
                 path: path.to_owned(),
                 repository: repository.map(str::to_owned),
@@ -357,10 +357,13 @@ impl Ui {
 
     /// Whether `visitor` may see the whole store (its totals, every repository's usage).
     fn may_see_store(&self, visitor: &Visitor) -> bool {
-        self.options
-            .access
-            .as_ref()
-            .is_none_or(|a| a.allows(visitor.identity(), crate::Resource::Store, &[]))
+        self.options.access.as_ref().is_none_or(|a| {
+            a.allows(
+                visitor.identity(),
+                crate::auth::access::Resource::Store,
+                &[],
+            )
+        })
     }
 }
 
@@ -378,8 +381,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("users");
         std::fs::write(&file, format!("bob:{}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
-        let users = Arc::new(crate::Htpasswd::load(&file, "r").unwrap());
-        let gate = crate::auth::Gate::new("r").users(users.clone());
+        let users = Arc::new(crate::auth::htpasswd::Htpasswd::load(&file, "r").unwrap());
+        let gate = crate::auth::gate::Gate::new("r").users(users.clone());
         let ui = Ui {
             registry,
             sessions: Arc::new(Sessions::new(Duration::from_secs(3600), false)),
@@ -410,7 +413,7 @@ mod tests {
             .access
             .as_ref()
             .unwrap()
-            .identify(&crate::Credentials::Basic {
+            .identify(&crate::auth::access::Credentials::Basic {
                 user: "bob".into(),
                 password: "pw".into(),
             })

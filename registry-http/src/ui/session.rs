@@ -11,7 +11,7 @@ use aws_lc_rs::hmac;
 use http::{HeaderMap, HeaderValue};
 use quick_cache::sync::Cache;
 
-use crate::Identity;
+use crate::auth::access::Identity;
 
 /// The session cookie's name.
 const COOKIE: &str = "registry_session";

@@ -117,34 +117,36 @@ pub struct LdapSettings {
 }
 
 fn default_user_filter() -> String {
-    registry_http::ldap::LdapConfig::default().user_filter
+    registry_http::auth::ldap::LdapConfig::default().user_filter
 }
 
 fn default_username_attribute() -> String {
-    registry_http::ldap::LdapConfig::default().username_attribute
+    registry_http::auth::ldap::LdapConfig::default().username_attribute
 }
 
 fn default_group_filter() -> String {
-    registry_http::ldap::LdapConfig::default().group_filter
+    registry_http::auth::ldap::LdapConfig::default().group_filter
 }
 
 fn default_group_attribute() -> String {
-    registry_http::ldap::LdapConfig::default().group_attribute
+    registry_http::auth::ldap::LdapConfig::default().group_attribute
 }
 
 fn default_ldap_timeout() -> u64 {
-    registry_http::ldap::LdapConfig::default().timeout.as_secs()
+    registry_http::auth::ldap::LdapConfig::default()
+        .timeout
+        .as_secs()
 }
 
 fn default_ldap_cache() -> u64 {
-    registry_http::ldap::LdapConfig::default()
+    registry_http::auth::ldap::LdapConfig::default()
         .cache_for
         .as_secs()
 }
 
 impl LdapSettings {
     /// The library's configuration, with the service password read from its file.
-    pub fn core(&self) -> Result<registry_http::ldap::LdapConfig, String> {
+    pub fn core(&self) -> Result<registry_http::auth::ldap::LdapConfig, String> {
         let bind_password = match &self.bind_password_file {
             Some(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?
@@ -152,7 +154,7 @@ impl LdapSettings {
                 .to_owned(),
             None => String::new(),
         };
-        Ok(registry_http::ldap::LdapConfig {
+        Ok(registry_http::auth::ldap::LdapConfig {
             url: self.url.clone(),
             bind_dn: self.bind_dn.clone(),
             bind_password,
@@ -186,7 +188,7 @@ pub struct ThrottleSettings {
 
 impl Default for ThrottleSettings {
     fn default() -> Self {
-        let core = registry_http::throttle::ThrottleConfig::default();
+        let core = registry_http::auth::throttle::ThrottleConfig::default();
         ThrottleSettings {
             enabled: true,
             max_failures: core.max_failures,
@@ -198,10 +200,10 @@ impl Default for ThrottleSettings {
 
 impl ThrottleSettings {
     /// The throttle these settings ask for, if any.
-    pub fn build(&self) -> Option<std::sync::Arc<registry_http::throttle::LoginThrottle>> {
+    pub fn build(&self) -> Option<std::sync::Arc<registry_http::auth::throttle::LoginThrottle>> {
         self.enabled.then(|| {
-            std::sync::Arc::new(registry_http::throttle::LoginThrottle::new(
-                registry_http::throttle::ThrottleConfig {
+            std::sync::Arc::new(registry_http::auth::throttle::LoginThrottle::new(
+                registry_http::auth::throttle::ThrottleConfig {
                     max_failures: self.max_failures.max(1),
                     initial_lockout: Duration::from_secs(self.initial_lockout_secs.max(1)),
                     max_lockout: Duration::from_secs(self.max_lockout_secs.max(1)),
@@ -250,8 +252,8 @@ fn default_username_claim() -> String {
 
 impl OidcSettings {
     /// The library's description of the provider.
-    pub fn core(&self) -> registry_http::oidc::OidcProvider {
-        registry_http::oidc::OidcProvider {
+    pub fn core(&self) -> registry_http::auth::oidc::OidcProvider {
+        registry_http::auth::oidc::OidcProvider {
             name: self.name.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),

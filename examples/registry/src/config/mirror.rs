@@ -28,7 +28,7 @@ pub struct MirrorSettings {
     pub timeout_secs: u64,
     /// Redirects upstreams may send the mirror to: `public` (the upstream's origin, or HTTPS
     /// hosts on public addresses), `any`, or `none`.
-    pub redirects: registry_http::mirror::Redirects,
+    pub redirects: registry_http::remote::mirror::Redirects,
 }
 
 impl Default for MirrorSettings {
@@ -42,7 +42,7 @@ impl Default for MirrorSettings {
             retention_days: 0,
             spool_dir: None,
             timeout_secs: 60,
-            redirects: registry_http::mirror::Redirects::default(),
+            redirects: registry_http::remote::mirror::Redirects::default(),
         }
     }
 }
@@ -63,37 +63,37 @@ pub struct UpstreamSettings {
 
 impl MirrorSettings {
     /// The upstreams configured: `url` for every repository, then the prefixed ones.
-    pub fn upstreams(&self) -> Vec<registry_http::mirror::UpstreamConfig> {
+    pub fn upstreams(&self) -> Vec<registry_http::remote::mirror::UpstreamConfig> {
         let credentials = |u: &Option<String>, p: &Option<String>| {
             u.clone().map(|u| (u, p.clone().unwrap_or_default()))
         };
         let whole = self
             .url
             .iter()
-            .map(|url| registry_http::mirror::UpstreamConfig {
+            .map(|url| registry_http::remote::mirror::UpstreamConfig {
                 prefix: String::new(),
                 url: url.clone(),
                 credentials: credentials(&self.username, &self.password),
             });
-        let prefixed = self
-            .upstreams
-            .iter()
-            .map(|u| registry_http::mirror::UpstreamConfig {
-                prefix: u.prefix.clone(),
-                url: u.url.clone(),
-                credentials: credentials(&u.username, &u.password),
-            });
+        let prefixed =
+            self.upstreams
+                .iter()
+                .map(|u| registry_http::remote::mirror::UpstreamConfig {
+                    prefix: u.prefix.clone(),
+                    url: u.url.clone(),
+                    credentials: credentials(&u.username, &u.password),
+                });
         whole.chain(prefixed).collect()
     }
 
     /// The cache, when upstreams are configured.
-    pub fn build(&self) -> Result<Option<registry_http::mirror::Mirror>, String> {
+    pub fn build(&self) -> Result<Option<registry_http::remote::mirror::Mirror>, String> {
         let upstreams = self.upstreams();
         if upstreams.is_empty() {
             return Ok(None);
         }
-        let defaults = registry_http::mirror::MirrorConfig::default();
-        registry_http::mirror::Mirror::new(registry_http::mirror::MirrorConfig {
+        let defaults = registry_http::remote::mirror::MirrorConfig::default();
+        registry_http::remote::mirror::Mirror::new(registry_http::remote::mirror::MirrorConfig {
             upstreams,
             tag_ttl: Duration::from_secs(self.tag_ttl_secs),
             spool_dir: self.spool_dir.clone().unwrap_or(defaults.spool_dir),

@@ -179,7 +179,7 @@ pub struct Config {
     /// HAProxy's `send-proxy` sends.
     pub proxy_protocol: bool,
     /// Access rules; without any, every authenticated user may do everything.
-    pub access: Vec<registry_http::policy::Rule>,
+    pub access: Vec<registry_http::auth::policy::Rule>,
     /// Refuse every write while reads go on.
     pub read_only: bool,
     /// Whether manifests, tags and blobs may be deleted at all (by those the rules let);

@@ -102,12 +102,12 @@ fn patterns(what: &str, tags: &[String]) -> Result<Vec<TagPattern>, String> {
 
 impl ReplicationConfig {
     /// The library's configuration, with the password read from its file.
-    pub fn core(&self) -> Result<registry_http::replication::TargetConfig, String> {
+    pub fn core(&self) -> Result<registry_http::remote::replication::TargetConfig, String> {
         let what = format!("replication {}", self.name);
         if self.repositories.is_empty() {
             return Err(format!("{what}: name the repositories to copy"));
         }
-        Ok(registry_http::replication::TargetConfig {
+        Ok(registry_http::remote::replication::TargetConfig {
             name: self.name.clone(),
             url: self.url.clone(),
             credentials: credentials(&what, &self.username, &self.password_file)?,
@@ -123,7 +123,7 @@ impl ReplicationConfig {
 
 impl SyncSettings {
     /// The library's configuration, with the password read from its file.
-    pub fn core(&self) -> Result<registry_http::sync::SyncConfig, String> {
+    pub fn core(&self) -> Result<registry_http::remote::sync::SyncConfig, String> {
         let what = format!("sync from {}", self.upstream);
         if self.repositories.is_empty() {
             return Err(format!("{what}: name the repositories to fetch"));
@@ -141,7 +141,7 @@ impl SyncSettings {
                 ));
             }
         }
-        Ok(registry_http::sync::SyncConfig {
+        Ok(registry_http::remote::sync::SyncConfig {
             upstream: self.upstream.clone(),
             credentials: credentials(&what, &self.username, &self.password_file)?,
             repositories,

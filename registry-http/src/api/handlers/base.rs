@@ -2,7 +2,7 @@
 
 use axum::response::{IntoResponse, Response};
 
-use crate::Ctx;
+use crate::api::handlers::Ctx;
 use crate::error::ApiError;
 
 /// `GET /v2/`: 200 with an empty JSON object; the layer adds the version header.

@@ -6,10 +6,11 @@ use http::{HeaderValue, Method, StatusCode, header};
 use registry_core::{Digest, Registry, RepositoryName};
 
 use super::{blob_target, happened};
+use crate::api::handlers::Ctx;
 use crate::error::ApiError;
 use crate::events::Target;
-use crate::headers::{self, value};
-use crate::{CONTENT_DIGEST_HEADER, Ctx};
+use crate::headers;
+use crate::headers::{CONTENT_DIGEST_HEADER, value};
 
 /// `GET|HEAD /v2/<name>/blobs/<digest>`: the blob's bytes (206 for a `Range`), or its size.
 pub(crate) async fn get(

@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Response};
 use http::header;
 use registry_core::Page;
 
-use crate::Ctx;
+use crate::api::handlers::Ctx;
 use crate::error::{ApiError, ErrorCode};
 use crate::headers::value;
 

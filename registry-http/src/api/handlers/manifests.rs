@@ -7,10 +7,11 @@ use http_body_util::BodyExt;
 use registry_core::{Error, ManifestInfo, Reference, RepositoryName};
 
 use super::happened;
+use crate::api::handlers::Ctx;
 use crate::error::ApiError;
 use crate::events::Target;
-use crate::headers::{self, value};
-use crate::{CONTENT_DIGEST_HEADER, Ctx, OCI_SUBJECT_HEADER};
+use crate::headers;
+use crate::headers::{CONTENT_DIGEST_HEADER, OCI_SUBJECT_HEADER, value};
 
 /// `GET|HEAD /v2/<name>/manifests/<reference>`: the manifest's bytes as pushed, with their media type.
 pub(crate) async fn get(

@@ -5,8 +5,9 @@ use http::header;
 use registry_core::manifest::OCI_INDEX;
 use registry_core::{Digest, RepositoryName};
 
+use crate::api::handlers::Ctx;
 use crate::error::ApiError;
-use crate::{Ctx, OCI_FILTERS_APPLIED_HEADER};
+use crate::headers::OCI_FILTERS_APPLIED_HEADER;
 
 /// `GET /v2/<name>/referrers/<digest>?artifactType=`: an image index of the manifests whose
 /// subject is the digest (empty for an unknown digest), filtered by artifact type on request.

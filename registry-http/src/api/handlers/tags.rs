@@ -3,9 +3,9 @@
 use axum::response::{IntoResponse, Response};
 use registry_core::RepositoryName;
 
-use crate::Ctx;
+use crate::api::handlers::Ctx;
+use crate::api::handlers::catalog::{page_params, with_next_link};
 use crate::error::ApiError;
-use crate::handlers::catalog::{page_params, with_next_link};
 
 /// `GET /v2/<name>/tags/list?n=&last=`: tags in lexical order, with a `Link` to the next page.
 pub(crate) async fn list(cx: Ctx, name: RepositoryName) -> Result<Response, ApiError> {

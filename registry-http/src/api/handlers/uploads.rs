@@ -6,11 +6,12 @@ use http::{StatusCode, header};
 use registry_core::{BlobInfo, Digest, Error, RepositoryName, UploadStatus};
 
 use super::{blob_target, happened};
-use crate::auth::{Action, Resource};
+use crate::api::handlers::Ctx;
+use crate::auth::access::{Action, Resource};
 use crate::error::ApiError;
 use crate::events::Target;
-use crate::headers::{self, value};
-use crate::{CONTENT_DIGEST_HEADER, Ctx, UPLOAD_UUID_HEADER};
+use crate::headers;
+use crate::headers::{CONTENT_DIGEST_HEADER, UPLOAD_UUID_HEADER, value};
 
 /// The answer for an upload in progress: `Location`, `Range` and `Docker-Upload-UUID`.
 fn in_progress(cx: &Ctx, name: &RepositoryName, status: StatusCode, up: &UploadStatus) -> Response {
@@ -153,7 +154,7 @@ pub(crate) async fn put(
 ) -> Result<Response, ApiError> {
     let digest = digest_param(&cx, "digest")?.ok_or_else(|| {
         ApiError::new(
-            crate::ErrorCode::DigestInvalid,
+            crate::error::ErrorCode::DigestInvalid,
             "the digest query parameter is required",
         )
     })?;

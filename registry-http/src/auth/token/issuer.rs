@@ -15,9 +15,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Audience, Claims, LEEWAY_SECS, MAX_TOKEN_LIFETIME, REFRESH_LIFETIME, TokenAuth, now};
 use crate::audit::{AuditKind, AuditRecord, AuditSink};
-use crate::auth::{AccessControl, Action, Credentials, Grant, Identity, Resource};
+use crate::auth::access::{AccessControl, Action, Credentials, Grant, Identity, Resource};
+use crate::auth::throttle::LoginThrottle;
 use crate::error::{ApiError, Error, ErrorCode};
-use crate::throttle::LoginThrottle;
 
 /// The built-in token server.
 pub struct TokenIssuer {
@@ -105,7 +105,7 @@ impl TokenIssuer {
     }
 
     /// The same issuer, throttling failed logins at `/token` with `throttle` (share it with
-    /// [`crate::HttpOptions::throttle`] so that both doors count together).
+    /// [`crate::api::HttpOptions::throttle`] so that both doors count together).
     pub fn with_throttle(mut self, throttle: Arc<LoginThrottle>) -> TokenIssuer {
         self.throttle = Some(throttle);
         self
@@ -131,11 +131,13 @@ impl TokenIssuer {
             Credentials::ClientCertificate { name } => (name.as_str(), ""),
             _ => return Err(unauthorized()),
         };
-        let client = crate::client_addr(extensions);
+        let client = crate::server::client_addr(extensions);
         let ip = client.map(|c| c.ip());
         // Counted against the user they name, unless that is no user: a token, a certificate.
         let named = match credentials {
-            Credentials::Basic { password, .. } if !crate::oidc::looks_like_jwt(password) => {
+            Credentials::Basic { password, .. }
+                if !crate::auth::access::looks_like_jwt(password) =>
+            {
                 Some(user)
             }
             _ => None,
@@ -160,7 +162,7 @@ impl TokenIssuer {
         };
         let throttle = self.throttle.as_ref().filter(|_| !secret.is_empty());
         if let Some(wait) = throttle.and_then(|t| t.check(ip, named).err()) {
-            let (response, secs) = crate::throttle::refusal(wait);
+            let (response, secs) = crate::auth::throttle::refusal(wait);
             record(
                 AuditKind::Throttled,
                 user,
@@ -179,7 +181,8 @@ impl TokenIssuer {
             }
             Ok(None) => Err(unauthorized()),
             Err(reason) => {
-                let unavailable = matches!(reason, crate::AuthError::Unavailable { .. });
+                let unavailable =
+                    matches!(reason, crate::auth::access::AuthError::Unavailable { .. });
                 if let Some(t) = throttle.filter(|_| !unavailable) {
                     t.failed(ip, named, secret);
                 }
@@ -191,7 +194,7 @@ impl TokenIssuer {
                     Some(reason.to_string()),
                 );
                 Err(match unavailable {
-                    true => crate::auth::source_unavailable(),
+                    true => crate::auth::access::source_unavailable(),
                     false => unauthorized(),
                 })
             }
@@ -327,7 +330,7 @@ async fn token_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = pairs(query.as_deref().unwrap_or(""));
-    let creds = crate::auth::request_credentials(&headers, &extensions);
+    let creds = crate::auth::access::request_credentials(&headers, &extensions);
     let who = match issuer.login(&creds, &extensions, "GET").await {
         Ok(who) => who,
         Err(res) => return res,

@@ -21,7 +21,9 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource};
+use crate::auth::access::{
+    AccessControl, Action, AuthError, Credentials, Grant, Identity, Resource,
+};
 use crate::error::Error;
 
 mod issuer;
@@ -237,7 +239,7 @@ impl TokenAuth {
 }
 
 /// Whether a token's `grants` cover `actions` on `resource`. The store as a whole is never
-/// granted by a token alone (a policy must also say so, see [`crate::auth::Gate`]); a
+/// granted by a token alone (a policy must also say so, see [`crate::auth::gate::Gate`]); a
 /// repository's usage needs pull there, from a token with a subject.
 pub fn grants_allow(
     grants: &[Grant],

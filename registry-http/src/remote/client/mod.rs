@@ -8,18 +8,19 @@
 //!   the referrers tag schema for a target without the referrers API.
 //! - `transfer`: the client as a `registry_core::transfer` origin and destination.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, StatusCode};
 use registry_core::Digest;
-use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 
-use crate::CONTENT_DIGEST_HEADER;
-use crate::mirror::MirrorError;
+use crate::headers::CONTENT_DIGEST_HEADER;
+use crate::remote::error::MirrorError;
 use trust::Trust;
 
+mod login;
+mod pull;
 mod push;
 mod transfer;
 mod trust;
@@ -96,34 +97,6 @@ impl std::fmt::Debug for Upstream {
             .field("credentials", &self.credentials.is_some())
             .finish()
     }
-}
-
-/// The parameters of a `WWW-Authenticate` challenge.
-fn challenge_params(value: &str) -> (String, HashMap<String, String>) {
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    let mut params = HashMap::new();
-    let mut rest = rest.trim();
-    while let Some((key, after)) = rest.split_once('=') {
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        let after = after.trim_start();
-        let (val, next) = match after.strip_prefix('"') {
-            Some(quoted) => match quoted.find('"') {
-                Some(end) => (&quoted[..end], &quoted[end + 1..]),
-                None => (quoted, ""),
-            },
-            None => match after.find(',') {
-                Some(end) => (&after[..end], &after[end..]),
-                None => (after, ""),
-            },
-        };
-        params.insert(key, val.to_owned());
-        rest = next.trim_start_matches(',').trim();
-    }
-    (scheme.to_ascii_lowercase(), params)
 }
 
 /// How a client of another registry speaks TLS.
@@ -363,88 +336,6 @@ impl Upstream {
         })
     }
 
-    fn cached_auth(&self, scope: &str) -> Option<String> {
-        self.tokens
-            .get(scope)
-            .filter(|(_, until)| Instant::now() < *until)
-            .map(|(t, _)| t)
-    }
-
-    /// The `Authorization` value answering a 401's challenge: Basic credentials, or a bearer token
-    /// from the realm it names.
-    async fn answer(&self, headers: &HeaderMap, scope: &str) -> Result<String, UpstreamError> {
-        let refused = |why: &str| {
-            UpstreamError::Refused(format!("upstream {} refused access: {why}", self.base))
-        };
-        let challenge = headers
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| refused("401 without a challenge"))?;
-        let (scheme, params) = challenge_params(challenge);
-        match scheme.as_str() {
-            "basic" => match &self.credentials {
-                Some((user, password)) => {
-                    let auth = basic(user, password);
-                    let until = Instant::now() + MAX_TOKEN_LIFETIME;
-                    self.tokens.insert(scope.to_owned(), (auth.clone(), until));
-                    Ok(auth)
-                }
-                None => Err(refused("it wants credentials and none are configured")),
-            },
-            "bearer" => {
-                let realm = params
-                    .get("realm")
-                    .ok_or_else(|| refused("bearer challenge without a realm"))?;
-                let mut url = reqwest::Url::parse(realm).map_err(|e| refused(&e.to_string()))?;
-                self.trust
-                    .may_reach(&url)
-                    .map_err(|why| refused(&format!("token realm refused: {why}")))?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(service) = params.get("service") {
-                        q.append_pair("service", service);
-                    }
-                    q.append_pair("scope", scope);
-                }
-                let send_credentials = self.trust.may_send_credentials(&url);
-                let mut req = self.client.get(url);
-                match &self.credentials {
-                    Some((user, password)) if send_credentials => {
-                        req = req.header(AUTHORIZATION, basic(user, password));
-                    }
-                    Some(_) => tracing::warn!(
-                        upstream = %self.base,
-                        "token realm {realm} is plain HTTP on another origin: asking it anonymously"
-                    ),
-                    None => {}
-                }
-                let res = req.send().await.map_err(|e| self.err("token", e))?;
-                if !res.status().is_success() {
-                    return Err(refused(&format!(
-                        "its token server answered {}",
-                        res.status()
-                    )));
-                }
-                let body = self.read_limited(res, 1 << 20, "token").await?;
-                let body: serde_json::Value = serde_json::from_slice(&body)
-                    .map_err(|e| refused(&format!("unreadable token: {e}")))?;
-                let token = body["token"]
-                    .as_str()
-                    .or_else(|| body["access_token"].as_str())
-                    .ok_or_else(|| refused("token response without a token"))?
-                    .to_owned();
-                let announced = body["expires_in"].as_u64().unwrap_or(60);
-                let lifetime =
-                    Duration::from_secs(announced.clamp(20, MAX_TOKEN_LIFETIME.as_secs()));
-                let until = Instant::now() + lifetime - Duration::from_secs(10);
-                let auth = format!("Bearer {token}");
-                self.tokens.insert(scope.to_owned(), (auth.clone(), until));
-                Ok(auth)
-            }
-            other => Err(refused(&format!("unknown authentication scheme {other}"))),
-        }
-    }
-
     /// The start of an error answer's body, for messages (registries explain there): at most 300
     /// characters, read from at most 4 KiB, whatever the remote sends.
     async fn error_detail(&self, res: reqwest::Response) -> String {
@@ -476,84 +367,6 @@ impl Upstream {
             body.extend_from_slice(&chunk);
         }
         Ok(body.freeze())
-    }
-
-    /// The digest a manifest reference stands for upstream (`HEAD`, which Docker Hub does not
-    /// count against pull limits); `None` when the upstream does not say.
-    pub async fn head_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-    ) -> Result<Option<Digest>, UpstreamError> {
-        let res = self
-            .send(
-                Method::HEAD,
-                repo,
-                &format!("manifests/{reference}"),
-                Some(MANIFEST_TYPES),
-            )
-            .await?;
-        Ok(digest_header(res.headers()))
-    }
-
-    /// A manifest, by tag or digest, refused unless its bytes hash to `expected` (when asking by
-    /// digest) and to the `Docker-Content-Digest` the upstream announces (when it does).
-    pub async fn get_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        expected: Option<&Digest>,
-        limit: u64,
-    ) -> Result<UpstreamManifest, UpstreamError> {
-        let path = format!("manifests/{reference}");
-        let res = self
-            .send(Method::GET, repo, &path, Some(MANIFEST_TYPES))
-            .await?;
-        let media_type = res
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let digest = digest_header(res.headers());
-        let bytes = self.read_limited(res, limit, &path).await?;
-        for claimed in expected.into_iter().chain(&digest) {
-            let mut check = registry_core::Digester::new(claimed.algorithm());
-            check.update(&bytes);
-            if check.finish() != *claimed {
-                return Err(UpstreamError::Refused(format!(
-                    "upstream {} served bytes for {repo}:{reference} that are not {claimed}",
-                    self.base
-                )));
-            }
-        }
-        Ok(UpstreamManifest {
-            bytes,
-            media_type,
-            digest,
-        })
-    }
-
-    /// A blob's size, without its bytes.
-    pub async fn head_blob(&self, repo: &str, digest: &Digest) -> Result<u64, UpstreamError> {
-        let path = format!("blobs/{digest}");
-        let res = self.send(Method::HEAD, repo, &path, None).await?;
-        res.headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                UpstreamError::Refused(format!("upstream {} gave no size for {path}", self.base))
-            })
-    }
-
-    /// A blob's bytes (redirects to a CDN followed, without our credentials).
-    pub async fn get_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        self.send(Method::GET, repo, &format!("blobs/{digest}"), None)
-            .await
     }
 }
 
@@ -633,12 +446,6 @@ fn redacted(url: &reqwest::Url) -> String {
     shown.to_string()
 }
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {encoded}")
-}
-
 fn digest_header(headers: &HeaderMap) -> Option<Digest> {
     headers
         .get(CONTENT_DIGEST_HEADER)
@@ -656,23 +463,5 @@ mod tests {
         assert_eq!(detail_of(long.as_bytes()).chars().count(), 2 + 300);
         assert_eq!(detail_of(b"  \n"), "");
         assert_eq!(detail_of(b"\xff oops\n"), ": \u{fffd} oops");
-    }
-
-    #[test]
-    fn challenges_parse() {
-        let (scheme, p) = challenge_params(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull""#,
-        );
-        assert_eq!(scheme, "bearer");
-        assert_eq!(p["realm"], "https://auth.docker.io/token");
-        assert_eq!(p["service"], "registry.docker.io");
-        assert_eq!(p["scope"], "repository:library/alpine:pull");
-        let (scheme, p) = challenge_params(r#"Basic realm="basic-realm""#);
-        assert_eq!(scheme, "basic");
-        assert_eq!(p["realm"], "basic-realm");
-        let (_, p) = challenge_params("Bearer realm=https://x/t, service=reg");
-        assert_eq!(p["realm"], "https://x/t");
-        assert_eq!(p["service"], "reg");
-        assert!(challenge_params("Negotiate").1.is_empty());
     }
 }

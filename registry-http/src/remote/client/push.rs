@@ -10,7 +10,7 @@ use registry_core::{ByteStream, Digest};
 use serde_json::{Value, json};
 
 use super::{Access, Payload, Upstream, UpstreamError};
-use crate::OCI_SUBJECT_HEADER;
+use crate::headers::OCI_SUBJECT_HEADER;
 
 /// Manifests (and referrer indexes) read from a remote are refused past this size.
 pub(super) const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;

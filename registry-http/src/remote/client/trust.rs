@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::mirror::MirrorError;
+use crate::remote::error::MirrorError;
 
 /// Which redirects an upstream may send the mirror to (`[mirror] redirects`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]

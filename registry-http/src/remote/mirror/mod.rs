@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use registry_http::mirror::{Mirror, MirrorConfig, UpstreamConfig};
+//! use registry_http::remote::mirror::{Mirror, MirrorConfig, UpstreamConfig};
 //!
 //! let docker_hub = UpstreamConfig {
 //!     prefix: "docker.io".into(), // docker.io/library/alpine is Docker Hub's library/alpine
@@ -35,7 +35,7 @@
 //!     .with_source(Arc::new(mirror));
 //! let app = registry_http::router(registry);
 //! # drop(app);
-//! # Ok::<(), registry_http::mirror::MirrorError>(())
+//! # Ok::<(), registry_http::remote::error::MirrorError>(())
 //! ```
 
 use std::collections::HashMap;
@@ -54,51 +54,17 @@ use registry_core::source::{Fill, Read, SourcedBlob};
 use registry_core::{Digest, Error, Reference, RepositoryName, Source, Tag};
 
 use crate::metrics::Metrics;
+use crate::remote::error::MirrorError;
 
 mod fetch;
 
 use fetch::{FetchSlot, read_spool, wait};
 
-pub use crate::remote::{Redirects, Upstream, UpstreamError, UpstreamManifest};
+pub use crate::remote::client::{Redirects, Upstream, UpstreamError, UpstreamManifest};
 
 /// Tags and manifests whose last check or refresh the mirror remembers: the least recently used
 /// are forgotten first (which costs one more `HEAD` upstream, or one more refresh).
 const REMEMBERED: usize = 64 * 1024;
-
-/// What setting a pull-through cache up can fail with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MirrorError {
-    /// A prefix that is no repository name.
-    #[error("mirror prefix {prefix:?} is not a repository name")]
-    InvalidPrefix {
-        /// The prefix.
-        prefix: String,
-    },
-    /// An upstream URL that cannot be used (credentials left out of it).
-    #[error("upstream {url}: {reason}")]
-    InvalidUpstream {
-        /// The URL, without credentials.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An upstream redirected while `[mirror] redirects = "none"`.
-    #[error("redirects are not followed ([mirror] redirects = \"none\")")]
-    RedirectsOff,
-    /// An upstream redirected to another origin over plain HTTP.
-    #[error("a redirect to another origin must use https: {target}")]
-    RedirectNotHttps {
-        /// Where it redirected.
-        target: String,
-    },
-    /// A redirect or token realm names an internal address while the upstream is not internal.
-    #[error("{target} is an internal address")]
-    InternalAddress {
-        /// The address named.
-        target: String,
-    },
-}
 
 /// One upstream and the repositories it serves.
 #[derive(Debug, Clone)]

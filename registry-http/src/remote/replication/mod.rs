@@ -40,8 +40,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
-use crate::mirror::{MirrorError, Redirects};
-use crate::remote::Upstream;
+use crate::remote::client::Upstream;
+use crate::remote::error::MirrorError;
+use crate::remote::mirror::Redirects;
 
 mod worker;
 

@@ -9,7 +9,7 @@ use registry_core::transfer::{self, CopyOptions, Destination, Origin};
 use registry_core::{Error, Reference, Registry, StorageExt, paths};
 
 use super::{HEARTBEAT, Item, ReplicaStatus, Replication, STALE, Target, now_nanos, now_secs};
-use crate::remote::UpstreamError;
+use crate::remote::client::UpstreamError;
 
 /// How long an item waits for the store to show the change it was queued for (a store another
 /// replica wrote may show it late), unless the tag moved again since; past this the change is

@@ -10,7 +10,7 @@ use registry_core::{Digest, Reference, RepositoryName};
 use serde::Deserialize;
 
 use super::{CONCURRENCY, PAGE, Ui, failure, secs, when};
-use crate::Action;
+use crate::auth::access::Action;
 
 /// Repositories a search looks at, at most (it says when it stopped there).
 const SEARCH_REPOSITORIES: usize = 2000;

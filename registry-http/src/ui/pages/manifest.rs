@@ -11,7 +11,7 @@ use registry_core::{Digest, Manifest, Reference, RepositoryName};
 use serde::Deserialize;
 
 use super::{Ui, failure, human, platform, pull_host, visible};
-use crate::Action;
+use crate::auth::access::Action;
 
 /// Bytes of an image config read at most.
 const MAX_CONFIG: u64 = 1 << 20;

@@ -16,7 +16,7 @@ use http::StatusCode;
 use registry_core::{Digest, Manifest, Reference, RepositoryName};
 
 use super::{Ui, Visitor};
-use crate::Action;
+use crate::auth::access::Action;
 
 mod listing;
 mod manifest;

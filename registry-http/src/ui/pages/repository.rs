@@ -10,7 +10,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::{Ui, failure, human, page_of, platform, pull_host, reach, secs, visible, when};
-use crate::Action;
+use crate::auth::access::Action;
 
 #[derive(Deserialize)]
 pub(crate) struct TagsQuery {

@@ -11,7 +11,7 @@ use registry_core::Tag;
 use serde::Deserialize;
 
 use super::{Ui, failure, human, page_of, visible, when};
-use crate::Action;
+use crate::auth::access::Action;
 
 #[derive(Deserialize)]
 pub(crate) struct UsageQuery {

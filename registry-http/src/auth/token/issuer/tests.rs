@@ -6,8 +6,8 @@ use registry_core::RepositoryName;
 
 use super::super::*;
 use super::*;
-use crate::Htpasswd;
-use crate::policy::{AccessRules, Rule};
+use crate::auth::htpasswd::Htpasswd;
+use crate::auth::policy::{AccessRules, Rule};
 
 fn issuer() -> TokenIssuer {
     let hash = bcrypt::hash("pw", 4).unwrap();
@@ -29,7 +29,7 @@ fn issuer() -> TokenIssuer {
         HashMap::new(),
     );
     let users = Htpasswd::parse(&format!("alice:{hash}"), "registry").unwrap();
-    let gate = crate::auth::Gate::new("registry")
+    let gate = crate::auth::gate::Gate::new("registry")
         .users(Arc::new(users))
         .rules(rules);
     TokenIssuer::new(
