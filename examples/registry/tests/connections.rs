@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use registry_core::Digest;
 use support::Server;
 use support::raw::{connect, read_reply, request, start_upload};
+use support::wait::until_blocking;
 
 /// The binary with these configuration lines.
 fn start(dir: &std::path::Path, toml: &str, extra: &[&str]) -> Server {
@@ -149,16 +150,15 @@ fn silence_after_a_tls_handshake_does_not_lock_others_out() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    for child in &mut silent {
-        while child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "a silent TLS connection stays open"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    until_blocking(
+        "every silent TLS connection closed",
+        Duration::from_secs(15),
+        || {
+            silent
+                .iter_mut()
+                .all(|child| child.try_wait().unwrap().is_some())
+        },
+    );
 }
 
 #[tokio::test]
@@ -214,20 +214,18 @@ fn one_address_cannot_take_every_connection() {
         "a third connection from one address was kept"
     );
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    // The server may not have seen the first two close yet.
+    until_blocking("the address served again", Duration::from_secs(10), || {
         let mut s = connect(&server);
         s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut head = [0u8; 12];
-        if s.read_exact(&mut head).is_ok() {
+        let answered = s.read_exact(&mut head).is_ok();
+        if answered {
             assert_eq!(&head[9..12], b"200");
-            break;
         }
-        // The server may not have seen the first two close yet.
-        assert!(Instant::now() < deadline, "the address stays refused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        answered
+    });
 }
 
 #[test]
@@ -293,8 +291,7 @@ fn trickling_uploads_hold_no_thread() {
         }
     });
     // Every PATCH is in the handler, its first byte received.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    until_blocking("every PATCH in flight", Duration::from_secs(60), || {
         let metrics = request(&server, "GET", "/metrics", &[], b"");
         let text = String::from_utf8_lossy(&metrics.body);
         let in_flight = text
@@ -302,12 +299,8 @@ fn trickling_uploads_hold_no_thread() {
             .find_map(|l| l.strip_prefix("registry_uploads_in_flight "))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(0.0);
-        if in_flight >= TRICKLES as f64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{in_flight} PATCHes in flight");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        in_flight >= TRICKLES as f64
+    });
     // Another client pushes: a monolithic blob, a chunked one, then pulls.
     let blob = support::noise(3, 1 << 20);
     let d = Digest::of(&blob);

@@ -65,24 +65,22 @@ async fn a_store_distribution_wrote_is_served_as_it_is() {
     )
     .unwrap();
     assert!(support::verify_layout_blobs(&out) >= 7);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let listed = run(
+    let listed = || {
+        run(
             "curl",
             &[
                 "-sS",
                 &format!("http://{}/v2/team/app/referrers/{}", ours.addr, image.index),
             ],
-        );
-        if listed.contains(&image.signature) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the signature never showed among the referrers: {listed}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+        )
+    };
+    assert!(
+        support::wait::holds_within(std::time::Duration::from_secs(30), || {
+            listed().contains(&image.signature)
+        }),
+        "the signature never showed among the referrers: {}",
+        listed()
+    );
     let catalog = run(
         "curl",
         &["-sS", &format!("http://{}/v2/_catalog", ours.addr)],

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::images::digest_at;
 use support::login::htpasswd_of;
@@ -15,12 +15,8 @@ use support::webhooks::{events, receiver};
 use support::{Api, Server, TestImage, noise};
 
 /// Waits (a minute at most) until `done` holds, saying what it waited for.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn until(what: &str, done: impl FnMut() -> bool) {
+    support::wait::until_sync(what, Duration::from_secs(60), done).await
 }
 
 /// The value of the hidden `csrf` field of a page.

@@ -189,21 +189,16 @@ async fn quotas_speak_their_unit_and_token_requests_are_logged() {
     let api = Api::with_basic(&server.addr, "alice", "alice-pw");
     let refused = api.push_image("alice/app", "v1", &image).await.unwrap_err();
     assert!(refused.contains("of 20 KB used"), "{refused}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !server
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("path=/token") && l.contains("status=200"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no request line for /token: {:?}",
-            server.log.lock().unwrap()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let logged = || {
+        let log = server.log.lock().unwrap();
+        log.iter()
+            .any(|l| l.contains("path=/token") && l.contains("status=200"))
+    };
+    assert!(
+        support::wait::holds_within(std::time::Duration::from_secs(10), logged),
+        "no request line for /token: {:?}",
+        server.log.lock().unwrap()
+    );
 }
 
 #[cfg_attr(

@@ -15,10 +15,11 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::docker::Docker;
 use support::login::htpasswd_of;
+use support::wait::{holds_within, until_blocking};
 
 const IMAGE: &str = "registry-rs:latest";
 
@@ -49,19 +50,13 @@ impl<'a> Container<'a> {
 
     /// Waits (a minute at most) until Docker reports the container healthy.
     fn await_healthy(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = self.inspect("{{.State.Health.Status}}");
-            if status == "healthy" {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the container is {status}: {}",
-                self.docker.logs(&self.name)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let healthy = || self.inspect("{{.State.Health.Status}}") == "healthy";
+        assert!(
+            holds_within(Duration::from_secs(60), healthy),
+            "the container is {}: {}",
+            self.inspect("{{.State.Health.Status}}"),
+            self.docker.logs(&self.name)
+        );
     }
 }
 
@@ -262,14 +257,11 @@ async fn the_image_serves_a_volume_distribution_wrote() {
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let refused = Container::run(&docker, &args);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while refused.inspect("{{.State.Running}}") == "true" {
-        assert!(
-            Instant::now() < deadline,
-            "it started on a folder it may not write"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    until_blocking(
+        "the refusal to start on a folder it may not write",
+        Duration::from_secs(60),
+        || refused.inspect("{{.State.Running}}") != "true",
+    );
     let logs = docker.logs(&refused.name);
     assert!(logs.contains("chown -R 65532:65532"), "{logs}");
     drop(refused);

@@ -7,9 +7,10 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::login::{auth_file, htpasswd_of};
+use support::wait::{until, until_blocking};
 use support::{Api, Layout, Server, TestImage, noise, skopeo};
 
 /// A config of two users (alice may do everything everywhere, bob only in `bob/*`), anonymous
@@ -148,15 +149,10 @@ fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
 
 /// Waits until the audit file holds a record `matching`, or fails after ten seconds.
 fn await_record(path: &Path, what: &str, matching: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !audit_lines(path).iter().any(&matching) {
-        assert!(
-            Instant::now() < deadline,
-            "no audit record of {what}: {:?}",
-            audit_lines(path)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let record = format!("an audit record of {what}");
+    until_blocking(&record, Duration::from_secs(10), || {
+        audit_lines(path).iter().any(&matching)
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,16 +192,16 @@ async fn failed_logins_are_throttled_then_released_and_audited() {
     // …but another user from another address is not refused.
     assert_eq!(login(&other, &addr, "bob", "bob-pw").await.0, 200);
     // Once the lockout has passed, the right password works again.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match login(&attacker, &addr, "alice", "alice-pw").await.0 {
-            200 => break,
-            429 => {}
+    until(
+        "the end of the lockout",
+        Duration::from_secs(60),
+        async || match login(&attacker, &addr, "alice", "alice-pw").await.0 {
+            200 => true,
+            429 => false,
             s => panic!("answered {s} while the lockout ran out"),
-        }
-        assert!(Instant::now() < deadline, "the lockout never ended");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        },
+    )
+    .await;
 
     // A good login of one's own account does not clear one's address: no endless spraying.
     let sprayer = client_from(Ipv4Addr::new(127, 0, 0, 3));

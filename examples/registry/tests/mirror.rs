@@ -7,9 +7,10 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::distribution::Distribution;
+use support::wait::until;
 use support::{Api, Layout, Server, TestImage, noise, skopeo, verify_layout_blobs};
 
 const USER: &str = "mirror";
@@ -271,11 +272,10 @@ async fn cached_images_survive_the_upstream_and_moved_tags_are_seen_after_the_tt
 
     // The tag moves upstream: seen once the TTL has passed.
     up.push_image("team/app", "v1", &second).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api.pull_verified("team/app", "v1").await.unwrap() != second.digest() {
-        assert!(Instant::now() < deadline, "the moved tag is never seen");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the moved tag seen", Duration::from_secs(20), async || {
+        api.pull_verified("team/app", "v1").await.unwrap() == second.digest()
+    })
+    .await;
     assert_eq!(
         api.pull_verified("team/app", &first.digest().to_string())
             .await
@@ -289,21 +289,18 @@ async fn cached_images_survive_the_upstream_and_moved_tags_are_seen_after_the_tt
     upstream.kill();
     let errors = |text: String| metric(&text, "registry_mirror_upstream_errors_total");
     let before = errors(metrics(&api).await);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert_eq!(
-            api.pull_verified("team/app", "v1").await.unwrap(),
-            second.digest()
-        );
-        if errors(metrics(&api).await) > before {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the mirror never asked the upstream again"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        "the mirror asking the upstream again",
+        Duration::from_secs(20),
+        async || {
+            assert_eq!(
+                api.pull_verified("team/app", "v1").await.unwrap(),
+                second.digest()
+            );
+            errors(metrics(&api).await) > before
+        },
+    )
+    .await;
     assert_eq!(
         api.pull_verified("team/app", &first.digest().to_string())
             .await

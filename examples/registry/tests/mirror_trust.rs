@@ -325,7 +325,7 @@ async fn credentials_in_the_upstream_url_are_used_and_never_shown() {
     assert_eq!(status, 502);
     assert!(body.contains("127.0.0.1:9"), "{body}");
     // Log lines are written in batches: wait for the one about the failed fetch.
-    support::images::until(
+    support::wait::until(
         "a log line about the failed fetch",
         std::time::Duration::from_secs(10),
         async || {

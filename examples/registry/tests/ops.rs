@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use registry_core::Digest;
+use support::wait::{eventually, until, until_sync};
 use support::{Api, Server, TestImage, noise};
 
 fn registry(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
@@ -125,14 +126,11 @@ async fn gc_command_dry_run_then_collect_while_serving() {
     assert_eq!(stored_blobs(&data), image_digests(&new));
     // The server sees another process's removal once its metadata cache expires (5 s).
     let gone_path = format!("/v2/team/app/manifests/{}", old.digest());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&api, &gone_path).await != 404 {
-        assert!(
-            Instant::now() < deadline,
-            "the server still serves {gone_path}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let gone = format!("{gone_path} answered 404");
+    until(&gone, Duration::from_secs(10), async || {
+        status(&api, &gone_path).await == 404
+    })
+    .await;
     assert_eq!(
         api.pull_verified("team/app", "latest").await.unwrap(),
         new.digest()
@@ -174,11 +172,12 @@ async fn push_soak_while_collecting() {
         .iter()
         .flat_map(|(_, image)| image_digests(image))
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stored_blobs(&data) != reachable && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(stored_blobs(&data), reachable);
+    until_sync(
+        "only reachable blobs stored",
+        Duration::from_secs(30),
+        || stored_blobs(&data) == reachable,
+    )
+    .await;
     let leftovers: Vec<_> = std::fs::read_dir(data.join("uploads"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -273,22 +272,21 @@ async fn json_logs_carry_the_request_id() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "soak-test-42");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let found = loop {
-        let lines = server.log.lock().unwrap().clone();
-        let parsed: Vec<serde_json::Value> = lines
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
-            .collect();
-        let found = parsed
-            .into_iter()
-            .find(|v| v["span"]["id"] == "soak-test-42" && v["fields"]["status"] == 200);
-        if found.is_some() || Instant::now() > deadline {
-            break found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let line = found.expect("a JSON log line for the request");
+    let line = eventually(
+        "a JSON log line for the request",
+        Duration::from_secs(10),
+        async || {
+            let lines = server.log.lock().unwrap().clone();
+            let parsed: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+                .collect();
+            parsed
+                .into_iter()
+                .find(|v| v["span"]["id"] == "soak-test-42" && v["fields"]["status"] == 200)
+        },
+    )
+    .await;
     assert_eq!(line["span"]["route"], "base");
     assert_eq!(line["span"]["method"], "GET");
 }
@@ -352,8 +350,7 @@ queue_size = 1
         started.elapsed() < Duration::from_secs(8),
         "requests waited for the slow endpoint"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let events = loop {
+    let events = eventually("nine events", Duration::from_secs(10), async || {
         let events: Vec<(String, serde_json::Value)> = got
             .lock()
             .unwrap()
@@ -369,11 +366,9 @@ queue_size = 1
             .collect();
         // "all": 2 blob pushes, 1 manifest push, 1 manifest pull, 2 blob pulls, the delete of
         // the manifest and of its tag; "deletes": the manifest's delete.
-        if events.len() >= 9 || Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        (events.len() >= 9).then_some(events)
+    })
+    .await;
     let all: Vec<&serde_json::Value> = events
         .iter()
         .filter(|(n, _)| n == "all")
@@ -419,8 +414,7 @@ queue_size = 1
 
     // The failing endpoint's events are dropped after their retries, the slow one's queue
     // overflowed: both counted.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    until("both drops counted", Duration::from_secs(10), async || {
         let text = api.get("/metrics").await.unwrap().text().await.unwrap();
         let failed = text.lines().any(|l| {
             l.starts_with(r#"registry_notifications_dropped_events_total{endpoint="failing",reason="failed"}"#)
@@ -428,12 +422,9 @@ queue_size = 1
         let full = text.lines().any(|l| {
             l.starts_with(r#"registry_notifications_dropped_events_total{endpoint="slow",reason="queue_full"}"#)
         });
-        if failed && full {
-            break;
-        }
-        assert!(Instant::now() < deadline, "drops not counted:\n{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        failed && full
+    })
+    .await;
 }
 
 #[test]

@@ -10,7 +10,8 @@ mod support;
 use std::time::Duration;
 
 use support::distribution::Distribution;
-use support::images::{digest_at, registry, seed, until};
+use support::images::{digest_at, registry, seed};
+use support::wait::until;
 use support::{Api, Server, skopeo, verify_layout_blobs};
 
 /// The sum of a metric's series whose labels include every one of `labels`.

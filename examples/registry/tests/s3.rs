@@ -310,10 +310,11 @@ async fn push_soak_while_collecting() {
             .map(|(d, _)| d)
             .collect::<std::collections::BTreeSet<Digest>>()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while stored().await != reachable && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    // Checked below, with what collection reported.
+    let _ = support::wait::within(std::time::Duration::from_secs(120), async || {
+        stored().await == reachable
+    })
+    .await;
     let left = stored().await;
     let metrics = api.get("/metrics").await.unwrap().text().await.unwrap();
     let runs: Vec<&str> = metrics

@@ -9,7 +9,8 @@ mod support;
 use std::time::Duration;
 
 use support::distribution::Distribution;
-use support::images::{digest_at, seed, until};
+use support::images::{digest_at, seed};
+use support::wait::until;
 use support::{Api, Server, skopeo};
 
 #[cfg_attr(

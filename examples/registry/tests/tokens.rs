@@ -5,7 +5,7 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::login::{PASS, USER, auth_file, curl};
 use support::{Layout, Server, skopeo};
@@ -208,13 +208,9 @@ catalog = true
     assert_eq!(code, 401, "a refresh token was accepted as an access token");
 }
 
-/// Polls `check` every 100 ms until it holds, failing after 30 s with `what`.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Waits (30 s at most) until `check` holds, failing with `what`.
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    support::wait::until_blocking(what, Duration::from_secs(30), check)
 }
 
 /// The status of `GET /v2/` with Basic credentials.

@@ -6,12 +6,13 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use support::wait::until;
 use support::{Api, Server, TestImage, noise};
 
 /// Every span received so far.
@@ -73,36 +74,35 @@ async fn request_and_storage_spans_reach_an_otlp_collector() {
         .await
         .unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        {
-            let spans = received.lock().unwrap();
-            let push = spans.iter().find(|s| {
-                s.name == "request"
-                    && attribute(s, "method") == Some("PUT")
-                    && attribute(s, "path") == Some("/v2/team/app/manifests/v1")
-            });
-            if let Some(push) = push {
-                let storage: Vec<&Span> = spans
-                    .iter()
-                    .filter(|s| s.name == "storage" && s.parent_span_id == push.span_id)
-                    .collect();
-                if storage
-                    .iter()
-                    .any(|s| attribute(s, "operation") == Some("put"))
-                {
-                    assert!(storage.iter().all(|s| s.trace_id == push.trace_id));
-                    assert_eq!(attribute(push, "route"), Some("manifest"));
-                    assert_eq!(attribute(push, "repository"), Some("team/app"));
-                    return;
+    until(
+        "a request span with storage children",
+        Duration::from_secs(60),
+        async || {
+            {
+                let spans = received.lock().unwrap();
+                let push = spans.iter().find(|s| {
+                    s.name == "request"
+                        && attribute(s, "method") == Some("PUT")
+                        && attribute(s, "path") == Some("/v2/team/app/manifests/v1")
+                });
+                if let Some(push) = push {
+                    let storage: Vec<&Span> = spans
+                        .iter()
+                        .filter(|s| s.name == "storage" && s.parent_span_id == push.span_id)
+                        .collect();
+                    if storage
+                        .iter()
+                        .any(|s| attribute(s, "operation") == Some("put"))
+                    {
+                        assert!(storage.iter().all(|s| s.trace_id == push.trace_id));
+                        assert_eq!(attribute(push, "route"), Some("manifest"));
+                        assert_eq!(attribute(push, "repository"), Some("team/app"));
+                        return true;
+                    }
                 }
             }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no request span with storage children among {} spans",
-            received.lock().unwrap().len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            false
+        },
+    )
+    .await;
 }

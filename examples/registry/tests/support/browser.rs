@@ -53,14 +53,17 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver (apt-get install chromium chromium-driver)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = driver.try_wait() {
-                panic!("chromedriver exited: {status}");
-            }
-            assert!(Instant::now() < deadline, "chromedriver never listened");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        super::wait::until(
+            "chromedriver listening",
+            Duration::from_secs(30),
+            async || {
+                if let Ok(Some(status)) = driver.try_wait() {
+                    panic!("chromedriver exited: {status}");
+                }
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
+        )
+        .await;
         let profile = dir.join("chromium-profile");
         std::fs::create_dir_all(&profile).unwrap();
         // Flags from the machine notes: no sandbox as root, no background traffic to a closed

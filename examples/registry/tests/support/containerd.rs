@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A containerd of the test's own.
 pub struct Containerd {
@@ -38,11 +38,9 @@ impl Containerd {
             .spawn()
             .expect("start containerd (apt-get install containerd)");
         let daemon = Containerd { child, socket };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while daemon.ctr(&["version"]).is_err() {
-            assert!(Instant::now() < deadline, "containerd never answered");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::wait::until_blocking("containerd answering", Duration::from_secs(30), || {
+            daemon.ctr(&["version"]).is_ok()
+        });
         daemon
     }
 

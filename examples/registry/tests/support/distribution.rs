@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Distribution on a loopback port, open, deletes enabled, storing under a folder; killed when
 /// dropped.
@@ -59,11 +59,9 @@ impl Distribution {
             .spawn()
             .expect("docker-registry (apt-get install docker-registry)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&self.addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::wait::until_blocking("docker-registry listening", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(&self.addr).is_ok()
+        });
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A `dockerd` of the test's own, stopped (with what it runs) when dropped; or an engine the test
 /// only uses ([`Docker::attach`]).
@@ -64,15 +64,11 @@ impl Docker {
             host: format!("unix://{}", socket.display()),
             dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while docker.run(&["info"]).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd never answered: {}",
-                std::fs::read_to_string(docker.dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        assert!(
+            super::wait::holds_within(Duration::from_secs(60), || docker.run(&["info"]).is_ok()),
+            "dockerd never answered: {}",
+            std::fs::read_to_string(docker.dir.join("dockerd.log")).unwrap_or_default()
+        );
         docker
     }
 
@@ -176,12 +172,9 @@ impl Drop for Docker {
         };
         // SIGTERM lets dockerd stop its containerd and containers; SIGKILL if it lingers.
         let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let stopped = || matches!(child.try_wait(), Ok(Some(_)));
+        if super::wait::holds_within(Duration::from_secs(20), stopped) {
+            return;
         }
         let _ = child.kill();
         let _ = child.wait();

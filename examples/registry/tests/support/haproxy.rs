@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running HAProxy.
 pub struct Haproxy {
@@ -41,13 +41,11 @@ impl Haproxy {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start haproxy (apt-get install haproxy)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [pp, xff] {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "haproxy never listened");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        super::wait::until_blocking("haproxy listening", Duration::from_secs(20), || {
+            [pp, xff]
+                .iter()
+                .all(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        });
         Haproxy {
             child,
             proxy_protocol: format!("127.0.0.1:{pp}"),

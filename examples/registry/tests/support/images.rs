@@ -114,18 +114,6 @@ pub fn registry(args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// Waits until `done` holds, failing with `what` after `limit`.
-pub async fn until(what: &str, limit: std::time::Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !done().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
 /// Runs a tool that must succeed; its standard output.
 pub fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)

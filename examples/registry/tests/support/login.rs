@@ -49,18 +49,11 @@ pub fn auth_file(dir: &Path, name: &str) -> std::path::PathBuf {
 /// Waits (ten seconds at most) until the audit log at `path`, written by the server's own
 /// thread, satisfies `done`; returns its text.
 pub fn await_audit(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the audit log never showed {what}: {text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let read = || std::fs::read_to_string(path).unwrap_or_default();
+    let shown = super::wait::holds_within(std::time::Duration::from_secs(10), || done(&read()));
+    let text = read();
+    assert!(shown, "the audit log never showed {what}: {text}");
+    text
 }
 
 /// Writes an htpasswd file of `users` (name, password) under `dir`; its path.

@@ -23,6 +23,7 @@ pub mod pki;
 pub mod raw;
 pub mod sigstore;
 pub mod slapd;
+pub mod wait;
 pub mod webhooks;
 
 pub use api::{Api, TestImage};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The suffix of the test directory.
 pub const BASE: &str = "dc=example,dc=com";
@@ -131,7 +131,6 @@ access to * by * read
             .spawn()
             .expect("start slapd (apt-get install slapd)");
         let mut slapd = Slapd { child, url, ldaps };
-        let deadline = Instant::now() + Duration::from_secs(20);
         let ports = [
             Some(port),
             slapd
@@ -139,15 +138,15 @@ access to * by * read
                 .as_ref()
                 .map(|u| u.rsplit(':').next().unwrap().parse().unwrap()),
         ];
-        for port in ports.into_iter().flatten() {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Ok(Some(status)) = slapd.child.try_wait() {
-                    panic!("slapd exited: {status}");
-                }
-                assert!(Instant::now() < deadline, "slapd never listened on {port}");
-                std::thread::sleep(Duration::from_millis(50));
+        let ports: Vec<u16> = ports.into_iter().flatten().collect();
+        super::wait::until_blocking("slapd listening", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = slapd.child.try_wait() {
+                panic!("slapd exited: {status}");
             }
-        }
+            ports
+                .iter()
+                .all(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        });
         slapd
     }
 }
