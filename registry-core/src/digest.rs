@@ -8,7 +8,16 @@ use serde::{Deserialize, Serialize};
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::error::{Error, Result};
+/// Why a text is not a digest: the crate's `Error::DigestInvalid` says the same, and a parse
+/// failure converts into it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid digest {text:?}: {reason}")]
+pub struct InvalidDigest {
+    /// The rejected text (its first 200 characters).
+    pub text: String,
+    /// Why it was rejected.
+    pub reason: &'static str,
+}
 
 /// A hash algorithm the registry accepts in digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,11 +90,11 @@ impl Digest {
 }
 
 impl FromStr for Digest {
-    type Err = Error;
+    type Err = InvalidDigest;
 
-    fn from_str(s: &str) -> Result<Digest> {
-        let invalid = |reason| Error::DigestInvalid {
-            digest: s.chars().take(200).collect(),
+    fn from_str(s: &str) -> Result<Digest, InvalidDigest> {
+        let invalid = |reason| InvalidDigest {
+            text: s.chars().take(200).collect(),
             reason,
         };
         let (alg, hex) = s
@@ -209,40 +218,33 @@ impl Digester {
         out
     }
 
-    /// Restores a hash from [`Digester::state`]; fails on bytes that are not such a state.
+    /// Restores a hash from [`Digester::state`]; `None` for bytes that are not such a state.
     ///
     /// The `sha2` state holds a count of hashed blocks; a corrupt count near its maximum would
     /// overflow when the hash ends, so counts beyond any real upload (2^50 blocks) are refused.
-    pub fn resume(state: &[u8]) -> Result<Digester> {
+    pub fn resume(state: &[u8]) -> Option<Digester> {
         const MAX_BLOCKS: u128 = 1 << 50;
-        let corrupt = || Error::storage("corrupt digest state in upload session");
-        let (tag, rest) = state.split_first().ok_or_else(corrupt)?;
+        let (tag, rest) = state.split_first()?;
         let (counter_at, counter_len) = match *tag {
             t if t == Algorithm::Sha256 as u8 => (32, 8),
             _ => (64, 16),
         };
         let mut counter = [0u8; 16];
-        let bytes = rest
-            .get(counter_at..counter_at + counter_len)
-            .ok_or_else(corrupt)?;
+        let bytes = rest.get(counter_at..counter_at + counter_len)?;
         counter[..counter_len].copy_from_slice(bytes);
         if u128::from_le_bytes(counter) >= MAX_BLOCKS {
-            return Err(corrupt());
+            return None;
         }
         match *tag {
             t if t == Algorithm::Sha256 as u8 => {
-                let s = SerializedState::<Sha256>::try_from(rest).map_err(|_| corrupt())?;
-                Ok(Digester::Sha256(
-                    Sha256::deserialize(&s).map_err(|_| corrupt())?,
-                ))
+                let s = SerializedState::<Sha256>::try_from(rest).ok()?;
+                Some(Digester::Sha256(Sha256::deserialize(&s).ok()?))
             }
             t if t == Algorithm::Sha512 as u8 => {
-                let s = SerializedState::<Sha512>::try_from(rest).map_err(|_| corrupt())?;
-                Ok(Digester::Sha512(
-                    Sha512::deserialize(&s).map_err(|_| corrupt())?,
-                ))
+                let s = SerializedState::<Sha512>::try_from(rest).ok()?;
+                Some(Digester::Sha512(Sha512::deserialize(&s).ok()?))
             }
-            _ => Err(corrupt()),
+            _ => None,
         }
     }
 }
@@ -302,9 +304,9 @@ mod tests {
             resumed.update(&data[4321..]);
             assert_eq!(resumed.finish(), whole.finish());
         }
-        assert!(Digester::resume(&[]).is_err());
-        assert!(Digester::resume(&[0, 1, 2]).is_err());
-        assert!(Digester::resume(&[9; 105]).is_err());
+        assert!(Digester::resume(&[]).is_none());
+        assert!(Digester::resume(&[0, 1, 2]).is_none());
+        assert!(Digester::resume(&[9; 105]).is_none());
     }
 
     #[test]
@@ -313,7 +315,7 @@ mod tests {
             let mut state = Digester::new(alg).state();
             let at = 1 + if alg == Algorithm::Sha256 { 32 } else { 64 };
             state[at + 7] = 0xff;
-            assert!(Digester::resume(&state).is_err(), "{alg}");
+            assert!(Digester::resume(&state).is_none(), "{alg}");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the storage backend underneath. The HTTP adapter maps each variant to an OCI error code in one
 //! table; nothing here knows about status codes.
 
-use crate::digest::Digest;
+use crate::digest::{Digest, InvalidDigest};
 
 /// Result alias used throughout the core and by storage backends.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -171,6 +171,15 @@ pub enum UpstreamFailure {
     RateLimited,
     /// The source is unreachable, refused, or failed mid-way.
     Unavailable,
+}
+
+impl From<InvalidDigest> for Error {
+    fn from(e: InvalidDigest) -> Error {
+        Error::DigestInvalid {
+            digest: e.text,
+            reason: e.reason,
+        }
+    }
 }
 
 impl Error {

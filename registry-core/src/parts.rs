@@ -86,7 +86,7 @@ impl Multipart<'_> {
         let mut part = Gathered::default();
         part.push(head);
         let mut in_flight = FuturesOrdered::new();
-        let filled = async {
+        let filled: Result<()> = async {
             loop {
                 let Some(mut chunk) = next_chunk(&mut data, &mut in_flight, self.parts).await?
                 else {

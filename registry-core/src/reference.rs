@@ -176,7 +176,7 @@ impl FromStr for Reference {
 
     fn from_str(s: &str) -> Result<Self> {
         if s.contains(':') {
-            s.parse().map(Reference::Digest)
+            Ok(Reference::Digest(s.parse()?))
         } else {
             s.parse().map(Reference::Tag)
         }

@@ -354,7 +354,8 @@ fn upload_error(e: Error, id: &str) -> Error {
 }
 
 fn session_digester(session: &UploadSession) -> Result<Digester> {
-    let state = hex::decode(&session.hash_state)
-        .map_err(|_| Error::storage("corrupt digest state in upload session"))?;
-    Digester::resume(&state)
+    hex::decode(&session.hash_state)
+        .ok()
+        .and_then(|state| Digester::resume(&state))
+        .ok_or_else(|| Error::storage("corrupt digest state in upload session"))
 }

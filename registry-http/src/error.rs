@@ -199,6 +199,12 @@ impl ApiError {
     }
 }
 
+impl From<registry_core::digest::InvalidDigest> for ApiError {
+    fn from(e: registry_core::digest::InvalidDigest) -> Self {
+        CoreError::from(e).into()
+    }
+}
+
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         use ErrorCode::*;

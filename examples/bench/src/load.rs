@@ -102,7 +102,7 @@ async fn pull_image(conn: &mut Conn, acked: &Acked) -> Result<u64, String> {
             .as_str()
             .ok_or("a descriptor without a digest")?
             .parse()
-            .map_err(|e: registry_core::Error| e.to_string())?;
+            .map_err(|e: registry_core::digest::InvalidDigest| e.to_string())?;
         n += conn.pull_verified(&acked.repo, &digest).await?;
     }
     Ok(n)
@@ -276,7 +276,7 @@ pub async fn verify(base: &Base, acked_path: &Path, parallel: usize) -> Result<F
                 tag: tag.to_owned(),
                 digest: digest
                     .parse()
-                    .map_err(|e: registry_core::Error| e.to_string())?,
+                    .map_err(|e: registry_core::digest::InvalidDigest| e.to_string())?,
             })
         })
         .collect::<Result<_, String>>()?;

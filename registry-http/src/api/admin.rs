@@ -39,8 +39,8 @@ pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Res
     res
 }
 
-fn parse<T: std::str::FromStr<Err = registry_core::Error>>(text: &str) -> Result<T, ApiError> {
-    text.parse().map_err(ApiError::from)
+fn parse<T: std::str::FromStr<Err: Into<ApiError>>>(text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(Into::into)
 }
 
 async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
