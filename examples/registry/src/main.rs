@@ -288,25 +288,7 @@ async fn serve(config: Config) -> Result<(), String> {
     if !config.read_only {
         housekeeping::reindex_if_needed(&registry).await;
     }
-    if let Some(replication) = replication {
-        replication.register_metrics(&metrics);
-        tracing::info!(
-            replica = replication.replica(),
-            "replication: {replication:?}"
-        );
-        tokio::spawn(replication.run(registry.clone()));
-    }
-    if !config.read_only && !config.sync.is_empty() {
-        let configs = config
-            .sync
-            .iter()
-            .map(|s| s.core())
-            .collect::<Result<Vec<_>, String>>()?;
-        let sync =
-            registry_http::remote::sync::Sync::new(configs).map_err(|e| format!("sync: {e}"))?;
-        sync.register_metrics(&metrics);
-        tokio::spawn(Arc::new(sync).run(registry.clone()));
-    }
+    start_remotes(&config, &registry, replication, &metrics)?;
     // Read-only, a mirror serves what it cached and fetches nothing: storage stays as it is.
     let mirror = config
         .mirror
@@ -317,24 +299,8 @@ async fn serve(config: Config) -> Result<(), String> {
         mirror.register_metrics(&metrics);
         tracing::info!(upstreams = ?mirror, "pull-through cache");
     }
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            registry_http::tls_acceptor_with(cert, key, config.tls.clients().as_ref())
-                .map_err(|e| e.to_string())?,
-        ),
-        (None, None) if !config.tls.client_ca.is_empty() => {
-            return Err(
-                "client certificates (tls client_ca) need TLS: set tls_cert and tls_key".into(),
-            );
-        }
-        (None, None) => None,
-        _ => return Err("tls_cert and tls_key go together".into()),
-    };
-    let trusted_proxies =
-        registry_http::TrustedProxies::parse(&config.trusted_proxies).map_err(|e| e.to_string())?;
-    if config.proxy_protocol && trusted_proxies.is_empty() {
-        return Err("proxy_protocol needs trusted_proxies: the peers that send the header".into());
-    }
+    let tls = tls(&config)?;
+    let trusted_proxies = trusted_proxies(&config)?;
     let headers = response_headers(&config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -343,15 +309,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let watch =
-        auth::LoginWatch {
-            throttle: config.throttle.build(),
-            audit: match &config.audit.path {
-                Some(path) => Some(Arc::new(audit::AuditFile::open(path)?)
-                    as Arc<dyn registry_http::audit::AuditSink>),
-                None => None,
-            },
-        };
+    let watch = auth::LoginWatch {
+        throttle: config.throttle.build(),
+        audit: audit_sink(&config)?,
+    };
     let auth::Auth {
         access,
         token_routes,
@@ -395,17 +356,7 @@ async fn serve(config: Config) -> Result<(), String> {
             metrics.clone(),
         ))
     });
-    let limits = registry_http::ServeOptions {
-        tls,
-        client_name: config.tls.name(),
-        max_connections: config.max_connections,
-        max_connections_per_address: config.max_connections_per_address,
-        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-        idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
-        trusted_proxies,
-        proxy_protocol: config.proxy_protocol,
-        ..Default::default()
-    };
+    let limits = serve_options(&config, tls, trusted_proxies);
     // Only requests read through the mirror: collections and reindexing see the store as it is.
     let served = match mirror {
         Some(mirror) => registry.with_source(mirror),
@@ -425,6 +376,90 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     tracing::info!("registry stopped");
     Ok(())
+}
+
+/// Starts what talks to other registries: replication's worker and the sync schedules (none on
+/// a read-only registry).
+fn start_remotes(
+    config: &Config,
+    registry: &Registry,
+    replication: Option<Arc<Replication>>,
+    metrics: &Arc<Metrics>,
+) -> Result<(), String> {
+    if let Some(replication) = replication {
+        replication.register_metrics(metrics);
+        tracing::info!(
+            replica = replication.replica(),
+            "replication: {replication:?}"
+        );
+        tokio::spawn(replication.run(registry.clone()));
+    }
+    if !config.read_only && !config.sync.is_empty() {
+        let configs = config
+            .sync
+            .iter()
+            .map(|s| s.core())
+            .collect::<Result<Vec<_>, String>>()?;
+        let sync =
+            registry_http::remote::sync::Sync::new(configs).map_err(|e| format!("sync: {e}"))?;
+        sync.register_metrics(metrics);
+        tokio::spawn(Arc::new(sync).run(registry.clone()));
+    }
+    Ok(())
+}
+
+/// The TLS acceptor `tls_cert` and `tls_key` make, asking for client certificates when the
+/// `[tls]` table names their CAs; `None` for plain HTTP.
+fn tls(config: &Config) -> Result<Option<registry_http::server::TlsAcceptor>, String> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            registry_http::tls_acceptor_with(cert, key, config.tls.clients().as_ref())
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+        (None, None) if !config.tls.client_ca.is_empty() => {
+            Err("client certificates (tls client_ca) need TLS: set tls_cert and tls_key".into())
+        }
+        (None, None) => Ok(None),
+        _ => Err("tls_cert and tls_key go together".into()),
+    }
+}
+
+/// The peers whose forwarded addresses are believed, checked against `proxy_protocol`.
+fn trusted_proxies(config: &Config) -> Result<registry_http::TrustedProxies, String> {
+    let trusted =
+        registry_http::TrustedProxies::parse(&config.trusted_proxies).map_err(|e| e.to_string())?;
+    if config.proxy_protocol && trusted.is_empty() {
+        return Err("proxy_protocol needs trusted_proxies: the peers that send the header".into());
+    }
+    Ok(trusted)
+}
+
+/// The audit trail's file, when `[audit] path` names one.
+fn audit_sink(config: &Config) -> Result<Option<Arc<dyn registry_http::audit::AuditSink>>, String> {
+    Ok(match &config.audit.path {
+        Some(path) => Some(Arc::new(audit::AuditFile::open(path)?)),
+        None => None,
+    })
+}
+
+/// The connection limits and TLS of the server loop.
+fn serve_options(
+    config: &Config,
+    tls: Option<registry_http::server::TlsAcceptor>,
+    trusted_proxies: registry_http::TrustedProxies,
+) -> registry_http::ServeOptions {
+    registry_http::ServeOptions {
+        tls,
+        client_name: config.tls.name(),
+        max_connections: config.max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+        trusted_proxies,
+        proxy_protocol: config.proxy_protocol,
+        ..Default::default()
+    }
 }
 
 /// The immutable-tag rules of the configuration (checked at start by `registry()`).
