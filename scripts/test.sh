@@ -118,7 +118,7 @@ if cargo tree --locked -e normal -p registry-http --no-default-features | grep -
 fi
 cargo check --locked -q -p registry-storage --no-default-features
 cargo check --locked -q -p registry-http --no-default-features --features ui
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 cargo package --no-verify --locked --allow-dirty -p registry-core -p registry-storage -p registry-http >/dev/null
 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 # One closing line for the whole run (the last cargo block is a crate's doc tests, often 0).
