@@ -36,9 +36,9 @@ pub(crate) fn as_seconds<S: serde::Serializer>(
 
 /// Splits `scheme://NAME[/PREFIX]` into the name and the prefix.
 pub(crate) fn split_url<'a>(url: &'a str, scheme: &str, what: &str) -> Result<(&'a str, String)> {
-    let rest = url
-        .strip_prefix(scheme)
-        .ok_or_else(|| Error::storage(format!("{url} is not a {scheme}{what}[/PREFIX] URL")))?;
+    let rest = url.strip_prefix(scheme).ok_or_else(|| {
+        Error::storage(format!("{url} is not of the form {scheme}{what}[/PREFIX]"))
+    })?;
     let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if name.is_empty() {
         return Err(Error::storage(format!(

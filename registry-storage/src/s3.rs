@@ -10,7 +10,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3Conditio
 use registry_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{as_seconds, retry, seconds};
+use crate::client::{as_seconds, retry, seconds, split_url};
 use crate::object::{
     DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_RANGED_READS, MIN_PART_SIZE, ObjectStorage,
 };
@@ -80,16 +80,10 @@ impl fmt::Debug for S3Options {
 impl S3Options {
     /// Options for `s3://BUCKET[/PREFIX]`, everything else from the environment.
     pub fn from_url(url: &str) -> Result<S3Options> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::storage(format!("{url} is not an s3://BUCKET[/PREFIX] URL")))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::storage(format!("{url} names no bucket")));
-        }
+        let (bucket, prefix) = split_url(url, "s3://", "BUCKET")?;
         Ok(S3Options {
             bucket: bucket.to_owned(),
-            prefix: prefix.trim_matches('/').to_owned(),
+            prefix,
             ..S3Options::default()
         })
     }

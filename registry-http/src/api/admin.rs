@@ -53,11 +53,7 @@ async fn answer(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let (what, name) = rest.split_once('/').unwrap_or((rest, ""));
     let asked = Asked {
         state,
-        query: parts
-            .uri
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default(),
+        query: super::query_of(&parts.uri),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
         client: client_addr(&parts.extensions),
         path: &path,

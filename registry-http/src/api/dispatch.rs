@@ -90,7 +90,8 @@ pub(super) async fn dispatch(
     if let Some(repo) = route.repository() {
         span.record("repository", repo.as_str());
     }
-    if let Some(refusal) = switched_off(&options, &parts.method, &route) {
+    let writes = !matches!(parts.method, Method::GET | Method::HEAD);
+    if let Some(refusal) = switched_off(&options, &parts.method, writes, &route) {
         return refusal;
     }
     let trail = Trail::of(&options, &parts, &route);
@@ -98,7 +99,6 @@ pub(super) async fn dispatch(
         Ok(identity) => identity,
         Err(refusal) => return refusal,
     };
-    let writes = !matches!(parts.method, Method::GET | Method::HEAD);
     let _in_flight = match (&options.metrics, &route) {
         (Some(m), Route::Uploads(_) | Route::Upload(..)) if writes => Some(m.upload_started()),
         _ => None,
@@ -126,7 +126,7 @@ pub(super) async fn dispatch(
         prefix,
         method: parts.method,
         headers: parts.headers,
-        query: query_of(&parts.uri),
+        query: super::query_of(&parts.uri),
         body,
         options: options.clone(),
         identity,
@@ -192,8 +192,12 @@ fn route_of(parts: &Parts, original: &http::Uri) -> Result<(Route, String), ApiE
 }
 
 /// The refusal of a write on a read-only registry, or of a delete where deletes are off.
-fn switched_off(options: &HttpOptions, method: &Method, route: &Route) -> Option<Response> {
-    let writes = !matches!(*method, Method::GET | Method::HEAD);
+fn switched_off(
+    options: &HttpOptions,
+    method: &Method,
+    writes: bool,
+    route: &Route,
+) -> Option<Response> {
     if options.read_only && writes && *route != Route::Base {
         return Some(
             ApiError::new(ErrorCode::Unsupported, "the registry is read-only").into_response(),
@@ -303,13 +307,6 @@ fn request_info(parts: &Parts, id: String) -> events::RequestInfo {
         method: parts.method.to_string(),
         useragent: header_str(&parts.headers, http::header::USER_AGENT),
     }
-}
-
-/// The query's parameters (the last of a repeated one wins).
-fn query_of(uri: &http::Uri) -> std::collections::HashMap<String, String> {
-    uri.query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
 }
 
 fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> String {

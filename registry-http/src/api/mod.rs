@@ -161,3 +161,10 @@ async fn ready(State(state): State<AppState>) -> Response {
             .into_response(),
     }
 }
+
+/// The query's parameters (the last of a repeated one wins).
+pub(crate) fn query_of(uri: &http::Uri) -> std::collections::HashMap<String, String> {
+    uri.query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}

@@ -76,6 +76,13 @@ pub fn looks_like_jwt(password: &str) -> bool {
     password.starts_with("eyJ") && password.split('.').count() == 3
 }
 
+/// The challenge of a password source: Basic in `realm` for a caller not yet identified, none for
+/// one who is (a refusal then is 403, not a new login).
+pub(crate) fn basic_challenge(who: Option<&Identity>, realm: &str) -> Option<String> {
+    who.is_none()
+        .then(|| format!("Basic realm=\"{}\"", realm.replace('"', "")))
+}
+
 /// The answer when the identity source (a directory, a provider's keys) cannot be asked: 503,
 /// so that the client retries instead of doubting its credentials.
 pub(crate) fn source_unavailable() -> Response {

@@ -197,18 +197,8 @@ mod tests {
     use super::*;
     use crate::auth::htpasswd::Htpasswd;
     use crate::auth::policy::Rule;
+    use crate::auth::policy::tests::rule;
     use registry_core::RepositoryName;
-
-    fn rule(repos: &[&str], users: &[&str], groups: &[&str], actions: &[&str]) -> Rule {
-        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
-        Rule {
-            repositories: v(repos),
-            users: v(users),
-            groups: v(groups),
-            actions: v(actions),
-            ..Default::default()
-        }
-    }
 
     fn gate() -> Gate {
         let hash = bcrypt::hash("pw", 4).unwrap();

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::auth::access::{
+    AccessControl, Action, AuthError, Credentials, Identity, Resource, basic_challenge,
+};
 use crate::error::Error;
 
 /// How long a verified password is remembered, so that bcrypt runs once per client, not per request.
@@ -277,8 +279,7 @@ impl AccessControl for Htpasswd {
         _resource: Resource<'_>,
         _actions: &[Action],
     ) -> Option<String> {
-        who.is_none()
-            .then(|| format!("Basic realm=\"{}\"", self.realm.replace('"', "")))
+        basic_challenge(who, &self.realm)
     }
 }
 

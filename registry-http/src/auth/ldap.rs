@@ -15,7 +15,9 @@ use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
 use quick_cache::sync::Cache;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::auth::access::{
+    AccessControl, Action, AuthError, Credentials, Identity, Resource, basic_challenge,
+};
 use crate::error::Error;
 
 /// Where the directory is and how to find users and groups in it.
@@ -326,7 +328,6 @@ impl AccessControl for LdapUsers {
         _resource: Resource<'_>,
         _actions: &[Action],
     ) -> Option<String> {
-        who.is_none()
-            .then(|| format!("Basic realm=\"{}\"", self.realm.replace('"', "")))
+        basic_challenge(who, &self.realm)
     }
 }

@@ -22,7 +22,9 @@ use quick_cache::sync::Cache;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::access::{AccessControl, Action, AuthError, Credentials, Identity, Resource};
+use crate::auth::access::{
+    AccessControl, Action, AuthError, Credentials, Identity, Resource, basic_challenge,
+};
 use crate::error::Error;
 
 /// Keys are fetched again for an unknown key id at most this often, per provider.
@@ -374,8 +376,7 @@ impl AccessControl for Oidc {
         _resource: Resource<'_>,
         _actions: &[Action],
     ) -> Option<String> {
-        who.is_none()
-            .then(|| format!("Basic realm=\"{}\"", self.realm.replace('"', "")))
+        basic_challenge(who, &self.realm)
     }
 }
 

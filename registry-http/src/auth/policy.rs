@@ -271,10 +271,11 @@ pub fn permits(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rule(repos: &[&str], users: &[&str], groups: &[&str], actions: &[&str]) -> Rule {
+    /// A rule of these repositories, users, groups and actions (for the tests of `auth`).
+    pub(crate) fn rule(repos: &[&str], users: &[&str], groups: &[&str], actions: &[&str]) -> Rule {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
         Rule {
             repositories: v(repos),
