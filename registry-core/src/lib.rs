@@ -28,6 +28,8 @@
 //! - [`lifecycle`]: retention rules, immutable tags, quotas and usage; tag history and restore
 //!   are on [`Registry`].
 //! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
+//! - [`clock`]: the [`clock::Clock`] gc, retention, tag history and upload ages read, so tests
+//!   advance time instead of sleeping.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`transfer`]: copying images (children, blobs, referrers) from an [`transfer::Origin`] to a
 //!   [`transfer::Destination`]: this registry, another one, an OCI layout.
@@ -39,6 +41,7 @@ pub mod admission;
 mod blobs;
 mod cache;
 mod catalog;
+pub mod clock;
 pub mod digest;
 pub mod error;
 pub mod events;

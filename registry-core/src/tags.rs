@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::Caller;
 use crate::blobs::{parse_record, to_json};
+use crate::clock::SharedClock;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::index::IndexState;
@@ -84,22 +85,29 @@ pub struct TagChange {
     pub restored: bool,
 }
 
-fn now() -> std::time::Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
 /// The tag store.
 #[derive(Debug, Clone)]
 pub(crate) struct Tags {
     storage: Arc<dyn Storage>,
     index: Arc<IndexState>,
+    clock: SharedClock,
 }
 
 impl Tags {
-    pub fn new(storage: Arc<dyn Storage>, index: Arc<IndexState>) -> Tags {
-        Tags { storage, index }
+    pub fn new(storage: Arc<dyn Storage>, index: Arc<IndexState>, clock: SharedClock) -> Tags {
+        Tags {
+            storage,
+            index,
+            clock,
+        }
+    }
+
+    /// Time since the Unix epoch by the registry's clock.
+    fn now(&self) -> std::time::Duration {
+        self.clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
     }
 
     /// A tag's record; `None` when the repository has no such tag.
@@ -150,7 +158,7 @@ impl Tags {
             _ => {
                 self.record_change(repo, tag, from, Some(to), caller, restored)
                     .await?;
-                let now = now();
+                let now = self.now();
                 (now.as_secs(), now.subsec_nanos())
             }
         };
@@ -198,7 +206,7 @@ impl Tags {
         caller: &Caller,
         restored: bool,
     ) -> Result<()> {
-        let at = now();
+        let at = self.now();
         let change = TagChange {
             at: at.as_secs(),
             tag: tag.clone(),

@@ -12,12 +12,12 @@
 //!   it), on object stores by looking first and writing a location record, never the bytes.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::blobs::{BlobInfo, Blobs, parse_record, to_json};
+use crate::clock::{SharedClock, unix_secs};
 use crate::digest::{Algorithm, Digest, Digester};
 use crate::error::{Error, Result};
 use crate::parts::{End, Multipart};
@@ -33,21 +33,16 @@ pub(crate) struct Uploads {
     storage: Arc<dyn Storage>,
     blobs: Blobs,
     locks: Arc<UploadLocks>,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    clock: SharedClock,
 }
 
 impl Uploads {
-    pub fn new(storage: Arc<dyn Storage>, blobs: Blobs) -> Uploads {
+    pub fn new(storage: Arc<dyn Storage>, blobs: Blobs, clock: SharedClock) -> Uploads {
         Uploads {
             storage,
             blobs,
             locks: Arc::default(),
+            clock,
         }
     }
 
@@ -62,7 +57,7 @@ impl Uploads {
             tail: 0,
             tail_digest: None,
             hash_state: hex::encode(Digester::new(Algorithm::Sha256).state()),
-            started_at: now_secs(),
+            started_at: unix_secs(self.clock.now()),
         };
         self.save_session(&session).await?;
         Ok(UploadStatus::from(&session))

@@ -411,7 +411,17 @@ async fn the_grace_period_protects_reused_blobs(s: Arc<dyn Storage>) {
         history: Duration::ZERO,
         ..GcOptions::default()
     };
-    let pusher = Registry::new(s.clone(), RegistryConfig::default());
+    // The collector's clock: moved forward past the grace period at the end, where nothing
+    // fresh must survive. The first wait is real: the marks must be newer than the old bytes by
+    // the backend's own clock (moto dates objects to the second).
+    let clock = registry_core::clock::OffsetClock::default();
+    let pusher = Registry::new(
+        s.clone(),
+        RegistryConfig {
+            clock: Arc::new(clock.clone()),
+            ..RegistryConfig::default()
+        },
+    );
     let a = repo("a");
     let old = push(&pusher, &a, Some("v1"), "old", None).await;
     pusher.delete_tag(&a, &"v1".parse().unwrap()).await.unwrap();
@@ -451,7 +461,7 @@ async fn the_grace_period_protects_reused_blobs(s: Arc<dyn Storage>) {
 
     // Once nothing names them and the grace period has passed, they go.
     other.delete_tag(&a, &"v2".parse().unwrap()).await.unwrap();
-    tokio::time::sleep(grace + Duration::from_millis(1100)).await;
+    clock.advance(grace + Duration::from_millis(1100));
     gc::collect(&pusher, &options).await.unwrap();
     assert_eq!(stored_blobs(&s).await, BTreeSet::new());
     for d in &old.blobs {

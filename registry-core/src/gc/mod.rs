@@ -60,7 +60,7 @@ use walk::{Repo, StoredBlob, expiry, list_blobs, list_repositories, mark};
 
 /// Runs one collection over the registry's storage; see the module documentation.
 pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
-    let now = SystemTime::now();
+    let now = registry.config().clock.now();
     let cutoff = now
         .checked_sub(options.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -206,7 +206,7 @@ impl Pass<'_> {
             .collect();
         let untagged: HashSet<Tag> = untagged.into_iter().map(|(tag, _)| tag).collect();
         let keep = mark(self.registry, name, repo, &untagged, self.options, cutoff).await?;
-        if let Some(expired) = expiry(self.options, name) {
+        if let Some(expired) = expiry(self.options, name, self.registry.config().clock.now()) {
             let tags: Vec<Tag> = repo
                 .tags
                 .iter()
@@ -365,7 +365,7 @@ pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<G
     };
     Ok(GcReport {
         dry_run: options.dry_run,
-        removed: gc.purge_uploads(options, SystemTime::now()).await?,
+        removed: gc.purge_uploads(options, registry.config().clock.now()).await?,
         ..GcReport::default()
     })
 }

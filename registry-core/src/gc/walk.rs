@@ -167,7 +167,10 @@ async fn recent_history(
     repo: &Repo,
     options: &GcOptions,
 ) -> Result<Vec<Digest>> {
-    let since = SystemTime::now()
+    let since = registry
+        .config()
+        .clock
+        .now()
         .checked_sub(options.history)
         .unwrap_or(SystemTime::UNIX_EPOCH)
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -192,12 +195,16 @@ async fn recent_history(
     Ok(changes.into_iter().flatten().collect())
 }
 
-/// When `name` is a cache repository, the time before which its content counts as unused.
-pub(super) fn expiry(options: &GcOptions, name: &RepositoryName) -> Option<SystemTime> {
+/// When `name` is a cache repository, the time before which its content counts as unused, at
+/// `now`.
+pub(super) fn expiry(
+    options: &GcOptions,
+    name: &RepositoryName,
+    now: SystemTime,
+) -> Option<SystemTime> {
     let cache = options.cache.as_ref().filter(|c| c.covers(name))?;
     Some(
-        SystemTime::now()
-            .checked_sub(cache.unused_for)
+        now.checked_sub(cache.unused_for)
             .unwrap_or(SystemTime::UNIX_EPOCH),
     )
 }
@@ -213,7 +220,7 @@ pub(super) async fn mark(
     options: &GcOptions,
     cutoff: SystemTime,
 ) -> Result<Marked> {
-    let expired = expiry(options, name);
+    let expired = expiry(options, name, registry.config().clock.now());
     let live_tags: Vec<Tag> = repo
         .tags
         .iter()

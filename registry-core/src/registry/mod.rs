@@ -13,6 +13,7 @@ use crate::admission::{Admission, Caller, Change};
 use crate::blobs::Blobs;
 use crate::cache::Caches;
 use crate::catalog::Catalog;
+use crate::clock::{SharedClock, SystemClock};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::feed::{Committed, Record, Subscriber};
@@ -59,6 +60,9 @@ pub struct RegistryConfig {
     /// How often, at most, a pull of a tag is recorded (one empty object per tag, per process),
     /// for retention's `keep_pulled_within`. `None` records nothing (a read-only registry).
     pub pull_record_interval: Option<Duration>,
+    /// The clock garbage collection, retention, tag history and upload ages read: the system's,
+    /// or an [`crate::clock::OffsetClock`] in tests that jump past a grace period.
+    pub clock: SharedClock,
 }
 
 impl Default for RegistryConfig {
@@ -71,6 +75,7 @@ impl Default for RegistryConfig {
             touch_interval: Some(Duration::from_secs(600)),
             read_only: false,
             pull_record_interval: Some(Duration::from_secs(3600)),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -146,14 +151,14 @@ impl Registry {
             config.touch_interval,
         );
         Registry {
-            uploads: Uploads::new(storage.clone(), blobs.clone()),
+            uploads: Uploads::new(storage.clone(), blobs.clone(), config.clock.clone()),
             manifests: Manifests::new(
                 storage.clone(),
                 caches,
                 blobs.clone(),
                 config.max_manifest_size,
             ),
-            tags: Tags::new(storage.clone(), index.clone()),
+            tags: Tags::new(storage.clone(), index.clone(), config.clock.clone()),
             catalog: Catalog::new(storage.clone(), index.clone()),
             blobs,
             index,
@@ -195,7 +200,7 @@ impl Registry {
         let record = Record {
             change,
             caller: self.caller.clone(),
-            at: std::time::SystemTime::now(),
+            at: self.config.clock.now(),
         };
         for subscriber in self.subscribers.iter() {
             subscriber.committed(&record).await;

@@ -27,9 +27,11 @@
 //! ```
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
+use registry_core::clock::{SharedClock, SystemClock};
 
 /// When logins are throttled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +78,7 @@ pub struct LoginThrottle {
     /// Failed credentials already counted (a salted hash of user and password), with when.
     counted: Cache<[u8; 32], Instant>,
     salt: [u8; 16],
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for LoginThrottle {
@@ -99,7 +102,14 @@ impl LoginThrottle {
             strikes: Cache::new(CAPACITY),
             counted: Cache::new(CAPACITY),
             salt,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same throttle, timing lockouts and forgetting failures by `clock` (tests advance it).
+    pub fn with_clock(mut self, clock: SharedClock) -> LoginThrottle {
+        self.clock = clock;
+        self
     }
 
     fn keys(addr: Option<IpAddr>, user: Option<&str>) -> impl Iterator<Item = Key> {
@@ -116,7 +126,7 @@ impl LoginThrottle {
         h.update([0]);
         h.update(credential.as_bytes());
         let key: [u8; 32] = h.finalize().into();
-        let now = Instant::now();
+        let now = self.clock.instant();
         let seen = self
             .counted
             .get(&key)
@@ -127,7 +137,7 @@ impl LoginThrottle {
 
     /// `Ok` when a login from `addr` for `user` may be tried now; otherwise how long to wait.
     pub fn check(&self, addr: Option<IpAddr>, user: Option<&str>) -> Result<(), Duration> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let wait = Self::keys(addr, user)
             .filter_map(|k| self.strikes.get(&k)?.locked_until)
             .filter_map(|until| until.checked_duration_since(now))
@@ -144,7 +154,7 @@ impl LoginThrottle {
         if self.seen(user, credential) {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.instant();
         for key in Self::keys(addr, user) {
             let mut s = match self.strikes.get(&key) {
                 Some(s) if now.duration_since(s.last) < self.config.forget_after => s,
@@ -232,6 +242,32 @@ mod tests {
         t.succeeded("Eve");
         assert!(t.check(Some(other), Some("eve")).is_ok());
         assert!(t.check(Some(ip), Some("eve")).is_err());
+    }
+
+    #[test]
+    fn lockouts_end_and_failures_are_forgotten_as_the_clock_moves() {
+        let clock = registry_core::clock::OffsetClock::default();
+        let t = LoginThrottle::new(ThrottleConfig {
+            max_failures: 2,
+            initial_lockout: Duration::from_secs(10),
+            forget_after: Duration::from_secs(900),
+            ..Default::default()
+        })
+        .with_clock(Arc::new(clock.clone()));
+        let ip: IpAddr = "198.51.100.10".parse().unwrap();
+        t.failed(Some(ip), Some("dave"), "guess 1");
+        t.failed(Some(ip), Some("dave"), "guess 2");
+        assert!(t.check(Some(ip), Some("dave")).is_err());
+        clock.advance(Duration::from_secs(11));
+        assert!(t.check(Some(ip), Some("dave")).is_ok(), "the lockout ended");
+        // Within the forget window the next failure locks again, for twice as long.
+        t.failed(Some(ip), Some("dave"), "guess 3");
+        let wait = t.check(Some(ip), None).unwrap_err();
+        assert_eq!(wait.as_secs_f64().round() as u64, 20);
+        // Past it, the count starts over: one failure locks nothing.
+        clock.advance(Duration::from_secs(901));
+        t.failed(Some(ip), Some("dave"), "guess 4");
+        assert!(t.check(Some(ip), Some("dave")).is_ok());
     }
 
     #[test]

@@ -117,9 +117,16 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Kills the server; when a test is failing, prints the end of what the server logged, so that
+    /// a failure on CI shows the server's side of it.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            let tail = &log[log.len().saturating_sub(60)..];
+            eprintln!("the registry at {} logged:\n{}", self.addr, tail.join("\n"));
+        }
     }
 }
 

@@ -9,11 +9,12 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use http::HeaderMap;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use registry_core::RepositoryName;
+use registry_core::clock::{SharedClock, SystemClock, unix_secs};
 use sha2::{Digest as _, Sha256};
 
-use super::{Audience, Claims, LEEWAY_SECS, MAX_TOKEN_LIFETIME, REFRESH_LIFETIME, TokenAuth, now};
+use super::{Audience, Claims, MAX_TOKEN_LIFETIME, REFRESH_LIFETIME, TokenAuth, validation};
 use crate::audit::{AuditKind, AuditRecord, AuditSink};
 use crate::auth::access::{AccessControl, Action, Credentials, Grant, Identity, Resource};
 use crate::auth::throttle::LoginThrottle;
@@ -30,6 +31,7 @@ pub struct TokenIssuer {
     public: DecodingKey,
     throttle: Option<Arc<LoginThrottle>>,
     audit: Option<Arc<dyn AuditSink>>,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -101,7 +103,14 @@ impl TokenIssuer {
             public,
             throttle: None,
             audit: None,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same issuer, dating its tokens by `clock` (its verifiers check them against it too).
+    pub fn with_clock(mut self, clock: SharedClock) -> TokenIssuer {
+        self.clock = clock;
+        self
     }
 
     /// The same issuer, throttling failed logins at `/token` with `throttle` (share it with
@@ -203,11 +212,9 @@ impl TokenIssuer {
 
     /// The registry side that accepts this issuer's tokens; clients are sent to `realm`.
     pub fn verifier(&self, realm: &str) -> TokenAuth {
-        TokenAuth::new(realm, &self.service, &self.issuer).with_key(
-            Some(self.kid.clone()),
-            self.public.clone(),
-            Algorithm::ES256,
-        )
+        TokenAuth::new(realm, &self.service, &self.issuer)
+            .with_key(Some(self.kid.clone()), self.public.clone(), Algorithm::ES256)
+            .with_clock(self.clock.clone())
     }
 
     /// What `who` gets of what it asked: each scope cut down to the actions the rules allow.
@@ -247,7 +254,7 @@ impl TokenIssuer {
         lifetime: Duration,
         refresh: bool,
     ) -> Result<String, String> {
-        let now = now();
+        let now = unix_secs(self.clock.now());
         let ends = who
             .and_then(|w| w.expires)
             .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
@@ -274,13 +281,11 @@ impl TokenIssuer {
     /// The identity a refresh token stands for, checked again by the source that vouched for it
     /// (a removed user, a changed password: none).
     async fn refreshed(&self, token: &str) -> Result<Identity, String> {
-        let mut v = Validation::new(Algorithm::ES256);
-        v.leeway = LEEWAY_SECS;
-        v.set_audience(&[&self.service]);
-        v.set_issuer(&[&self.issuer]);
+        let v = validation(Algorithm::ES256, &self.issuer, &self.service);
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.public, &v).map_err(|e| e.to_string())?;
         let claims = data.claims;
+        claims.current(unix_secs(self.clock.now()))?;
         let (Some("refresh"), Some(src), Some(stamp)) =
             (claims.typ.as_deref(), claims.src, claims.stamp)
         else {
@@ -400,7 +405,7 @@ fn respond(
     refresh: bool,
 ) -> Response {
     let remaining = who.and_then(|w| w.expires).map(|at| {
-        at.duration_since(std::time::SystemTime::now())
+        at.duration_since(issuer.clock.now())
             .unwrap_or_default()
     });
     let lifetime = remaining.map_or(issuer.lifetime, |r| r.min(issuer.lifetime));

@@ -14,11 +14,13 @@
 //! `issuer` holds the token server; this module the claims both sides share and the verifier.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use registry_core::clock::{SharedClock, SystemClock, unix_secs};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::access::{
@@ -77,11 +79,29 @@ enum Audience {
     Many(Vec<String>),
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// Checks of a token's signature, issuer and audience; its times are checked against the
+/// verifier's clock by [`Claims::current`] instead of jsonwebtoken's own.
+fn validation(alg: Algorithm, issuer: &str, service: &str) -> Validation {
+    let mut v = Validation::new(alg);
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.set_audience(&[service]);
+    v.set_issuer(&[issuer]);
+    v.set_required_spec_claims(&["exp", "iss", "aud"]);
+    v
+}
+
+impl Claims {
+    /// Whether the token is within its `nbf` and `exp` at `now` (seconds), with the leeway.
+    fn current(&self, now: u64) -> Result<(), String> {
+        if self.exp.saturating_add(LEEWAY_SECS) <= now {
+            return Err("the token has expired".into());
+        }
+        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
+            return Err("the token is not valid yet".into());
+        }
+        Ok(())
+    }
 }
 
 /// The registry side of token authentication.
@@ -90,6 +110,7 @@ pub struct TokenAuth {
     service: String,
     issuer: String,
     keys: Vec<(Option<String>, DecodingKey, Algorithm)>,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for TokenAuth {
@@ -111,7 +132,14 @@ impl TokenAuth {
             service: service.to_owned(),
             issuer: issuer.to_owned(),
             keys: Vec::new(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same verifier, checking `exp` and `nbf` against `clock` (tests advance it).
+    pub fn with_clock(mut self, clock: SharedClock) -> TokenAuth {
+        self.clock = clock;
+        self
     }
 
     /// Trusts a public key (`kid` when the token server names its keys).
@@ -212,14 +240,12 @@ impl TokenAuth {
             if *alg != header.alg || (kid.is_some() && header.kid.is_some() && *kid != header.kid) {
                 continue;
             }
-            let mut v = Validation::new(*alg);
-            v.leeway = LEEWAY_SECS;
-            v.validate_nbf = true;
-            v.set_audience(&[&self.service]);
-            v.set_issuer(&[&self.issuer]);
-            v.set_required_spec_claims(&["exp", "iss", "aud"]);
+            let v = validation(*alg, &self.issuer, &self.service);
             match jsonwebtoken::decode::<Claims>(token, key, &v) {
-                Ok(data) if data.claims.typ.is_none() => return Ok(data.claims),
+                Ok(data) if data.claims.typ.is_none() => {
+                    data.claims.current(unix_secs(self.clock.now()))?;
+                    return Ok(data.claims);
+                }
                 Ok(_) => return Err("a refresh token is not an access token".into()),
                 Err(e) => last = e.to_string(),
             }

@@ -42,6 +42,11 @@ fn issuer() -> TokenIssuer {
     .unwrap()
 }
 
+/// Seconds since the Unix epoch, by the system's clock.
+fn now() -> u64 {
+    unix_secs(std::time::SystemTime::now())
+}
+
 fn scope(s: &str) -> Grant {
     Grant::parse_scope(s).unwrap()
 }
@@ -210,6 +215,41 @@ async fn tokens_are_verified() {
         .is_err()
     );
     assert_eq!(auth.identify(&Credentials::Anonymous).await.unwrap(), None);
+}
+
+/// Tokens are dated and checked by the issuer's clock: an access token of a minute is accepted
+/// until a minute and the leeway have passed, then refused; a refresh token likewise at its end.
+#[tokio::test]
+async fn tokens_end_when_the_clock_passes_their_lifetime() {
+    let clock = registry_core::clock::OffsetClock::default();
+    let i = issuer().with_clock(Arc::new(clock.clone()));
+    let auth = i.verifier("https://r.test/token");
+    let alice = Identity {
+        stamp: Some("s".into()),
+        ..Identity::user("alice")
+    };
+    let grant = || vec![scope("repository:alice/app:pull")];
+    let token = i.sign(Some(&alice), grant(), Duration::from_secs(60), false).unwrap();
+    let refresh = i.sign(Some(&alice), grant(), REFRESH_LIFETIME, true).unwrap();
+    let accepted = |t: &str| {
+        let auth = &auth;
+        let t = t.to_owned();
+        async move { auth.identify(&Credentials::Bearer(t)).await.is_ok() }
+    };
+    clock.advance(Duration::from_secs(60));
+    assert!(accepted(&token).await, "refused within the leeway");
+    clock.advance(Duration::from_secs(LEEWAY_SECS + 1));
+    assert!(!accepted(&token).await, "accepted past its end");
+    assert_eq!(
+        i.refreshed(&refresh).await.unwrap_err(),
+        "the user is gone or their password changed",
+        "a live refresh token is checked by its source"
+    );
+    clock.advance(REFRESH_LIFETIME);
+    assert_eq!(i.refreshed(&refresh).await.unwrap_err(), "the token has expired");
+    // A token the issuer signs now is dated by its clock, and accepted.
+    let fresh = i.sign(Some(&alice), grant(), Duration::from_secs(60), false).unwrap();
+    assert!(accepted(&fresh).await);
 }
 
 #[tokio::test]
