@@ -77,7 +77,10 @@ impl Blobs {
 
     /// Whether `repo` links the blob.
     pub async fn linked(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
-        self.storage.exists(&paths::layer_link(repo, digest)).await
+        Ok(self
+            .storage
+            .exists(&paths::layer_link(repo, digest))
+            .await?)
     }
 
     /// [`Error::BlobUnknown`] unless `repo` links the blob.
@@ -95,12 +98,13 @@ impl Blobs {
     pub async fn link(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         // Whether the store keeps the index is settled before its first repository is written.
         self.index.legacy(&*self.storage).await?;
-        self.storage
+        Ok(self
+            .storage
             .put(
                 &paths::layer_link(repo, digest),
                 Bytes::from(digest.to_string()),
             )
-            .await
+            .await?)
     }
 
     /// Size of a blob in the repository. [`Error::BlobUnknown`] when the repository lacks it.
@@ -142,7 +146,7 @@ impl Blobs {
                     // Collected since it was cached.
                     self.caches.forget_blob(digest);
                 }
-                return Err(unknown(e, digest));
+                return Err(unknown(e.into(), digest));
             }
         };
         Ok(BlobContent {
@@ -162,7 +166,10 @@ impl Blobs {
     ) -> Result<Option<String>> {
         self.require_link(repo, digest).await?;
         let location = self.locate(digest).await?;
-        self.storage.signed_url(&location.key, expires_in).await
+        match self.storage.signer() {
+            Some(signer) => Ok(Some(signer.signed_url(&location.key, expires_in).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Where a blob's bytes are, in any repository. [`Error::BlobUnknown`] when nowhere.
@@ -184,14 +191,14 @@ impl Blobs {
                 key,
                 size: meta.size,
             },
-            Err(e) if e.is_not_found() && self.storage.rename_copies() => {
+            Err(e) if e.is_not_found() && self.storage.capabilities().rename_copies => {
                 let key = paths::blob_location(digest);
                 match self.storage.get_opt(&key).await? {
                     Some(bytes) => parse_record(&key, &bytes)?,
-                    None => return Err(unknown(e, digest)),
+                    None => return Err(unknown(e.into(), digest)),
                 }
             }
-            Err(e) => return Err(unknown(e, digest)),
+            Err(e) => return Err(unknown(e.into(), digest)),
         };
         self.caches.put_blob_location(digest, &location);
         Ok(location)
@@ -201,7 +208,10 @@ impl Blobs {
     /// collection to reclaim when nothing links them).
     pub async fn unlink(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         self.require_link(repo, digest).await?;
-        self.storage.delete(&paths::layer_link(repo, digest)).await
+        Ok(self
+            .storage
+            .delete(&paths::layer_link(repo, digest))
+            .await?)
     }
 
     /// Stores a whole blob in one go, when its digest is known up front (a monolithic push).
@@ -218,7 +228,8 @@ impl Blobs {
         data: ByteStream,
         expected_len: Option<u64>,
     ) -> Result<BlobInfo> {
-        let in_place = self.storage.rename_copies() && self.storage.uploads_isolated();
+        let in_place = self.storage.capabilities().rename_copies
+            && self.storage.capabilities().uploads_isolated;
         let key = if in_place {
             paths::blob_data(digest)
         } else {
@@ -332,16 +343,17 @@ impl Blobs {
             Ok(found) if found.key == data_key => Ok(()),
             Ok(_) => {
                 self.touch(digest).await?;
-                self.storage.delete(data_key).await
+                Ok(self.storage.delete(data_key).await?)
             }
             Err(Error::BlobUnknown { .. }) => {
                 let location = BlobLocation {
                     key: data_key.to_owned(),
                     size,
                 };
-                self.storage
+                Ok(self
+                    .storage
                     .put(&paths::blob_location(digest), to_json(&location)?)
-                    .await
+                    .await?)
             }
             Err(e) => Err(e),
         }
@@ -372,7 +384,7 @@ impl Blobs {
     /// an object from the upload's start (S3): a long upload would otherwise look old to garbage
     /// collection until its repository links it.
     async fn mark_assembled(&self, digest: &Digest) -> Result<()> {
-        if self.storage.part_size().is_none() {
+        if self.storage.capabilities().part_size.is_none() {
             return Ok(());
         }
         self.storage

@@ -43,7 +43,7 @@ impl Catalog {
         match self.storage.head(&key).await {
             Ok(_) => return Ok(false),
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         self.storage.put(&key, Bytes::new()).await?;
         Ok(true)

@@ -3,15 +3,16 @@
 //! table; nothing here knows about status codes.
 
 use crate::digest::{Digest, InvalidDigest};
+use crate::storage::StorageError;
 
-/// Result alias used throughout the core and by storage backends.
+/// Result alias used throughout the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything a registry operation or a storage backend can fail with.
+/// Everything a registry operation can fail with.
 ///
-/// Storage backends return only the storage categories ([`Error::NotFound`],
-/// [`Error::RangeNotSatisfiable`], [`Error::NotImplemented`], [`Error::Storage`]); the registry
-/// logic turns a missing key into the domain error that fits (blob unknown, manifest unknown…).
+/// Storage backends fail with their own [`StorageError`], carried here as [`Error::Storage`];
+/// the registry logic turns a missing key into the domain error that fits (blob unknown,
+/// manifest unknown…).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -75,12 +76,6 @@ pub enum Error {
         /// How many bytes the upload holds.
         current: u64,
     },
-    /// A read range lies outside the object.
-    #[error("range not satisfiable for an object of {size} bytes")]
-    RangeNotSatisfiable {
-        /// Size of the whole object.
-        size: u64,
-    },
     /// The manifest is malformed, of an unsupported kind, or inconsistent with its request.
     #[error("invalid manifest: {reason}")]
     ManifestInvalid {
@@ -139,24 +134,9 @@ pub enum Error {
         /// What the source was told, naming it (never with credentials).
         detail: String,
     },
-    /// Storage category: the key does not exist.
-    #[error("no object at {key}")]
-    NotFound {
-        /// The missing key.
-        key: String,
-    },
-    /// Storage category: the backend cannot do this operation.
-    #[error("operation not supported by this storage backend: {operation}")]
-    NotImplemented {
-        /// The operation refused.
-        operation: &'static str,
-    },
-    /// Storage category: the backend failed (I/O error, unreachable service, corrupt state).
-    #[error("storage failure: {source}")]
-    Storage {
-        /// The backend's own error.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// The storage underneath failed, or has no object where the registry expected one.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// How a read-through source failed, for [`Error::Upstream`].
@@ -183,15 +163,13 @@ impl From<InvalidDigest> for Error {
 }
 
 impl Error {
-    /// Wraps a backend's private error as [`Error::Storage`].
+    /// A storage failure with `source` as its cause: a corrupt record, a backend's own error.
     pub fn storage(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Error::Storage {
-            source: source.into(),
-        }
+        Error::Storage(StorageError::backend(source))
     }
 
-    /// True when this is the storage category for a missing key.
+    /// True when storage has no object at the key asked for.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::NotFound { .. })
+        matches!(self, Error::Storage(e) if e.is_not_found())
     }
 }

@@ -3,7 +3,8 @@
 //! - [`digest`]: content digests and a resumable streaming hash.
 //! - [`reference`](mod@reference): repository names, tags and references, per the distribution-spec grammar.
 //! - [`manifest`]: validation of the four manifest kinds and OCI artifacts.
-//! - [`storage`]: the [`Storage`] trait that backends implement, and [`StorageExt`].
+//! - [`storage`]: what backends implement: the [`Storage`] core, [`Multipart`], [`Capabilities`],
+//!   [`SignUrls`], and their own [`StorageError`].
 //! - [`paths`]: the storage layout, drawn once.
 //! - [`upload`]: the state of an upload spanning many requests, and the lock of one in a process.
 //! - [`registry`]: [`Registry`], every distribution operation over any [`Storage`], a façade over
@@ -33,7 +34,7 @@
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
 //! - [`transfer`]: copying images (children, blobs, referrers) from an [`transfer::Origin`] to a
 //!   [`transfer::Destination`]: this registry, another one, an OCI layout.
-//! - [`error`]: the one [`Error`] type.
+//! - [`error`]: the core's one [`Error`] type (storage failures inside it as [`StorageError`]).
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 
 pub mod access;
@@ -77,8 +78,8 @@ pub use reference::{Reference, RepositoryName, Tag};
 pub use registry::source::{self, Source};
 pub use registry::{Registry, RegistryConfig};
 pub use storage::{
-    ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
-    Storage, StorageExt,
+    ByteStream, Capabilities, GetRange, GetResult, ListResult, Multipart, MultipartId, ObjectMeta,
+    PartId, PartSize, SignUrls, Storage, StorageError, StorageExt,
 };
 pub use stored::ManifestInfo;
 pub use tags::{Page, TagChange, TagRecord};

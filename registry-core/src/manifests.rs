@@ -307,9 +307,10 @@ impl Manifests {
                 .await?;
         }
         self.caches.forget_revision(repo, digest);
-        self.storage
+        Ok(self
+            .storage
             .delete(&paths::manifest_link(repo, digest))
-            .await
+            .await?)
     }
 
     /// Whether `repo` holds any manifest (one listing).

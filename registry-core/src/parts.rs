@@ -46,7 +46,7 @@ impl Multipart<'_> {
     /// backends that take parts of any size, where `head` must be empty and `data` becomes one part
     /// (none when it is empty). Parts are recorded only once stored.
     pub async fn write(&mut self, head: Bytes, data: ByteStream, end: End) -> Result<Bytes> {
-        match self.storage.part_size() {
+        match self.storage.capabilities().part_size {
             None => {
                 debug_assert!(head.is_empty());
                 self.write_streamed(data).await?;
@@ -137,7 +137,7 @@ impl Multipart<'_> {
         in_flight.push_back(
             async move {
                 let body = futures::stream::iter(chunks.into_iter().map(Ok)).boxed();
-                storage.put_part(&key, &id, idx, body).await
+                Ok(storage.put_part(&key, &id, idx, body).await?)
             }
             .boxed(),
         );

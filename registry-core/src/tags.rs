@@ -218,7 +218,7 @@ impl Tags {
         };
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let key = paths::tag_change(repo, tag, at.as_nanos(), &nonce[..8]);
-        self.storage.put(&key, to_json(&change)?).await
+        Ok(self.storage.put(&key, to_json(&change)?).await?)
     }
 
     /// Tags of a repository in lexical order, at most `n` after `last` (all when `n` is `None`):

@@ -161,7 +161,8 @@ impl Uploads {
             .await?;
             self.storage
                 .complete_multipart(&data_key, &multipart, parts)
-                .await
+                .await?;
+            Ok::<_, Error>(())
         }
         .await;
         match completed {
@@ -186,7 +187,7 @@ impl Uploads {
             self.end_session(&session).await?;
             return Err(e);
         }
-        if self.storage.rename_copies() {
+        if self.storage.capabilities().rename_copies {
             self.blobs
                 .install_location(digest, &data_key, session.offset)
                 .await?;
@@ -225,9 +226,10 @@ impl Uploads {
     }
 
     async fn save_session(&self, session: &UploadSession) -> Result<()> {
-        self.storage
+        Ok(self
+            .storage
             .put(&paths::upload_session(&session.id), to_json(session)?)
-            .await
+            .await?)
     }
 
     /// Frees everything an unfinished upload stored.
@@ -245,9 +247,10 @@ impl Uploads {
         if let Some(tail) = session.tail_key() {
             self.storage.delete(&tail).await?;
         }
-        self.storage
+        Ok(self
+            .storage
             .delete(&paths::upload_session(&session.id))
-            .await
+            .await?)
     }
 
     /// The session's tail, refused unless it still hashes to what the session recorded.

@@ -7,6 +7,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode};
 use registry_core::Error as CoreError;
+use registry_core::StorageError;
 use registry_core::error::UpstreamFailure;
 
 /// An OCI error code, from the distribution spec (plus the few distribution adds).
@@ -224,7 +225,6 @@ impl From<CoreError> for ApiError {
             CoreError::ChunkOutOfOrder { .. } => {
                 (BlobUploadInvalid, Some(StatusCode::RANGE_NOT_SATISFIABLE))
             }
-            CoreError::RangeNotSatisfiable { .. } => (RangeInvalid, None),
             CoreError::ManifestTooLarge { .. } => {
                 (SizeInvalid, Some(StatusCode::PAYLOAD_TOO_LARGE))
             }
@@ -232,7 +232,6 @@ impl From<CoreError> for ApiError {
             CoreError::ManifestUnknown { .. } | CoreError::NotInHistory { .. } => {
                 (ManifestUnknown, None)
             }
-            CoreError::NotImplemented { .. } => (Unsupported, None),
             CoreError::Denied { .. } => (Denied, None),
             CoreError::Sourced { .. } => (Unsupported, None),
             CoreError::Upstream { failure, .. } => match failure {
@@ -241,14 +240,18 @@ impl From<CoreError> for ApiError {
                 UpstreamFailure::RateLimited => (TooManyRequests, None),
                 _ => (Unavailable, Some(StatusCode::BAD_GATEWAY)),
             },
-            CoreError::Storage { .. } => (Unavailable, None),
+            CoreError::Storage(StorageError::RangeNotSatisfiable { .. }) => (RangeInvalid, None),
+            CoreError::Storage(StorageError::Unsupported { .. }) => (Unsupported, None),
+            // A key the registry expected and storage lacks is a fault of the store: 500.
+            CoreError::Storage(StorageError::NotFound { .. }) => (Unknown, None),
+            CoreError::Storage(_) => (Unavailable, None),
             _ => (Unknown, None),
         };
         let mut err = ApiError::new(code, detail);
         if let Some(status) = status {
             err = err.with_status(status);
         }
-        if let CoreError::RangeNotSatisfiable { size } = e
+        if let CoreError::Storage(StorageError::RangeNotSatisfiable { size }) = e
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
         {
             err = err.with_header(http::header::CONTENT_RANGE, v);

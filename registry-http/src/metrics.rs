@@ -30,9 +30,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry as Collector};
 use registry_core::feed::{Record, Subscriber};
+use registry_core::storage::Result;
 use registry_core::{
-    ByteStream, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize, Result,
-    Storage,
+    ByteStream, Capabilities, GetRange, GetResult, ListResult, Multipart, MultipartId, ObjectMeta,
+    PartId, SignUrls, Storage, StorageError,
 };
 
 /// The content type of [`Metrics::encode`]'s output.
@@ -328,6 +329,28 @@ impl Storage for MeteredStorage {
         self.inner.list_all(prefix)
     }
 
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn signer(&self) -> Option<&dyn SignUrls> {
+        self.inner.signer().map(|_| self as &dyn SignUrls)
+    }
+}
+
+#[async_trait]
+impl SignUrls for MeteredStorage {
+    async fn signed_url(&self, key: &str, expires_in: Duration) -> Result<String> {
+        let signer = self.inner.signer().ok_or(StorageError::Unsupported {
+            operation: "signed URLs",
+        })?;
+        self.timed("signed_url", signer.signed_url(key, expires_in))
+            .await
+    }
+}
+
+#[async_trait]
+impl Multipart for MeteredStorage {
     async fn create_multipart(&self, key: &str) -> Result<MultipartId> {
         self.timed("create_multipart", self.inner.create_multipart(key))
             .await
@@ -359,23 +382,6 @@ impl Storage for MeteredStorage {
 
     async fn abort_multipart(&self, key: &str, id: &MultipartId) -> Result<()> {
         self.timed("abort_multipart", self.inner.abort_multipart(key, id))
-            .await
-    }
-
-    fn part_size(&self) -> Option<PartSize> {
-        self.inner.part_size()
-    }
-
-    fn rename_copies(&self) -> bool {
-        self.inner.rename_copies()
-    }
-
-    fn uploads_isolated(&self) -> bool {
-        self.inner.uploads_isolated()
-    }
-
-    async fn signed_url(&self, key: &str, expires_in: Duration) -> Result<Option<String>> {
-        self.timed("signed_url", self.inner.signed_url(key, expires_in))
             .await
     }
 }

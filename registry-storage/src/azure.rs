@@ -161,7 +161,7 @@ mod tests {
         use futures::StreamExt;
         use registry_core::StorageExt;
         let s = azure_container();
-        assert!(!s.uploads_isolated());
+        assert!(!s.capabilities().uploads_isolated);
         let part = |data: &'static [u8]| {
             futures::stream::once(async move { Ok(bytes::Bytes::from_static(data)) }).boxed()
         };

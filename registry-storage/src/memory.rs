@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use registry_core::storage::join;
+use registry_core::storage::{Result, StorageError};
 use registry_core::{
-    Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, Result, Storage,
+    GetRange, GetResult, ListResult, Multipart, MultipartId, ObjectMeta, PartId, Storage,
 };
 
 #[derive(Debug, Default)]
@@ -36,8 +37,8 @@ impl MemoryStorage {
     }
 }
 
-fn not_found(key: &str) -> Error {
-    Error::NotFound {
+fn not_found(key: &str) -> StorageError {
+    StorageError::NotFound {
         key: key.to_owned(),
     }
 }
@@ -158,7 +159,10 @@ impl Storage for MemoryStorage {
         state.objects.insert(to.to_owned(), object);
         Ok(true)
     }
+}
 
+#[async_trait]
+impl Multipart for MemoryStorage {
     async fn create_multipart(&self, _key: &str) -> Result<MultipartId> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.state().uploads.insert(id.clone(), HashMap::new());
@@ -181,7 +185,7 @@ impl Storage for MemoryStorage {
                 Ok(acc)
             })
             .await
-            .map_err(Error::storage)?
+            .map_err(StorageError::backend)?
             .freeze();
         let part = format!("{part_idx}-{}", uuid::Uuid::new_v4().simple());
         self.state()
@@ -203,7 +207,7 @@ impl Storage for MemoryStorage {
         let mut data = BytesMut::new();
         for part in &parts {
             let bytes = stored.get(&part.0).ok_or_else(|| {
-                Error::storage(format!("unknown part {} of upload {}", part.0, id.0))
+                StorageError::backend(format!("unknown part {} of upload {}", part.0, id.0))
             })?;
             data.extend_from_slice(bytes);
         }

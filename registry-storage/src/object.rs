@@ -48,10 +48,13 @@ use object_store::path::Path;
 #[cfg(feature = "s3")]
 use object_store::signer::Signer;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
+#[cfg(feature = "s3")]
+use registry_core::SignUrls;
 use registry_core::storage::join;
+use registry_core::storage::{Result, StorageError};
 use registry_core::{
-    ByteStream, Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, PartSize,
-    Result, Storage,
+    ByteStream, Capabilities, GetRange, GetResult, ListResult, Multipart, MultipartId, ObjectMeta,
+    PartId, PartSize, Storage,
 };
 
 use crate::ranged::RangedReads;
@@ -147,7 +150,7 @@ impl ObjectStorage {
         self
     }
 
-    /// Lets [`Storage::signed_url`] sign URLs with `signer` (for redirecting pulls to the store).
+    /// Lets [`Storage::signer`] sign URLs with `signer` (for redirecting pulls to the store).
     /// Feature `s3`: signing comes with the cloud clients.
     #[cfg(feature = "s3")]
     pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> ObjectStorage {
@@ -156,7 +159,7 @@ impl ObjectStorage {
     }
 
     fn path(&self, key: &str) -> Result<Path> {
-        Path::parse(join(&self.prefix, key)).map_err(Error::storage)
+        Path::parse(join(&self.prefix, key)).map_err(StorageError::backend)
     }
 
     /// One GET of `range` of the object (all of it without), streamed; `size` is the object's
@@ -198,18 +201,18 @@ impl ObjectStorage {
     }
 }
 
-/// Maps the store's errors to the storage categories of [`Error`].
-fn map_err(key: &str) -> impl Fn(object_store::Error) -> Error + '_ {
+/// Maps the store's errors to the storage categories of [`StorageError`].
+fn map_err(key: &str) -> impl Fn(object_store::Error) -> StorageError + '_ {
     move |e| match e {
-        e if is_not_found(&e) => Error::NotFound {
+        e if is_not_found(&e) => StorageError::NotFound {
             key: key.to_owned(),
         },
         object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. } => {
-            Error::NotImplemented {
+            StorageError::Unsupported {
                 operation: "this object store call",
             }
         }
-        other => Error::storage(other),
+        other => StorageError::backend(other),
     }
 }
 
@@ -300,7 +303,7 @@ impl Storage for ObjectStorage {
         let path = if full.is_empty() {
             None
         } else {
-            Some(Path::parse(&full).map_err(Error::storage)?)
+            Some(Path::parse(&full).map_err(StorageError::backend)?)
         };
         let res = self
             .store
@@ -368,6 +371,58 @@ impl Storage for ObjectStorage {
         self.delete(from).await
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            part_size: Some(self.part_size),
+            uploads_isolated: self.uploads_isolated,
+            rename_copies: true,
+        }
+    }
+
+    fn list_all(&self, prefix: &str) -> BoxStream<'_, Result<ObjectMeta>> {
+        let full = join(&self.prefix, prefix);
+        let path = match Path::parse(&full) {
+            Ok(p) => p,
+            Err(e) => {
+                return futures::stream::once(async { Err(StorageError::backend(e)) }).boxed();
+            }
+        };
+        let prefix = prefix.to_owned();
+        self.store
+            .list(Some(&path))
+            .map(move |item| match item {
+                Ok(m) => Ok(meta(self.key(&m.location).to_owned(), &m)),
+                Err(e) => Err(map_err(&prefix)(e)),
+            })
+            .boxed()
+    }
+
+    #[cfg(feature = "s3")]
+    fn signer(&self) -> Option<&dyn SignUrls> {
+        self.signer.as_ref().map(|_| self as &dyn SignUrls)
+    }
+}
+
+/// Signing with the signer [`ObjectStorage::with_signer`] gave (S3's presigned URLs).
+#[cfg(feature = "s3")]
+#[async_trait]
+impl SignUrls for ObjectStorage {
+    async fn signed_url(&self, key: &str, expires_in: std::time::Duration) -> Result<String> {
+        let Some(signer) = &self.signer else {
+            return Err(StorageError::Unsupported {
+                operation: "signed URLs",
+            });
+        };
+        let url = signer
+            .signed_url(http::Method::GET, &self.path(key)?, expires_in)
+            .await
+            .map_err(map_err(key))?;
+        Ok(url.to_string())
+    }
+}
+
+#[async_trait]
+impl Multipart for ObjectStorage {
     async fn create_multipart(&self, key: &str) -> Result<MultipartId> {
         let id = self
             .multipart
@@ -384,7 +439,7 @@ impl Storage for ObjectStorage {
         part_idx: usize,
         data: ByteStream,
     ) -> Result<PartId> {
-        let chunks: Vec<Bytes> = data.try_collect().await.map_err(Error::storage)?;
+        let chunks: Vec<Bytes> = data.try_collect().await.map_err(StorageError::backend)?;
         let payload: PutPayload = chunks.into_iter().collect();
         let part = self
             .multipart
@@ -420,50 +475,6 @@ impl Storage for ObjectStorage {
             Err(e) if !is_not_found(&e) => Err(map_err(key)(e)),
             _ => Ok(()),
         }
-    }
-
-    fn part_size(&self) -> Option<PartSize> {
-        Some(self.part_size)
-    }
-
-    fn rename_copies(&self) -> bool {
-        true
-    }
-
-    fn uploads_isolated(&self) -> bool {
-        self.uploads_isolated
-    }
-
-    fn list_all(&self, prefix: &str) -> BoxStream<'_, Result<ObjectMeta>> {
-        let full = join(&self.prefix, prefix);
-        let path = match Path::parse(&full) {
-            Ok(p) => p,
-            Err(e) => return futures::stream::once(async { Err(Error::storage(e)) }).boxed(),
-        };
-        let prefix = prefix.to_owned();
-        self.store
-            .list(Some(&path))
-            .map(move |item| match item {
-                Ok(m) => Ok(meta(self.key(&m.location).to_owned(), &m)),
-                Err(e) => Err(map_err(&prefix)(e)),
-            })
-            .boxed()
-    }
-
-    #[cfg(feature = "s3")]
-    async fn signed_url(
-        &self,
-        key: &str,
-        expires_in: std::time::Duration,
-    ) -> Result<Option<String>> {
-        let Some(signer) = &self.signer else {
-            return Ok(None);
-        };
-        let url = signer
-            .signed_url(http::Method::GET, &self.path(key)?, expires_in)
-            .await
-            .map_err(map_err(key))?;
-        Ok(Some(url.to_string()))
     }
 }
 

@@ -50,7 +50,7 @@ mod crash_retry {
 async fn large_blobs_cross_parts(s: Arc<dyn Storage>) {
     let r = Registry::new(s.clone(), RegistryConfig::default());
     let a = repo("big");
-    let unit = s.part_size().map_or(1 << 20, |p| p.target) as usize;
+    let unit = s.capabilities().part_size.map_or(1 << 20, |p| p.target) as usize;
     let data: Vec<u8> = (0..unit * 2 + unit / 2 + 3)
         .map(|i| (i * 7 % 251) as u8)
         .collect();
@@ -123,7 +123,10 @@ async fn monolithic_blob_push(s: Arc<dyn Storage>) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::RangeNotSatisfiable { size: 16 }),
+        matches!(
+            err,
+            Error::Storage(registry_core::StorageError::RangeNotSatisfiable { size: 16 })
+        ),
         "{err}"
     );
     let empty = Digest::of(b"");
@@ -443,7 +446,7 @@ async fn crash_after_completion(
     if !committed {
         return;
     }
-    if s.rename_copies() {
+    if s.capabilities().rename_copies {
         // The location record, as the layout stores it.
         let location = serde_json::json!({ "key": data_key, "size": data.len() });
         let record = Bytes::from(serde_json::to_vec(&location).unwrap());

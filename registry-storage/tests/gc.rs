@@ -258,7 +258,7 @@ async fn unreferenced_blobs_and_abandoned_uploads_go(s: Arc<dyn Storage>) {
         .filter(|k| k.starts_with(paths::UPLOADS) || k.starts_with(paths::DATA))
         .filter(|k| {
             // Streamed uploads stay at data/<id> on object stores, named by a location record.
-            !(s.rename_copies() && k.starts_with(paths::DATA))
+            !(s.capabilities().rename_copies && k.starts_with(paths::DATA))
         })
         .collect();
     assert_eq!(left, Vec::<String>::new());

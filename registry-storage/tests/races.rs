@@ -124,10 +124,14 @@ async fn read(r: &Registry, name: &str, d: &Digest) -> Vec<u8> {
 /// The two races of the security review, [`ROUNDS`] times each, the requests spread over the
 /// registries `rs` (one process, or two sharing the storage).
 async fn races(s: &Arc<dyn Storage>, rs: [Registry; 2]) {
-    let unit = s.part_size().map_or(1000, |p| p.target as usize);
+    let unit = s
+        .capabilities()
+        .part_size
+        .map_or(1000, |p| p.target as usize);
     // Under the smallest part, so that object stores keep these bytes in the upload's tail.
     let tail = s
-        .part_size()
+        .capabilities()
+        .part_size
         .map_or(505, |p| (p.min as usize - 1).clamp(1, 1000));
     let shared = noise(1, unit * 2 + 3);
     let d = Digest::of(&shared);

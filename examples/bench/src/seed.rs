@@ -89,9 +89,9 @@ pub async fn seed(spec: &str, repos: u64, tags: u64, index_only: bool) -> Result
             async move {
                 let name: RepositoryName = repository(i).parse()?;
                 if index_only {
-                    storage
+                    Ok(storage
                         .put(&paths::catalog_entry(&name), Bytes::new())
-                        .await
+                        .await?)
                 } else {
                     push(name, "v1".into()).await
                 }
@@ -109,9 +109,9 @@ pub async fn seed(spec: &str, repos: u64, tags: u64, index_only: bool) -> Result
             async move {
                 let tag = format!("t{i:05}");
                 if index_only {
-                    storage
+                    Ok(storage
                         .put(&paths::tag(&tagged, &tag.parse()?), record)
-                        .await
+                        .await?)
                 } else {
                     push(tagged, tag).await
                 }

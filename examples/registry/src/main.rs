@@ -163,9 +163,9 @@ fn storage(config: &Config, metrics: Option<&Arc<Metrics>>) -> Result<Arc<dyn St
 
 /// Why the storage folder `path` cannot be used and, when this process may not write it (a
 /// volume another image's root user wrote, say), what to do about it.
-fn unusable_folder(path: &Path, e: &registry_core::Error) -> String {
+fn unusable_folder(path: &Path, e: &registry_core::StorageError) -> String {
     let denied = match e {
-        registry_core::Error::Storage { source } => source
+        registry_core::StorageError::Backend { source } => source
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied),
         _ => false,

@@ -45,7 +45,7 @@ impl Collection<'_> {
         if self.dry_run {
             return Ok(());
         }
-        self.registry.storage().delete(key).await
+        Ok(self.registry.storage().delete(key).await?)
     }
 
     pub(super) async fn remove_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Removal> {
@@ -125,7 +125,7 @@ impl Collection<'_> {
             Ok(meta) if meta.last_modified > cutoff => return Ok(None),
             Ok(_) => {}
             Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         if !self.dry_run {
             match self.registry.manifests.remove(name, digest).await {

@@ -365,7 +365,9 @@ pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<G
     };
     Ok(GcReport {
         dry_run: options.dry_run,
-        removed: gc.purge_uploads(options, registry.config().clock.now()).await?,
+        removed: gc
+            .purge_uploads(options, registry.config().clock.now())
+            .await?,
         ..GcReport::default()
     })
 }
@@ -385,7 +387,7 @@ async fn used_since(
             Ok(meta) if meta.last_modified > cutoff => return Ok(true),
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(false)

@@ -135,7 +135,7 @@ impl Registry {
         match self.storage.head(&paths::tag_pulled(repo, tag)).await {
             Ok(meta) => Ok(Some(meta.last_modified)),
             Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -228,7 +228,8 @@ impl Registry {
 
     /// Succeeds when the storage answers (one listing): what a readiness probe asks.
     pub async fn check_storage(&self) -> Result<()> {
-        self.storage.list("").await.map(drop)
+        self.storage.list("").await?;
+        Ok(())
     }
 
     async fn admit(&self, change: Change<'_>) -> Result<()> {

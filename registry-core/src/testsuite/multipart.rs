@@ -4,12 +4,12 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{Opener, keys, read_all, stream_of};
-use crate::error::Error;
+use crate::storage::StorageError;
 use crate::storage::{ByteStream, GetRange, ObjectMeta, Storage, StorageExt};
 
 /// `content` padded with dots to the backend's smallest part, as every part but the last must be.
 fn full_part(s: &dyn Storage, content: &[u8]) -> Bytes {
-    let min = s.part_size().map_or(0, |p| p.min as usize);
+    let min = s.capabilities().part_size.map_or(0, |p| p.min as usize);
     let mut part = content.to_vec();
     part.resize(min.max(content.len()), b'.');
     Bytes::from(part)
@@ -24,7 +24,7 @@ pub async fn multipart_complete(open: Opener<'_>) {
     let s = open();
     let id = s.create_multipart("u/obj").await.expect("create");
     let (first, second) = (full_part(&*s, b"abc"), full_part(&*s, b"de"));
-    let p0 = if s.part_size().is_none() {
+    let p0 = if s.capabilities().part_size.is_none() {
         s.put_part("u/obj", &id, 0, stream_of(vec![b"ab", b"c"]))
             .await
             .expect("part 0")
@@ -53,7 +53,7 @@ pub async fn multipart_complete(open: Opener<'_>) {
     assert!(s.get_bytes("u/obj").await.expect("get") == expected[..]);
     let again = s.put_part("u/obj", &id, 3, stream_of(vec![b"g"])).await;
     assert!(
-        matches!(again, Err(Error::NotFound { .. })),
+        matches!(again, Err(StorageError::NotFound { .. })),
         "a completed upload took a part: {again:?}"
     );
     s.delete("u/obj").await.expect("delete");
@@ -82,12 +82,12 @@ pub async fn multipart_abort(open: Opener<'_>) {
     assert!(!s.exists("a/obj").await.expect("exists"));
     let late = s.put_part("a/obj", &id, 1, stream_of(vec![b"x"])).await;
     assert!(
-        matches!(late, Err(Error::NotFound { .. })),
+        matches!(late, Err(StorageError::NotFound { .. })),
         "an aborted upload took a part: {late:?}"
     );
     let done = s.complete_multipart("a/obj", &id, vec![]).await;
     assert!(
-        matches!(done, Err(Error::NotFound { .. })),
+        matches!(done, Err(StorageError::NotFound { .. })),
         "an aborted upload completed: {done:?}"
     );
     assert!(!s.exists("a/obj").await.expect("exists"));

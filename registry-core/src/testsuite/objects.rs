@@ -4,7 +4,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 
 use super::{Opener, bytes_of, keys, read_all};
-use crate::error::Error;
+use crate::storage::StorageError;
 use crate::storage::{GetRange, ObjectMeta, StorageExt};
 
 /// Put, get, head and delete of small objects, and missing keys.
@@ -12,9 +12,12 @@ pub async fn put_get_head_delete(open: Opener<'_>) {
     let s = open();
     assert!(matches!(
         s.get("a/b", None).await,
-        Err(Error::NotFound { .. })
+        Err(StorageError::NotFound { .. })
     ));
-    assert!(matches!(s.head("a/b").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.head("a/b").await,
+        Err(StorageError::NotFound { .. })
+    ));
     s.put("a/b", Bytes::from_static(b"hello"))
         .await
         .expect("put");
@@ -64,13 +67,13 @@ pub async fn ranges(open: Opener<'_>) {
     ] {
         let r = s.get("r", Some(bad.clone())).await;
         assert!(
-            matches!(r, Err(Error::RangeNotSatisfiable { size: 10 })),
+            matches!(r, Err(StorageError::RangeNotSatisfiable { size: 10 })),
             "{bad:?}"
         );
     }
     assert!(matches!(
         s.get("missing", Some(GetRange::Offset(0))).await,
-        Err(Error::NotFound { .. })
+        Err(StorageError::NotFound { .. })
     ));
     s.delete("r").await.expect("delete");
 }
@@ -103,7 +106,7 @@ pub async fn immutable_reads(open: Opener<'_>) {
     assert!(matches!(
         s.get_immutable("i", 100_000, Some(GetRange::Offset(100_000)))
             .await,
-        Err(Error::RangeNotSatisfiable { size: 100_000 })
+        Err(StorageError::RangeNotSatisfiable { size: 100_000 })
     ));
     s.delete("i").await.expect("delete");
 }
@@ -223,7 +226,7 @@ pub async fn rename(open: Opener<'_>) {
     assert_eq!(s.get_bytes("m/deep/to").await.expect("get"), "two");
     assert!(matches!(
         s.rename("m/from", "m/x").await,
-        Err(Error::NotFound { .. })
+        Err(StorageError::NotFound { .. })
     ));
     s.delete("m/deep/to").await.expect("delete");
 }
@@ -253,7 +256,7 @@ pub async fn rename_if_absent(open: Opener<'_>) {
     assert_eq!(s.get_bytes("n/from").await.expect("get"), "two");
     assert!(matches!(
         s.rename_if_absent("n/missing", "n/x").await,
-        Err(Error::NotFound { .. })
+        Err(StorageError::NotFound { .. })
     ));
     for k in ["n/from", "n/deep/to"] {
         s.delete(k).await.expect("delete");
@@ -277,7 +280,7 @@ pub async fn puts_beside_deletes(open: Opener<'_>) {
                     s.delete(&key).await?;
                 }
             }
-            Ok::<_, Error>(())
+            Ok::<_, StorageError>(())
         })
     });
     for t in futures::future::join_all(tasks).await {

@@ -33,8 +33,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use registry_core::storage::{Result, StorageError};
 use registry_core::{
-    ByteStream, Error, GetRange, GetResult, ListResult, MultipartId, ObjectMeta, PartId, Result,
+    ByteStream, GetRange, GetResult, ListResult, Multipart, MultipartId, ObjectMeta, PartId,
     Storage,
 };
 
@@ -76,17 +77,17 @@ pub struct FilesystemStorage {
     inline_reads: bool,
 }
 
-fn io_error(e: std::io::Error) -> Error {
-    Error::storage(e)
+fn io_error(e: std::io::Error) -> StorageError {
+    StorageError::backend(e)
 }
 
 /// An I/O failure on `key`'s file, naming the key.
-fn io_error_at(key: &str) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::storage(std::io::Error::new(e.kind(), format!("{key}: {e}")))
+fn io_error_at(key: &str) -> impl Fn(std::io::Error) -> StorageError + '_ {
+    move |e| StorageError::backend(std::io::Error::new(e.kind(), format!("{key}: {e}")))
 }
 
-fn not_found(key: &str) -> Error {
-    Error::NotFound {
+fn not_found(key: &str) -> StorageError {
+    StorageError::NotFound {
         key: key.to_owned(),
     }
 }
@@ -140,7 +141,7 @@ impl FilesystemStorage {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || f(&root))
             .await
-            .map_err(Error::storage)?
+            .map_err(StorageError::backend)?
     }
 
     fn upload_dir(&self, key: &str, id: &MultipartId) -> Result<PathBuf> {
@@ -211,7 +212,9 @@ fn open_for_read(root: &Root, key: &str, range: Option<GetRange>) -> Result<Open
     let mut buf = vec![0; len as usize];
     file.read_exact_at(&mut buf, range.start)
         .map_err(|e| match e.kind() {
-            ErrorKind::UnexpectedEof => Error::storage(format!("{key} changed size while read")),
+            ErrorKind::UnexpectedEof => {
+                StorageError::backend(format!("{key} changed size while read"))
+            }
             _ => io_error(e),
         })?;
     Ok(Opened::Whole {
@@ -341,7 +344,10 @@ impl Storage for FilesystemStorage {
             Err(e) => Err(io_error_at(to)(e)),
         }
     }
+}
 
+#[async_trait]
+impl Multipart for FilesystemStorage {
     async fn create_multipart(&self, _key: &str) -> Result<MultipartId> {
         let id = unique();
         let (root, dir) = (self.root.clone(), Path::new(MULTIPART).join(&id));

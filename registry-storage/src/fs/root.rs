@@ -15,8 +15,9 @@ use std::time::SystemTime;
 use cap_std::fs::{Dir, DirEntry, Metadata};
 
 use super::listings::{Listings, Stamp};
+use registry_core::ObjectMeta;
+use registry_core::storage::StorageError;
 use registry_core::storage::join;
-use registry_core::{Error, ObjectMeta};
 
 /// Times a write tries again to create its folders, which concurrent deletes may keep pruning.
 const FOLDER_ATTEMPTS: usize = 32;
@@ -31,13 +32,15 @@ pub(super) struct Root {
 }
 
 /// A key's path relative to the root; an error for keys that are not plain relative paths.
-pub(super) fn relative(key: &str) -> registry_core::Result<&Path> {
+pub(super) fn relative(key: &str) -> registry_core::storage::Result<&Path> {
     let ok = key.is_empty()
         || key
             .split('/')
             .all(|c| !c.is_empty() && !c.starts_with('.') && !c.contains('\0'));
     if !ok {
-        return Err(Error::storage(format!("invalid storage key {key:?}")));
+        return Err(StorageError::backend(format!(
+            "invalid storage key {key:?}"
+        )));
     }
     Ok(Path::new(key))
 }
@@ -300,13 +303,13 @@ impl Root {
         &self,
         dir: &Path,
         prefix: &str,
-        tx: &tokio::sync::mpsc::Sender<registry_core::Result<ObjectMeta>>,
+        tx: &tokio::sync::mpsc::Sender<registry_core::storage::Result<ObjectMeta>>,
     ) -> bool {
         match self.dir.open_dir(or_root(dir)) {
             Ok(folder) => walk(&folder, prefix, tx),
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => true,
             Err(e) => {
-                let _ = tx.blocking_send(Err(Error::storage(e)));
+                let _ = tx.blocking_send(Err(StorageError::backend(e)));
                 false
             }
         }
@@ -332,10 +335,10 @@ fn visible(entry: &DirEntry) -> std::io::Result<Option<(String, Metadata)>> {
 fn walk(
     folder: &Dir,
     prefix: &str,
-    tx: &tokio::sync::mpsc::Sender<registry_core::Result<ObjectMeta>>,
+    tx: &tokio::sync::mpsc::Sender<registry_core::storage::Result<ObjectMeta>>,
 ) -> bool {
     let failed = |e: std::io::Error| {
-        let _ = tx.blocking_send(Err(Error::storage(e)));
+        let _ = tx.blocking_send(Err(StorageError::backend(e)));
         false
     };
     let entries = match folder.entries() {

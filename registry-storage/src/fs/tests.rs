@@ -2,7 +2,7 @@
 //! links that try to leave the root, and how uploads complete.
 use std::sync::Arc;
 
-use registry_core::Storage;
+use registry_core::{Multipart, Storage};
 
 use super::FilesystemStorage;
 

@@ -213,7 +213,11 @@ impl TokenIssuer {
     /// The registry side that accepts this issuer's tokens; clients are sent to `realm`.
     pub fn verifier(&self, realm: &str) -> TokenAuth {
         TokenAuth::new(realm, &self.service, &self.issuer)
-            .with_key(Some(self.kid.clone()), self.public.clone(), Algorithm::ES256)
+            .with_key(
+                Some(self.kid.clone()),
+                self.public.clone(),
+                Algorithm::ES256,
+            )
             .with_clock(self.clock.clone())
     }
 
@@ -404,10 +408,9 @@ fn respond(
     access: Vec<Grant>,
     refresh: bool,
 ) -> Response {
-    let remaining = who.and_then(|w| w.expires).map(|at| {
-        at.duration_since(issuer.clock.now())
-            .unwrap_or_default()
-    });
+    let remaining = who
+        .and_then(|w| w.expires)
+        .map(|at| at.duration_since(issuer.clock.now()).unwrap_or_default());
     let lifetime = remaining.map_or(issuer.lifetime, |r| r.min(issuer.lifetime));
     let token = match issuer.sign(who, access, lifetime, false) {
         Ok(t) => t,

@@ -97,7 +97,10 @@ impl Claims {
         if self.exp.saturating_add(LEEWAY_SECS) <= now {
             return Err("the token has expired".into());
         }
-        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
+        if self
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+        {
             return Err("the token is not valid yet".into());
         }
         Ok(())

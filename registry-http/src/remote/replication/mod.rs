@@ -325,7 +325,7 @@ impl Replication {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let key = paths::replication_item(&target.config.name, &self.replica, item.queued, &nonce);
         let body = serde_json::to_vec(item).map_err(registry_core::Error::storage)?;
-        self.storage.put(&key, body.into()).await
+        Ok(self.storage.put(&key, body.into()).await?)
     }
 }
 

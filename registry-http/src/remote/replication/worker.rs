@@ -91,9 +91,10 @@ impl Replication {
     }
 
     async fn heartbeat(&self) -> registry_core::Result<()> {
-        self.storage
+        Ok(self
+            .storage
             .put(&paths::replica(&self.replica), bytes::Bytes::new())
-            .await
+            .await?)
     }
 
     /// The replicas whose heartbeat is recent, this one included; heartbeats of replicas long
@@ -229,7 +230,7 @@ impl Replication {
             status.last_error_at = update.last_error_at;
         }
         let body = serde_json::to_vec(&status).map_err(Error::storage)?;
-        self.storage.put(&key, body.into()).await
+        Ok(self.storage.put(&key, body.into()).await?)
     }
 
     /// Copies what the item's reference names in the store now, or deletes it on the target.

@@ -229,8 +229,12 @@ async fn tokens_end_when_the_clock_passes_their_lifetime() {
         ..Identity::user("alice")
     };
     let grant = || vec![scope("repository:alice/app:pull")];
-    let token = i.sign(Some(&alice), grant(), Duration::from_secs(60), false).unwrap();
-    let refresh = i.sign(Some(&alice), grant(), REFRESH_LIFETIME, true).unwrap();
+    let token = i
+        .sign(Some(&alice), grant(), Duration::from_secs(60), false)
+        .unwrap();
+    let refresh = i
+        .sign(Some(&alice), grant(), REFRESH_LIFETIME, true)
+        .unwrap();
     let accepted = |t: &str| {
         let auth = &auth;
         let t = t.to_owned();
@@ -246,9 +250,14 @@ async fn tokens_end_when_the_clock_passes_their_lifetime() {
         "a live refresh token is checked by its source"
     );
     clock.advance(REFRESH_LIFETIME);
-    assert_eq!(i.refreshed(&refresh).await.unwrap_err(), "the token has expired");
+    assert_eq!(
+        i.refreshed(&refresh).await.unwrap_err(),
+        "the token has expired"
+    );
     // A token the issuer signs now is dated by its clock, and accepted.
-    let fresh = i.sign(Some(&alice), grant(), Duration::from_secs(60), false).unwrap();
+    let fresh = i
+        .sign(Some(&alice), grant(), Duration::from_secs(60), false)
+        .unwrap();
     assert!(accepted(&fresh).await);
 }
 

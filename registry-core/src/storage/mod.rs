@@ -1,5 +1,17 @@
-//! The [`Storage`] trait: a plain key-to-bytes store that every backend implements, and
-//! [`StorageExt`], conveniences every backend gets for free.
+//! What a backend implements, in the manner of `object_store`: a small required core and
+//! capabilities beside it.
+//!
+//! - [`Storage`]: six required methods (`get`, `head`, `put`, `delete`, `list`, `rename`) and
+//!   provided ones a backend overrides when it does better (ranged reads of immutable objects, a
+//!   paged or flat listing, an atomic `rename_if_absent`: the one conditional operation the
+//!   registry uses);
+//! - [`Multipart`] (`multipart`): assembling an object from parts, which every upload uses;
+//! - [`Capabilities`]: what the registry asks of a backend to choose its strategy (part sizes,
+//!   whether renames copy, whether concurrent uploads of one key stay apart);
+//! - [`SignUrls`]: URLs that let a client read an object straight from the store, for backends
+//!   that can sign them ([`Storage::signer`]);
+//! - [`StorageError`] (`error`): the four ways a backend fails;
+//! - [`StorageExt`]: conveniences every backend gets for free.
 //!
 //! Keys are `/`-separated paths built only by [`crate::paths`]; their components are never empty,
 //! `.` or `..`, and never start with `.` (backends may keep private files under such names).
@@ -18,9 +30,15 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+mod error;
+mod multipart;
+
+pub use error::StorageError;
+pub use multipart::{Multipart, MultipartId, PartId, PartSize};
+
+/// The result of a storage operation.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// A stream of bytes flowing into or out of storage. Errors are I/O errors: a client that hung up,
 /// a file that could not be read.
@@ -39,7 +57,7 @@ pub enum GetRange {
 
 impl GetRange {
     /// The concrete byte range for an object of `size` bytes, or
-    /// [`Error::RangeNotSatisfiable`] when it selects nothing. Backends call this.
+    /// [`StorageError::RangeNotSatisfiable`] when it selects nothing. Backends call this.
     pub fn resolve(&self, size: u64) -> Result<Range<u64>> {
         let r = match *self {
             GetRange::Bounded(ref r) => r.start..r.end.min(size),
@@ -47,7 +65,7 @@ impl GetRange {
             GetRange::Suffix(n) => size.saturating_sub(n)..size,
         };
         if r.start >= r.end {
-            return Err(Error::RangeNotSatisfiable { size });
+            return Err(StorageError::RangeNotSatisfiable { size });
         }
         Ok(r)
     }
@@ -92,36 +110,52 @@ pub struct ListResult {
     pub prefixes: Vec<String>,
 }
 
-/// The id of a multipart upload, as the backend chose it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct MultipartId(pub String);
-
-/// The receipt a backend gives for a stored part, to be handed back at completion.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PartId(pub String);
-
-/// How a backend wants the parts of a multipart upload cut, for stores that hold each part in one
-/// request of known length (S3 and its kin).
+/// What the registry asks of a backend to choose how it stores uploads and blobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartSize {
-    /// Every part except the last must hold at least this many bytes (5 MiB on S3).
-    pub min: u64,
-    /// The size the registry cuts parts to: the memory one part in flight costs.
-    pub target: u64,
-    /// Parts of one upload stored at once (at least 1), while the next one gathers: an upload
-    /// holds up to `in_flight + 1` parts in memory, and a push runs at up to `in_flight` times
-    /// the speed of one part request.
-    pub in_flight: usize,
+pub struct Capabilities {
+    /// `None`: parts may have any size and [`Multipart::put_part`] streams them. `Some`: the
+    /// backend buffers each part, so the registry cuts streams to [`PartSize::target`] and keeps
+    /// anything under [`PartSize::min`] aside until more arrives.
+    pub part_size: Option<PartSize>,
+    /// True when multipart uploads of one key stay apart until each completes (S3, GCS): the
+    /// registry may then stream a blob of known digest straight to its final key, however many
+    /// pushes of it race. False where completing one upload discards the parts of the others
+    /// (Azure, whose uncommitted blocks belong to the blob, not to an upload): each push then
+    /// writes a key of its own.
+    pub uploads_isolated: bool,
+    /// True when [`Storage::rename`] copies the bytes (object stores). The registry then never
+    /// renames blobs: it leaves an upload's bytes where they landed and records their location.
+    pub rename_copies: bool,
 }
 
-/// A key-to-bytes store: all a backend must implement. Every method is safe to call concurrently
-/// from many tasks and, for backends that say so, from many processes sharing the same data.
+impl Default for Capabilities {
+    /// A local store: parts of any size, isolated uploads, cheap renames.
+    fn default() -> Self {
+        Capabilities {
+            part_size: None,
+            uploads_isolated: true,
+            rename_copies: false,
+        }
+    }
+}
+
+/// Signing URLs that let anyone holding one read an object until it expires (S3 presigned URLs),
+/// so that pulls can be redirected to the store.
 #[async_trait]
-pub trait Storage: fmt::Debug + Send + Sync + 'static {
+pub trait SignUrls: Send + Sync {
+    /// A URL reading `key` until `expires_in` has passed.
+    async fn signed_url(&self, key: &str, expires_in: std::time::Duration) -> Result<String>;
+}
+
+/// A key-to-bytes store: the core every backend implements, with [`Multipart`] beside it. Every
+/// method is safe to call concurrently from many tasks and, for backends that say so, from many
+/// processes sharing the same data.
+#[async_trait]
+pub trait Storage: Multipart + fmt::Debug + Send + Sync + 'static {
     /// Streams an object, whole or a range of it.
     ///
-    /// Missing key: [`Error::NotFound`]. A range that selects nothing:
-    /// [`Error::RangeNotSatisfiable`] (see [`GetRange::resolve`]); without a range even an empty
+    /// Missing key: [`StorageError::NotFound`]. A range that selects nothing:
+    /// [`StorageError::RangeNotSatisfiable`] (see [`GetRange::resolve`]); without a range even an empty
     /// object reads fine. The stream reads the object as it
     /// was when `get` was called, even if it is replaced meanwhile.
     async fn get(&self, key: &str, range: Option<GetRange>) -> Result<GetResult>;
@@ -139,7 +173,7 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         self.get(key, range).await
     }
 
-    /// Size and modification time of an object. Missing key: [`Error::NotFound`].
+    /// Size and modification time of an object. Missing key: [`StorageError::NotFound`].
     async fn head(&self, key: &str) -> Result<ObjectMeta>;
 
     /// Writes a small object whole. Atomic: readers see the old object or the new one, never a
@@ -176,13 +210,13 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     }
 
     /// Moves an object to another key, replacing what is there. Atomic at `to`: readers see the old
-    /// object or the whole new one. Missing `from`: [`Error::NotFound`]. May cost a full copy on
+    /// object or the whole new one. Missing `from`: [`StorageError::NotFound`]. May cost a full copy on
     /// object stores.
     async fn rename(&self, from: &str, to: &str) -> Result<()>;
 
     /// Moves an object to another key unless an object is there already: true when it moved,
     /// false when `to` existed (both are then left as they were). Missing `from`:
-    /// [`Error::NotFound`]. The registry installs blobs with it, so that committed bytes are never
+    /// [`StorageError::NotFound`]. The registry installs blobs with it, so that committed bytes are never
     /// replaced. The default checks, then renames, which two writers can race; backends that can
     /// refuse atomically (the filesystem's `link`, a lock in memory) override it.
     async fn rename_if_absent(&self, from: &str, to: &str) -> Result<bool> {
@@ -192,56 +226,6 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         self.rename(from, to).await.map(|()| true)
     }
 
-    /// Starts a multipart upload that will produce `key` when completed. Nothing is visible at
-    /// `key` until [`Storage::complete_multipart`] returns.
-    async fn create_multipart(&self, key: &str) -> Result<MultipartId>;
-
-    /// Stores one part of an upload from a stream. `part_idx` counts from 0; putting the same index
-    /// again replaces that part. Parts may come from different processes. Once this returns the part
-    /// survives a crash. An unknown id: [`Error::NotFound`]. A stream error fails the call and leaves
-    /// the upload as if the part had not been sent.
-    async fn put_part(
-        &self,
-        key: &str,
-        id: &MultipartId,
-        part_idx: usize,
-        data: ByteStream,
-    ) -> Result<PartId>;
-
-    /// Completes an upload: `key` becomes the parts' concatenation, in the order given, atomically.
-    /// Zero parts make an empty object. The upload's id is then gone. An unknown id: [`Error::NotFound`].
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        id: &MultipartId,
-        parts: Vec<PartId>,
-    ) -> Result<()>;
-
-    /// Abandons an upload and frees its parts. An unknown id is not an error.
-    async fn abort_multipart(&self, key: &str, id: &MultipartId) -> Result<()>;
-
-    /// `None` (the default): parts may have any size and [`Storage::put_part`] streams them.
-    /// `Some`: the backend buffers each part, so the registry cuts streams to
-    /// [`PartSize::target`] and keeps anything under [`PartSize::min`] aside until more arrives.
-    fn part_size(&self) -> Option<PartSize> {
-        None
-    }
-
-    /// True when multipart uploads of one key stay apart until each completes (S3, GCS): the
-    /// registry may then stream a blob of known digest straight to its final key, however many
-    /// pushes of it race. False where completing one upload discards the parts of the others
-    /// (Azure, whose uncommitted blocks belong to the blob, not to an upload): each push then
-    /// writes a key of its own.
-    fn uploads_isolated(&self) -> bool {
-        true
-    }
-
-    /// True when [`Storage::rename`] copies the bytes (object stores). The registry then never
-    /// renames blobs: it leaves an upload's bytes where they landed and records their location.
-    fn rename_copies(&self) -> bool {
-        false
-    }
-
     /// Every object at any depth under `prefix`, in no particular order: what garbage collection
     /// and scrub walk. The default walks [`Storage::list`] level by level; object stores override
     /// it with one flat listing (a request per thousand keys instead of one per folder).
@@ -249,15 +233,14 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
         self.list_recursive(prefix)
     }
 
-    /// A URL that lets anyone holding it read `key` until `expires_in` has passed, for backends
-    /// that can sign one (S3); `None` (the default) when they cannot.
-    async fn signed_url(
-        &self,
-        key: &str,
-        expires_in: std::time::Duration,
-    ) -> Result<Option<String>> {
-        let _ = (key, expires_in);
-        Ok(None)
+    /// What the registry may rely on; see [`Capabilities`]. The default is a local store's.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// The backend's URL signer, when it can sign URLs (S3); `None` (the default) otherwise.
+    fn signer(&self) -> Option<&dyn SignUrls> {
+        None
     }
 }
 
@@ -269,7 +252,7 @@ pub trait StorageExt: Storage {
         let res = self.get(key, None).await?;
         let mut buf = BytesMut::with_capacity(usize::try_from(res.size).unwrap_or(0));
         let mut stream = res.stream;
-        while let Some(chunk) = stream.try_next().await.map_err(Error::storage)? {
+        while let Some(chunk) = stream.try_next().await.map_err(StorageError::backend)? {
             buf.extend_from_slice(&chunk);
         }
         Ok(buf.freeze())
@@ -302,7 +285,7 @@ pub trait StorageExt: Storage {
             let deeper = futures::stream::iter(level.prefixes)
                 .map(move |p| self.list_recursive(&join(&prefix, &p)))
                 .flatten();
-            Ok::<_, Error>(objects.chain(deeper))
+            Ok::<_, StorageError>(objects.chain(deeper))
         })
         .try_flatten()
         .boxed()
@@ -339,7 +322,7 @@ mod tests {
         ] {
             assert!(matches!(
                 bad.resolve(10),
-                Err(Error::RangeNotSatisfiable { size: 10 })
+                Err(StorageError::RangeNotSatisfiable { size: 10 })
             ));
         }
         assert!(GetRange::Offset(0).resolve(0).is_err());
