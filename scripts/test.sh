@@ -101,7 +101,7 @@ trap './scripts/ceph.sh stop "$ceph_dir"; ./scripts/dockerd.sh stop "$docker_dir
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 ./scripts/check-links.py
-./scripts/check-modules.py registry-http/src registry-storage/src
+./scripts/check-modules.py registry-core/src registry-http/src registry-storage/src
 # The layering the crates promise: the core speaks no HTTP, a filesystem-only storage crate and
 # registry-http without its default features (ldap, oidc, remote) pull in no HTTP client.
 none_of() {

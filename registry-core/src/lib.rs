@@ -28,7 +28,10 @@
 //!   ([`feed::Subscriber`]: every change committed to the store, whoever made it).
 //! - [`lifecycle`]: retention rules, immutable tags, quotas and usage; tag history and restore
 //!   are on [`Registry`].
-//! - [`gc`]: garbage collection and upload purging, safe while pushes go on.
+//! - [`gc`]: garbage collection and upload purging, safe while pushes go on; `walk` reads what the
+//!   store holds for it and for usage reports.
+//! - [`accounting`]: usage reports' types and what bounds their cost; [`lifecycle::usage`]
+//!   computes them.
 //! - [`clock`]: the [`clock::Clock`] gc, retention, tag history and upload ages read, so tests
 //!   advance time instead of sleeping.
 //! - [`scrub`]: re-hash every blob and check every link, reporting without repairing.
@@ -38,6 +41,7 @@
 //! - `testsuite` (feature `testsuite`): the conformance suite every backend runs.
 
 pub mod access;
+pub mod accounting;
 pub mod admission;
 mod blobs;
 mod cache;
@@ -67,6 +71,7 @@ pub mod testsuite;
 pub mod transfer;
 pub mod upload;
 mod uploads;
+mod walk;
 
 pub use admission::{Admission, Caller, Change, Refusal};
 pub use blobs::{BlobContent, BlobInfo};

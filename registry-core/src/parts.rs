@@ -1,5 +1,5 @@
 //! Cutting a stream into the parts of a multipart upload, as the backend wants them cut
-//! ([`Storage::part_size`]).
+//! ([`Capabilities::part_size`](crate::Capabilities::part_size)).
 
 use std::sync::Arc;
 

@@ -32,7 +32,7 @@
 //!     └── tail-<offset>-<sha256>                      received bytes too few to be a part yet, by hash
 //! ```
 //!
-//! On backends whose rename copies bytes ([`crate::Storage::rename_copies`]: object stores), a
+//! On backends whose rename copies bytes ([`crate::Capabilities::rename_copies`]: object stores), a
 //! completed streamed upload stays at `data/<id>` and `blobs/…/location` points at it, so
 //! committing a blob of any size costs one small write instead of a copy.
 //!

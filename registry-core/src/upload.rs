@@ -32,7 +32,7 @@ pub struct UploadSession {
     /// Bytes received so far, parts and tail.
     pub offset: u64,
     /// How many of the last bytes received are kept aside in the tail ([`UploadSession::tail_key`])
-    /// because they are too few to be a part yet ([`crate::Storage::part_size`]).
+    /// because they are too few to be a part yet ([`crate::Capabilities::part_size`]).
     #[serde(default)]
     pub tail: u64,
     /// The SHA-256 of the tail's bytes, part of its key: a tail is written once, and read back

@@ -8,9 +8,9 @@
 //!   are plain strings kept in the registry's upload session, so any process holding the same
 //!   bucket can add parts to an upload another one began, or complete it;
 //! - parts must be at least 5 MiB (except the last) and each is sent in one request, so the backend
-//!   asks the registry for parts of [`PartSize::target`] bytes ([`Storage::part_size`]), and the
+//!   asks the registry for parts of [`PartSize::target`] bytes ([`Capabilities::part_size`]), and the
 //!   registry keeps smaller remainders in a small object until more bytes come;
-//! - renaming copies bytes on object stores ([`Storage::rename_copies`]), so the registry never
+//! - renaming copies bytes on object stores ([`Capabilities::rename_copies`]), so the registry never
 //!   renames blobs: a streamed upload completes where it began and the blob records its location.
 //!
 //! Nothing relies on conditional writes ([`crate::S3Options::build`] disables them), so engines that ignore
@@ -115,7 +115,7 @@ impl ObjectStorage {
     }
 
     /// Says that completing one multipart upload of a key discards the parts of the others (Azure):
-    /// see [`Storage::uploads_isolated`].
+    /// see [`Capabilities::uploads_isolated`].
     pub fn with_shared_upload_parts(mut self) -> ObjectStorage {
         self.uploads_isolated = false;
         self

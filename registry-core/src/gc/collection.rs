@@ -15,8 +15,8 @@ use crate::registry::Registry;
 use crate::storage::{ObjectMeta, StorageExt};
 use crate::upload::UploadSession;
 
-use super::walk::StoredBlob;
 use super::{COLLECTOR, GcOptions, RETENTION, Removal, concurrently, used_since};
+use crate::walk::StoredBlob;
 
 /// The removing half of a collection: each step removes (unless this is a dry run) and returns
 /// what it removed.

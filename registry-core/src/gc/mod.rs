@@ -34,7 +34,7 @@
 //! anything of that repository; repositories swept already (each on its own marks) stay swept.
 //!
 //! - `report`: what a collection is asked ([`GcOptions`]) and what it reports ([`GcReport`]).
-//! - `walk`: reading what the store holds, and marking what each repository keeps.
+//! - `mark`: what each repository keeps (the store itself is read by `crate::walk`).
 //! - `collection`: the removing steps.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,12 +51,13 @@ use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
 
 mod collection;
+mod mark;
 mod report;
-pub(crate) mod walk;
 
+use crate::walk::{Repo, StoredBlob, list_blobs, list_repositories};
 use collection::Collection;
+use mark::{expiry, mark};
 pub use report::{CacheRetention, GcOptions, GcReport, KeptManifests, Removal};
-use walk::{Repo, StoredBlob, expiry, list_blobs, list_repositories, mark};
 
 /// Runs one collection over the registry's storage; see the module documentation.
 pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
@@ -64,8 +65,8 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
     let cutoff = now
         .checked_sub(options.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let blobs = list_blobs(registry).await?;
-    let repos = list_repositories(registry).await?;
+    let blobs = list_blobs(registry.storage().as_ref()).await?;
+    let repos = list_repositories(registry.storage().as_ref()).await?;
     let gc = Collection {
         registry,
         dry_run: options.dry_run,

@@ -12,101 +12,23 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
-use serde::Serialize;
 
+pub use crate::accounting::{
+    RepositoryUsage, STORE_REPORT_FRESH_FOR, StoreUsage, TagUsage, UsageReport,
+};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::gc::walk::list_repositories;
 use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
+use crate::walk::list_repositories;
 
 use super::summary::{Summary, summarize};
 
-/// What one tag takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TagUsage {
-    /// The tag.
-    pub tag: Tag,
-    /// The manifest it points at.
-    pub digest: Digest,
-    /// Bytes it reaches: its manifest (and an index's children) and every blob they name.
-    pub bytes: u64,
-    /// Bytes deleting it would free: what no other manifest anywhere names. Only in reports
-    /// over the whole store.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frees_bytes: Option<u64>,
-}
-
-/// What one repository takes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RepositoryUsage {
-    /// The repository.
-    pub name: RepositoryName,
-    /// Manifests it holds.
-    pub manifests: u64,
-    /// Bytes its manifests name, themselves included, each digest once.
-    pub referenced_bytes: u64,
-    /// Of those, bytes no other repository names. Only in reports over the whole store.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exclusive_bytes: Option<u64>,
-    /// Of those, bytes other repositories name too. Only in reports over the whole store.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shared_bytes: Option<u64>,
-    /// Its tags, by name.
-    pub tags: Vec<TagUsage>,
-}
-
-/// Totals over the whole store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoreUsage {
-    /// Repositories holding a manifest.
-    pub repositories: u64,
-    /// Distinct digests (manifests and blobs) some manifest names.
-    pub digests: u64,
-    /// Bytes of those digests, each once: what the store holds for them.
-    pub stored_bytes: u64,
-    /// The sum of every repository's referenced bytes: what copies per repository would take.
-    pub logical_bytes: u64,
-    /// `logical_bytes / stored_bytes` (1 when nothing is stored).
-    pub dedup_ratio: f64,
-}
-
-/// What [`usage`] found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UsageReport {
-    /// The repositories asked about, by name.
-    pub repositories: Vec<RepositoryUsage>,
-    /// Totals over the store, when every repository was asked about.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub store: Option<StoreUsage>,
-}
-
 /// Manifests read at once.
 const CONCURRENCY: usize = 16;
-
-/// How long a report over the whole store is served again before it is computed anew.
-pub const STORE_REPORT_FRESH_FOR: Duration = Duration::from_secs(10);
-/// Reports of single repositories computed at once; further callers wait their turn.
-const REPOSITORY_REPORTS_AT_ONCE: usize = 4;
-
-/// What bounds the cost of usage reports for a registry: one report over the whole store at a
-/// time, reused for [`STORE_REPORT_FRESH_FOR`], and a few single-repository reports at once.
-pub(crate) struct Reports {
-    store: tokio::sync::Mutex<Option<(Instant, Arc<UsageReport>)>>,
-    repositories: tokio::sync::Semaphore,
-}
-
-impl Reports {
-    pub fn new() -> Reports {
-        Reports {
-            store: tokio::sync::Mutex::new(None),
-            repositories: tokio::sync::Semaphore::new(REPOSITORY_REPORTS_AT_ONCE),
-        }
-    }
-}
 
 /// The report over the whole store (every repository and the totals), computed at most once per
 /// [`STORE_REPORT_FRESH_FOR`] and by one caller at a time: what a server answers with, so that
@@ -201,7 +123,7 @@ pub async fn repository_usage(
 /// Measures the store (every repository, or only `only`, whose exclusive bytes are still reckoned
 /// against every other repository); see the module documentation.
 pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result<UsageReport> {
-    let repos = list_repositories(registry).await?;
+    let repos = list_repositories(registry.storage().as_ref()).await?;
     // One repository holding each digest, to read its manifest from.
     let mut holder: HashMap<&Digest, &RepositoryName> = HashMap::new();
     for (name, repo) in &repos {

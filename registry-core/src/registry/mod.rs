@@ -116,7 +116,7 @@ pub struct Registry {
     /// When this process last recorded a pull of each tag.
     pulls: Arc<quick_cache::sync::Cache<(RepositoryName, Tag), std::time::Instant>>,
     /// What bounds the cost of usage reports.
-    pub(crate) reports: Arc<crate::lifecycle::usage::Reports>,
+    pub(crate) reports: Arc<crate::accounting::Reports>,
     source: SharedSource,
     /// What every committed change is handed to.
     subscribers: Arc<Vec<Arc<dyn Subscriber>>>,
@@ -167,7 +167,7 @@ impl Registry {
             admission: None,
             groups: Arc::default(),
             pulls: Arc::new(quick_cache::sync::Cache::new(64 * 1024)),
-            reports: Arc::new(crate::lifecycle::usage::Reports::new()),
+            reports: Arc::new(crate::accounting::Reports::new()),
             source: None,
             subscribers: Arc::default(),
             caller: Caller::default(),

@@ -1,48 +1,19 @@
-//! Reading what the store holds, and marking what each repository keeps.
+//! Marking what each repository keeps: what its tags, recent history, young manifests and
+//! referrers reach.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::SystemTime;
-
-use futures::TryStreamExt;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::paths;
 use crate::reference::{Reference, RepositoryName, Tag};
 use crate::registry::Registry;
-use crate::storage::{ObjectMeta, StorageExt};
-use crate::stored::BlobLocation;
+use crate::storage::StorageExt;
 use crate::tags::TagChange;
+use crate::walk::Repo;
 
 use super::{GcOptions, KeptManifests, concurrently};
-
-/// What `blobs/` holds for one digest (its keys are drawn again from the digest when needed:
-/// a store of many blobs holds no key strings).
-#[derive(Debug, Default, Clone)]
-pub(super) struct StoredBlob {
-    /// Whether its bytes are stored under `blobs/` ([`paths::blob_data`]).
-    pub(super) data: bool,
-    /// Whether a location record names where they are ([`paths::blob_location`]).
-    pub(super) location: bool,
-    /// Where a location record points.
-    pub(super) target: Option<String>,
-    pub(super) size: u64,
-    pub(super) newest: Option<SystemTime>,
-}
-
-/// What `repositories/<name>/` holds.
-#[derive(Debug, Default)]
-pub(crate) struct Repo {
-    pub(crate) tags: Vec<(Tag, SystemTime)>,
-    /// When each tag was last pulled, where recorded.
-    pub(super) pulled: HashMap<Tag, SystemTime>,
-    /// Keys of tag changes, with when they happened (nanoseconds since the epoch).
-    pub(super) changes: Vec<(u128, String)>,
-    pub(crate) revisions: BTreeMap<Digest, SystemTime>,
-    pub(super) layers: BTreeMap<Digest, SystemTime>,
-    pub(super) referrers: HashMap<Digest, Vec<Digest>>,
-}
 
 /// Why a manifest is kept (the first reason found, in this order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,92 +44,6 @@ pub(super) struct Marked {
     pub(super) manifests: HashSet<Digest>,
     pub(super) blobs: HashSet<Digest>,
     pub(super) why: KeptManifests,
-}
-
-/// Reads `blobs/`: every digest's objects, size and newest modification.
-pub(super) async fn list_blobs(registry: &Registry) -> Result<BTreeMap<Digest, StoredBlob>> {
-    let storage = registry.storage();
-    let mut blobs: BTreeMap<Digest, StoredBlob> = BTreeMap::new();
-    let mut listing = storage.list_all(paths::BLOBS);
-    while let Some(meta) = listing.try_next().await? {
-        // Objects of any other shape are for scrub to report.
-        let Some((digest, kind)) = paths::parse_blob_key(&meta.key) else {
-            continue;
-        };
-        let blob = blobs.entry(digest).or_default();
-        blob.newest = blob.newest.max(Some(meta.last_modified));
-        match kind {
-            paths::BlobObject::Data => {
-                blob.data = true;
-                blob.size = meta.size;
-            }
-            paths::BlobObject::Location => {
-                blob.location = true;
-                if let Some(bytes) = storage.get_opt(&meta.key).await? {
-                    let location: BlobLocation = serde_json::from_slice(&bytes).map_err(|e| {
-                        Error::storage(format!("corrupt record at {}: {e}", meta.key))
-                    })?;
-                    blob.size = location.size;
-                    blob.target = Some(location.key);
-                }
-            }
-            paths::BlobObject::Used => {}
-        }
-    }
-    Ok(blobs)
-}
-
-impl StoredBlob {
-    /// Its data or location record (none for a `used` marker whose blob never arrived).
-    pub(super) fn keys(&self, digest: &Digest) -> Vec<String> {
-        let data = self.data.then(|| paths::blob_data(digest));
-        let location = self.location.then(|| paths::blob_location(digest));
-        data.into_iter().chain(location).collect()
-    }
-
-    /// True when only a `used` marker is stored.
-    pub(super) fn marker_only(&self) -> bool {
-        !self.data && !self.location
-    }
-}
-
-/// Reads `repositories/`: every repository's tags, revisions, layer links and referrers.
-pub(crate) async fn list_repositories(
-    registry: &Registry,
-) -> Result<BTreeMap<RepositoryName, Repo>> {
-    let storage = registry.storage();
-    let mut repos: BTreeMap<RepositoryName, Repo> = BTreeMap::new();
-    let mut listing = storage.list_all(paths::REPOSITORIES);
-    while let Some(ObjectMeta {
-        key, last_modified, ..
-    }) = listing.try_next().await?
-    {
-        let Some((name, entry)) = paths::parse_repository_key(&key) else {
-            continue;
-        };
-        let repo = repos.entry(name).or_default();
-        match entry {
-            paths::RepositoryEntry::Tag(tag) | paths::RepositoryEntry::LegacyTag(tag) => {
-                repo.tags.push((tag, last_modified))
-            }
-            paths::RepositoryEntry::TagChange { nanos, .. } => repo.changes.push((nanos, key)),
-            paths::RepositoryEntry::Pulled(tag) => {
-                repo.pulled.insert(tag, last_modified);
-            }
-            paths::RepositoryEntry::Revision(d) => {
-                repo.revisions.insert(d, last_modified);
-            }
-            paths::RepositoryEntry::Layer(d) => {
-                repo.layers.insert(d, last_modified);
-            }
-            paths::RepositoryEntry::Referrer { subject, referrer } => {
-                repo.referrers.entry(subject).or_default().push(referrer);
-            }
-            // Reindexing removes them.
-            paths::RepositoryEntry::Distribution => {}
-        }
-    }
-    Ok(repos)
 }
 
 /// The digests the repository's tag changes of the last [`GcOptions::history`] name.
