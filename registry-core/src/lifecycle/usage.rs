@@ -23,7 +23,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
-use crate::walk::list_repositories;
+use crate::walk::{Repo, list_repositories};
 
 use super::summary::{Summary, summarize};
 
@@ -124,9 +124,50 @@ pub async fn repository_usage(
 /// against every other repository); see the module documentation.
 pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result<UsageReport> {
     let repos = list_repositories(registry.storage().as_ref()).await?;
-    // One repository holding each digest, to read its manifest from.
-    let mut holder: HashMap<&Digest, &RepositoryName> = HashMap::new();
+    let summaries = summaries(registry, &repos).await?;
+    let naming = Naming::count(&repos, &summaries);
+    let tagged = tag_records(registry, &repos, only).await?;
+    let mut report = UsageReport {
+        repositories: Vec::new(),
+        store: None,
+    };
     for (name, repo) in &repos {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let named = &naming.named_by[name];
+        let sum = |pick: &dyn Fn(&Digest) -> bool| -> u64 {
+            named
+                .iter()
+                .filter(|d| pick(d))
+                .map(|d| naming.sizes[*d])
+                .sum()
+        };
+        let referenced_bytes = sum(&|_| true);
+        let exclusive_bytes = sum(&|d| naming.repos_naming[d] == 1);
+        let tagged = tagged.get(name).map(Vec::as_slice).unwrap_or_default();
+        report.repositories.push(RepositoryUsage {
+            name: name.clone(),
+            manifests: repo.revisions.len() as u64,
+            referenced_bytes,
+            exclusive_bytes: Some(exclusive_bytes),
+            shared_bytes: Some(referenced_bytes - exclusive_bytes),
+            tags: tag_usages(tagged, repo, &summaries, &naming),
+        });
+    }
+    if only.is_none() {
+        report.store = Some(naming.totals(&report.repositories));
+    }
+    Ok(report)
+}
+
+/// Every stored manifest's summary, each read once from one repository holding it.
+async fn summaries(
+    registry: &Registry,
+    repos: &BTreeMap<RepositoryName, Repo>,
+) -> Result<HashMap<Digest, Arc<Summary>>> {
+    let mut holder: HashMap<&Digest, &RepositoryName> = HashMap::new();
+    for (name, repo) in repos {
         for digest in repo.revisions.keys() {
             holder.entry(digest).or_insert(name);
         }
@@ -135,7 +176,7 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
         .into_iter()
         .map(|(d, r)| (d.clone(), r.clone()))
         .collect();
-    let summaries: HashMap<Digest, Arc<Summary>> = futures::stream::iter(holder)
+    futures::stream::iter(holder)
         .map(|(digest, repo)| async move {
             match summarize(registry, &repo, &digest).await {
                 Ok(s) => Ok(Some((digest, Arc::new(s)))),
@@ -147,33 +188,79 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
         .buffer_unordered(CONCURRENCY)
         .try_filter_map(|x| async move { Ok(x) })
         .try_collect()
-        .await?;
-    let mut sizes: HashMap<&Digest, u64> = HashMap::new();
-    // Repositories naming each digest, and (repository, manifest) pairs naming it.
-    let mut repos_naming: HashMap<&Digest, u32> = HashMap::new();
-    let mut pairs_naming: HashMap<&Digest, u32> = HashMap::new();
-    let mut named_by: BTreeMap<&RepositoryName, HashSet<&Digest>> = BTreeMap::new();
-    for (name, repo) in &repos {
-        let named = named_by.entry(name).or_default();
-        for digest in repo.revisions.keys() {
-            let Some(summary) = summaries.get(digest) else {
-                continue;
-            };
-            for (d, size) in names(digest, summary) {
-                sizes.insert(d, size);
-                *pairs_naming.entry(d).or_default() += 1;
-                if named.insert(d) {
-                    *repos_naming.entry(d).or_default() += 1;
+        .await
+}
+
+/// Who names each digest: what sharing and "would free" are reckoned from.
+struct Naming<'a> {
+    /// Every named digest's size.
+    sizes: HashMap<&'a Digest, u64>,
+    /// Repositories naming each digest.
+    repos_naming: HashMap<&'a Digest, u32>,
+    /// (repository, manifest) pairs naming each digest.
+    pairs_naming: HashMap<&'a Digest, u32>,
+    /// The digests each repository names.
+    named_by: BTreeMap<&'a RepositoryName, HashSet<&'a Digest>>,
+}
+
+impl<'a> Naming<'a> {
+    fn count(
+        repos: &'a BTreeMap<RepositoryName, Repo>,
+        summaries: &'a HashMap<Digest, Arc<Summary>>,
+    ) -> Naming<'a> {
+        let mut naming = Naming {
+            sizes: HashMap::new(),
+            repos_naming: HashMap::new(),
+            pairs_naming: HashMap::new(),
+            named_by: BTreeMap::new(),
+        };
+        for (name, repo) in repos {
+            let named = naming.named_by.entry(name).or_default();
+            for digest in repo.revisions.keys() {
+                let Some(summary) = summaries.get(digest) else {
+                    continue;
+                };
+                for (d, size) in names(digest, summary) {
+                    naming.sizes.insert(d, size);
+                    *naming.pairs_naming.entry(d).or_default() += 1;
+                    if named.insert(d) {
+                        *naming.repos_naming.entry(d).or_default() += 1;
+                    }
                 }
             }
         }
+        naming
     }
+
+    /// The store's totals, given every repository's usage.
+    fn totals(&self, repositories: &[RepositoryUsage]) -> StoreUsage {
+        let stored_bytes: u64 = self.sizes.values().sum();
+        let logical_bytes: u64 = repositories.iter().map(|r| r.referenced_bytes).sum();
+        StoreUsage {
+            repositories: self.named_by.values().filter(|n| !n.is_empty()).count() as u64,
+            digests: self.sizes.len() as u64,
+            stored_bytes,
+            logical_bytes,
+            dedup_ratio: if stored_bytes == 0 {
+                1.0
+            } else {
+                logical_bytes as f64 / stored_bytes as f64
+            },
+        }
+    }
+}
+
+/// The tags of every repository asked about, with the manifest each points at.
+async fn tag_records(
+    registry: &Registry,
+    repos: &BTreeMap<RepositoryName, Repo>,
+    only: Option<&RepositoryName>,
+) -> Result<HashMap<RepositoryName, Vec<(Tag, Digest)>>> {
     let asked: Vec<(RepositoryName, Tag)> = repos
         .iter()
         .filter(|(name, _)| only.is_none_or(|o| o == *name))
         .flat_map(|(name, repo)| repo.tags.iter().map(|(tag, _)| (name.clone(), tag.clone())))
         .collect();
-    let mut tag_records: HashMap<RepositoryName, Vec<(Tag, Digest)>> = HashMap::new();
     let records: Vec<_> = futures::stream::iter(asked)
         .map(|(name, tag)| async move {
             let record = registry.tags.get(&name, &tag).await?;
@@ -182,84 +269,57 @@ pub async fn usage(registry: &Registry, only: Option<&RepositoryName>) -> Result
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
+    let mut tagged: HashMap<RepositoryName, Vec<(Tag, Digest)>> = HashMap::new();
     for (name, tag, digest) in records.into_iter().flatten() {
-        tag_records.entry(name).or_default().push((tag, digest));
+        tagged.entry(name).or_default().push((tag, digest));
     }
-    let mut report = UsageReport {
-        repositories: Vec::new(),
-        store: None,
-    };
-    for (name, repo) in &repos {
-        if only.is_some_and(|o| o != name) {
-            continue;
+    Ok(tagged)
+}
+
+/// What each of a repository's tags reaches, and what deleting it would free: the bytes only
+/// manifests no other tag reaches name, and that no other manifest anywhere names.
+fn tag_usages(
+    tagged: &[(Tag, Digest)],
+    repo: &Repo,
+    summaries: &HashMap<Digest, Arc<Summary>>,
+    naming: &Naming<'_>,
+) -> Vec<TagUsage> {
+    let reach: Vec<HashSet<&Digest>> = tagged
+        .iter()
+        .map(|(_, d)| reachable(d, |m| repo.revisions.contains_key(m), summaries))
+        .collect();
+    let mut tags_reaching: HashMap<&Digest, u32> = HashMap::new();
+    for manifests in &reach {
+        for m in manifests {
+            *tags_reaching.entry(m).or_default() += 1;
         }
-        let named = &named_by[name];
-        let sum = |pick: &dyn Fn(&Digest) -> bool| -> u64 {
-            named.iter().filter(|d| pick(d)).map(|d| sizes[*d]).sum()
-        };
-        let referenced_bytes = sum(&|_| true);
-        let exclusive_bytes = sum(&|d| repos_naming[d] == 1);
-        let tagged = tag_records.get(name).map(Vec::as_slice).unwrap_or_default();
-        let reach: Vec<HashSet<&Digest>> = tagged
-            .iter()
-            .map(|(_, d)| reachable(d, |m| repo.revisions.contains_key(m), &summaries))
-            .collect();
-        let mut tags_reaching: HashMap<&Digest, u32> = HashMap::new();
-        for manifests in &reach {
-            for m in manifests {
-                *tags_reaching.entry(m).or_default() += 1;
-            }
-        }
-        let mut tags = Vec::new();
-        for ((tag, digest), manifests) in tagged.iter().zip(&reach) {
-            let mut bytes = HashMap::new();
-            let mut own: HashMap<&Digest, u32> = HashMap::new();
-            for m in manifests {
-                for (d, size) in names(m, &summaries[*m]) {
-                    bytes.insert(d, size);
-                    if tags_reaching[m] == 1 {
-                        *own.entry(d).or_default() += 1;
-                    }
+    }
+    let mut tags = Vec::new();
+    for ((tag, digest), manifests) in tagged.iter().zip(&reach) {
+        let mut bytes = HashMap::new();
+        let mut own: HashMap<&Digest, u32> = HashMap::new();
+        for m in manifests {
+            for (d, size) in names(m, &summaries[*m]) {
+                bytes.insert(d, size);
+                if tags_reaching[m] == 1 {
+                    *own.entry(d).or_default() += 1;
                 }
             }
-            let frees_bytes = own
-                .iter()
-                .filter(|(d, n)| pairs_naming.get(*d) == Some(*n))
-                .map(|(d, _)| sizes[*d])
-                .sum();
-            tags.push(TagUsage {
-                tag: tag.clone(),
-                digest: digest.clone(),
-                bytes: bytes.values().sum(),
-                frees_bytes: Some(frees_bytes),
-            });
         }
-        tags.sort_by(|a, b| a.tag.cmp(&b.tag));
-        report.repositories.push(RepositoryUsage {
-            name: name.clone(),
-            manifests: repo.revisions.len() as u64,
-            referenced_bytes,
-            exclusive_bytes: Some(exclusive_bytes),
-            shared_bytes: Some(referenced_bytes - exclusive_bytes),
-            tags,
+        let frees_bytes = own
+            .iter()
+            .filter(|(d, n)| naming.pairs_naming.get(*d) == Some(*n))
+            .map(|(d, _)| naming.sizes[*d])
+            .sum();
+        tags.push(TagUsage {
+            tag: tag.clone(),
+            digest: digest.clone(),
+            bytes: bytes.values().sum(),
+            frees_bytes: Some(frees_bytes),
         });
     }
-    if only.is_none() {
-        let stored_bytes: u64 = sizes.values().sum();
-        let logical_bytes: u64 = report.repositories.iter().map(|r| r.referenced_bytes).sum();
-        report.store = Some(StoreUsage {
-            repositories: named_by.values().filter(|n| !n.is_empty()).count() as u64,
-            digests: sizes.len() as u64,
-            stored_bytes,
-            logical_bytes,
-            dedup_ratio: if stored_bytes == 0 {
-                1.0
-            } else {
-                logical_bytes as f64 / stored_bytes as f64
-            },
-        });
-    }
-    Ok(report)
+    tags.sort_by(|a, b| a.tag.cmp(&b.tag));
+    tags
 }
 
 /// The digests a manifest names, itself first, with their sizes.

@@ -242,22 +242,16 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(options.header_read_timeout);
     let (stop, stopping) = watch::channel(false);
     let total = options.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(total));
-    let per_address = PerAddress::new(options.max_connections_per_address);
-    let options = Arc::new(options);
+    let shared = Arc::new(Shared {
+        builder: http_builder(&options),
+        router,
+        per_address: PerAddress::new(options.max_connections_per_address),
+        options,
+        stopping,
+    });
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -282,75 +276,119 @@ pub async fn serve(
         // A proxy's own connections carry many clients: they are not capped per address; those
         // a PROXY header attributes to a client are, once it is read. Others are counted here,
         // in the order they came.
-        let proxied = options.trusted_proxies.trusts(peer.ip());
+        let proxied = shared.options.trusted_proxies.trusts(peer.ip());
         let mut counted = None;
         if !proxied {
-            counted = per_address.admit(peer.ip());
+            counted = shared.per_address.admit(peer.ip());
             if counted.is_none() {
                 tracing::debug!(%peer, "too many connections from this address: closed");
                 continue;
             }
         }
         let _ = stream.set_nodelay(true);
-        let (builder, router, options) = (builder.clone(), router.clone(), options.clone());
-        let (stopping, per_address) = (stopping.clone(), per_address.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
-            let mut stream = stream;
-            let mut client = peer;
-            if proxied && options.proxy_protocol {
-                let deadline = options.header_read_timeout;
-                match proxy::read_header(&mut stream, deadline).await {
-                    Ok(named) => client = named.unwrap_or(peer),
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "PROXY header refused");
-                        return;
-                    }
-                }
-                if !options.trusted_proxies.trusts(client.ip()) {
-                    counted = per_address.admit(client.ip());
-                    if counted.is_none() {
-                        tracing::debug!(%client, "too many connections from this address");
-                        return;
-                    }
-                }
-            }
-            match &options.tls {
-                None => {
-                    let client = (client, None);
-                    connection(stream, client, builder, router, &options, stopping).await
-                }
-                Some(tls) => {
-                    if plain_http(&mut stream, options.header_read_timeout).await {
-                        return;
-                    }
-                    let handshake = tls.accept(stream);
-                    match tokio::time::timeout(options.header_read_timeout, handshake).await {
-                        Ok(Ok(s)) => {
-                            let name = s
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|chain| chain.first())
-                                .and_then(|der| certificate_name(der, options.client_name));
-                            let client = (client, name.map(ClientCertificate));
-                            connection(s, client, builder, router, &options, stopping).await
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                }
-            }
+            let counted = shared.accept(stream, peer, proxied, counted).await;
             drop((counted, permit));
         });
     }
     drop(listener);
     let _ = stop.send(true);
     let all = u32::try_from(total).unwrap_or(u32::MAX);
-    if tokio::time::timeout(options.shutdown_grace, slots.acquire_many(all))
+    if tokio::time::timeout(shared.options.shutdown_grace, slots.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("connections still open after the shutdown grace period");
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 with the options' header timeout, keep-alive, and HTTP/2 pings.
+fn http_builder(options: &ServeOptions) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(options.header_read_timeout);
+    builder
+}
+
+/// What every connection of one server shares.
+struct Shared {
+    builder: Builder<TokioExecutor>,
+    router: Router,
+    options: ServeOptions,
+    per_address: PerAddress,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// Serves one accepted connection: reads a trusted proxy's PROXY header (then counts the
+    /// client it names against its address's cap), shakes hands when serving TLS, and serves
+    /// requests until the connection ends. Returns the address count to release.
+    async fn accept(
+        &self,
+        mut stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        proxied: bool,
+        mut counted: Option<Counted>,
+    ) -> Option<Counted> {
+        let options = &self.options;
+        let mut client = peer;
+        if proxied && options.proxy_protocol {
+            match proxy::read_header(&mut stream, options.header_read_timeout).await {
+                Ok(named) => client = named.unwrap_or(peer),
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "PROXY header refused");
+                    return counted;
+                }
+            }
+            if !options.trusted_proxies.trusts(client.ip()) {
+                counted = self.per_address.admit(client.ip());
+                if counted.is_none() {
+                    tracing::debug!(%client, "too many connections from this address");
+                    return counted;
+                }
+            }
+        }
+        match &options.tls {
+            None => connection(self, stream, (client, None)).await,
+            Some(tls) => self.over_tls(stream, client, tls).await,
+        }
+        counted
+    }
+
+    /// Serves a connection to the TLS port: a plain HTTP request is answered 400, a handshake
+    /// that fails or stalls closes it, a client certificate names the client.
+    async fn over_tls(
+        &self,
+        mut stream: tokio::net::TcpStream,
+        client: std::net::SocketAddr,
+        tls: &TlsAcceptor,
+    ) {
+        let deadline = self.options.header_read_timeout;
+        if plain_http(&mut stream, deadline).await {
+            return;
+        }
+        match tokio::time::timeout(deadline, tls.accept(stream)).await {
+            Ok(Ok(s)) => {
+                let name = s
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|der| certificate_name(der, self.options.client_name));
+                connection(self, s, (client, name.map(ClientCertificate))).await
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        }
     }
 }
 
@@ -380,20 +418,19 @@ async fn plain_http(stream: &mut tokio::net::TcpStream, deadline: Duration) -> b
 }
 
 /// Serves one connection until it ends: closed by the client, idle for
-/// [`ServeOptions::idle_timeout`] (then shut down gracefully), or asked to stop by `stopping`.
+/// [`ServeOptions::idle_timeout`] (then shut down gracefully), or asked to stop by the server.
 async fn connection<S>(
+    shared: &Shared,
     stream: S,
     (peer, certificate): (std::net::SocketAddr, Option<ClientCertificate>),
-    builder: Builder<TokioExecutor>,
-    router: Router,
-    options: &ServeOptions,
-    mut stopping: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let options = &shared.options;
+    let mut stopping = shared.stopping.clone();
     let io = Guarded::new(stream, options.header_read_timeout, options.idle_timeout);
     let activity = Activity::new();
-    let inner = TowerToHyperService::new(router);
+    let inner = TowerToHyperService::new(shared.router.clone());
     let tracked = activity.clone();
     // A trusted proxy names the client of each request it forwards.
     let proxies = Some(options.trusted_proxies.clone()).filter(|t| t.trusts(peer.ip()));
@@ -411,7 +448,9 @@ async fn connection<S>(
         let answer = hyper::service::Service::call(&inner, req);
         async move { answer.await.map(|res| hold_until_sent(res, in_flight)) }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = shared
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = activity.idle_for(options.idle_timeout);
     tokio::pin!(idle);
