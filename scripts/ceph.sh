@@ -78,6 +78,10 @@ osd_pool_default_pg_num = 8
 osd_pool_default_pgp_num = 8
 osd_pool_default_pg_autoscale_mode = off
 mon_warn_on_pool_no_redundancy = false
+# A throwaway cluster: the host's free space (often a few percent on a shared disk) is no reason
+# for the monitor to refuse to start.
+mon_data_avail_crit = 0
+mon_data_avail_warn = 0
 osd_objectstore = memstore
 memstore_device_bytes = 6442450944
 osd_memory_target = 939524096

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Caches;
+use crate::clock::SharedClock;
 use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
 use crate::index::IndexState;
@@ -58,7 +59,14 @@ pub(crate) struct Blobs {
     index: Arc<IndexState>,
     /// See [`crate::RegistryConfig::touch_interval`].
     touch_interval: Option<Duration>,
+    clock: SharedClock,
 }
+
+/// How long a collection's announcement that it removes a blob ([`paths::blob_collecting`])
+/// holds: a collection takes a few storage requests from it to the removal; one older than
+/// this was left by a collection that stopped, and pushes ignore it (the next collection removes
+/// it). A collection must therefore never pause this long between the two.
+pub(crate) const COLLECTING_FOR: Duration = Duration::from_secs(300);
 
 impl Blobs {
     pub fn new(
@@ -66,13 +74,30 @@ impl Blobs {
         caches: Arc<Caches>,
         index: Arc<IndexState>,
         touch_interval: Option<Duration>,
+        clock: SharedClock,
     ) -> Blobs {
         Blobs {
             storage,
             caches,
             index,
             touch_interval,
+            clock,
         }
+    }
+
+    /// Whether a collection announced, less than [`COLLECTING_FOR`] ago, that it removes the
+    /// blob: a push must not reference it then. One listing of the blob's folder.
+    pub async fn being_collected(&self, digest: &Digest) -> Result<bool> {
+        let now = self.clock.now();
+        let listed = self.storage.list(&paths::blob_folder(digest)).await?;
+        Ok(listed.objects.iter().any(|o| {
+            matches!(
+                paths::parse_blob_key(&o.key),
+                Some((_, paths::BlobObject::Collecting))
+            ) && now
+                .duration_since(o.last_modified)
+                .map_or(true, |age| age < COLLECTING_FOR)
+        }))
     }
 
     /// Whether `repo` links the blob.
@@ -304,6 +329,27 @@ impl Blobs {
         Ok(BlobInfo {
             digest: digest.clone(),
             size,
+        })
+    }
+
+    /// Writes a manifest's bytes at their place (the same bytes for the same digest), and makes
+    /// sure no collection removes them: one that read them as old before this write and
+    /// announced their removal makes the push fail (to be tried again), and bytes removed
+    /// meanwhile are written again.
+    pub async fn put_held(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        let key = paths::blob_data(digest);
+        for _ in 0..3 {
+            self.storage.put(&key, bytes.clone()).await?;
+            if self.being_collected(digest).await? {
+                break;
+            }
+            if self.storage.exists(&key).await? {
+                self.caches.put_touched(digest);
+                return Ok(());
+            }
+        }
+        Err(Error::BeingCollected {
+            digest: digest.clone(),
         })
     }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use crate::clock::SharedClock;
 use crate::digest::Digest;
 use crate::reference::RepositoryName;
 use crate::stored::{BlobLocation, ManifestInfo};
@@ -29,6 +30,8 @@ pub(crate) struct Caches {
     blob_locations: Cache<Digest, BlobLocation>,
     touched: Cache<Digest, Instant>,
     ttl: Duration,
+    /// Times entries and their age (the registry's clock, so that a simulation's time is theirs).
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for Caches {
@@ -40,14 +43,15 @@ impl std::fmt::Debug for Caches {
 }
 
 impl Caches {
-    /// Caches holding at most `manifest_bytes` bytes of manifests.
-    pub fn new(manifest_bytes: u64, ttl: Duration) -> Caches {
+    /// Caches holding at most `manifest_bytes` bytes of manifests, timed by `clock`.
+    pub fn new(manifest_bytes: u64, ttl: Duration, clock: SharedClock) -> Caches {
         Caches {
             manifest_bytes: Cache::with_weighter(1024, manifest_bytes.max(1), ByLength),
             revisions: Cache::new(16 * 1024),
             blob_locations: Cache::new(64 * 1024),
             touched: Cache::new(64 * 1024),
             ttl,
+            clock,
         }
     }
 
@@ -62,7 +66,7 @@ impl Caches {
     pub fn revision(&self, repo: &RepositoryName, d: &Digest) -> Option<ManifestInfo> {
         let key = (repo.clone(), d.clone());
         match self.revisions.get(&key) {
-            Some((info, at)) if at.elapsed() < self.ttl => Some(info),
+            Some((info, at)) if self.age(at) < self.ttl => Some(info),
             Some(_) => {
                 self.revisions.remove(&key);
                 None
@@ -75,7 +79,7 @@ impl Caches {
         if !self.ttl.is_zero() {
             self.revisions.insert(
                 (repo.clone(), info.digest.clone()),
-                (info.clone(), Instant::now()),
+                (info.clone(), self.clock.instant()),
             );
         }
     }
@@ -102,10 +106,15 @@ impl Caches {
     pub fn touched_within(&self, d: &Digest, interval: Duration) -> bool {
         self.touched
             .get(d)
-            .is_some_and(|at| at.elapsed() < interval)
+            .is_some_and(|at| self.age(at) < interval)
     }
 
     pub fn put_touched(&self, d: &Digest) {
-        self.touched.insert(d.clone(), Instant::now());
+        self.touched.insert(d.clone(), self.clock.instant());
+    }
+
+    /// How long ago `at` was, by the clock.
+    fn age(&self, at: Instant) -> Duration {
+        self.clock.instant().saturating_duration_since(at)
     }
 }

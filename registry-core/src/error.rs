@@ -110,6 +110,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Garbage collection is removing the bytes a push writes or names at this very moment; the
+    /// push succeeds if tried again.
+    #[error("{digest} is being removed by garbage collection: push it again")]
+    BeingCollected {
+        /// The blob or manifest.
+        digest: Digest,
+    },
     /// An admission rule ([`crate::admission::Admission`]) refused the change.
     #[error("{reason}")]
     Denied {

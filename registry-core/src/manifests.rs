@@ -136,9 +136,7 @@ impl Manifests {
     /// after a crash: the bytes, the revision link, the referrers entry.
     pub async fn store(&self, repo: &RepositoryName, m: &Validated) -> Result<()> {
         let info = &m.info;
-        self.storage
-            .put(&paths::blob_data(&info.digest), m.bytes.clone())
-            .await?;
+        self.blobs.put_held(&info.digest, m.bytes.clone()).await?;
         let link = ManifestLink {
             media_type: info.media_type.clone(),
             size: info.size,
@@ -370,11 +368,7 @@ impl Manifests {
                     false => self.stored_manifest_size(repo, &d.digest).await?,
                 };
                 match stored {
-                    Some(size) => {
-                        check_size(&d, size, if blob { "blob" } else { "manifest" })?;
-                        // Keep garbage collection off what this manifest is about to reference.
-                        self.blobs.touch(&d.digest).await.map(drop)
-                    }
+                    Some(size) => check_size(&d, size, if blob { "blob" } else { "manifest" }),
                     None if required => Err(Error::ManifestBlobUnknown {
                         digest: d.digest.clone(),
                     }),
@@ -401,7 +395,15 @@ impl Manifests {
         if !self.blobs.linked(repo, digest).await? {
             return Ok(None);
         }
-        match self.blobs.locate(digest).await {
+        // Marked in use, then not being collected, then found in storage (not in this process's
+        // cache), in that order: a collection that reads the mark keeps the blob; one that read
+        // it before the mark announced the removal first, and its announcement is seen here
+        // until the bytes are gone, which the last look then sees.
+        self.blobs.touch(digest).await?;
+        if self.blobs.being_collected(digest).await? {
+            return Ok(None);
+        }
+        match self.blobs.locate_in_storage(digest).await {
             Ok(location) => Ok(Some(location.size)),
             Err(Error::BlobUnknown { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -418,7 +420,14 @@ impl Manifests {
             .stat(repo, digest, &Reference::Digest(digest.clone()))
             .await
         {
-            Ok(info) => Ok(Some(info.size)),
+            // Marked, not being collected, and its bytes in storage, in that order (see
+            // `stored_blob_size`).
+            Ok(info) => {
+                self.blobs.touch(digest).await?;
+                let gone = self.blobs.being_collected(digest).await?
+                    || !self.storage.exists(&paths::blob_data(digest)).await?;
+                Ok((!gone).then_some(info.size))
+            }
             Err(Error::ManifestUnknown { .. }) => Ok(None),
             Err(e) => Err(e),
         }

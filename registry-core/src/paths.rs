@@ -102,6 +102,19 @@ pub fn blob_used(d: &Digest) -> String {
     )
 }
 
+/// The folder of a blob's objects: its data or location record, in-use mark and announcements.
+pub fn blob_folder(d: &Digest) -> String {
+    format!("{BLOBS}/{}/{}/{}", d.algorithm(), &d.hex()[..2], d.hex())
+}
+
+/// An empty object the garbage collection `id` (letters and digits) writes before it removes
+/// the blob and removes last: while one is there (and young), a manifest push refuses to
+/// reference the blob. One per collection, so that collections running at once never remove
+/// each other's.
+pub fn blob_collecting(d: &Digest, id: &str) -> String {
+    format!("{}/collecting-{id}", blob_folder(d))
+}
+
 /// The folder of one repository.
 pub fn repository(name: &RepositoryName) -> String {
     join(REPOSITORIES, name.as_str())
@@ -273,6 +286,8 @@ pub enum BlobObject {
     Location,
     /// [`blob_used`]
     Used,
+    /// [`blob_collecting`]
+    Collecting,
 }
 
 /// The digest and kind of a key under [`BLOBS`]; `None` for a key this layout never builds.
@@ -286,7 +301,12 @@ pub fn parse_blob_key(key: &str) -> Option<(Digest, BlobObject)> {
         "data" => (BlobObject::Data, blob_data(&d)),
         "location" => (BlobObject::Location, blob_location(&d)),
         "used" => (BlobObject::Used, blob_used(&d)),
-        _ => return None,
+        _ => match name.strip_prefix("collecting-") {
+            Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                (BlobObject::Collecting, blob_collecting(&d, id))
+            }
+            _ => return None,
+        },
     };
     (expected == key).then_some((d, kind))
 }
@@ -398,6 +418,11 @@ mod tests {
             parse_blob_key(&blob_used(&d)),
             Some((d.clone(), BlobObject::Used))
         );
+        assert_eq!(
+            parse_blob_key(&blob_collecting(&d, "c0ffee")),
+            Some((d.clone(), BlobObject::Collecting))
+        );
+        assert_eq!(parse_blob_key(&blob_collecting(&d, "../x")), None);
         let misplaced = blob_data(&d).replace(&format!("/{}/", &d.hex()[..2]), "/00/");
         for bad in [
             misplaced.as_str(),

@@ -75,7 +75,10 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
             continue;
         };
         let mut key = meta.key;
-        if kind == paths::BlobObject::Used {
+        if matches!(
+            kind,
+            paths::BlobObject::Used | paths::BlobObject::Collecting
+        ) {
             continue;
         }
         if kind == paths::BlobObject::Location {

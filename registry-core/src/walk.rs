@@ -25,7 +25,10 @@ pub(crate) struct StoredBlob {
     /// Where a location record points.
     pub(crate) target: Option<String>,
     pub(crate) size: u64,
+    /// When its bytes, location record, links or in-use mark last changed.
     pub(crate) newest: Option<SystemTime>,
+    /// The removals collections announced ([`paths::blob_collecting`]), with when.
+    pub(crate) collecting: Vec<(String, SystemTime)>,
 }
 
 /// What `repositories/<name>/` holds.
@@ -51,6 +54,11 @@ pub(crate) async fn list_blobs(storage: &dyn Storage) -> Result<BTreeMap<Digest,
             continue;
         };
         let blob = blobs.entry(digest).or_default();
+        if kind == paths::BlobObject::Collecting {
+            // An announcement, not a use.
+            blob.collecting.push((meta.key, meta.last_modified));
+            continue;
+        }
         blob.newest = blob.newest.max(Some(meta.last_modified));
         match kind {
             paths::BlobObject::Data => {
@@ -67,7 +75,7 @@ pub(crate) async fn list_blobs(storage: &dyn Storage) -> Result<BTreeMap<Digest,
                     blob.target = Some(location.key);
                 }
             }
-            paths::BlobObject::Used => {}
+            paths::BlobObject::Used | paths::BlobObject::Collecting => {}
         }
     }
     Ok(blobs)

@@ -233,6 +233,7 @@ impl From<CoreError> for ApiError {
                 (ManifestUnknown, None)
             }
             CoreError::Denied { .. } => (Denied, None),
+            CoreError::BeingCollected { .. } => (Unavailable, None),
             CoreError::Sourced { .. } => (Unsupported, None),
             CoreError::Upstream { failure, .. } => match failure {
                 UpstreamFailure::ManifestUnknown => (ManifestUnknown, None),

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
+use registry_core::clock::{SharedClock, SystemClock};
 use registry_core::storage::join;
 use registry_core::storage::{Result, StorageError};
 use registry_core::{
@@ -21,15 +22,32 @@ struct State {
 }
 
 /// A store in memory. Clones share the same data, like handles on one store.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStorage {
     state: Arc<Mutex<State>>,
+    /// What dates the objects written.
+    clock: SharedClock,
+}
+
+impl Default for MemoryStorage {
+    fn default() -> Self {
+        MemoryStorage {
+            state: Arc::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 impl MemoryStorage {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same store, dating what it writes by `clock` (a simulation's `ManualClock`).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -74,7 +92,7 @@ impl Storage for MemoryStorage {
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         self.state()
             .objects
-            .insert(key.to_owned(), (data, SystemTime::now()));
+            .insert(key.to_owned(), (data, self.clock.now()));
         Ok(())
     }
 
@@ -214,7 +232,7 @@ impl Multipart for MemoryStorage {
         state.uploads.remove(&id.0);
         state
             .objects
-            .insert(key.to_owned(), (data.freeze(), SystemTime::now()));
+            .insert(key.to_owned(), (data.freeze(), self.clock.now()));
         Ok(())
     }
 

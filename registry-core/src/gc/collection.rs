@@ -24,6 +24,8 @@ use crate::walk::StoredBlob;
 pub(super) struct Collection<'a> {
     pub(super) registry: &'a Registry,
     pub(super) dry_run: bool,
+    /// Names this collection's announcements ([`paths::blob_collecting`]).
+    pub(super) id: &'a str,
 }
 
 /// The caller a collection makes its changes as: who (the collector or retention) and from where.
@@ -46,6 +48,11 @@ impl Collection<'_> {
             return Ok(());
         }
         Ok(self.registry.storage().delete(key).await?)
+    }
+
+    /// [`Collection::delete`] of a key it owns, for `concurrently`.
+    pub(super) async fn delete_owned(&self, key: String) -> Result<()> {
+        self.delete(&key).await
     }
 
     pub(super) async fn remove_tag(&self, name: &RepositoryName, tag: &Tag) -> Result<Removal> {
@@ -187,22 +194,44 @@ impl Collection<'_> {
         }))
     }
 
-    /// Removes a blob: its data or location record first (the blob is then unknown), then the
-    /// bytes a location pointed at, then its marker.
-    pub(super) async fn remove_blob(&self, digest: &Digest, blob: &StoredBlob) -> Result<Removal> {
+    /// Removes a blob unless a push marks it meanwhile: announces the removal
+    /// ([`paths::blob_collecting`]), reads the blob's objects and in-use mark once more (a push
+    /// that marked it before the announcement is seen here, and the blob stays; one that marks
+    /// it after finds the announcement and is refused), then removes its data or location record
+    /// (the blob is then unknown), the bytes a location pointed at, its marker and last the
+    /// announcement. `None` when it stays.
+    pub(super) async fn remove_blob(
+        &self,
+        digest: &Digest,
+        blob: &StoredBlob,
+        cutoff: SystemTime,
+    ) -> Result<Option<Removal>> {
         let marker = paths::blob_used(digest);
+        let collecting = paths::blob_collecting(digest, self.id);
         if blob.marker_only() {
-            // A marker whose blob never arrived.
+            // A marker whose blob never arrived, or what a stopped collection left.
             self.delete(&marker).await?;
-            return Ok(Removal::Orphan {
+            for (key, _) in &blob.collecting {
+                self.delete(key).await?;
+            }
+            return Ok(Some(Removal::Orphan {
                 key: marker,
                 bytes: 0,
-            });
+            }));
+        }
+        if !self.dry_run {
+            let storage = self.registry.storage();
+            storage.put(&collecting, bytes::Bytes::new()).await?;
+            if super::used_since(self.registry, digest, Some(blob), cutoff).await? {
+                storage.delete(&collecting).await?;
+                return Ok(None);
+            }
         }
         for key in blob.keys(digest).iter().chain(&blob.target) {
             self.delete(key).await?;
         }
         self.delete(&marker).await?;
+        self.delete(&collecting).await?;
         if !self.dry_run {
             self.registry.blobs.forget(digest);
             self.publish(
@@ -214,10 +243,10 @@ impl Collection<'_> {
             )
             .await;
         }
-        Ok(Removal::Blob {
+        Ok(Some(Removal::Blob {
             digest: digest.clone(),
             bytes: blob.size,
-        })
+        }))
     }
 
     /// Removes `data/<id>` objects that no blob location names and no upload is writing.

@@ -18,15 +18,26 @@
 //! bytes, any link or its `used` marker ([`crate::paths::blob_used`]) changed within the grace
 //! period is kept with all its links, and so is a manifest pushed within it, with everything it
 //! reaches. Ages are the storage's modification times against this host's clock, so the grace
-//! must also exceed any skew between the two. A push that reuses a stored blob marks it used (on `HEAD`, mount, and manifest `PUT`,
-//! at most once per [`crate::RegistryConfig::touch_interval`]), and a blob's marker and bytes are
-//! read again just before it is removed; a layer link removed while a push marks its blob is put
-//! back, and a manifest pushed again since the listing stays. The grace period must therefore
-//! exceed the touch interval plus the longest push; the default hour against ten minutes leaves
-//! room. What remains to chance is a push whose reuse of a blob falls between the collector's last
-//! check and its removal, a few milliseconds: its manifest `PUT` then fails with
-//! `MANIFEST_BLOB_UNKNOWN` (nothing is corrupted), or, for a mount in that instant, the link reads
-//! as `BLOB_UNKNOWN` until the next collection removes it.
+//! must also exceed any skew between the two. A push that reuses a stored blob marks it used (on
+//! `HEAD`, mount, and manifest `PUT`, at most once per
+//! [`crate::RegistryConfig::touch_interval`]); the grace period must therefore exceed the touch
+//! interval plus the longest push (the default hour against ten minutes leaves room). A layer
+//! link removed while a push marks its blob is put back.
+//!
+//! **No acknowledged push loses a blob to a race.** Removing a blob is announced first: the
+//! collection writes `blobs/…/collecting-<its id>` ([`crate::paths::blob_collecting`]), reads the
+//! blob's objects and in-use mark again (kept, announcement withdrawn, if a push marked it), then
+//! removes the bytes and, last, the announcement. A manifest `PUT` marks each blob it names, then
+//! looks for an announcement younger than five minutes, then for the bytes in storage (never in
+//! a cache), in that order: a collection that read the mark keeps the blob, and one that read it
+//! before has announced the removal, or finished it, before the push looks, so the push is
+//! refused (`MANIFEST_BLOB_UNKNOWN`: upload again) instead of acknowledged over bytes about to
+//! go. A manifest's own bytes are written, then checked the same way; a removal announced
+//! meanwhile fails the push with [`crate::Error::BeingCollected`] (503: push again). A
+//! collection that stops between announcing and removing leaves an announcement that pushes
+//! ignore after five minutes and the next collection removes: no collection may pause that long
+//! in between. The deterministic simulation (`registry-storage/tests/simulation.rs`) checks this
+//! with replicas interleaved at every storage call.
 //!
 //! Repositories are marked and swept a few at a time, each on its own marks (so only their union,
 //! for the blobs, is held), and removals run 16 storage requests at a time. If a manifest that
@@ -67,9 +78,11 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let blobs = list_blobs(registry.storage().as_ref()).await?;
     let repos = list_repositories(registry.storage().as_ref()).await?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
     let gc = Collection {
         registry,
         dry_run: options.dry_run,
+        id: &id,
     };
     let mut report = GcReport {
         repositories: repos.len() as u64,
@@ -106,19 +119,28 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         holding.extend(one.holding);
     }
     let mut candidates = Vec::new();
+    let mut abandoned = Vec::new();
     for (digest, blob) in &blobs {
         let in_use = kept.contains(digest)
             || linked.contains(digest)
             || blob.newest.is_none_or(|t| t > cutoff);
         if !in_use {
             candidates.push((digest.clone(), blob.clone()));
+        } else {
+            let ended = blob
+                .collecting
+                .iter()
+                .filter(|(_, t)| collecting_ended(*t, now));
+            abandoned.extend(ended.map(|(key, _)| key.clone()));
         }
     }
+    // What a collection that stopped half way announced about blobs that stay.
+    concurrently(abandoned, |key| gc.delete_owned(key)).await?;
     let decided = concurrently(candidates, |(digest, blob)| async move {
         if used_since(registry, &digest, Some(&blob), cutoff).await? {
             return Ok(None);
         }
-        gc.remove_blob(&digest, &blob).await.map(Some)
+        gc.remove_blob(&digest, &blob, cutoff).await
     })
     .await?;
     let removed_blobs: HashSet<&Digest> = decided
@@ -360,9 +382,11 @@ where
 /// [`GcOptions::upload_max_age`] and removes what crashes left in upload folders. Cheap (it reads
 /// `uploads/` alone), so servers run it often even where full collection is off.
 pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
     let gc = Collection {
         registry,
         dry_run: options.dry_run,
+        id: &id,
     };
     Ok(GcReport {
         dry_run: options.dry_run,
@@ -371,6 +395,13 @@ pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<G
             .await?,
         ..GcReport::default()
     })
+}
+
+/// Whether an announcement of a blob's removal made at `at` is past
+/// [`crate::blobs::COLLECTING_FOR`] at `now`: its collection stopped (pushes ignore it then).
+fn collecting_ended(at: SystemTime, now: SystemTime) -> bool {
+    now.duration_since(at)
+        .is_ok_and(|age| age >= crate::blobs::COLLECTING_FOR)
 }
 
 /// True when the blob's objects changed after `cutoff` since they were listed: a push reused it.

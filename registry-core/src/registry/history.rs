@@ -1,6 +1,6 @@
 //! Tag history, restoring a tag from it, and recording pulls: the lifecycle side of the façade.
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -150,14 +150,12 @@ impl Registry {
             return;
         }
         let key = (repo.clone(), tag.clone());
-        if self
-            .pulls
-            .get(&key)
-            .is_some_and(|at| at.elapsed() < interval)
-        {
+        if self.pulls.get(&key).is_some_and(|at| {
+            self.config().clock.instant().saturating_duration_since(at) < interval
+        }) {
             return;
         }
-        self.pulls.insert(key, Instant::now());
+        self.pulls.insert(key, self.config().clock.instant());
         // A failed record only makes the tag look less recently pulled.
         let _ = self
             .storage

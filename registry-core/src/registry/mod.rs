@@ -142,6 +142,7 @@ impl Registry {
         let caches = Arc::new(Caches::new(
             config.manifest_cache_bytes,
             config.metadata_ttl,
+            config.clock.clone(),
         ));
         let index = Arc::new(IndexState::new(!config.read_only));
         let blobs = Blobs::new(
@@ -149,6 +150,7 @@ impl Registry {
             caches.clone(),
             index.clone(),
             config.touch_interval,
+            config.clock.clone(),
         );
         Registry {
             uploads: Uploads::new(storage.clone(), blobs.clone(), config.clock.clone()),
