@@ -29,6 +29,7 @@ on_every_backend!(
     purging_uploads_leaves_blobs_alone,
     cached_content_goes_once_unused,
     an_unreadable_manifest_stops_collection_before_any_blob_goes,
+    a_push_never_names_a_blob_whose_removal_is_announced,
 );
 
 /// Everything collected is older than this, in a test: zero; and no tag history protects what
@@ -636,4 +637,63 @@ impl Source for Refreshing {
     ) -> registry_core::Result<Option<SourcedBlob>> {
         Ok(None)
     }
+}
+
+/// While a collection's announcement that it removes a blob is young, a manifest naming the blob
+/// is refused (the push uploads it again) and one whose own bytes are announced fails to be
+/// pushed again later; an announcement past five minutes, left by a collection that stopped, is
+/// ignored by pushes and removed by the next collection (the simulation covers the races).
+async fn a_push_never_names_a_blob_whose_removal_is_announced(s: Arc<dyn Storage>) {
+    let clock = registry_core::clock::OffsetClock::default();
+    let r = Registry::new(
+        s.clone(),
+        RegistryConfig {
+            clock: Arc::new(clock.clone()),
+            ..RegistryConfig::default()
+        },
+    );
+    let a = repo("a");
+    let image = push(&r, &a, Some("v1"), "announced", None).await;
+    let layer = &image.blobs[1];
+    let announcement = paths::blob_collecting(layer, "stopped0collection");
+    s.put(&announcement, Bytes::new()).await.unwrap();
+    let v2: Reference = "v2".parse().unwrap();
+    let again = async || {
+        let bytes = Bytes::from(image.manifest_bytes());
+        r.put_manifest(&a, &v2, Some(OCI_MANIFEST), bytes).await
+    };
+    assert!(
+        matches!(again().await, Err(Error::ManifestBlobUnknown { digest }) if digest == *layer),
+        "a manifest naming a blob being removed was accepted"
+    );
+    s.put(&paths::blob_collecting(&image.manifest, "x1"), Bytes::new())
+        .await
+        .unwrap();
+    s.delete(&announcement).await.unwrap();
+    assert!(matches!(
+        again().await,
+        Err(Error::BeingCollected { digest }) if digest == image.manifest
+    ));
+    // Past five minutes the announcements are a stopped collection's: pushes go on, and a
+    // collection of what stays removes them.
+    clock.advance(Duration::from_secs(301));
+    s.put(&announcement, Bytes::new()).await.unwrap();
+    clock.advance(Duration::from_secs(301));
+    again().await.unwrap();
+    let options = GcOptions {
+        grace: Duration::from_secs(3600),
+        ..now_options()
+    };
+    gc::collect(&r, &options).await.unwrap();
+    let left: Vec<String> = s
+        .list_all(paths::BLOBS)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .filter(|k| k.contains("collecting-"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    pulls(&r, &a, &image).await;
 }

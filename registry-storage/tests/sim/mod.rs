@@ -1,0 +1,650 @@
+//! A seeded simulation of the registry core over the in-memory store: several replicas (each a
+//! `Registry` with caches of its own, as separate processes would have) push images, reuse and
+//! mount layers, move and delete tags, delete manifests and collect garbage, interleaved at every
+//! storage call, crashing at any of them, on clocks skewed by up to [`MAX_SKEW`] while time
+//! moves on in jumps. After the run it checks:
+//!
+//! 1. every acknowledged push whose tag no later operation touched still pulls: the tag names
+//!    its manifest and every blob it reaches reads back (checked as the run goes, too);
+//! 2. once every operation has ended, the grace period has passed and two collections have run,
+//!    the store holds exactly what the remaining tags reach: nothing unreachable survives and
+//!    nothing reachable went.
+//!
+//! The schedule (operations, interleaving, crashes, clock jumps) follows from the seed alone.
+//! The core's own hash-map orders and upload ids vary between runs, so a failing seed replays the
+//! same schedule; the order of the storage calls inside one operation may differ.
+
+mod stepped;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use registry_core::clock::{Clock, ManualClock};
+use registry_core::gc::{self, GcOptions};
+use registry_core::manifest::OCI_MANIFEST;
+use registry_core::paths;
+use registry_core::{
+    Digest, Error, Manifest, Reference, Registry, RegistryConfig, RepositoryName, Storage, Tag,
+};
+use registry_storage::MemoryStorage;
+pub use stepped::Planted;
+use stepped::Stepped;
+
+use crate::common::{body, image_manifest};
+
+/// The grace period of every collection.
+pub const GRACE: Duration = Duration::from_secs(600);
+/// How far a replica's clock may be from the store's, either way.
+pub const MAX_SKEW: Duration = Duration::from_secs(20);
+/// How often a replica marks a blob it reuses, at most.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest clock jump between two steps.
+const MAX_JUMP: Duration = Duration::from_secs(120);
+/// Time no operation may outlive: the grace period must exceed the longest push, the in-use
+/// mark interval and the skew, so the simulator keeps its operations within this.
+const LONGEST_OPERATION: Duration = Duration::from_secs(300);
+
+/// When every simulation starts, in seconds since the Unix epoch.
+const START_SECS: u64 = 1_700_000_000;
+const REPLICAS: usize = 3;
+const MAX_IN_FLIGHT: usize = 4;
+const REPOSITORIES: [&str; 3] = ["sim/a", "sim/b", "sim/c"];
+const TAGS: [&str; 3] = ["t0", "t1", "t2"];
+const CONFIGS: u64 = 2;
+const LAYERS: u64 = 3;
+
+/// A small, seeded generator (splitmix64).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A replica's clock: the store's, off by a fixed skew.
+#[derive(Debug)]
+struct Skewed {
+    base: ManualClock,
+    skew: Duration,
+    ahead: bool,
+}
+
+impl Clock for Skewed {
+    fn now(&self) -> SystemTime {
+        match self.ahead {
+            true => self.base.now() + self.skew,
+            false => self.base.now() - self.skew,
+        }
+    }
+
+    fn instant(&self) -> std::time::Instant {
+        self.base.instant()
+    }
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    Push {
+        repo: usize,
+        tag: usize,
+        config: u64,
+        layers: Vec<u64>,
+    },
+    DeleteTag {
+        repo: usize,
+        tag: usize,
+    },
+    DeleteManifest {
+        repo: usize,
+        digest: Digest,
+    },
+    Collect,
+}
+
+impl Op {
+    /// The tag a push writes, if it is one.
+    fn pushes(&self) -> Option<(usize, usize)> {
+        match self {
+            Op::Push { repo, tag, .. } => Some((*repo, *tag)),
+            _ => None,
+        }
+    }
+
+    /// Whether running it may change what the tag `(repo, tag)` names.
+    fn touches(&self, at: (usize, usize)) -> bool {
+        match self {
+            Op::Push { repo, tag, .. } | Op::DeleteTag { repo, tag } => (*repo, *tag) == at,
+            Op::DeleteManifest { repo, .. } => *repo == at.0,
+            Op::Collect => false,
+        }
+    }
+}
+
+type Running = Pin<Box<dyn Future<Output = Result<Option<(Digest, Vec<Digest>)>, Error>>>>;
+
+struct Task {
+    replica: usize,
+    op: Op,
+    started: SystemTime,
+    /// Another operation that may change the same tag ran at the same time: which write lands
+    /// last is then not what the order of acknowledgements says.
+    raced: bool,
+    /// Who goes first: the world polls the task of highest priority, and now and then lowers
+    /// the priority of the one it polled, so that operations run in long stretches broken at
+    /// random calls (probabilistic concurrency testing), which finds races of several steps that
+    /// switching at every call almost never lines up.
+    priority: u64,
+    future: Running,
+}
+
+/// A push that was acknowledged, and whether a later operation may have changed its tag.
+#[derive(Debug)]
+struct Ack {
+    at: (usize, usize),
+    manifest: Digest,
+    blobs: Vec<Digest>,
+    touched: bool,
+}
+
+/// What a run did, for the test's report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub steps: u64,
+    pub acknowledged: u64,
+    pub failed: u64,
+    pub crashes: u64,
+    pub collections: u64,
+    pub collections_stopped: u64,
+    /// Simulated seconds that passed.
+    pub seconds: u64,
+}
+
+/// The world one seed runs: the store, its clock, the replicas and what is in flight.
+pub struct World {
+    rng: Rng,
+    store: MemoryStorage,
+    clock: ManualClock,
+    planted: Planted,
+    replicas: Vec<Registry>,
+    tasks: Vec<Task>,
+    acks: Vec<Ack>,
+    pushed: Vec<(usize, Digest)>,
+    stats: Stats,
+}
+
+fn start() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(START_SECS)
+}
+
+fn repository(i: usize) -> RepositoryName {
+    REPOSITORIES[i].parse().expect("a valid name")
+}
+
+fn tag(i: usize) -> Tag {
+    TAGS[i].parse().expect("a valid tag")
+}
+
+fn config_bytes(i: u64) -> Vec<u8> {
+    format!("{{\"config\":{i}}}").into_bytes()
+}
+
+fn layer_bytes(i: u64) -> Vec<u8> {
+    format!("layer {i}").into_bytes()
+}
+
+fn options() -> GcOptions {
+    GcOptions {
+        grace: GRACE,
+        delete_untagged: true,
+        history: Duration::ZERO,
+        upload_max_age: GRACE,
+        ..GcOptions::default()
+    }
+}
+
+/// Polls `future` once; its waker does nothing, as the world polls whom it chooses.
+fn poll_once<T>(future: &mut Pin<Box<dyn Future<Output = T>>>) -> Poll<T> {
+    let waker = futures::task::noop_waker();
+    future.as_mut().poll(&mut Context::from_waker(&waker))
+}
+
+/// Pushes an image the way a client does: each blob it lacks is asked for (`HEAD`), mounted from
+/// another repository or uploaded; then the manifest under the tag.
+async fn push(
+    r: Registry,
+    repo: RepositoryName,
+    from: RepositoryName,
+    tag: Tag,
+    config: u64,
+    layers: Vec<u64>,
+) -> Result<Option<(Digest, Vec<Digest>)>, Error> {
+    let config = config_bytes(config);
+    let layers: Vec<Vec<u8>> = layers.into_iter().map(layer_bytes).collect();
+    let mut blobs = Vec::new();
+    for bytes in std::iter::once(&config).chain(&layers) {
+        let digest = Digest::of(bytes);
+        blobs.push(digest.clone());
+        match r.stat_blob(&repo, &digest).await {
+            Ok(_) => continue,
+            Err(Error::BlobUnknown { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match r.mount_blob(&repo, &digest, Some(&from)).await {
+            Ok(_) => continue,
+            Err(Error::BlobUnknown { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        r.put_blob(&repo, &digest, body(bytes), Some(bytes.len() as u64))
+            .await?;
+    }
+    let layer_refs: Vec<(&Digest, u64)> = blobs[1..]
+        .iter()
+        .zip(&layers)
+        .map(|(d, b)| (d, b.len() as u64))
+        .collect();
+    let manifest = image_manifest((&blobs[0], config.len() as u64), &layer_refs, None);
+    let reference = Reference::Tag(tag);
+    let info = r
+        .put_manifest(&repo, &reference, Some(OCI_MANIFEST), Bytes::from(manifest))
+        .await?;
+    Ok(Some((info.digest, blobs)))
+}
+
+impl World {
+    /// A world for `seed`, with `planted` in its store.
+    pub fn new(seed: u64, planted: Planted) -> World {
+        let clock = ManualClock::new(start());
+        let store = MemoryStorage::new().with_clock(Arc::new(clock.clone()));
+        let mut world = World {
+            rng: Rng::new(seed),
+            store,
+            clock,
+            planted,
+            replicas: Vec::new(),
+            tasks: Vec::new(),
+            acks: Vec::new(),
+            pushed: Vec::new(),
+            stats: Stats::default(),
+        };
+        world.replicas = (0..REPLICAS).map(|i| world.replica(i)).collect();
+        world
+    }
+
+    /// A new process over the store: empty caches, a clock of its own skew.
+    fn replica(&mut self, id: usize) -> Registry {
+        let storage = Stepped {
+            inner: Arc::new(self.store.clone()),
+            planted: self.planted,
+            replica: id,
+        };
+        let skew = Duration::from_secs(self.rng.below(MAX_SKEW.as_secs() + 1));
+        let clock = Skewed {
+            base: self.clock.clone(),
+            skew,
+            ahead: self.rng.below(2) == 0,
+        };
+        Registry::new(
+            Arc::new(storage),
+            RegistryConfig {
+                clock: Arc::new(clock),
+                touch_interval: Some(TOUCH_INTERVAL),
+                ..RegistryConfig::default()
+            },
+        )
+    }
+
+    /// Runs `steps` steps, then ends every operation and collects twice past the grace period;
+    /// `Err` names the first invariant broken.
+    pub fn run(mut self, steps: u64) -> Result<Stats, String> {
+        for step in 0..steps {
+            self.stats.steps = step + 1;
+            match self.rng.below(100) {
+                0..=34 if self.tasks.len() < MAX_IN_FLIGHT => self.start(),
+                35..=86 if !self.tasks.is_empty() => self.poll_first()?,
+                87..=90 => self.crash(),
+                91..=99 => self.jump(),
+                _ => self.start(),
+            }
+            if step % 16 == 0 {
+                self.check_acks()?;
+            }
+        }
+        self.settle()?;
+        self.check_acks()?;
+        self.stats.seconds = self
+            .clock
+            .now()
+            .duration_since(start())
+            .unwrap_or_default()
+            .as_secs();
+        self.clock
+            .advance(GRACE + MAX_SKEW + Duration::from_secs(1));
+        for _ in 0..2 {
+            let r = self.replicas[0].clone();
+            futures::executor::block_on(gc::collect(&r, &options()))
+                .map_err(|e| format!("final collection failed: {e}"))?;
+        }
+        self.check_store()?;
+        Ok(self.stats)
+    }
+
+    fn trace(&self, what: &str) {
+        if std::env::var("SIM_TRACE").is_ok() {
+            let t = self
+                .clock
+                .now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                - 1_700_000_000;
+            eprintln!("{:>6} t={t:>6} {what}", self.stats.steps);
+        }
+    }
+
+    /// Starts an operation on a random replica.
+    fn start(&mut self) {
+        let replica = self.rng.below(REPLICAS as u64) as usize;
+        let op = match self.rng.below(20) {
+            0..=9 => {
+                let count = 1 + self.rng.below(2);
+                Op::Push {
+                    repo: self.rng.below(REPOSITORIES.len() as u64) as usize,
+                    tag: self.rng.below(TAGS.len() as u64) as usize,
+                    config: self.rng.below(CONFIGS),
+                    layers: (0..count).map(|_| self.rng.below(LAYERS)).collect(),
+                }
+            }
+            10..=12 => Op::DeleteTag {
+                repo: self.rng.below(REPOSITORIES.len() as u64) as usize,
+                tag: self.rng.below(TAGS.len() as u64) as usize,
+            },
+            13..=14 if !self.pushed.is_empty() => {
+                let (repo, digest) = self.rng.pick(&self.pushed).clone();
+                Op::DeleteManifest { repo, digest }
+            }
+            _ => Op::Collect,
+        };
+        for ack in &mut self.acks {
+            ack.touched |= op.touches(ack.at);
+        }
+        let mut raced = false;
+        for task in &mut self.tasks {
+            let mine = op.pushes().is_some_and(|at| task.op.touches(at));
+            let theirs = task.op.pushes().is_some_and(|at| op.touches(at));
+            if mine || theirs {
+                task.raced = true;
+                raced = true;
+            }
+        }
+        let r = self.replicas[replica].clone();
+        let future: Running = match op.clone() {
+            Op::Push {
+                repo,
+                tag: t,
+                config,
+                layers,
+            } => {
+                let from = (repo + 1 + self.rng.below(2) as usize) % REPOSITORIES.len();
+                Box::pin(push(
+                    r,
+                    repository(repo),
+                    repository(from),
+                    tag(t),
+                    config,
+                    layers,
+                ))
+            }
+            Op::DeleteTag { repo, tag: t } => Box::pin(async move {
+                r.delete_tag(&repository(repo), &tag(t))
+                    .await
+                    .map(|()| None)
+            }),
+            Op::DeleteManifest { repo, digest } => Box::pin(async move {
+                r.delete_manifest(&repository(repo), &digest)
+                    .await
+                    .map(|()| None)
+            }),
+            Op::Collect => Box::pin(async move { gc::collect(&r, &options()).await.map(|_| None) }),
+        };
+        self.trace(&format!("start {replica} {op:?}"));
+        self.tasks.push(Task {
+            replica,
+            op,
+            started: self.clock.now(),
+            raced,
+            priority: self.rng.next(),
+            future,
+        });
+    }
+
+    /// Polls the task of highest priority; one time in eight, lowers its priority below every
+    /// task started so far.
+    fn poll_first(&mut self) -> Result<(), String> {
+        let Some(i) = (0..self.tasks.len()).max_by_key(|&i| self.tasks[i].priority) else {
+            return Ok(());
+        };
+        if self.rng.below(8) == 0 {
+            self.tasks[i].priority = self.rng.below(1 << 16);
+        }
+        self.poll(i)
+    }
+
+    /// Lets task `i` go on to its next storage call; records what it did once it ends.
+    fn poll(&mut self, i: usize) -> Result<(), String> {
+        let Poll::Ready(outcome) = poll_once(&mut self.tasks[i].future) else {
+            return Ok(());
+        };
+        let task = self.tasks.swap_remove(i);
+        self.trace(&format!(
+            "end {} {:?}: {:?}",
+            task.replica,
+            task.op,
+            outcome.as_ref().map(|o| o.as_ref().map(|(d, _)| d.clone()))
+        ));
+        match (outcome, &task.op) {
+            (Ok(Some((manifest, blobs))), Op::Push { repo, tag, .. }) => {
+                self.stats.acknowledged += 1;
+                let at = (*repo, *tag);
+                let touched = task.raced;
+                self.pushed.push((*repo, manifest.clone()));
+                self.acks.push(Ack {
+                    at,
+                    manifest,
+                    blobs,
+                    touched,
+                });
+            }
+            (Ok(_), Op::Collect) => self.stats.collections += 1,
+            (Ok(_), _) => {}
+            // A collection that meets a manifest deleted under it stops, safely; the final
+            // collections must succeed.
+            (Err(_), Op::Collect) => self.stats.collections_stopped += 1,
+            (Err(e), op) => {
+                self.stats.failed += 1;
+                if matches!(e, Error::Storage(_)) {
+                    return Err(format!("{op:?} failed in storage: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A replica dies at whatever storage call each of its operations waits at; a new process
+    /// takes its place.
+    fn crash(&mut self) {
+        let replica = self.rng.below(REPLICAS as u64) as usize;
+        self.trace(&format!("crash {replica}"));
+        self.tasks.retain(|t| t.replica != replica);
+        self.replicas[replica] = self.replica(replica);
+        self.stats.crashes += 1;
+    }
+
+    /// Moves time on, unless an operation would then have run longer than any may.
+    fn jump(&mut self) {
+        let jump = Duration::from_secs(self.rng.below(MAX_JUMP.as_secs() + 1));
+        let now = self.clock.now();
+        let oldest = self
+            .tasks
+            .iter()
+            .filter(|t| t.op != Op::Collect)
+            .map(|t| now.duration_since(t.started).unwrap_or_default())
+            .max()
+            .unwrap_or_default();
+        if oldest + jump < LONGEST_OPERATION {
+            self.clock.advance(jump);
+            self.trace(&format!("jump {jump:?}"));
+        }
+    }
+
+    /// Runs every operation still in flight to its end, in a seeded order.
+    fn settle(&mut self) -> Result<(), String> {
+        let mut polls = 0u64;
+        while !self.tasks.is_empty() {
+            let i = self.rng.below(self.tasks.len() as u64) as usize;
+            self.poll(i)?;
+            polls += 1;
+            if polls > 1_000_000 {
+                return Err("operations never ended (a deadlock?)".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// A registry reading the store directly, with no cache and the store's clock.
+    fn checker(&self) -> Registry {
+        Registry::new(
+            Arc::new(self.store.clone()),
+            RegistryConfig {
+                clock: Arc::new(self.clock.clone()),
+                metadata_ttl: Duration::ZERO,
+                touch_interval: None,
+                pull_record_interval: None,
+                ..RegistryConfig::default()
+            },
+        )
+    }
+
+    /// Invariant 1: every acknowledged push no later operation touched still pulls.
+    fn check_acks(&self) -> Result<(), String> {
+        let r = self.checker();
+        futures::executor::block_on(async {
+            for ack in self.acks.iter().filter(|a| !a.touched) {
+                let (repo, t) = (repository(ack.at.0), tag(ack.at.1));
+                let record = r
+                    .tag(&repo, &t)
+                    .await
+                    .map_err(|e| format!("reading {repo}:{t}: {e}"))?;
+                match record {
+                    Some(record) if record.digest == ack.manifest => {}
+                    other => {
+                        return Err(format!(
+                            "{repo}:{t} was pushed as {} and is now {other:?}",
+                            ack.manifest
+                        ));
+                    }
+                }
+                r.get_manifest(&repo, &Reference::Digest(ack.manifest.clone()))
+                    .await
+                    .map_err(|e| format!("manifest of {repo}:{t} lost: {e}"))?;
+                for blob in &ack.blobs {
+                    readable(&r, &repo, blob)
+                        .await
+                        .map_err(|e| format!("blob {blob} of {repo}:{t} lost: {e}"))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Invariant 2: the store holds exactly what its tags reach.
+    fn check_store(&self) -> Result<(), String> {
+        let r = self.checker();
+        futures::executor::block_on(async {
+            let mut reached = BTreeSet::new();
+            for repo in REPOSITORIES.iter().map(|n| n.parse::<RepositoryName>()) {
+                let repo = repo.map_err(|e| e.to_string())?;
+                let tags = match r.list_tags(&repo, None, None).await {
+                    Ok(page) => page.items,
+                    Err(Error::NameUnknown { .. }) => continue,
+                    Err(e) => return Err(format!("listing the tags of {repo}: {e}")),
+                };
+                for t in tags {
+                    let reference: Reference = t.parse().map_err(|e: Error| e.to_string())?;
+                    let content = r
+                        .get_manifest(&repo, &reference)
+                        .await
+                        .map_err(|e| format!("manifest of {repo}:{t} lost: {e}"))?;
+                    let manifest = Manifest::parse(&content.bytes, Some(OCI_MANIFEST))
+                        .map_err(|e| format!("{repo}:{t}: {e}"))?;
+                    reached.insert(content.info.digest.clone());
+                    for d in manifest.blob_references() {
+                        readable(&r, &repo, &d.digest)
+                            .await
+                            .map_err(|e| format!("blob {} of {repo}:{t} lost: {e}", d.digest))?;
+                        reached.insert(d.digest.clone());
+                    }
+                }
+            }
+            let stored: BTreeSet<Digest> = self
+                .store
+                .list_all(paths::BLOBS)
+                .filter_map(|m| async move {
+                    m.ok()
+                        .and_then(|m| paths::parse_blob_key(&m.key))
+                        .map(|(d, _)| d)
+                })
+                .collect()
+                .await;
+            let extra: Vec<_> = stored.difference(&reached).collect();
+            if !extra.is_empty() {
+                return Err(format!(
+                    "unreachable blobs survived two collections past the grace period: {extra:?}"
+                ));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Reads a blob whole.
+async fn readable(r: &Registry, repo: &RepositoryName, digest: &Digest) -> Result<(), Error> {
+    let content = r.get_blob(repo, digest, None).await?;
+    let bytes: Vec<Bytes> = content
+        .stream
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(Error::storage)?;
+    let read: Vec<u8> = bytes.concat();
+    if Digest::of(&read) != *digest {
+        return Err(Error::storage(format!(
+            "{digest} reads back as other bytes"
+        )));
+    }
+    Ok(())
+}
