@@ -35,7 +35,10 @@ curl -sf -o /dev/null -X POST --data-binary @"$tmp/b1k" -H 'Content-Type: applic
 LOC=$(curl -sf -o /dev/null -D - -X POST "$B/v2/x/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}'); mark "streamed push: POST"
 curl -sf -o /dev/null -X PATCH --data-binary @"$tmp/c40" -H 'Content-Type: application/octet-stream' "$B$LOC"; mark "streamed push: PATCH of 40 MiB (parts of 16, 16 and 8 MiB)"
 curl -sf -o /dev/null -X PUT "$B$LOC?digest=$D3"; mark "streamed push: PUT ?digest="
+M='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'$D2'","size":1000},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"'$D1'","size":41943040},{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"'$D3'","size":41943040}]}'
+curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$M" "$B/v2/x/manifests/v1"; mark "manifest PUT naming 3 blobs"
 kill $REG; sleep 0.5; start; last=$(n)
+curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$M" "$B/v2/x/manifests/v2"; mark "the same manifest PUT again, new process"
 curl -sf -o /dev/null "$B/v2/x/blobs/$D3"; mark "pull, new process"
 curl -sf -o /dev/null "$B/v2/x/blobs/$D3"; mark "pull again"
 curl -sf -o /dev/null -I "$B/v2/x/blobs/$D3"; mark "HEAD"
