@@ -5,7 +5,8 @@
 //!   provided ones a backend overrides when it does better (ranged reads of immutable objects, a
 //!   paged or flat listing, an atomic `rename_if_absent`: the one conditional operation the
 //!   registry uses);
-//! - [`Multipart`] (`multipart`): assembling an object from parts, which every upload uses;
+//! - [`Multipart`] (`multipart`): assembling an object from parts, which every upload uses, so a
+//!   supertrait of `Storage` that every backend implements, beside the core rather than in it;
 //! - [`Capabilities`]: what the registry asks of a backend to choose its strategy (part sizes,
 //!   whether renames copy, whether concurrent uploads of one key stay apart);
 //! - [`SignUrls`]: URLs that let a client read an object straight from the store, for backends
