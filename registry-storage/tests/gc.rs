@@ -666,6 +666,16 @@ async fn a_push_never_names_a_blob_whose_removal_is_announced(s: Arc<dyn Storage
         matches!(again().await, Err(Error::ManifestBlobUnknown { digest }) if digest == *layer),
         "a manifest naming a blob being removed was accepted"
     );
+    // Nor may a restore point a tag back at it.
+    let v1: registry_core::Tag = "v1".parse().unwrap();
+    r.delete_tag(&a, &v1).await.unwrap();
+    assert!(
+        matches!(
+            r.restore_tag(&a, &v1, None).await,
+            Err(Error::ManifestBlobUnknown { .. })
+        ),
+        "a tag was restored to a manifest whose blob is being removed"
+    );
     s.put(&paths::blob_collecting(&image.manifest, "x1"), Bytes::new())
         .await
         .unwrap();
@@ -680,6 +690,7 @@ async fn a_push_never_names_a_blob_whose_removal_is_announced(s: Arc<dyn Storage
     s.put(&announcement, Bytes::new()).await.unwrap();
     clock.advance(Duration::from_secs(301));
     again().await.unwrap();
+    r.restore_tag(&a, &v1, None).await.unwrap();
     let options = GcOptions {
         grace: Duration::from_secs(3600),
         ..now_options()

@@ -10,6 +10,7 @@ use crate::blobs::parse_record;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::feed::Committed;
+use crate::manifests::References;
 use crate::paths;
 use crate::reference::{Reference, RepositoryName, Tag};
 use crate::storage::StorageExt;
@@ -85,9 +86,7 @@ impl Registry {
                 None => return Err(not_in_history("it has no history".into())),
             },
         };
-        self.manifests
-            .stat(repo, &target, &Reference::Digest(target.clone()))
-            .await?;
+        self.hold_manifest(repo, &target).await?;
         let current = self.tags.get(repo, tag).await?;
         if let Some(current) = current.as_ref().filter(|c| c.digest == target) {
             return Ok(current.clone());
@@ -123,6 +122,31 @@ impl Registry {
             .ok_or_else(|| Error::ManifestUnknown {
                 reference: tag.to_string(),
             })
+    }
+
+    /// Makes sure a stored manifest a tag is about to point at again stays: checked and stored
+    /// as a push of it would be (its blobs and children marked, not being collected, in storage;
+    /// its own bytes written and checked), so that a collection racing the restore cannot leave
+    /// the tag naming bytes it removes. A manifest whose blobs are gone is refused
+    /// (`MANIFEST_BLOB_UNKNOWN`), as its push would be.
+    async fn hold_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        let by_digest = Reference::Digest(digest.clone());
+        let content = self.manifests.get(repo, digest, &by_digest).await?;
+        let references = match self.config().validate_references {
+            true => References::All,
+            false => References::Present,
+        };
+        let validated = self
+            .manifests
+            .validate(
+                repo,
+                &by_digest,
+                Some(&content.info.media_type),
+                content.bytes,
+                references,
+            )
+            .await?;
+        self.manifests.store(repo, &validated).await
     }
 
     /// When `tag` was last pulled, as far as recorded (at most
