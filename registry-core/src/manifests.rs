@@ -395,12 +395,13 @@ impl Manifests {
         if !self.blobs.linked(repo, digest).await? {
             return Ok(None);
         }
-        // Marked in use, then not being collected, then found in storage (not in this process's
-        // cache), in that order: a collection that reads the mark keeps the blob; one that read
-        // it before the mark announced the removal first, and its announcement is seen here
-        // until the bytes are gone, which the last look then sees.
+        // Marked in use, then not being collected, then linked and found in storage (not in this
+        // process's cache), in that order: a collection that reads the mark keeps the blob and
+        // its links; one that read it before the mark announced the removal first, and its
+        // announcement is seen here until the link or the bytes are gone, which the last looks
+        // then see.
         self.blobs.touch(digest).await?;
-        if self.blobs.being_collected(digest).await? {
+        if self.blobs.being_collected(digest).await? || !self.blobs.linked(repo, digest).await? {
             return Ok(None);
         }
         match self.blobs.locate_in_storage(digest).await {

@@ -107,10 +107,9 @@ pub fn blob_folder(d: &Digest) -> String {
     format!("{BLOBS}/{}/{}/{}", d.algorithm(), &d.hex()[..2], d.hex())
 }
 
-/// An empty object the garbage collection `id` (letters and digits) writes before it removes
-/// the blob and removes last: while one is there (and young), a manifest push refuses to
-/// reference the blob. One per collection, so that collections running at once never remove
-/// each other's.
+/// An empty object garbage collection writes before it removes the blob (or a revision of the
+/// manifest it holds) and removes last, `id` (letters and digits) naming that one removal: while
+/// one is there (and young), a manifest push refuses to reference the blob.
 pub fn blob_collecting(d: &Digest, id: &str) -> String {
     format!("{}/collecting-{id}", blob_folder(d))
 }

@@ -58,8 +58,8 @@ fn replicas_crashes_and_collections_keep_every_invariant() {
 
 /// A manifest push that never looks for a collection's announcement references a blob the
 /// collection is removing (it read the in-use mark before the push wrote it): the bounded run
-/// must catch the blob lost under an acknowledged push. The race is narrow: of the first 1,500
-/// seeds at 1,600 steps, seeds 20, 289 and 1,398 find it, each every time it was run.
+/// must catch the blob lost under an acknowledged push. The race is narrow: 33 of the first 1,500
+/// seeds at 1,600 steps find it (5, 25, 38, 115, 148, 154 and 194 among the first 300).
 #[test]
 fn a_planted_bug_is_found() {
     let failure = run(
@@ -70,5 +70,10 @@ fn a_planted_bug_is_found() {
     )
     .expect_err("the simulator missed the planted bug");
     eprintln!("found: {failure}");
-    assert!(failure.contains("lost"), "{failure}");
+    // A manifest's bytes lost under its revision stop the final collection, which refuses to
+    // guess what that manifest kept.
+    assert!(
+        failure.contains("lost") || failure.contains("cannot read manifest"),
+        "{failure}"
+    );
 }

@@ -24,8 +24,13 @@ use crate::walk::StoredBlob;
 pub(super) struct Collection<'a> {
     pub(super) registry: &'a Registry,
     pub(super) dry_run: bool,
-    /// Names this collection's announcements ([`paths::blob_collecting`]).
-    pub(super) id: &'a str,
+}
+
+/// A new announcement that a removal of `digest` is under way ([`paths::blob_collecting`]):
+/// unique to that one removal, so that removals running at once (of one manifest from two
+/// repositories, or by two collections) never withdraw each other's.
+fn announcement(digest: &Digest) -> String {
+    paths::blob_collecting(digest, &uuid::Uuid::new_v4().simple().to_string())
 }
 
 /// The caller a collection makes its changes as: who (the collector or retention) and from where.
@@ -115,27 +120,30 @@ impl Collection<'_> {
         }))
     }
 
-    /// Removes an unreached manifest unless it was pushed again since the listing. `None` when it
-    /// stays.
+    /// Removes an unreached manifest unless it was pushed again since the listing: announces the
+    /// removal as for a blob (a push writes a manifest's bytes, then looks for an announcement,
+    /// then writes its revision), reads the revision and the bytes again (kept if a push wrote
+    /// them), then removes the revision. `None` when it stays.
     pub(super) async fn remove_manifest(
         &self,
         name: &RepositoryName,
         digest: &Digest,
         cutoff: SystemTime,
     ) -> Result<Option<Removal>> {
-        match self
-            .registry
-            .storage()
-            .head(&paths::manifest_link(name, digest))
-            .await
-        {
-            Ok(meta) if meta.last_modified > cutoff => return Ok(None),
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e.into()),
+        if self.pushed_since(name, digest, cutoff).await? {
+            return Ok(None);
         }
         if !self.dry_run {
-            match self.registry.manifests.remove(name, digest).await {
+            let storage = self.registry.storage();
+            let collecting = announcement(digest);
+            storage.put(&collecting, bytes::Bytes::new()).await?;
+            if self.pushed_since(name, digest, cutoff).await? {
+                storage.delete(&collecting).await?;
+                return Ok(None);
+            }
+            let removed = self.registry.manifests.remove(name, digest).await;
+            storage.delete(&collecting).await?;
+            match removed {
                 Ok(()) => {
                     self.publish(
                         collector(COLLECTOR, Origin::Gc),
@@ -157,8 +165,39 @@ impl Collection<'_> {
         }))
     }
 
-    /// Removes a layer link unless a push marked its blob since the listing; a push that marks it
-    /// while the link goes finds it put back. `None` when it stays.
+    /// Whether the revision of `digest` in `name` is gone, or it or the manifest's bytes or
+    /// in-use mark were written after `cutoff`: a push of that manifest since the listing.
+    async fn pushed_since(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<bool> {
+        let storage = self.registry.storage();
+        for (key, missing) in [
+            // No revision: a delete came first, nothing to remove.
+            (paths::manifest_link(name, digest), true),
+            // No bytes: no push wrote them since.
+            (paths::blob_data(digest), false),
+        ] {
+            match storage.head(&key).await {
+                Ok(meta) if meta.last_modified > cutoff => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {
+                    if missing {
+                        return Ok(true);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        used_since(self.registry, digest, None, cutoff).await
+    }
+
+    /// Removes a layer link unless a push marked its blob since the listing: announced, then the
+    /// mark read again, then the link removed and the announcement withdrawn, as for a blob (a
+    /// manifest push looks for the link only after it looked for an announcement). `None` when
+    /// it stays.
     pub(super) async fn remove_link(
         &self,
         name: &RepositoryName,
@@ -171,14 +210,15 @@ impl Collection<'_> {
         }
         if !self.dry_run {
             let storage = self.registry.storage();
-            let key = paths::layer_link(name, digest);
-            storage.delete(&key).await?;
+            let collecting = announcement(digest);
+            storage.put(&collecting, bytes::Bytes::new()).await?;
             if used_since(self.registry, digest, blob, cutoff).await? {
-                storage
-                    .put(&key, bytes::Bytes::from(digest.to_string()))
-                    .await?;
+                storage.delete(&collecting).await?;
                 return Ok(None);
             }
+            let removed = storage.delete(&paths::layer_link(name, digest)).await;
+            storage.delete(&collecting).await?;
+            removed?;
             self.publish(
                 collector(COLLECTOR, Origin::Gc),
                 Committed::BlobUnlinked {
@@ -207,7 +247,7 @@ impl Collection<'_> {
         cutoff: SystemTime,
     ) -> Result<Option<Removal>> {
         let marker = paths::blob_used(digest);
-        let collecting = paths::blob_collecting(digest, self.id);
+        let collecting = announcement(digest);
         if blob.marker_only() {
             // A marker whose blob never arrived, or what a stopped collection left.
             self.delete(&marker).await?;

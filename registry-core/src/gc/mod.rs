@@ -21,11 +21,11 @@
 //! must also exceed any skew between the two. A push that reuses a stored blob marks it used (on
 //! `HEAD`, mount, and manifest `PUT`, at most once per
 //! [`crate::RegistryConfig::touch_interval`]); the grace period must therefore exceed the touch
-//! interval plus the longest push (the default hour against ten minutes leaves room). A layer
-//! link removed while a push marks its blob is put back.
+//! interval plus the longest push (the default hour against ten minutes leaves room).
 //!
-//! **No acknowledged push loses a blob to a race.** Removing a blob is announced first: the
-//! collection writes `blobs/…/collecting-<its id>` ([`crate::paths::blob_collecting`]), reads the
+//! **No acknowledged push loses a blob to a race.** Removing a blob (or a layer link, or a
+//! manifest's revision) is announced first: the
+//! collection writes `blobs/…/collecting-<id>` ([`crate::paths::blob_collecting`], one per removal), reads the
 //! blob's objects and in-use mark again (kept, announcement withdrawn, if a push marked it), then
 //! removes the bytes and, last, the announcement. A manifest `PUT` marks each blob it names, then
 //! looks for an announcement younger than five minutes, then for the bytes in storage (never in
@@ -78,11 +78,9 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let blobs = list_blobs(registry.storage().as_ref()).await?;
     let repos = list_repositories(registry.storage().as_ref()).await?;
-    let id = uuid::Uuid::new_v4().simple().to_string();
     let gc = Collection {
         registry,
         dry_run: options.dry_run,
-        id: &id,
     };
     let mut report = GcReport {
         repositories: repos.len() as u64,
@@ -382,11 +380,9 @@ where
 /// [`GcOptions::upload_max_age`] and removes what crashes left in upload folders. Cheap (it reads
 /// `uploads/` alone), so servers run it often even where full collection is off.
 pub async fn purge_uploads(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
     let gc = Collection {
         registry,
         dry_run: options.dry_run,
-        id: &id,
     };
     Ok(GcReport {
         dry_run: options.dry_run,

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use registry_core::clock::{Clock, ManualClock};
 use registry_core::gc::{self, GcOptions};
-use registry_core::manifest::OCI_MANIFEST;
+use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
 use registry_core::paths;
 use registry_core::{
     Digest, Error, Manifest, Reference, Registry, RegistryConfig, RepositoryName, Storage, Tag,
@@ -108,11 +108,11 @@ impl Clock for Skewed {
 /// What an operation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
+    /// One image, or an index of several (each a config and its layers).
     Push {
         repo: usize,
         tag: usize,
-        config: u64,
-        layers: Vec<u64>,
+        images: Vec<(u64, Vec<u64>)>,
     },
     DeleteTag {
         repo: usize,
@@ -144,7 +144,15 @@ impl Op {
     }
 }
 
-type Running = Pin<Box<dyn Future<Output = Result<Option<(Digest, Vec<Digest>)>, Error>>>>;
+/// What an acknowledged push stored: the tagged manifest, an index's children, and the blobs.
+#[derive(Debug, Clone)]
+struct Pushed {
+    manifest: Digest,
+    children: Vec<Digest>,
+    blobs: Vec<Digest>,
+}
+
+type Running = Pin<Box<dyn Future<Output = Result<Option<Pushed>, Error>>>>;
 
 struct Task {
     replica: usize,
@@ -165,8 +173,7 @@ struct Task {
 #[derive(Debug)]
 struct Ack {
     at: (usize, usize),
-    manifest: Digest,
-    blobs: Vec<Digest>,
+    pushed: Pushed,
     touched: bool,
 }
 
@@ -193,6 +200,10 @@ pub struct World {
     tasks: Vec<Task>,
     acks: Vec<Ack>,
     pushed: Vec<(usize, Digest)>,
+    /// Manifests a delete was started for (it may have removed them even if it crashed): an
+    /// index still tagged may name one (as with distribution, deleting a child leaves its index
+    /// incomplete).
+    deleted: BTreeSet<(usize, Digest)>,
     stats: Stats,
 }
 
@@ -233,32 +244,32 @@ fn poll_once<T>(future: &mut Pin<Box<dyn Future<Output = T>>>) -> Poll<T> {
 }
 
 /// Pushes an image the way a client does: each blob it lacks is asked for (`HEAD`), mounted from
-/// another repository or uploaded; then the manifest under the tag.
-async fn push(
-    r: Registry,
-    repo: RepositoryName,
-    from: RepositoryName,
-    tag: Tag,
-    config: u64,
-    layers: Vec<u64>,
-) -> Result<Option<(Digest, Vec<Digest>)>, Error> {
+/// another repository or uploaded; then the manifest under `reference`. Its digest, size and
+/// blobs.
+async fn push_image(
+    r: &Registry,
+    repo: &RepositoryName,
+    from: &RepositoryName,
+    tag: Option<Tag>,
+    (config, layers): (u64, Vec<u64>),
+) -> Result<(Digest, u64, Vec<Digest>), Error> {
     let config = config_bytes(config);
     let layers: Vec<Vec<u8>> = layers.into_iter().map(layer_bytes).collect();
     let mut blobs = Vec::new();
     for bytes in std::iter::once(&config).chain(&layers) {
         let digest = Digest::of(bytes);
         blobs.push(digest.clone());
-        match r.stat_blob(&repo, &digest).await {
+        match r.stat_blob(repo, &digest).await {
             Ok(_) => continue,
             Err(Error::BlobUnknown { .. }) => {}
             Err(e) => return Err(e),
         }
-        match r.mount_blob(&repo, &digest, Some(&from)).await {
+        match r.mount_blob(repo, &digest, Some(from)).await {
             Ok(_) => continue,
             Err(Error::BlobUnknown { .. }) => {}
             Err(e) => return Err(e),
         }
-        r.put_blob(&repo, &digest, body(bytes), Some(bytes.len() as u64))
+        r.put_blob(repo, &digest, body(bytes), Some(bytes.len() as u64))
             .await?;
     }
     let layer_refs: Vec<(&Digest, u64)> = blobs[1..]
@@ -267,11 +278,56 @@ async fn push(
         .map(|(d, b)| (d, b.len() as u64))
         .collect();
     let manifest = image_manifest((&blobs[0], config.len() as u64), &layer_refs, None);
-    let reference = Reference::Tag(tag);
-    let info = r
-        .put_manifest(&repo, &reference, Some(OCI_MANIFEST), Bytes::from(manifest))
+    let (digest, size) = (Digest::of(&manifest), manifest.len() as u64);
+    let reference = tag.map_or(Reference::Digest(digest.clone()), Reference::Tag);
+    r.put_manifest(repo, &reference, Some(OCI_MANIFEST), Bytes::from(manifest))
         .await?;
-    Ok(Some((info.digest, blobs)))
+    Ok((digest, size, blobs))
+}
+
+/// Pushes one image under the tag, or several by digest and then an index of them under it.
+async fn push(
+    r: Registry,
+    repo: RepositoryName,
+    from: RepositoryName,
+    tag: Tag,
+    mut images: Vec<(u64, Vec<u64>)>,
+) -> Result<Option<Pushed>, Error> {
+    if images.len() == 1 {
+        let image = images.remove(0);
+        let (manifest, _, blobs) = push_image(&r, &repo, &from, Some(tag), image).await?;
+        return Ok(Some(Pushed {
+            manifest,
+            children: Vec::new(),
+            blobs,
+        }));
+    }
+    let (mut children, mut blobs, mut entries) = (Vec::new(), Vec::new(), Vec::new());
+    for image in images {
+        let (digest, size, named) = push_image(&r, &repo, &from, None, image).await?;
+        entries.push(format!(
+            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":{size}}}"#
+        ));
+        children.push(digest);
+        blobs.extend(named);
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    let info = r
+        .put_manifest(
+            &repo,
+            &Reference::Tag(tag),
+            Some(OCI_INDEX),
+            Bytes::from(index),
+        )
+        .await?;
+    Ok(Some(Pushed {
+        manifest: info.digest,
+        children,
+        blobs,
+    }))
 }
 
 impl World {
@@ -288,6 +344,7 @@ impl World {
             tasks: Vec::new(),
             acks: Vec::new(),
             pushed: Vec::new(),
+            deleted: BTreeSet::new(),
             stats: Stats::default(),
         };
         world.replicas = (0..REPLICAS).map(|i| world.replica(i)).collect();
@@ -370,12 +427,19 @@ impl World {
         let replica = self.rng.below(REPLICAS as u64) as usize;
         let op = match self.rng.below(20) {
             0..=9 => {
-                let count = 1 + self.rng.below(2);
+                // One image in three pushes is an index of two.
+                let platforms = if self.rng.below(3) == 0 { 2 } else { 1 };
+                let images = (0..platforms)
+                    .map(|_| {
+                        let count = 1 + self.rng.below(2);
+                        let layers = (0..count).map(|_| self.rng.below(LAYERS)).collect();
+                        (self.rng.below(CONFIGS), layers)
+                    })
+                    .collect();
                 Op::Push {
                     repo: self.rng.below(REPOSITORIES.len() as u64) as usize,
                     tag: self.rng.below(TAGS.len() as u64) as usize,
-                    config: self.rng.below(CONFIGS),
-                    layers: (0..count).map(|_| self.rng.below(LAYERS)).collect(),
+                    images,
                 }
             }
             10..=12 => Op::DeleteTag {
@@ -391,6 +455,9 @@ impl World {
         for ack in &mut self.acks {
             ack.touched |= op.touches(ack.at);
         }
+        if let Op::DeleteManifest { repo, digest } = &op {
+            self.deleted.insert((*repo, digest.clone()));
+        }
         let mut raced = false;
         for task in &mut self.tasks {
             let mine = op.pushes().is_some_and(|at| task.op.touches(at));
@@ -405,18 +472,10 @@ impl World {
             Op::Push {
                 repo,
                 tag: t,
-                config,
-                layers,
+                images,
             } => {
                 let from = (repo + 1 + self.rng.below(2) as usize) % REPOSITORIES.len();
-                Box::pin(push(
-                    r,
-                    repository(repo),
-                    repository(from),
-                    tag(t),
-                    config,
-                    layers,
-                ))
+                Box::pin(push(r, repository(repo), repository(from), tag(t), images))
             }
             Op::DeleteTag { repo, tag: t } => Box::pin(async move {
                 r.delete_tag(&repository(repo), &tag(t))
@@ -441,13 +500,13 @@ impl World {
         });
     }
 
-    /// Polls the task of highest priority; one time in eight, lowers its priority below every
+    /// Polls the task of highest priority; one poll in 128, lowers its priority below every
     /// task started so far.
     fn poll_first(&mut self) -> Result<(), String> {
         let Some(i) = (0..self.tasks.len()).max_by_key(|&i| self.tasks[i].priority) else {
             return Ok(());
         };
-        if self.rng.below(8) == 0 {
+        if self.rng.below(128) == 0 {
             self.tasks[i].priority = self.rng.below(1 << 16);
         }
         self.poll(i)
@@ -463,19 +522,21 @@ impl World {
             "end {} {:?}: {:?}",
             task.replica,
             task.op,
-            outcome.as_ref().map(|o| o.as_ref().map(|(d, _)| d.clone()))
+            outcome
+                .as_ref()
+                .map(|o| o.as_ref().map(|p| p.manifest.clone()))
         ));
         match (outcome, &task.op) {
-            (Ok(Some((manifest, blobs))), Op::Push { repo, tag, .. }) => {
+            (Ok(Some(pushed)), Op::Push { repo, tag, .. }) => {
                 self.stats.acknowledged += 1;
                 let at = (*repo, *tag);
-                let touched = task.raced;
-                self.pushed.push((*repo, manifest.clone()));
+                self.pushed.push((*repo, pushed.manifest.clone()));
+                self.pushed
+                    .extend(pushed.children.iter().map(|c| (*repo, c.clone())));
                 self.acks.push(Ack {
                     at,
-                    manifest,
-                    blobs,
-                    touched,
+                    pushed,
+                    touched: task.raced,
                 });
             }
             (Ok(_), Op::Collect) => self.stats.collections += 1,
@@ -558,19 +619,22 @@ impl World {
                     .tag(&repo, &t)
                     .await
                     .map_err(|e| format!("reading {repo}:{t}: {e}"))?;
+                let pushed = &ack.pushed;
                 match record {
-                    Some(record) if record.digest == ack.manifest => {}
+                    Some(record) if record.digest == pushed.manifest => {}
                     other => {
                         return Err(format!(
                             "{repo}:{t} was pushed as {} and is now {other:?}",
-                            ack.manifest
+                            pushed.manifest
                         ));
                     }
                 }
-                r.get_manifest(&repo, &Reference::Digest(ack.manifest.clone()))
-                    .await
-                    .map_err(|e| format!("manifest of {repo}:{t} lost: {e}"))?;
-                for blob in &ack.blobs {
+                for manifest in std::iter::once(&pushed.manifest).chain(&pushed.children) {
+                    r.get_manifest(&repo, &Reference::Digest(manifest.clone()))
+                        .await
+                        .map_err(|e| format!("manifest {manifest} of {repo}:{t} lost: {e}"))?;
+                }
+                for blob in &pushed.blobs {
                     readable(&r, &repo, blob)
                         .await
                         .map_err(|e| format!("blob {blob} of {repo}:{t} lost: {e}"))?;
@@ -585,7 +649,11 @@ impl World {
         let r = self.checker();
         futures::executor::block_on(async {
             let mut reached = BTreeSet::new();
-            for repo in REPOSITORIES.iter().map(|n| n.parse::<RepositoryName>()) {
+            for (i, repo) in REPOSITORIES
+                .iter()
+                .map(|n| n.parse::<RepositoryName>())
+                .enumerate()
+            {
                 let repo = repo.map_err(|e| e.to_string())?;
                 let tags = match r.list_tags(&repo, None, None).await {
                     Ok(page) => page.items,
@@ -593,19 +661,43 @@ impl World {
                     Err(e) => return Err(format!("listing the tags of {repo}: {e}")),
                 };
                 for t in tags {
-                    let reference: Reference = t.parse().map_err(|e: Error| e.to_string())?;
-                    let content = r
-                        .get_manifest(&repo, &reference)
+                    // The tag's manifest, by digest: a delete racing a push of the same manifest
+                    // may leave the tag naming it deleted (as with distribution).
+                    let named = r
+                        .tag(&repo, &t.parse().map_err(|e: Error| e.to_string())?)
                         .await
-                        .map_err(|e| format!("manifest of {repo}:{t} lost: {e}"))?;
-                    let manifest = Manifest::parse(&content.bytes, Some(OCI_MANIFEST))
-                        .map_err(|e| format!("{repo}:{t}: {e}"))?;
-                    reached.insert(content.info.digest.clone());
-                    for d in manifest.blob_references() {
-                        readable(&r, &repo, &d.digest)
-                            .await
-                            .map_err(|e| format!("blob {} of {repo}:{t} lost: {e}", d.digest))?;
-                        reached.insert(d.digest.clone());
+                        .map_err(|e| format!("reading {repo}:{t}: {e}"))?;
+                    let Some(named) = named else {
+                        return Err(format!("{repo}:{t} is listed and has no record"));
+                    };
+                    let mut manifests = vec![Reference::Digest(named.digest)];
+                    while let Some(reference) = manifests.pop() {
+                        let content = match r.get_manifest(&repo, &reference).await {
+                            Ok(content) => content,
+                            Err(Error::ManifestUnknown { .. })
+                                if matches!(&reference, Reference::Digest(d)
+                                    if self.deleted.contains(&(i, d.clone()))) =>
+                            {
+                                continue;
+                            }
+                            Err(e) => {
+                                return Err(format!(
+                                    "manifest {reference} of {repo}:{t} lost: {e}"
+                                ));
+                            }
+                        };
+                        let manifest = Manifest::parse(&content.bytes, None)
+                            .map_err(|e| format!("{repo}:{t}: {e}"))?;
+                        reached.insert(content.info.digest.clone());
+                        for child in &manifest.manifests {
+                            manifests.push(Reference::Digest(child.digest.clone()));
+                        }
+                        for d in manifest.blob_references() {
+                            readable(&r, &repo, &d.digest).await.map_err(|e| {
+                                format!("blob {} of {repo}:{t} lost: {e}", d.digest)
+                            })?;
+                            reached.insert(d.digest.clone());
+                        }
                     }
                 }
             }
