@@ -14,6 +14,9 @@
 //! The core's own hash-map orders and upload ids vary between runs, so a failing seed replays the
 //! same schedule; the order of the storage calls inside one operation may differ.
 
+// `ops`: what replicas run; `checks`: the invariants; `stepped`: the storage they run on.
+mod checks;
+mod ops;
 mod stepped;
 
 use std::collections::BTreeSet;
@@ -23,20 +26,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use futures::StreamExt;
 use registry_core::clock::{Clock, ManualClock};
 use registry_core::gc::{self, GcOptions};
-use registry_core::manifest::{OCI_INDEX, OCI_MANIFEST};
-use registry_core::paths;
-use registry_core::{
-    Digest, Error, Manifest, Reference, Registry, RegistryConfig, RepositoryName, Storage, Tag,
-};
+use registry_core::{Digest, Error, Registry, RegistryConfig, RepositoryName, Tag};
 use registry_storage::MemoryStorage;
+
+use ops::{Op, Pushed, Running, push};
 pub use stepped::Planted;
 use stepped::Stepped;
-
-use crate::common::{body, image_manifest};
 
 /// The grace period of every collection.
 pub const GRACE: Duration = Duration::from_secs(600);
@@ -105,55 +102,6 @@ impl Clock for Skewed {
     }
 }
 
-/// What an operation did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Op {
-    /// One image, or an index of several (each a config and its layers).
-    Push {
-        repo: usize,
-        tag: usize,
-        images: Vec<(u64, Vec<u64>)>,
-    },
-    DeleteTag {
-        repo: usize,
-        tag: usize,
-    },
-    DeleteManifest {
-        repo: usize,
-        digest: Digest,
-    },
-    Collect,
-}
-
-impl Op {
-    /// The tag a push writes, if it is one.
-    fn pushes(&self) -> Option<(usize, usize)> {
-        match self {
-            Op::Push { repo, tag, .. } => Some((*repo, *tag)),
-            _ => None,
-        }
-    }
-
-    /// Whether running it may change what the tag `(repo, tag)` names.
-    fn touches(&self, at: (usize, usize)) -> bool {
-        match self {
-            Op::Push { repo, tag, .. } | Op::DeleteTag { repo, tag } => (*repo, *tag) == at,
-            Op::DeleteManifest { repo, .. } => *repo == at.0,
-            Op::Collect => false,
-        }
-    }
-}
-
-/// What an acknowledged push stored: the tagged manifest, an index's children, and the blobs.
-#[derive(Debug, Clone)]
-struct Pushed {
-    manifest: Digest,
-    children: Vec<Digest>,
-    blobs: Vec<Digest>,
-}
-
-type Running = Pin<Box<dyn Future<Output = Result<Option<Pushed>, Error>>>>;
-
 struct Task {
     replica: usize,
     op: Op,
@@ -219,14 +167,6 @@ fn tag(i: usize) -> Tag {
     TAGS[i].parse().expect("a valid tag")
 }
 
-fn config_bytes(i: u64) -> Vec<u8> {
-    format!("{{\"config\":{i}}}").into_bytes()
-}
-
-fn layer_bytes(i: u64) -> Vec<u8> {
-    format!("layer {i}").into_bytes()
-}
-
 fn options() -> GcOptions {
     GcOptions {
         grace: GRACE,
@@ -241,93 +181,6 @@ fn options() -> GcOptions {
 fn poll_once<T>(future: &mut Pin<Box<dyn Future<Output = T>>>) -> Poll<T> {
     let waker = futures::task::noop_waker();
     future.as_mut().poll(&mut Context::from_waker(&waker))
-}
-
-/// Pushes an image the way a client does: each blob it lacks is asked for (`HEAD`), mounted from
-/// another repository or uploaded; then the manifest under `reference`. Its digest, size and
-/// blobs.
-async fn push_image(
-    r: &Registry,
-    repo: &RepositoryName,
-    from: &RepositoryName,
-    tag: Option<Tag>,
-    (config, layers): (u64, Vec<u64>),
-) -> Result<(Digest, u64, Vec<Digest>), Error> {
-    let config = config_bytes(config);
-    let layers: Vec<Vec<u8>> = layers.into_iter().map(layer_bytes).collect();
-    let mut blobs = Vec::new();
-    for bytes in std::iter::once(&config).chain(&layers) {
-        let digest = Digest::of(bytes);
-        blobs.push(digest.clone());
-        match r.stat_blob(repo, &digest).await {
-            Ok(_) => continue,
-            Err(Error::BlobUnknown { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        match r.mount_blob(repo, &digest, Some(from)).await {
-            Ok(_) => continue,
-            Err(Error::BlobUnknown { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        r.put_blob(repo, &digest, body(bytes), Some(bytes.len() as u64))
-            .await?;
-    }
-    let layer_refs: Vec<(&Digest, u64)> = blobs[1..]
-        .iter()
-        .zip(&layers)
-        .map(|(d, b)| (d, b.len() as u64))
-        .collect();
-    let manifest = image_manifest((&blobs[0], config.len() as u64), &layer_refs, None);
-    let (digest, size) = (Digest::of(&manifest), manifest.len() as u64);
-    let reference = tag.map_or(Reference::Digest(digest.clone()), Reference::Tag);
-    r.put_manifest(repo, &reference, Some(OCI_MANIFEST), Bytes::from(manifest))
-        .await?;
-    Ok((digest, size, blobs))
-}
-
-/// Pushes one image under the tag, or several by digest and then an index of them under it.
-async fn push(
-    r: Registry,
-    repo: RepositoryName,
-    from: RepositoryName,
-    tag: Tag,
-    mut images: Vec<(u64, Vec<u64>)>,
-) -> Result<Option<Pushed>, Error> {
-    if images.len() == 1 {
-        let image = images.remove(0);
-        let (manifest, _, blobs) = push_image(&r, &repo, &from, Some(tag), image).await?;
-        return Ok(Some(Pushed {
-            manifest,
-            children: Vec::new(),
-            blobs,
-        }));
-    }
-    let (mut children, mut blobs, mut entries) = (Vec::new(), Vec::new(), Vec::new());
-    for image in images {
-        let (digest, size, named) = push_image(&r, &repo, &from, None, image).await?;
-        entries.push(format!(
-            r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":{size}}}"#
-        ));
-        children.push(digest);
-        blobs.extend(named);
-    }
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
-        entries.join(",")
-    );
-    let info = r
-        .put_manifest(
-            &repo,
-            &Reference::Tag(tag),
-            Some(OCI_INDEX),
-            Bytes::from(index),
-        )
-        .await?;
-    Ok(Some(Pushed {
-        manifest: info.digest,
-        children,
-        blobs,
-    }))
 }
 
 impl World {
@@ -594,149 +447,4 @@ impl World {
         }
         Ok(())
     }
-
-    /// A registry reading the store directly, with no cache and the store's clock.
-    fn checker(&self) -> Registry {
-        Registry::new(
-            Arc::new(self.store.clone()),
-            RegistryConfig {
-                clock: Arc::new(self.clock.clone()),
-                metadata_ttl: Duration::ZERO,
-                touch_interval: None,
-                pull_record_interval: None,
-                ..RegistryConfig::default()
-            },
-        )
-    }
-
-    /// Invariant 1: every acknowledged push no later operation touched still pulls.
-    fn check_acks(&self) -> Result<(), String> {
-        let r = self.checker();
-        futures::executor::block_on(async {
-            for ack in self.acks.iter().filter(|a| !a.touched) {
-                let (repo, t) = (repository(ack.at.0), tag(ack.at.1));
-                let record = r
-                    .tag(&repo, &t)
-                    .await
-                    .map_err(|e| format!("reading {repo}:{t}: {e}"))?;
-                let pushed = &ack.pushed;
-                match record {
-                    Some(record) if record.digest == pushed.manifest => {}
-                    other => {
-                        return Err(format!(
-                            "{repo}:{t} was pushed as {} and is now {other:?}",
-                            pushed.manifest
-                        ));
-                    }
-                }
-                for manifest in std::iter::once(&pushed.manifest).chain(&pushed.children) {
-                    r.get_manifest(&repo, &Reference::Digest(manifest.clone()))
-                        .await
-                        .map_err(|e| format!("manifest {manifest} of {repo}:{t} lost: {e}"))?;
-                }
-                for blob in &pushed.blobs {
-                    readable(&r, &repo, blob)
-                        .await
-                        .map_err(|e| format!("blob {blob} of {repo}:{t} lost: {e}"))?;
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// Invariant 2: the store holds exactly what its tags reach.
-    fn check_store(&self) -> Result<(), String> {
-        let r = self.checker();
-        futures::executor::block_on(async {
-            let mut reached = BTreeSet::new();
-            for (i, repo) in REPOSITORIES
-                .iter()
-                .map(|n| n.parse::<RepositoryName>())
-                .enumerate()
-            {
-                let repo = repo.map_err(|e| e.to_string())?;
-                let tags = match r.list_tags(&repo, None, None).await {
-                    Ok(page) => page.items,
-                    Err(Error::NameUnknown { .. }) => continue,
-                    Err(e) => return Err(format!("listing the tags of {repo}: {e}")),
-                };
-                for t in tags {
-                    // The tag's manifest, by digest: a delete racing a push of the same manifest
-                    // may leave the tag naming it deleted (as with distribution).
-                    let named = r
-                        .tag(&repo, &t.parse().map_err(|e: Error| e.to_string())?)
-                        .await
-                        .map_err(|e| format!("reading {repo}:{t}: {e}"))?;
-                    let Some(named) = named else {
-                        return Err(format!("{repo}:{t} is listed and has no record"));
-                    };
-                    let mut manifests = vec![Reference::Digest(named.digest)];
-                    while let Some(reference) = manifests.pop() {
-                        let content = match r.get_manifest(&repo, &reference).await {
-                            Ok(content) => content,
-                            Err(Error::ManifestUnknown { .. })
-                                if matches!(&reference, Reference::Digest(d)
-                                    if self.deleted.contains(&(i, d.clone()))) =>
-                            {
-                                continue;
-                            }
-                            Err(e) => {
-                                return Err(format!(
-                                    "manifest {reference} of {repo}:{t} lost: {e}"
-                                ));
-                            }
-                        };
-                        let manifest = Manifest::parse(&content.bytes, None)
-                            .map_err(|e| format!("{repo}:{t}: {e}"))?;
-                        reached.insert(content.info.digest.clone());
-                        for child in &manifest.manifests {
-                            manifests.push(Reference::Digest(child.digest.clone()));
-                        }
-                        for d in manifest.blob_references() {
-                            readable(&r, &repo, &d.digest).await.map_err(|e| {
-                                format!("blob {} of {repo}:{t} lost: {e}", d.digest)
-                            })?;
-                            reached.insert(d.digest.clone());
-                        }
-                    }
-                }
-            }
-            let stored: BTreeSet<Digest> = self
-                .store
-                .list_all(paths::BLOBS)
-                .filter_map(|m| async move {
-                    m.ok()
-                        .and_then(|m| paths::parse_blob_key(&m.key))
-                        .map(|(d, _)| d)
-                })
-                .collect()
-                .await;
-            let extra: Vec<_> = stored.difference(&reached).collect();
-            if !extra.is_empty() {
-                return Err(format!(
-                    "unreachable blobs survived two collections past the grace period: {extra:?}"
-                ));
-            }
-            Ok(())
-        })
-    }
-}
-
-/// Reads a blob whole.
-async fn readable(r: &Registry, repo: &RepositoryName, digest: &Digest) -> Result<(), Error> {
-    let content = r.get_blob(repo, digest, None).await?;
-    let bytes: Vec<Bytes> = content
-        .stream
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(Error::storage)?;
-    let read: Vec<u8> = bytes.concat();
-    if Digest::of(&read) != *digest {
-        return Err(Error::storage(format!(
-            "{digest} reads back as other bytes"
-        )));
-    }
-    Ok(())
 }
