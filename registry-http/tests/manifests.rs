@@ -289,3 +289,45 @@ async fn subject_header_and_referrers() {
     let res = get(&app, "/v2/r/referrers/sha256:bad").await;
     assert_eq!(res.code(), "DIGEST_INVALID");
 }
+
+/// A push racing garbage collection's removal of what it names is refused, never acknowledged:
+/// a layer being removed is `MANIFEST_BLOB_UNKNOWN` (upload it again), the manifest's own bytes
+/// being removed 503 `UNAVAILABLE` (push again).
+#[tokio::test]
+async fn pushes_racing_a_collection_are_refused() {
+    use registry_core::{Storage, paths};
+    let store = MemoryStorage::new();
+    let app = registry_http::router(Registry::new(
+        Arc::new(store.clone()),
+        RegistryConfig::default(),
+    ));
+    let (d, m) = push_image(&app, "lib/app", "v1").await;
+    let layer = Digest::of(b"layer");
+    let put_again = || {
+        call(&app, Method::PUT, "/v2/lib/app/manifests/v2")
+            .headers(&[("content-type", OCI_MANIFEST)])
+            .send(m.clone())
+    };
+    let announced = paths::blob_collecting(&layer, "c0");
+    store.put(&announced, Bytes::new()).await.unwrap();
+    let res = put_again().await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+    );
+    store.delete(&announced).await.unwrap();
+    store
+        .put(&paths::blob_collecting(&d, "c1"), Bytes::new())
+        .await
+        .unwrap();
+    let res = put_again().await;
+    assert_eq!(
+        (res.status, res.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+    );
+    assert!(
+        res.body_text().contains("garbage collection"),
+        "{}",
+        res.body_text()
+    );
+}
