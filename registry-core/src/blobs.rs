@@ -16,7 +16,7 @@ use crate::index::IndexState;
 use crate::parts::{End, Multipart};
 use crate::paths;
 use crate::reference::RepositoryName;
-use crate::storage::{ByteStream, GetRange, Storage, StorageExt};
+use crate::storage::{ByteStream, GetRange, Storage, StorageError, StorageExt};
 use crate::stored::BlobLocation;
 use crate::tap::{Tap, check, tapped};
 
@@ -171,7 +171,7 @@ impl Blobs {
                     // Collected since it was cached.
                     self.caches.forget_blob(digest);
                 }
-                return Err(unknown(e.into(), digest));
+                return Err(unknown(e, digest));
             }
         };
         Ok(BlobContent {
@@ -220,10 +220,10 @@ impl Blobs {
                 let key = paths::blob_location(digest);
                 match self.storage.get_opt(&key).await? {
                     Some(bytes) => parse_record(&key, &bytes)?,
-                    None => return Err(unknown(e.into(), digest)),
+                    None => return Err(unknown(e, digest)),
                 }
             }
-            Err(e) => return Err(unknown(e.into(), digest)),
+            Err(e) => return Err(unknown(e, digest)),
         };
         self.caches.put_blob_location(digest, &location);
         Ok(location)
@@ -447,13 +447,13 @@ impl Blobs {
 }
 
 /// A missing key as the blob it stood for.
-fn unknown(e: Error, digest: &Digest) -> Error {
+fn unknown(e: StorageError, digest: &Digest) -> Error {
     if e.is_not_found() {
         Error::BlobUnknown {
             digest: digest.clone(),
         }
     } else {
-        e
+        e.into()
     }
 }
 

@@ -45,33 +45,43 @@ impl Clock for SystemClock {
     }
 }
 
+/// Time added by hand, shared by clones: what the two test clocks move by.
+#[derive(Debug, Default, Clone)]
+struct Added(Arc<AtomicU64>);
+
+impl Added {
+    fn add(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+}
+
 /// The system's clocks moved forward by what [`OffsetClock::advance`] added: time still flows, so
 /// storage times (which the backend sets) and this clock's stay comparable, and a test jumps
 /// past a grace period or a token's lifetime instead of waiting. Clones share the offset.
 #[derive(Debug, Default, Clone)]
 pub struct OffsetClock {
-    ahead_nanos: Arc<AtomicU64>,
+    ahead: Added,
 }
 
 impl OffsetClock {
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.ahead_nanos.fetch_add(nanos, Ordering::SeqCst);
-    }
-
-    fn ahead(&self) -> Duration {
-        Duration::from_nanos(self.ahead_nanos.load(Ordering::SeqCst))
+        self.ahead.add(by);
     }
 }
 
 impl Clock for OffsetClock {
     fn now(&self) -> SystemTime {
-        SystemTime::now() + self.ahead()
+        SystemTime::now() + self.ahead.get()
     }
 
     fn instant(&self) -> Instant {
-        Instant::now() + self.ahead()
+        Instant::now() + self.ahead.get()
     }
 }
 
@@ -81,7 +91,7 @@ impl Clock for OffsetClock {
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     start: (SystemTime, Instant),
-    elapsed_nanos: Arc<AtomicU64>,
+    elapsed: Added,
 }
 
 impl ManualClock {
@@ -89,28 +99,23 @@ impl ManualClock {
     pub fn new(at: SystemTime) -> ManualClock {
         ManualClock {
             start: (at, Instant::now()),
-            elapsed_nanos: Arc::default(),
+            elapsed: Added::default(),
         }
     }
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        self.elapsed_nanos.fetch_add(nanos, Ordering::SeqCst);
-    }
-
-    fn elapsed(&self) -> Duration {
-        Duration::from_nanos(self.elapsed_nanos.load(Ordering::SeqCst))
+        self.elapsed.add(by);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        self.start.0 + self.elapsed()
+        self.start.0 + self.elapsed.get()
     }
 
     fn instant(&self) -> Instant {
-        self.start.1 + self.elapsed()
+        self.start.1 + self.elapsed.get()
     }
 }
 

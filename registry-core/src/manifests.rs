@@ -421,11 +421,15 @@ impl Manifests {
             .stat(repo, digest, &Reference::Digest(digest.clone()))
             .await
         {
-            // Marked, not being collected, and its bytes in storage, in that order (see
-            // `stored_blob_size`).
+            // Marked, not being collected, then its revision and bytes in storage (the revision
+            // may have come from this process's cache), in that order (see `stored_blob_size`).
             Ok(info) => {
                 self.blobs.touch(digest).await?;
                 let gone = self.blobs.being_collected(digest).await?
+                    || !self
+                        .storage
+                        .exists(&paths::manifest_link(repo, digest))
+                        .await?
                     || !self.storage.exists(&paths::blob_data(digest)).await?;
                 Ok((!gone).then_some(info.size))
             }

@@ -1,6 +1,7 @@
 //! The removing half of a collection.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::SystemTime;
 
 use futures::TryStreamExt;
@@ -120,30 +121,47 @@ impl Collection<'_> {
         }))
     }
 
-    /// Removes an unreached manifest unless it was pushed again since the listing: announces the
-    /// removal as for a blob (a push writes a manifest's bytes, then looks for an announcement,
-    /// then writes its revision), reads the revision and the bytes again (kept if a push wrote
-    /// them), then removes the revision. `None` when it stays.
+    /// Runs `remove` unless `in_use` finds that a push used the content since the listing. Outside
+    /// a dry run the removal is announced first ([`announcement`]), `in_use` is read after the
+    /// announcement (a push that used the content before it is seen; one after it sees the
+    /// announcement, or the content gone, and is refused), and the announcement is withdrawn
+    /// last. A dry run only reads. True when the content went (or would go).
+    async fn unless_in_use<U, R>(
+        &self,
+        digest: &Digest,
+        in_use: impl FnOnce() -> U,
+        remove: impl FnOnce() -> R,
+    ) -> Result<bool>
+    where
+        U: Future<Output = Result<bool>>,
+        R: Future<Output = Result<()>>,
+    {
+        if self.dry_run {
+            return Ok(!in_use().await?);
+        }
+        let storage = self.registry.storage();
+        let key = announcement(digest);
+        storage.put(&key, bytes::Bytes::new()).await?;
+        let removed = match in_use().await {
+            Ok(true) => Ok(false),
+            Ok(false) => remove().await.map(|()| true),
+            Err(e) => Err(e),
+        };
+        storage.delete(&key).await?;
+        removed
+    }
+
+    /// Removes an unreached manifest's revision unless the manifest was pushed again since the
+    /// listing (its revision, bytes or in-use mark newer; a push writes the bytes, then looks for
+    /// an announcement, then writes the revision). `None` when it stays.
     pub(super) async fn remove_manifest(
         &self,
         name: &RepositoryName,
         digest: &Digest,
         cutoff: SystemTime,
     ) -> Result<Option<Removal>> {
-        if self.pushed_since(name, digest, cutoff).await? {
-            return Ok(None);
-        }
-        if !self.dry_run {
-            let storage = self.registry.storage();
-            let collecting = announcement(digest);
-            storage.put(&collecting, bytes::Bytes::new()).await?;
-            if self.pushed_since(name, digest, cutoff).await? {
-                storage.delete(&collecting).await?;
-                return Ok(None);
-            }
-            let removed = self.registry.manifests.remove(name, digest).await;
-            storage.delete(&collecting).await?;
-            match removed {
+        let remove = || async {
+            match self.registry.manifests.remove(name, digest).await {
                 Ok(()) => {
                     self.publish(
                         collector(COLLECTOR, Origin::Gc),
@@ -153,16 +171,21 @@ impl Collection<'_> {
                             media_type: None,
                         },
                     )
-                    .await
+                    .await;
+                    Ok(())
                 }
-                Err(Error::ManifestUnknown { .. }) => {}
-                Err(e) => return Err(e),
+                Err(Error::ManifestUnknown { .. }) => Ok(()),
+                Err(e) => Err(e),
             }
-        }
-        Ok(Some(Removal::Manifest {
-            repository: name.clone(),
-            digest: digest.clone(),
-        }))
+        };
+        let in_use = || self.pushed_since(name, digest, cutoff);
+        Ok(self
+            .unless_in_use(digest, in_use, remove)
+            .await?
+            .then(|| Removal::Manifest {
+                repository: name.clone(),
+                digest: digest.clone(),
+            }))
     }
 
     /// Whether the revision of `digest` in `name` is gone, or it or the manifest's bytes or
@@ -194,10 +217,8 @@ impl Collection<'_> {
         used_since(self.registry, digest, None, cutoff).await
     }
 
-    /// Removes a layer link unless a push marked its blob since the listing: announced, then the
-    /// mark read again, then the link removed and the announcement withdrawn, as for a blob (a
-    /// manifest push looks for the link only after it looked for an announcement). `None` when
-    /// it stays.
+    /// Removes a layer link unless a push marked its blob since the listing (a manifest push
+    /// looks for the link only after it looked for an announcement). `None` when it stays.
     pub(super) async fn remove_link(
         &self,
         name: &RepositoryName,
@@ -205,20 +226,9 @@ impl Collection<'_> {
         blob: Option<&StoredBlob>,
         cutoff: SystemTime,
     ) -> Result<Option<Removal>> {
-        if used_since(self.registry, digest, blob, cutoff).await? {
-            return Ok(None);
-        }
-        if !self.dry_run {
+        let remove = || async {
             let storage = self.registry.storage();
-            let collecting = announcement(digest);
-            storage.put(&collecting, bytes::Bytes::new()).await?;
-            if used_since(self.registry, digest, blob, cutoff).await? {
-                storage.delete(&collecting).await?;
-                return Ok(None);
-            }
-            let removed = storage.delete(&paths::layer_link(name, digest)).await;
-            storage.delete(&collecting).await?;
-            removed?;
+            storage.delete(&paths::layer_link(name, digest)).await?;
             self.publish(
                 collector(COLLECTOR, Origin::Gc),
                 Committed::BlobUnlinked {
@@ -227,19 +237,21 @@ impl Collection<'_> {
                 },
             )
             .await;
-        }
-        Ok(Some(Removal::Link {
-            repository: name.clone(),
-            digest: digest.clone(),
-        }))
+            Ok(())
+        };
+        let in_use = || used_since(self.registry, digest, blob, cutoff);
+        Ok(self
+            .unless_in_use(digest, in_use, remove)
+            .await?
+            .then(|| Removal::Link {
+                repository: name.clone(),
+                digest: digest.clone(),
+            }))
     }
 
-    /// Removes a blob unless a push marks it meanwhile: announces the removal
-    /// ([`paths::blob_collecting`]), reads the blob's objects and in-use mark once more (a push
-    /// that marked it before the announcement is seen here, and the blob stays; one that marks
-    /// it after finds the announcement and is refused), then removes its data or location record
-    /// (the blob is then unknown), the bytes a location pointed at, its marker and last the
-    /// announcement. `None` when it stays.
+    /// Removes a blob unless a push marked it since the listing: its data or location record
+    /// first (the blob is then unknown), then the bytes a location pointed at, then its marker.
+    /// `None` when it stays.
     pub(super) async fn remove_blob(
         &self,
         digest: &Digest,
@@ -247,7 +259,6 @@ impl Collection<'_> {
         cutoff: SystemTime,
     ) -> Result<Option<Removal>> {
         let marker = paths::blob_used(digest);
-        let collecting = announcement(digest);
         if blob.marker_only() {
             // A marker whose blob never arrived, or what a stopped collection left.
             self.delete(&marker).await?;
@@ -259,20 +270,12 @@ impl Collection<'_> {
                 bytes: 0,
             }));
         }
-        if !self.dry_run {
+        let remove = || async {
             let storage = self.registry.storage();
-            storage.put(&collecting, bytes::Bytes::new()).await?;
-            if super::used_since(self.registry, digest, Some(blob), cutoff).await? {
-                storage.delete(&collecting).await?;
-                return Ok(None);
+            for key in blob.keys(digest).iter().chain(&blob.target) {
+                storage.delete(key).await?;
             }
-        }
-        for key in blob.keys(digest).iter().chain(&blob.target) {
-            self.delete(key).await?;
-        }
-        self.delete(&marker).await?;
-        self.delete(&collecting).await?;
-        if !self.dry_run {
+            storage.delete(&marker).await?;
             self.registry.blobs.forget(digest);
             self.publish(
                 collector(COLLECTOR, Origin::Gc),
@@ -282,11 +285,16 @@ impl Collection<'_> {
                 },
             )
             .await;
-        }
-        Ok(Some(Removal::Blob {
-            digest: digest.clone(),
-            bytes: blob.size,
-        }))
+            Ok(())
+        };
+        let in_use = || used_since(self.registry, digest, Some(blob), cutoff);
+        Ok(self
+            .unless_in_use(digest, in_use, remove)
+            .await?
+            .then(|| Removal::Blob {
+                digest: digest.clone(),
+                bytes: blob.size,
+            }))
     }
 
     /// Removes `data/<id>` objects that no blob location names and no upload is writing.

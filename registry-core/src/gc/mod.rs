@@ -135,9 +135,6 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
     // What a collection that stopped half way announced about blobs that stay.
     concurrently(abandoned, |key| gc.delete_owned(key)).await?;
     let decided = concurrently(candidates, |(digest, blob)| async move {
-        if used_since(registry, &digest, Some(&blob), cutoff).await? {
-            return Ok(None);
-        }
         gc.remove_blob(&digest, &blob, cutoff).await
     })
     .await?;
