@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::Caches;
+use crate::candidates::Candidates;
 use crate::clock::SharedClock;
 use crate::digest::{Digest, Digester};
 use crate::error::{Error, Result};
@@ -60,6 +61,8 @@ pub(crate) struct Blobs {
     /// See [`crate::RegistryConfig::touch_interval`].
     touch_interval: Option<Duration>,
     clock: SharedClock,
+    /// What links and unlinks record for garbage collection.
+    pub(crate) candidates: Arc<Candidates>,
 }
 
 /// How long a collection's announcement that it removes a blob ([`paths::blob_collecting`])
@@ -76,12 +79,18 @@ impl Blobs {
         touch_interval: Option<Duration>,
         clock: SharedClock,
     ) -> Blobs {
+        let candidates = Arc::new(Candidates::new(
+            storage.clone(),
+            clock.clone(),
+            touch_interval,
+        ));
         Blobs {
             storage,
             caches,
             index,
             touch_interval,
             clock,
+            candidates,
         }
     }
 
@@ -123,6 +132,7 @@ impl Blobs {
     pub async fn link(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         // Whether the store keeps the index is settled before its first repository is written.
         self.index.legacy(&*self.storage).await?;
+        self.candidates.linking(repo, digest).await?;
         Ok(self
             .storage
             .put(
@@ -233,6 +243,7 @@ impl Blobs {
     /// collection to reclaim when nothing links them).
     pub async fn unlink(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
         self.require_link(repo, digest).await?;
+        self.candidates.blob(digest).await?;
         Ok(self
             .storage
             .delete(&paths::layer_link(repo, digest))
@@ -296,6 +307,7 @@ impl Blobs {
                     self.touch(digest).await?;
                 } else {
                     self.mark_assembled(digest).await?;
+                    self.candidates.blob(digest).await?;
                     self.storage.complete_multipart(&key, &id, parts).await?;
                 }
             }
@@ -338,6 +350,7 @@ impl Blobs {
     /// meanwhile are written again.
     pub async fn put_held(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         let key = paths::blob_data(digest);
+        self.candidates.blob(digest).await?;
         for _ in 0..3 {
             self.storage.put(&key, bytes.clone()).await?;
             if self.being_collected(digest).await? {
@@ -360,6 +373,7 @@ impl Blobs {
             self.touch(digest).await?;
             return Ok(());
         }
+        self.candidates.blob(digest).await?;
         self.storage.put(&paths::blob_data(digest), bytes).await?;
         self.caches.put_touched(digest);
         Ok(())
@@ -368,6 +382,7 @@ impl Blobs {
     /// Moves a verified blob's bytes from `from`, a key only one upload writes, to their place
     /// unless a blob is there already (then `from` goes, and the stored blob is marked in use).
     pub async fn install_object(&self, digest: &Digest, from: &str) -> Result<()> {
+        self.candidates.blob(digest).await?;
         if self
             .storage
             .rename_if_absent(from, &paths::blob_data(digest))
@@ -392,6 +407,7 @@ impl Blobs {
                 Ok(self.storage.delete(data_key).await?)
             }
             Err(Error::BlobUnknown { .. }) => {
+                self.candidates.blob(digest).await?;
                 let location = BlobLocation {
                     key: data_key.to_owned(),
                     size,

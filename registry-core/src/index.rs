@@ -19,6 +19,8 @@ pub const INDEX_VERSION: &str = "1";
 pub(crate) struct IndexState {
     /// 0: not known yet; 1: legacy; 2: indexed.
     state: AtomicU8,
+    /// Whether the store keeps collection records ([`paths::COLLECTION_RECORDS`]), as `state`.
+    records: AtomicU8,
     /// The registry may write (the version of a fresh store).
     writable: bool,
 }
@@ -27,6 +29,7 @@ impl IndexState {
     pub fn new(writable: bool) -> IndexState {
         IndexState {
             state: AtomicU8::new(0),
+            records: AtomicU8::new(0),
             writable,
         }
     }
@@ -48,6 +51,10 @@ impl IndexState {
                     Bytes::from_static(INDEX_VERSION.as_bytes()),
                 )
                 .await?;
+            storage
+                .put(paths::COLLECTION_RECORDS, Bytes::from_static(b"1"))
+                .await?;
+            self.records.store(2, Ordering::Relaxed);
             false
         } else {
             true
@@ -60,5 +67,24 @@ impl IndexState {
     /// The store was just reindexed.
     pub fn indexed(&self) {
         self.state.store(2, Ordering::Relaxed);
+        self.records.store(2, Ordering::Relaxed);
+    }
+
+    /// True when the store records, for every link, which repositories link each blob and what
+    /// a collection must look at ([`crate::candidates`]): written on a fresh store, or by
+    /// reindexing one written before. Asked of storage once per process.
+    pub async fn records(&self, storage: &dyn Storage) -> Result<bool> {
+        if self.legacy(storage).await? {
+            return Ok(false);
+        }
+        match self.records.load(Ordering::Relaxed) {
+            1 => return Ok(false),
+            2 => return Ok(true),
+            _ => {}
+        }
+        let kept = storage.exists(paths::COLLECTION_RECORDS).await?;
+        self.records
+            .store(if kept { 2 } else { 1 }, Ordering::Relaxed);
+        Ok(kept)
     }
 }

@@ -28,8 +28,9 @@
 //!   ([`feed::Subscriber`]: every change committed to the store, whoever made it).
 //! - [`lifecycle`]: retention rules, immutable tags, quotas and usage; tag history and restore
 //!   are on [`Registry`].
-//! - [`gc`]: garbage collection and upload purging, safe while pushes go on; `walk` reads what the
-//!   store holds for it and for usage reports.
+//! - [`gc`]: garbage collection and upload purging, safe while pushes go on, incremental from the
+//!   candidate records `candidates` writes for every write that may leave garbage; `walk` reads
+//!   what the store holds for it and for usage reports.
 //! - [`accounting`]: usage reports' types and what bounds their cost; [`lifecycle::usage`]
 //!   computes them.
 //! - [`clock`]: the [`clock::Clock`] gc, retention, tag history and upload ages read, so tests
@@ -45,6 +46,7 @@ pub mod accounting;
 pub mod admission;
 mod blobs;
 mod cache;
+mod candidates;
 mod catalog;
 pub mod clock;
 pub mod digest;

@@ -142,6 +142,7 @@ impl Manifests {
             size: info.size,
             subject: info.subject.clone(),
         };
+        self.blobs.candidates.linking(repo, &info.digest).await?;
         self.storage
             .put(&paths::manifest_link(repo, &info.digest), to_json(&link)?)
             .await?;
@@ -299,6 +300,8 @@ impl Manifests {
         let info = self
             .stat(repo, digest, &Reference::Digest(digest.clone()))
             .await?;
+        self.blobs.candidates.repository(repo).await?;
+        self.blobs.candidates.blob(digest).await?;
         if let Some(subject) = &info.subject {
             self.storage
                 .delete(&paths::referrer(repo, subject, digest))

@@ -5,12 +5,25 @@
 //! ├── blobs/<alg>/<hex[0..2]>/<hex>/
 //! │   ├── data                                        bytes of a blob or manifest, once per digest
 //! │   ├── location                                    or: where they are (a BlobLocation, JSON)
-//! │   └── used                                        empty; written when a push reuses the blob,
+//! │   ├── used                                        empty; written when a push reuses the blob,
 //! │                                                   its age tells garbage collection it is in use
+//! │   ├── linked/<name, `/` as `!`>/<id>              empty; written before the repository links the
+//! │                                                   blob (layer link or manifest revision), one
+//! │                                                   per write: which repositories to ask before
+//! │                                                   removing the bytes
+//! │   └── collecting-<id>                             empty; a collection is removing the blob
+//! ├── collection/                                     what garbage collection must look at (empty
+//! │   │                                               objects, `<time>-<nonce>` each, unique per write)
+//! │   ├── repositories/<name, `/` as `!`>/<time>-<nonce>  something in the repository may be garbage
+//! │   └── blobs/<alg>-<hex>/<time>-<nonce>            a link to the blob went: its bytes may be garbage
 //! ├── data/<id>                                       bytes an upload received, until renamed to
 //! │                                                   blobs/…/data (or for good, see below)
 //! ├── index/
 //! │   ├── version                                     the index this store keeps (INDEX_VERSION)
+//! │   ├── collection                                  the store keeps `linked/` records and candidates
+//! │                                                   for every link (COLLECTION_RECORDS)
+//! │   └── collection-settings                         the settings of the last full collection
+//! │                                                   (COLLECTION_SETTINGS)
 //! │   └── repositories/<name, `/` as `!`>             empty; the repository holds a manifest: the
 //! │                                                   catalog, listed a page at a time
 //! ├── repositories/<name>/                            <name> has one or more components
@@ -65,6 +78,14 @@ pub const DATA: &str = "data";
 pub const CATALOG: &str = "index/repositories";
 /// The version of the index a store keeps, and where it is recorded.
 pub const INDEX_VERSION: &str = "index/version";
+/// Prefix of the candidates of garbage collection.
+pub const COLLECTION: &str = "collection";
+/// Present once the store records, for every link, which repositories link each blob and what a
+/// collection must look at (written on a fresh store, or by reindexing an older one).
+pub const COLLECTION_RECORDS: &str = "index/collection";
+/// The settings (a digest of them) the last full collection marked with: an incremental
+/// collection under other settings walks the whole store instead.
+pub const COLLECTION_SETTINGS: &str = "index/collection-settings";
 /// Prefix of replication's queues and status, by target.
 pub const REPLICATION: &str = "replication";
 /// Prefix of the heartbeats of the processes sharing the store.
@@ -112,6 +133,65 @@ pub fn blob_folder(d: &Digest) -> String {
 /// one is there (and young), a manifest push refuses to reference the blob.
 pub fn blob_collecting(d: &Digest, id: &str) -> String {
     format!("{}/collecting-{id}", blob_folder(d))
+}
+
+/// An empty object written before `name` links the blob (as a layer or a manifest revision),
+/// `id` (letters and digits) unique to that write, so that a collection removing the records it
+/// listed never removes one a push wrote since: garbage collection asks only the repositories
+/// named so whether they still link the blob.
+pub fn blob_linked(d: &Digest, name: &RepositoryName, id: &str) -> String {
+    format!(
+        "{}/linked/{}/{id}",
+        blob_folder(d),
+        name.as_str().replace('/', "!")
+    )
+}
+
+/// A candidate record: something in the repository may have become garbage at `nanos` (a link
+/// made that no manifest may come to use, a manifest deleted, a tag moved).
+pub fn repository_candidate(name: &RepositoryName, nanos: u128, nonce: &str) -> String {
+    format!(
+        "{COLLECTION}/repositories/{}/{nanos}-{nonce}",
+        name.as_str().replace('/', "!")
+    )
+}
+
+/// A candidate record: a link to the blob went at `nanos`, so its bytes may be garbage.
+pub fn blob_candidate(d: &Digest, nanos: u128, nonce: &str) -> String {
+    format!(
+        "{COLLECTION}/blobs/{}-{}/{nanos}-{nonce}",
+        d.algorithm(),
+        d.hex()
+    )
+}
+
+/// What a key under [`COLLECTION`] asks a collection to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidate {
+    /// [`repository_candidate`]
+    Repository(RepositoryName),
+    /// [`blob_candidate`]
+    Blob(Digest),
+}
+
+/// The candidate a key under [`COLLECTION`] records; `None` for a key this layout never builds.
+pub fn parse_candidate_key(key: &str) -> Option<Candidate> {
+    let rest = key.strip_prefix(COLLECTION)?.strip_prefix('/')?;
+    let [kind, what, record] = rest.split('/').collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let (nanos, nonce) = record.split_once('-')?;
+    if nanos.parse::<u128>().is_err() || nonce.is_empty() {
+        return None;
+    }
+    match kind {
+        "repositories" => Some(Candidate::Repository(parse_catalog_entry(what)?)),
+        "blobs" => {
+            let (alg, hex) = what.split_once('-')?;
+            Some(Candidate::Blob(format!("{alg}:{hex}").parse().ok()?))
+        }
+        _ => None,
+    }
 }
 
 /// The folder of one repository.
@@ -277,7 +357,7 @@ pub fn upload_tail(id: &str, offset: u64, digest: Option<&Digest>) -> String {
 }
 
 /// The kind of object found under [`BLOBS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobObject {
     /// [`blob_data`]
     Data,
@@ -287,11 +367,20 @@ pub enum BlobObject {
     Used,
     /// [`blob_collecting`]
     Collecting,
+    /// [`blob_linked`]
+    Linked(RepositoryName),
 }
 
 /// The digest and kind of a key under [`BLOBS`]; `None` for a key this layout never builds.
 pub fn parse_blob_key(key: &str) -> Option<(Digest, BlobObject)> {
     let parts: Vec<&str> = key.split('/').collect();
+    if let [BLOBS, alg, _, hex, "linked", name, id] = parts[..] {
+        let d: Digest = format!("{alg}:{hex}").parse().ok()?;
+        let repo = parse_catalog_entry(name)?;
+        let id_ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        return (id_ok && blob_linked(&d, &repo, id) == key)
+            .then_some((d, BlobObject::Linked(repo)));
+    }
     let [BLOBS, alg, _, hex, name] = parts[..] else {
         return None;
     };
@@ -422,6 +511,28 @@ mod tests {
             Some((d.clone(), BlobObject::Collecting))
         );
         assert_eq!(parse_blob_key(&blob_collecting(&d, "../x")), None);
+        assert_eq!(
+            parse_blob_key(&blob_linked(&d, &n, "c0ffee")),
+            Some((d.clone(), BlobObject::Linked(n.clone())))
+        );
+        assert_eq!(parse_blob_key(&blob_linked(&d, &n, "../x")), None);
+        assert!(blob_linked(&d, &n, "c0ffee").starts_with(&blob_folder(&d)));
+        assert_eq!(
+            parse_candidate_key(&repository_candidate(&n, 7, "ab")),
+            Some(Candidate::Repository(n.clone()))
+        );
+        assert_eq!(
+            parse_candidate_key(&blob_candidate(&d, 7, "ab")),
+            Some(Candidate::Blob(d.clone()))
+        );
+        for bad in [
+            "collection/repositories/a!b/x-ab",
+            "collection/repositories/A/7-ab",
+            "collection/blobs/sha256-00/7-ab",
+            "collection/other/a/7-ab",
+        ] {
+            assert_eq!(parse_candidate_key(bad), None, "{bad}");
+        }
         let misplaced = blob_data(&d).replace(&format!("/{}/", &d.hex()[..2]), "/00/");
         for bad in [
             misplaced.as_str(),

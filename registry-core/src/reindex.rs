@@ -1,5 +1,6 @@
-//! Reindexing: moves a store written before the listing index (or by distribution, the
-//! `registry` image) to it. Every legacy tag link becomes a tag record (its time of move taken
+//! Reindexing: moves a store written before the listing index or the collection records (or by
+//! distribution, the `registry` image) to them. Every link gets its blob's `linked/` record
+//! ([`paths::blob_linked`], which incremental garbage collection reads), every legacy tag link becomes a tag record (its time of move taken
 //! from the link's age), every revision link holding a digest alone (distribution's) is rewritten
 //! as ours with the manifest's subject indexed for the referrers API, distribution's tag indexes
 //! and upload state go, every repository holding a manifest gets its catalog entry (and entries
@@ -32,14 +33,38 @@ pub struct ReindexReport {
     pub catalog_changes: u64,
     /// Revision links distribution wrote, rewritten as ours.
     pub links_adopted: u64,
+    /// Links (layers and manifest revisions) whose blob's `linked/` record was written.
+    pub links_recorded: u64,
 }
 
 /// A legacy tag link found by the walk: its repository, tag, key and age in seconds.
 type LegacyTag = (RepositoryName, Tag, String, u64);
 
-/// Whether the store still needs [`reindex`]: it was written before the listing index.
+/// Whether the store still needs [`reindex`]: it was written before the listing index or the
+/// collection records.
 pub async fn needed(registry: &Registry) -> Result<bool> {
-    registry.index.legacy(&**registry.storage()).await
+    Ok(!registry.index.records(&**registry.storage()).await?)
+}
+
+/// Links whose `linked/` records are written at once.
+const RECORDS_AT_ONCE: usize = 512;
+
+/// Writes the `linked/` record of each link in `links` (16 at a time), and empties it.
+async fn record_links(
+    registry: &Registry,
+    links: &mut Vec<(RepositoryName, crate::digest::Digest)>,
+) -> Result<()> {
+    let storage = registry.storage();
+    futures::stream::iter(links.drain(..))
+        .map(|(repo, digest)| async move {
+            storage
+                .put(&paths::blob_linked(&digest, &repo, "reindex"), Bytes::new())
+                .await
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    Ok(())
 }
 
 /// Moves a store written before the listing index to it (see the module documentation). Safe to
@@ -50,13 +75,21 @@ pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
     let mut legacy: Vec<LegacyTag> = Vec::new();
     let mut revisions: Vec<(RepositoryName, crate::digest::Digest)> = Vec::new();
     let mut leftovers: Vec<String> = Vec::new();
+    let mut links = Vec::new();
+    let mut links_recorded = 0;
     let mut listing = storage.list_all(paths::REPOSITORIES);
     while let Some(meta) = listing.try_next().await? {
+        if links.len() >= RECORDS_AT_ONCE {
+            links_recorded += links.len() as u64;
+            record_links(registry, &mut links).await?;
+        }
         match paths::parse_repository_key(&meta.key) {
             Some((name, RepositoryEntry::Revision(digest))) => {
                 holding.insert(name.clone());
+                links.push((name.clone(), digest.clone()));
                 revisions.push((name, digest));
             }
+            Some((name, RepositoryEntry::Layer(digest))) => links.push((name, digest)),
             Some((_, RepositoryEntry::Distribution)) => leftovers.push(meta.key),
             Some((name, RepositoryEntry::LegacyTag(tag))) => {
                 let moved = meta
@@ -69,6 +102,8 @@ pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
         }
     }
     drop(listing);
+    links_recorded += links.len() as u64;
+    record_links(registry, &mut links).await?;
     let tags_moved = legacy.len() as u64;
     futures::stream::iter(legacy)
         .map(|(repo, tag, key, moved)| async move {
@@ -107,11 +142,15 @@ pub async fn reindex(registry: &Registry) -> Result<ReindexReport> {
             Bytes::from_static(INDEX_VERSION.as_bytes()),
         )
         .await?;
+    storage
+        .put(paths::COLLECTION_RECORDS, Bytes::from_static(b"1"))
+        .await?;
     registry.index.indexed();
     Ok(ReindexReport {
         repositories: holding.len() as u64,
         tags_moved,
         catalog_changes,
         links_adopted,
+        links_recorded,
     })
 }

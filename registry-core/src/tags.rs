@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::Caller;
 use crate::blobs::{parse_record, to_json};
+use crate::candidates::Candidates;
 use crate::clock::SharedClock;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -91,14 +92,22 @@ pub(crate) struct Tags {
     storage: Arc<dyn Storage>,
     index: Arc<IndexState>,
     clock: SharedClock,
+    /// A moved or deleted tag may leave its manifest garbage: recorded for collection.
+    candidates: Arc<Candidates>,
 }
 
 impl Tags {
-    pub fn new(storage: Arc<dyn Storage>, index: Arc<IndexState>, clock: SharedClock) -> Tags {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        index: Arc<IndexState>,
+        clock: SharedClock,
+        candidates: Arc<Candidates>,
+    ) -> Tags {
         Tags {
             storage,
             index,
             clock,
+            candidates,
         }
     }
 
@@ -206,6 +215,7 @@ impl Tags {
         caller: &Caller,
         restored: bool,
     ) -> Result<()> {
+        self.candidates.repository(repo).await?;
         let at = self.now();
         let change = TagChange {
             at: at.as_secs(),

@@ -25,10 +25,13 @@ pub(crate) struct StoredBlob {
     /// Where a location record points.
     pub(crate) target: Option<String>,
     pub(crate) size: u64,
-    /// When its bytes, location record, links or in-use mark last changed.
+    /// When its bytes, location record, `linked/` records or in-use mark last changed.
     pub(crate) newest: Option<SystemTime>,
     /// The removals collections announced ([`paths::blob_collecting`]), with when.
     pub(crate) collecting: Vec<(String, SystemTime)>,
+    /// Its `linked/` records ([`paths::blob_linked`]): the repository each names, its key, and
+    /// when it was written.
+    pub(crate) linked: Vec<(RepositoryName, String, SystemTime)>,
 }
 
 /// What `repositories/<name>/` holds.
@@ -53,35 +56,71 @@ pub(crate) async fn list_blobs(storage: &dyn Storage) -> Result<BTreeMap<Digest,
         let Some((digest, kind)) = paths::parse_blob_key(&meta.key) else {
             continue;
         };
-        let blob = blobs.entry(digest).or_default();
-        if kind == paths::BlobObject::Collecting {
-            // An announcement, not a use.
-            blob.collecting.push((meta.key, meta.last_modified));
-            continue;
-        }
-        blob.newest = blob.newest.max(Some(meta.last_modified));
-        match kind {
-            paths::BlobObject::Data => {
-                blob.data = true;
-                blob.size = meta.size;
-            }
-            paths::BlobObject::Location => {
-                blob.location = true;
-                if let Some(bytes) = storage.get_opt(&meta.key).await? {
-                    let location: BlobLocation = serde_json::from_slice(&bytes).map_err(|e| {
-                        Error::storage(format!("corrupt record at {}: {e}", meta.key))
-                    })?;
-                    blob.size = location.size;
-                    blob.target = Some(location.key);
-                }
-            }
-            paths::BlobObject::Used | paths::BlobObject::Collecting => {}
-        }
+        blobs
+            .entry(digest)
+            .or_default()
+            .add(storage, meta, kind)
+            .await?;
     }
     Ok(blobs)
 }
 
+/// Reads one blob's folder: `None` when it holds nothing.
+pub(crate) async fn list_blob(
+    storage: &dyn Storage,
+    digest: &Digest,
+) -> Result<Option<StoredBlob>> {
+    let mut blob: Option<StoredBlob> = None;
+    let mut listing = storage.list_all(&paths::blob_folder(digest));
+    while let Some(meta) = listing.try_next().await? {
+        if let Some((d, kind)) = paths::parse_blob_key(&meta.key)
+            && d == *digest
+        {
+            blob.get_or_insert_default()
+                .add(storage, meta, kind)
+                .await?;
+        }
+    }
+    Ok(blob)
+}
+
 impl StoredBlob {
+    /// Takes one object of the blob's folder into account.
+    async fn add(
+        &mut self,
+        storage: &dyn Storage,
+        meta: ObjectMeta,
+        kind: paths::BlobObject,
+    ) -> Result<()> {
+        if kind == paths::BlobObject::Collecting {
+            // An announcement, not a use.
+            self.collecting.push((meta.key, meta.last_modified));
+            return Ok(());
+        }
+        self.newest = self.newest.max(Some(meta.last_modified));
+        match kind {
+            paths::BlobObject::Data => {
+                self.data = true;
+                self.size = meta.size;
+            }
+            paths::BlobObject::Location => {
+                self.location = true;
+                if let Some(bytes) = storage.get_opt(&meta.key).await? {
+                    let location: BlobLocation = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::storage(format!("corrupt record at {}: {e}", meta.key))
+                    })?;
+                    self.size = location.size;
+                    self.target = Some(location.key);
+                }
+            }
+            paths::BlobObject::Linked(repo) => {
+                self.linked.push((repo, meta.key, meta.last_modified))
+            }
+            paths::BlobObject::Used | paths::BlobObject::Collecting => {}
+        }
+        Ok(())
+    }
+
     /// Its data or location record (none for a `used` marker whose blob never arrived).
     pub(crate) fn keys(&self, digest: &Digest) -> Vec<String> {
         let data = self.data.then(|| paths::blob_data(digest));
@@ -99,8 +138,22 @@ impl StoredBlob {
 pub(crate) async fn list_repositories(
     storage: &dyn Storage,
 ) -> Result<BTreeMap<RepositoryName, Repo>> {
+    read_repositories(storage, paths::REPOSITORIES).await
+}
+
+/// Reads one repository (its folder's listing includes the repositories nested in it, which are
+/// left out).
+pub(crate) async fn list_repository(storage: &dyn Storage, name: &RepositoryName) -> Result<Repo> {
+    let mut repos = read_repositories(storage, &paths::repository(name)).await?;
+    Ok(repos.remove(name).unwrap_or_default())
+}
+
+async fn read_repositories(
+    storage: &dyn Storage,
+    prefix: &str,
+) -> Result<BTreeMap<RepositoryName, Repo>> {
     let mut repos: BTreeMap<RepositoryName, Repo> = BTreeMap::new();
-    let mut listing = storage.list_all(paths::REPOSITORIES);
+    let mut listing = storage.list_all(prefix);
     while let Some(ObjectMeta {
         key, last_modified, ..
     }) = listing.try_next().await?

@@ -70,13 +70,17 @@ pub enum Command {
     /// Serve the registry (what runs without a subcommand).
     Serve(ServeArgs),
     /// Remove what no tag reaches and abandoned uploads, as the `[gc]` and `[uploads]` tables
-    /// say; safe while the server runs. Prints each removal, then what was kept and why.
+    /// say; safe while the server runs. Reads only what changed since the last collection (the
+    /// candidate records) unless `--full`. Prints each removal, then what was kept and why.
     Gc {
         #[command(flatten)]
         store: StoreArgs,
         /// Print what would be removed, and remove nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Walk the whole store (mark and sweep): an audit of the incremental collections.
+        #[arg(long)]
+        full: bool,
     },
     /// Re-hash every blob and check every link and tag; report problems without repairing them.
     /// Exits with 1 when it finds any.

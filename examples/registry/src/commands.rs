@@ -35,11 +35,15 @@ impl Changing {
     }
 }
 
-pub async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
+pub async fn gc(config: Config, dry_run: bool, full: bool) -> Result<(), String> {
     existing(&config)?;
     let changing = Changing::open(&config)?;
     let registry = changing.registry.clone();
-    let report = registry_core::gc::collect(&registry, &config.gc_options(dry_run)?)
+    let options = registry_core::gc::GcOptions {
+        full,
+        ..config.gc_options(dry_run)?
+    };
+    let report = registry_core::gc::collect(&registry, &options)
         .await
         .map_err(|e| format!("gc failed: {e}"))?;
     for decision in &report.retention {
@@ -65,6 +69,14 @@ pub async fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         if dry_run { " (dry run)" } else { "" },
         report.catalog_changes,
     );
+    if report.full {
+        println!("gc: walked the whole store");
+    } else {
+        println!(
+            "gc: incremental: read the candidate records; examined {} repositories and {} blobs",
+            report.repositories, report.blobs_examined
+        );
+    }
     for line in kept_because(&report, &config) {
         println!("gc: kept {line}");
     }
@@ -123,8 +135,12 @@ pub async fn reindex(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("reindex failed: {e}"))?;
     println!(
-        "reindex: {} repositories hold manifests; {} tags moved to records; {} revision links of distribution rewritten; {} catalog entries written or removed",
-        report.repositories, report.tags_moved, report.links_adopted, report.catalog_changes
+        "reindex: {} repositories hold manifests; {} tags moved to records; {} revision links of distribution rewritten; {} catalog entries written or removed; {} links recorded for garbage collection",
+        report.repositories,
+        report.tags_moved,
+        report.links_adopted,
+        report.catalog_changes,
+        report.links_recorded
     );
     Ok(())
 }

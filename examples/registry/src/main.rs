@@ -83,7 +83,7 @@ async fn main() {
         }
         Some(Command::Scrub { .. }) => commands::scrub(config).await,
         Some(Command::Reindex { .. }) => commands::reindex(config).await,
-        Some(Command::Gc { dry_run, .. }) => commands::gc(config, dry_run).await,
+        Some(Command::Gc { dry_run, full, .. }) => commands::gc(config, dry_run, full).await,
         Some(Command::History {
             ref target, json, ..
         }) => commands::history(config, target, json).await,

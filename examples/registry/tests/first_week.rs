@@ -99,6 +99,19 @@ async fn gc_history_and_restore_say_what_happened() {
         out.contains("gc: kept 1 manifests named by tag history of the last 7 days"),
         "{out}"
     );
+    // The first collection of a store walks it; the next reads what changed since, and the
+    // full one (an audit) finds nothing more to remove.
+    assert!(out.contains("gc: walked the whole store"), "{out}");
+    let (ok, out, err) = with_store(&["gc"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("gc: incremental: read the candidate records"),
+        "{out}"
+    );
+    let (ok, out, err) = with_store(&["gc", "--full", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("gc: walked the whole store"), "{out}");
+    assert!(out.contains("would remove 0 objects"), "{out}");
     let (ok, out, err) = with_store(&["restore", "team/app:v1"]);
     assert!(ok, "{err}");
     assert!(out.contains(&first.digest().to_string()), "{out}");

@@ -47,7 +47,15 @@ async fn blob(api: &Api, repo: &str, d: &Digest) -> Vec<u8> {
 }
 
 async fn races(server: &Server) {
-    let api = Api::new(&server.addr);
+    // A connection per request: the server closes a connection whose request body it refused
+    // unread, and a pooled client may pick that connection for its next request as it closes.
+    let api = Api {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+        ..Api::new(&server.addr)
+    };
     let shared = noise(1, 300_000);
     let d = Digest::of(&shared);
     api.push_blob_monolithic("library/base", &shared)

@@ -140,6 +140,9 @@ impl Collection<'_> {
             return Ok(!in_use().await?);
         }
         let storage = self.registry.storage();
+        // First the candidate record: a collection that stops after announcing leaves an
+        // announcement the next incremental collection then looks at, and removes.
+        self.registry.blobs.candidates.blob(digest).await?;
         let key = announcement(digest);
         storage.put(&key, bytes::Bytes::new()).await?;
         let removed = match in_use().await {
@@ -265,6 +268,9 @@ impl Collection<'_> {
             for (key, _) in &blob.collecting {
                 self.delete(key).await?;
             }
+            for (_, key, _) in &blob.linked {
+                self.delete(key).await?;
+            }
             return Ok(Some(Removal::Orphan {
                 key: marker,
                 bytes: 0,
@@ -276,6 +282,12 @@ impl Collection<'_> {
                 storage.delete(key).await?;
             }
             storage.delete(&marker).await?;
+            // No repository links it (a full collection saw none; an incremental one asked each
+            // repository these records name): the records listed are stale (a push linking it
+            // since wrote a record of its own).
+            for (_, key, _) in &blob.linked {
+                storage.delete(key).await?;
+            }
             self.registry.blobs.forget(digest);
             self.publish(
                 collector(COLLECTOR, Origin::Gc),

@@ -1,5 +1,11 @@
 //! Garbage collection: removes what no tag reaches, and abandoned uploads, while pushes go on.
 //!
+//! [`collect`] is incremental (`incremental`): it reads the candidate records the writes left
+//! ([`crate::candidates`]) and marks and sweeps only the repositories and blobs they name, each as
+//! the full collection below does. The full one (mark and sweep of the whole store) runs with
+//! [`GcOptions::full`], on a store without the records, and under settings other than the last
+//! full collection's ([`GcOptions::settings`]).
+//!
 //! [`collect`] marks, in every repository, the manifests its tags reach, the children of reachable
 //! indexes and (optionally) the referrers of reachable manifests, then the blobs they name. It
 //! then removes, in an order that never leaves a link to missing bytes:
@@ -45,12 +51,14 @@
 //! anything of that repository; repositories swept already (each on its own marks) stay swept.
 //!
 //! - `report`: what a collection is asked ([`GcOptions`]) and what it reports ([`GcReport`]).
+//! - `incremental`: the collection from the candidate records.
 //! - `mark`: what each repository keeps (the store itself is read by `crate::walk`).
 //! - `collection`: the removing steps.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::digest::Digest;
@@ -60,8 +68,10 @@ use crate::lifecycle::retention::{TagFacts, decide};
 use crate::paths;
 use crate::reference::{RepositoryName, Tag};
 use crate::registry::Registry;
+use crate::storage::StorageExt;
 
 mod collection;
+mod incremental;
 mod mark;
 mod report;
 
@@ -70,8 +80,27 @@ use collection::Collection;
 use mark::{expiry, mark};
 pub use report::{CacheRetention, GcOptions, GcReport, KeptManifests, Removal};
 
-/// Runs one collection over the registry's storage; see the module documentation.
+/// Runs one collection over the registry's storage: incremental, from the candidate records,
+/// unless [`GcOptions::full`] asks for a walk of the whole store or the store does not keep the
+/// records yet; see the module documentation.
 pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
+    let storage = registry.storage();
+    let settings = Bytes::from(options.settings().to_string());
+    if !options.full
+        && registry.index.records(&**storage).await?
+        && storage.get_opt(paths::COLLECTION_SETTINGS).await?.as_ref() == Some(&settings)
+    {
+        return incremental::collect(registry, options).await;
+    }
+    let report = full(registry, options).await?;
+    if !options.dry_run {
+        storage.put(paths::COLLECTION_SETTINGS, settings).await?;
+    }
+    Ok(report)
+}
+
+/// Marks and sweeps the whole store.
+async fn full(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
     let now = registry.config().clock.now();
     let cutoff = now
         .checked_sub(options.grace)
@@ -83,6 +112,7 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         dry_run: options.dry_run,
     };
     let mut report = GcReport {
+        full: true,
         repositories: repos.len() as u64,
         dry_run: options.dry_run,
         ..GcReport::default()
@@ -95,7 +125,7 @@ pub async fn collect(registry: &Registry, options: &GcOptions) -> Result<GcRepor
         registry,
         options,
         gc: &gc,
-        blobs: &blobs,
+        blobs: Some(&blobs),
         now,
         cutoff,
     };
@@ -176,7 +206,9 @@ struct Pass<'a> {
     registry: &'a Registry,
     options: &'a GcOptions,
     gc: &'a Collection<'a>,
-    blobs: &'a BTreeMap<Digest, StoredBlob>,
+    /// Every blob of the store, when the collection walked it; else each repository's pass reads
+    /// the blobs it may remove links to.
+    blobs: Option<&'a BTreeMap<Digest, StoredBlob>>,
     now: SystemTime,
     cutoff: SystemTime,
 }
@@ -194,17 +226,12 @@ struct Swept {
     linked: HashSet<Digest>,
     /// Its name, if it still holds a manifest.
     holding: Option<RepositoryName>,
+    /// It keeps something only for a while: young links or manifests, or manifests recent tag
+    /// history names (a later collection must look at it again).
+    young: bool,
 }
 
 impl Pass<'_> {
-    /// Whether the blob's objects changed within the grace period.
-    fn fresh(&self, d: &Digest) -> bool {
-        self.blobs
-            .get(d)
-            .and_then(|b| b.newest)
-            .is_some_and(|t| t > self.cutoff)
-    }
-
     /// Retention, marking and sweeping of one repository, on its own marks alone.
     async fn repository(&self, name: &RepositoryName, repo: &Repo) -> Result<Swept> {
         let (gc, cutoff) = (self.gc, self.cutoff);
@@ -235,9 +262,15 @@ impl Pass<'_> {
                 concurrently(tags, |tag| async move { gc.remove_tag(name, &tag).await }).await?,
             );
         }
+        let read = match self.blobs {
+            Some(_) => BTreeMap::new(),
+            None => read_blobs(self.registry, repo, &keep, cutoff).await?,
+        };
+        let blobs = self.blobs.unwrap_or(&read);
         let mut linked = HashSet::new();
-        let manifest_stays =
-            |d: &Digest, modified| keep.manifests.contains(d) || modified > cutoff || self.fresh(d);
+        let manifest_stays = |d: &Digest, modified| {
+            keep.manifests.contains(d) || modified > cutoff || fresh(blobs, d, cutoff)
+        };
         let remove_manifest = |d: Digest| async move { gc.remove_manifest(name, &d, cutoff).await };
         let before = removed.len();
         sweep(
@@ -249,9 +282,9 @@ impl Pass<'_> {
         )
         .await?;
         let holds = removed.len() - before < repo.revisions.len();
-        let blobs = self.blobs;
-        let link_stays =
-            |d: &Digest, modified| keep.blobs.contains(d) || modified > cutoff || self.fresh(d);
+        let link_stays = |d: &Digest, modified| {
+            keep.blobs.contains(d) || modified > cutoff || fresh(blobs, d, cutoff)
+        };
         let remove_link =
             |d: Digest| async move { gc.remove_link(name, &d, blobs.get(&d), cutoff).await };
         sweep(
@@ -262,16 +295,55 @@ impl Pass<'_> {
             &mut removed,
         )
         .await?;
+        let manifests_kept = keep.manifests.len() as u64;
+        let kept: HashSet<Digest> = keep.manifests.into_iter().chain(keep.blobs).collect();
+        let young =
+            keep.why.young > 0 || keep.why.history > 0 || linked.iter().any(|d| !kept.contains(d));
         Ok(Swept {
             decisions,
             removed,
-            manifests_kept: keep.manifests.len() as u64,
+            manifests_kept,
             why: keep.why,
-            kept: keep.manifests.into_iter().chain(keep.blobs).collect(),
+            kept,
             linked,
             holding: holds.then(|| name.clone()),
+            young,
         })
     }
+}
+
+/// Whether the blob's objects changed after `cutoff`.
+fn fresh(blobs: &BTreeMap<Digest, StoredBlob>, d: &Digest, cutoff: SystemTime) -> bool {
+    blobs
+        .get(d)
+        .and_then(|b| b.newest)
+        .is_some_and(|t| t > cutoff)
+}
+
+/// The blobs a repository's pass may remove links to (neither kept nor linked within the grace
+/// period), read folder by folder: what an incremental collection reads instead of `blobs/`.
+async fn read_blobs(
+    registry: &Registry,
+    repo: &Repo,
+    keep: &mark::Marked,
+    cutoff: SystemTime,
+) -> Result<BTreeMap<Digest, StoredBlob>> {
+    let revisions = repo
+        .revisions
+        .iter()
+        .filter(|(d, m)| !keep.manifests.contains(*d) && **m <= cutoff);
+    let layers = repo
+        .layers
+        .iter()
+        .filter(|(d, m)| !keep.blobs.contains(*d) && **m <= cutoff);
+    let wanted: HashSet<Digest> = revisions.chain(layers).map(|(d, _)| d.clone()).collect();
+    let storage = registry.storage();
+    let read = concurrently(wanted, |d| async move {
+        let blob = crate::walk::list_blob(storage.as_ref(), &d).await?;
+        Ok(blob.map(|blob| (d, blob)))
+    })
+    .await?;
+    Ok(read.into_iter().flatten().collect())
 }
 
 /// Removes the links (manifest revisions or layer links) of one repository that `stays` does not

@@ -19,6 +19,9 @@ pub struct GcOptions {
     pub upload_max_age: Duration,
     /// Report what would be removed, and remove nothing.
     pub dry_run: bool,
+    /// Walk the whole store (mark and sweep, an audit) instead of only what the candidate
+    /// records name ([`crate::gc`]). A store not reindexed for the records is always walked.
+    pub full: bool,
     /// Repositories that cache an upstream registry, whose content goes once unused for a while.
     pub cache: Option<CacheRetention>,
     /// Retention rules: tags no clause keeps are untagged first (see
@@ -56,6 +59,26 @@ impl CacheRetention {
     }
 }
 
+impl GcOptions {
+    /// A digest of the settings that decide what a collection keeps (not the grace period or
+    /// upload ages, which only delay it): a collection under settings other than the last full
+    /// one's walks the whole store, since what they keep may have become garbage unrecorded.
+    pub fn settings(&self) -> Digest {
+        let decisive = format!(
+            "{:?}",
+            (
+                self.delete_untagged,
+                self.keep_referrers,
+                &self.cache,
+                &self.retention,
+                &self.immutable,
+                self.history,
+            )
+        );
+        Digest::of(decisive.as_bytes())
+    }
+}
+
 impl Default for GcOptions {
     fn default() -> Self {
         GcOptions {
@@ -64,6 +87,7 @@ impl Default for GcOptions {
             keep_referrers: true,
             upload_max_age: Duration::from_secs(24 * 3600),
             dry_run: false,
+            full: false,
             cache: None,
             retention: Vec::new(),
             immutable: Vec::new(),
@@ -177,8 +201,13 @@ impl KeptManifests {
 /// What a collection saw and did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GcReport {
-    /// Repositories walked.
+    /// The collection walked the whole store (else it read the candidate records).
+    pub full: bool,
+    /// Repositories walked (all of them, or those the candidate records and time-based rules
+    /// named).
     pub repositories: u64,
+    /// Blobs whose bytes an incremental collection examined (0 for a full one).
+    pub blobs_examined: u64,
     /// Manifests kept, over all repositories.
     pub manifests_kept: u64,
     /// Why they were kept.

@@ -160,7 +160,12 @@ impl Registry {
                 blobs.clone(),
                 config.max_manifest_size,
             ),
-            tags: Tags::new(storage.clone(), index.clone(), config.clock.clone()),
+            tags: Tags::new(
+                storage.clone(),
+                index.clone(),
+                config.clock.clone(),
+                blobs.candidates.clone(),
+            ),
             catalog: Catalog::new(storage.clone(), index.clone()),
             blobs,
             index,

@@ -120,17 +120,18 @@ impl World {
                     }
                 }
             }
-            let stored: BTreeSet<Digest> = self
+            let stored: Vec<String> = self
                 .store
                 .list_all(paths::BLOBS)
-                .filter_map(|m| async move {
-                    m.ok()
-                        .and_then(|m| paths::parse_blob_key(&m.key))
-                        .map(|(d, _)| d)
-                })
+                .filter_map(|m| async move { m.ok().map(|m| m.key) })
                 .collect()
                 .await;
-            let extra: Vec<_> = stored.difference(&reached).collect();
+            let extra: Vec<&String> = stored
+                .iter()
+                .filter(|key| {
+                    paths::parse_blob_key(key).is_some_and(|(d, _)| !reached.contains(&d))
+                })
+                .collect();
             if !extra.is_empty() {
                 return Err(format!(
                     "unreachable blobs survived two collections past the grace period: {extra:?}"

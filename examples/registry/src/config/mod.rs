@@ -403,6 +403,7 @@ impl Config {
             keep_referrers: self.gc.keep_referrers,
             upload_max_age: Duration::from_secs(self.uploads.purge_after_secs),
             dry_run,
+            full: false,
             cache: (self.mirror.retention_days > 0).then(|| registry_core::gc::CacheRetention {
                 prefixes: self
                     .mirror
