@@ -1,7 +1,7 @@
 //! Garbage collection: removes what no tag reaches, and abandoned uploads, while pushes go on.
 //!
 //! [`collect`] is incremental (`incremental`): it reads the candidate records the writes left
-//! ([`crate::candidates`]) and marks and sweeps only the repositories and blobs they name, each as
+//! (`candidates`) and marks and sweeps only the repositories and blobs they name, each as
 //! the full collection below does. The full one (mark and sweep of the whole store) runs with
 //! [`GcOptions::full`], on a store without the records, and under settings other than the last
 //! full collection's ([`GcOptions::settings`]).
