@@ -88,6 +88,21 @@ async fn incremental_collections_leave_nothing_for_a_full_one(s: Arc<dyn Storage
     assert!(!collect(&r, false, false).await.full);
     assert_eq!(collect(&r, false, false).await.repositories, 0);
 
+    // A manifest pushed again (as CI pushes `latest` unchanged) writes a `linked/` record each
+    // time; a collection keeps one per repository.
+    let app0 = repo("team/app0");
+    for _ in 0..2 {
+        r.put_manifest(
+            &app0,
+            &"v1".parse().unwrap(),
+            Some(registry_core::manifest::OCI_MANIFEST),
+            bytes::Bytes::from(kept[0].1.clone()),
+        )
+        .await
+        .unwrap();
+    }
+    let linked = |d: &Digest| format!("{}/linked", paths::blob_folder(d));
+    assert_eq!(keys(&s, &linked(&kept[0].0)).await.len(), 3);
     let (a, b) = (repo("team/app1"), repo("team/app2"));
     let (moved_from, _) = push_image(&r, &a, "v2", "app1-old").await;
     push_image(&r, &a, "v2", "app1-new").await;
@@ -106,7 +121,8 @@ async fn incremental_collections_leave_nothing_for_a_full_one(s: Arc<dyn Storage
     // just written is past the grace period already. tests/gc.rs covers the grace period.)
     let report = collect(&r, false, false).await;
     assert!(!report.full);
-    assert_eq!(report.repositories, 2, "only the repositories that changed");
+    assert_eq!(report.repositories, 3, "only the repositories that changed");
+    assert_eq!(keys(&s, &linked(&kept[0].0)).await.len(), 1);
     let removed = blobs_removed(&report);
     for gone in [&moved_from, &kept[2].0, &stray] {
         assert!(

@@ -194,6 +194,7 @@ async fn examine(
             // What collections that stopped half way announced goes; while another collection
             // announces a removal, the records stay for the next one to look again.
             delete_all(gc, ended).await?;
+            delete_all(gc, superseded(&blob, cutoff)).await?;
             if running.is_empty() {
                 delete_all(gc, records).await?;
             }
@@ -218,6 +219,29 @@ async fn examine(
         }
         None => Ok(Examined::Kept { young: true }),
     }
+}
+
+/// The `linked/` records of a kept blob that a newer record of the same repository makes
+/// redundant (each push of a manifest already stored writes one), once past the grace period:
+/// the newest of each repository stays, so removing these never hides a link.
+fn superseded(blob: &crate::walk::StoredBlob, cutoff: SystemTime) -> Vec<String> {
+    let mut newest: std::collections::BTreeMap<&RepositoryName, SystemTime> = Default::default();
+    for (repo, _, at) in &blob.linked {
+        let entry = newest.entry(repo).or_insert(*at);
+        *entry = (*entry).max(*at);
+    }
+    let mut kept: HashSet<&RepositoryName> = HashSet::new();
+    let mut redundant = Vec::new();
+    for (repo, key, at) in &blob.linked {
+        // One record per repository stays: the newest (the first of equal times).
+        if *at == newest[repo] && kept.insert(repo) {
+            continue;
+        }
+        if *at <= cutoff {
+            redundant.push(key.clone());
+        }
+    }
+    redundant
 }
 
 /// Deletes `keys` (unless this is a dry run), [`super::CONCURRENCY`] at a time.
