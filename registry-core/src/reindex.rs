@@ -46,6 +46,12 @@ pub async fn needed(registry: &Registry) -> Result<bool> {
     Ok(!registry.index.records(&**registry.storage()).await?)
 }
 
+/// Whether the store was written before the listing index: until [`reindex`] runs, listings
+/// walk it (the collection records alone missing only make garbage collection walk it).
+pub async fn listing_needed(registry: &Registry) -> Result<bool> {
+    registry.index.legacy(&**registry.storage()).await
+}
+
 /// Links whose `linked/` records are written at once.
 const RECORDS_AT_ONCE: usize = 512;
 

@@ -77,7 +77,7 @@ pub async fn scrub(registry: &Registry) -> Result<ScrubReport> {
         let mut key = meta.key;
         if matches!(
             kind,
-            paths::BlobObject::Used | paths::BlobObject::Collecting
+            paths::BlobObject::Used | paths::BlobObject::Collecting | paths::BlobObject::Linked(_)
         ) {
             continue;
         }

@@ -378,7 +378,22 @@ async fn blob_bytes_are_stored_once(s: Arc<dyn Storage>) {
         .await
         .unwrap();
     let blobs: Vec<_> = s.list_recursive(paths::BLOBS).try_collect().await.unwrap();
-    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    // The bytes once, and a record of each repository linking them (for garbage collection).
+    let kinds: Vec<_> = blobs
+        .iter()
+        .filter_map(|m| paths::parse_blob_key(&m.key).map(|(_, kind)| kind))
+        .collect();
+    assert_eq!(kinds.len(), blobs.len(), "{blobs:?}");
+    let bytes = kinds
+        .iter()
+        .filter(|k| matches!(k, paths::BlobObject::Data | paths::BlobObject::Location));
+    assert_eq!(bytes.count(), 1, "{blobs:?}");
+    for name in ["one", "two"] {
+        assert!(
+            kinds.contains(&paths::BlobObject::Linked(repo(name))),
+            "{blobs:?}"
+        );
+    }
 }
 
 #[tokio::test]

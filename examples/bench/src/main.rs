@@ -134,6 +134,16 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         blobs: u64,
     },
+    /// Deletes the image of N repositories of a store `seed-usage` filled, through the library
+    /// (for `scripts/bench-gc.sh`); `--url` is not used.
+    DeleteManifests {
+        /// The store: `fs:PATH` or `s3://BUCKET[/PREFIX]` (with the `AWS_*` variables)
+        #[arg(long)]
+        storage: String,
+        /// Manifests to delete
+        #[arg(long, default_value_t = 300)]
+        count: u64,
+    },
     /// Clients pushing images of their own and pulling a shared image and each other's for a
     /// fixed time (for `scripts/scale.sh`): rate, throughput, latency and errors per operation;
     /// the acknowledged pushes are written to `--acked`.
@@ -191,6 +201,9 @@ async fn run(args: &Args) -> Result<(), String> {
     if let Command::SeedUsage { storage, blobs } = &args.command {
         return seed::seed_usage(storage, *blobs).await;
     }
+    if let Command::DeleteManifests { storage, count } = &args.command {
+        return seed::delete_manifests(storage, *count).await;
+    }
     let base = client::Base::parse(&args.url)?;
     let print = |f: Figure| f.print(args.json);
     match &args.command {
@@ -241,7 +254,9 @@ async fn run(args: &Args) -> Result<(), String> {
         }
         Command::Verify { acked, parallel } => print(load::verify(&base, acked, *parallel).await?),
         // Seeding needs no registry: it returned above.
-        Command::SeedListing { .. } | Command::SeedUsage { .. } => {}
+        Command::SeedListing { .. }
+        | Command::SeedUsage { .. }
+        | Command::DeleteManifests { .. } => {}
         Command::All => {
             print(figures::loopback(1024).await?);
             print(push(&base, &args.repo, 1024, None).await?);

@@ -180,3 +180,34 @@ pub async fn seed_usage(spec: &str, blobs: u64) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// Deletes the images of `count` repositories of a store [`seed_usage`] filled (the manifest
+/// `latest` names, with its tags).
+pub async fn delete_manifests(spec: &str, count: u64) -> Result<(), String> {
+    let storage = open(spec)?;
+    let registry = Registry::new(storage, RegistryConfig::default());
+    let started = std::time::Instant::now();
+    let repos = registry
+        .list_repositories(Some(count as usize), None)
+        .await
+        .map_err(|e| e.to_string())?
+        .items;
+    let latest: registry_core::reference::Tag = "latest".parse().map_err(|e| format!("{e}"))?;
+    let mut deleted = 0;
+    for repo in &repos {
+        let name: RepositoryName = repo.parse().map_err(|e| format!("{e}"))?;
+        if let Some(record) = registry
+            .tag(&name, &latest)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            registry
+                .delete_manifest(&name, &record.digest)
+                .await
+                .map_err(|e| e.to_string())?;
+            deleted += 1;
+        }
+    }
+    eprintln!("deleted {deleted} manifests in {:?}", started.elapsed());
+    Ok(())
+}

@@ -9,28 +9,48 @@ use registry_http::metrics::Metrics;
 
 use crate::config::Config;
 
-/// Moves a store written before the listing index to it. A storage that cannot be read now is
-/// reported, not fatal: the server starts and answers 503 until it is back (and reads an old
-/// store as it is until `registry reindex` runs).
+/// Moves a store written before the listing index to it, before serving; one that lacks only
+/// the collection records (written by the previous version) gains them in the background, since
+/// it serves as it is meanwhile (collections walk it whole until then). A storage that cannot be
+/// read now is reported, not fatal: the server starts and answers 503 until it is back (and reads
+/// an old store as it is until `registry reindex` runs).
 pub async fn reindex_if_needed(registry: &Registry) {
-    match registry_core::reindex::needed(registry).await {
-        Ok(false) => {}
-        Ok(true) => {
+    let needed = async {
+        let listing = registry_core::reindex::listing_needed(registry).await?;
+        let records = registry_core::reindex::needed(registry).await?;
+        Ok::<_, registry_core::Error>((listing, records))
+    };
+    match needed.await {
+        Ok((true, _)) => {
             tracing::info!("the store predates the listing index: reindexing (registry reindex)");
-            match registry_core::reindex::reindex(registry).await {
-                Ok(report) => tracing::info!(
-                    repositories = report.repositories,
-                    tags_moved = report.tags_moved,
-                    catalog_changes = report.catalog_changes,
-                    "reindexed"
-                ),
-                Err(e) => tracing::warn!("reindex failed: {e}; run `registry reindex` later"),
-            }
+            reindex(registry).await;
         }
+        Ok((false, true)) => {
+            tracing::info!(
+                "the store predates the collection records: recording its links in the background \
+                 (registry reindex); garbage collection walks the store until then"
+            );
+            let registry = registry.clone();
+            tokio::spawn(async move { reindex(&registry).await });
+        }
+        Ok((false, false)) => {}
         Err(e) => tracing::warn!(
             "cannot tell whether the store needs reindexing ({e}); if it predates the listing \
              index, run `registry reindex` once the storage answers"
         ),
+    }
+}
+
+async fn reindex(registry: &Registry) {
+    match registry_core::reindex::reindex(registry).await {
+        Ok(report) => tracing::info!(
+            repositories = report.repositories,
+            tags_moved = report.tags_moved,
+            catalog_changes = report.catalog_changes,
+            links_recorded = report.links_recorded,
+            "reindexed"
+        ),
+        Err(e) => tracing::warn!("reindex failed: {e}; run `registry reindex` later"),
     }
 }
 

@@ -102,6 +102,14 @@ async fn a_store_distribution_wrote_is_served_as_it_is() {
     ])
     .unwrap();
     assert!(scrub.contains(" 0 problems"), "{scrub}");
+    // And its links recorded for garbage collection: after the first (full) collection, the
+    // next reads only the records.
+    let store = format!("fs:{}/docker/registry/v2", root.display());
+    assert!(root.join("docker/registry/v2/index/collection").exists());
+    for walked in [true, false] {
+        let gc = support::images::registry(&["gc", "--storage", &store]).unwrap();
+        assert_eq!(gc.contains("gc: walked the whole store"), walked, "{gc}");
+    }
 }
 
 #[test]

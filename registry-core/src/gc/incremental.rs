@@ -244,6 +244,66 @@ fn superseded(blob: &crate::walk::StoredBlob, cutoff: SystemTime) -> Vec<String>
     redundant
 }
 
+/// What a full collection found, from which it settles the candidate records it read before its
+/// walk (the next incremental collection then has nothing of that to redo).
+pub(super) struct Settled<'a> {
+    /// Repositories whose pass kept something only for a while.
+    pub(super) young: &'a HashSet<RepositoryName>,
+    /// Blobs it removed.
+    pub(super) removed: &'a HashSet<Digest>,
+    /// Blobs a repository links.
+    pub(super) linked: &'a HashSet<Digest>,
+    /// Blobs kept manifests reach.
+    pub(super) kept: &'a HashSet<Digest>,
+    /// Every blob's objects, as the walk read them.
+    pub(super) blobs: &'a std::collections::BTreeMap<Digest, crate::walk::StoredBlob>,
+}
+
+/// Removes the candidate records a full collection read before its walk and settled: older than
+/// the grace period, of a repository whose pass kept nothing only for a while, or of a blob it
+/// removed, that a repository links (and that no running collection announces a removal of), or
+/// that is not stored at all.
+pub(super) async fn settle(
+    gc: &Collection<'_>,
+    records: crate::candidates::Listed,
+    found: &Settled<'_>,
+    cutoff: SystemTime,
+    now: SystemTime,
+) -> Result<()> {
+    let old = |metas: Vec<ObjectMeta>| {
+        metas
+            .into_iter()
+            .filter(|m| m.last_modified <= cutoff)
+            .map(|m| m.key)
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for (name, metas) in records.repositories {
+        if !found.young.contains(&name) {
+            keys.extend(old(metas));
+        }
+    }
+    for (digest, metas) in records.blobs {
+        let settled = match found.blobs.get(&digest) {
+            None => true,
+            Some(blob) => {
+                let fresh = blob.newest.is_some_and(|t| t > cutoff);
+                let announced = blob
+                    .collecting
+                    .iter()
+                    .any(|(_, at)| !collecting_ended(*at, now));
+                found.removed.contains(&digest)
+                    || ((found.linked.contains(&digest) || found.kept.contains(&digest))
+                        && !fresh
+                        && !announced)
+            }
+        };
+        if settled {
+            keys.extend(old(metas));
+        }
+    }
+    delete_all(gc, keys).await
+}
+
 /// Deletes `keys` (unless this is a dry run), [`super::CONCURRENCY`] at a time.
 async fn delete_all(gc: &Collection<'_>, keys: Vec<String>) -> Result<()> {
     concurrently(keys, |key| gc.delete_owned(key)).await?;

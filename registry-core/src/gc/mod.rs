@@ -105,6 +105,8 @@ async fn full(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
     let cutoff = now
         .checked_sub(options.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
+    // Read before the walk, so that what they record is in it.
+    let records = registry.blobs.candidates.list().await?;
     let blobs = list_blobs(registry.storage().as_ref()).await?;
     let repos = list_repositories(registry.storage().as_ref()).await?;
     let gc = Collection {
@@ -137,7 +139,14 @@ async fn full(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
     let mut swept = futures::stream::iter(0..entries.len())
         .map(|i| pass.repository(entries[i].0, entries[i].1))
         .buffered(REPOSITORIES_AT_ONCE);
+    let mut young = HashSet::new();
+    let mut names = entries.iter().map(|(name, _)| *name);
     while let Some(one) = swept.try_next().await? {
+        if let Some(name) = names.next()
+            && one.young
+        {
+            young.insert(name.clone());
+        }
         report.retention.extend(one.decisions);
         report.removed.extend(one.removed);
         report.manifests_kept += one.manifests_kept;
@@ -168,11 +177,11 @@ async fn full(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
         gc.remove_blob(&digest, &blob, cutoff).await
     })
     .await?;
-    let removed_blobs: HashSet<&Digest> = decided
+    let removed_blobs: HashSet<Digest> = decided
         .iter()
         .flatten()
         .filter_map(|r| match r {
-            Removal::Blob { digest, .. } => Some(digest),
+            Removal::Blob { digest, .. } => Some(digest.clone()),
             _ => None,
         })
         .collect();
@@ -195,6 +204,14 @@ async fn full(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
     if !options.dry_run && !registry.index.legacy(&**registry.storage()).await? {
         report.catalog_changes = registry.catalog.reconcile(&holding).await? as u64;
     }
+    let settled = incremental::Settled {
+        young: &young,
+        removed: &removed_blobs,
+        linked: &linked,
+        kept: &kept,
+        blobs: &blobs,
+    };
+    incremental::settle(&gc, records, &settled, cutoff, now).await?;
     Ok(report)
 }
 

@@ -303,7 +303,9 @@ impl World {
                 let (repo, digest) = self.rng.pick(&self.pushed).clone();
                 Op::DeleteManifest { repo, digest }
             }
-            _ => Op::Collect,
+            _ => Op::Collect {
+                full: self.rng.below(3) == 0,
+            },
         };
         for ack in &mut self.acks {
             ack.touched |= op.touches(ack.at);
@@ -340,7 +342,10 @@ impl World {
                     .await
                     .map(|()| None)
             }),
-            Op::Collect => Box::pin(async move { gc::collect(&r, &options()).await.map(|_| None) }),
+            Op::Collect { full } => {
+                let options = GcOptions { full, ..options() };
+                Box::pin(async move { gc::collect(&r, &options).await.map(|_| None) })
+            }
         };
         self.trace(&format!("start {replica} {op:?}"));
         self.tasks.push(Task {
@@ -392,11 +397,11 @@ impl World {
                     touched: task.raced,
                 });
             }
-            (Ok(_), Op::Collect) => self.stats.collections += 1,
+            (Ok(_), Op::Collect { .. }) => self.stats.collections += 1,
             (Ok(_), _) => {}
             // A collection that meets a manifest deleted under it stops, safely; the final
             // collections must succeed.
-            (Err(_), Op::Collect) => self.stats.collections_stopped += 1,
+            (Err(_), Op::Collect { .. }) => self.stats.collections_stopped += 1,
             (Err(e), op) => {
                 self.stats.failed += 1;
                 if matches!(e, Error::Storage(_)) {
@@ -424,7 +429,7 @@ impl World {
         let oldest = self
             .tasks
             .iter()
-            .filter(|t| t.op != Op::Collect)
+            .filter(|t| !matches!(t.op, Op::Collect { .. }))
             .map(|t| now.duration_since(t.started).unwrap_or_default())
             .max()
             .unwrap_or_default();

@@ -27,7 +27,10 @@ pub(super) enum Op {
         repo: usize,
         digest: Digest,
     },
-    Collect,
+    /// A collection: incremental from the candidate records, or (`full`) of the whole store.
+    Collect {
+        full: bool,
+    },
 }
 
 impl Op {
@@ -44,7 +47,7 @@ impl Op {
         match self {
             Op::Push { repo, tag, .. } | Op::DeleteTag { repo, tag } => (*repo, *tag) == at,
             Op::DeleteManifest { repo, .. } => *repo == at.0,
-            Op::Collect => false,
+            Op::Collect { .. } => false,
         }
     }
 }
