@@ -55,7 +55,8 @@ async fn reindex(registry: &Registry) {
 }
 
 /// Runs garbage collection and upload purging on their schedules (`[gc] interval_secs`,
-/// `[uploads] purge_interval_secs`; 0 turns either off).
+/// `[uploads] purge_interval_secs`; 0 turns either off). A collection is incremental, but one
+/// due at least `[gc] full_interval_secs` after the last full one (or the start) walks the store.
 pub async fn run(
     registry: Registry,
     config: Config,
@@ -82,7 +83,9 @@ pub async fn run(
         every(config.gc.interval_secs),
         every(config.uploads.purge_interval_secs),
     );
+    let full_every = every(config.gc.full_interval_secs);
     let start = tokio::time::Instant::now();
+    let mut last_full = start;
     let (mut next_gc, mut next_purge) =
         (gc_every.map(|d| start + d), purge_every.map(|d| start + d));
     loop {
@@ -92,7 +95,18 @@ pub async fn run(
         tokio::time::sleep_until(at).await;
         let now = tokio::time::Instant::now();
         let full = next_gc.is_some_and(|t| t <= now);
-        let (kind, result) = if full {
+        let walk = full_every.is_some_and(|d| now >= last_full + d);
+        let (kind, result) = if full && walk {
+            last_full = now;
+            let options = registry_core::gc::GcOptions {
+                full: true,
+                ..options.clone()
+            };
+            (
+                "gc_full",
+                registry_core::gc::collect(&registry, &options).await,
+            )
+        } else if full {
             ("gc", registry_core::gc::collect(&registry, &options).await)
         } else {
             (
@@ -112,6 +126,7 @@ pub async fn run(
                     tracing::debug!(%removal, "{kind} removed");
                 }
                 tracing::info!(
+                    walked_store = report.full,
                     repositories = report.repositories,
                     manifests_kept = report.manifests_kept,
                     blobs_kept = report.blobs_kept,

@@ -469,3 +469,39 @@ fn configuration_from_variables_is_checked() {
     assert!(!ok);
     assert!(err.contains("grace"), "{err}");
 }
+
+/// The server's periodic collection is incremental, and walks the whole store once its full
+/// interval has passed since the last walk (or its start). The first collection of a fresh store
+/// walks it anyway (no full one ran under these settings): a second walk is the interval's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_collections_walk_the_store_at_the_full_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &format!("fs:{}", tmp.path().join("data").display()),
+        &[],
+        &[
+            ("REGISTRY_GC_INTERVAL_SECS", "1"),
+            ("REGISTRY_GC_FULL_INTERVAL_SECS", "3"),
+        ],
+    );
+    let api = Api::new(&server.addr);
+    api.push_image("team/app", "v1", &TestImage::new(1, vec![noise(1, 1000)]))
+        .await
+        .unwrap();
+    let logged = |walked: &str| {
+        let needle = format!("walked_store={walked}");
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("gc done") && l.contains(&needle))
+            .count()
+    };
+    until_sync(
+        "an incremental and a full collection",
+        Duration::from_secs(30),
+        || logged("false") >= 2 && logged("true") >= 1,
+    )
+    .await;
+}

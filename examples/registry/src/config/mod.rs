@@ -248,8 +248,12 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct GcConfig {
     /// Seconds between collections inside the server; 0 (the default) never collects there. With
-    /// several replicas, enable it on one.
+    /// several replicas, enable it on one. They are incremental (they read what changed).
     pub interval_secs: u64,
+    /// Seconds between the server's collections that walk the whole store (an audit, which also
+    /// removes what a crash left that no write recorded); 0 (the default): never, every
+    /// collection is incremental. Counted from the server's start.
+    pub full_interval_secs: u64,
     /// Anything written or reused more recently than this many seconds is kept.
     pub grace_secs: u64,
     /// Also remove manifests no tag reaches.
@@ -266,6 +270,7 @@ impl Default for GcConfig {
         let core = registry_core::gc::GcOptions::default();
         GcConfig {
             interval_secs: 0,
+            full_interval_secs: 0,
             grace_secs: core.grace.as_secs(),
             delete_untagged: core.delete_untagged,
             keep_referrers: core.keep_referrers,
