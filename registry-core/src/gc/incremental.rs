@@ -7,8 +7,9 @@
 //!
 //! A repository's records go once they are older than the grace period and its pass kept nothing
 //! only for a while (young links or manifests, manifests recent tag history names); a blob's
-//! once they are older than the grace period and its bytes went or a repository still links it. A record a collection leaves is read by
-//! the next one, so a crash at any step leaves at worst work for the next collection.
+//! once they are older than the grace period and its bytes went or a repository still links it.
+//! A record a collection leaves is read by the next one, so a crash at any step leaves at worst
+//! work for the next collection.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
