@@ -125,10 +125,13 @@ impl Collection<'_> {
     /// a dry run the removal is announced first ([`announcement`]), `in_use` is read after the
     /// announcement (a push that used the content before it is seen; one after it sees the
     /// announcement, or the content gone, and is refused), and the announcement is withdrawn
-    /// last. A dry run only reads. True when the content went (or would go).
+    /// last. A dry run only reads. True when the content went (or would go). `recorded`: a
+    /// candidate record of the blob is in the store already (an incremental collection examining
+    /// it settles that record only after this), so none is written first.
     async fn unless_in_use<U, R>(
         &self,
         digest: &Digest,
+        recorded: bool,
         in_use: impl FnOnce() -> U,
         remove: impl FnOnce() -> R,
     ) -> Result<bool>
@@ -142,7 +145,9 @@ impl Collection<'_> {
         let storage = self.registry.storage();
         // First the candidate record: a collection that stops after announcing leaves an
         // announcement the next incremental collection then looks at, and removes.
-        self.registry.blobs.candidates.blob(digest).await?;
+        if !recorded {
+            self.registry.blobs.candidates.blob(digest).await?;
+        }
         let key = announcement(digest);
         storage.put(&key, bytes::Bytes::new()).await?;
         let removed = match in_use().await {
@@ -183,7 +188,7 @@ impl Collection<'_> {
         };
         let in_use = || self.pushed_since(name, digest, cutoff);
         Ok(self
-            .unless_in_use(digest, in_use, remove)
+            .unless_in_use(digest, false, in_use, remove)
             .await?
             .then(|| Removal::Manifest {
                 repository: name.clone(),
@@ -244,7 +249,7 @@ impl Collection<'_> {
         };
         let in_use = || used_since(self.registry, digest, blob, cutoff);
         Ok(self
-            .unless_in_use(digest, in_use, remove)
+            .unless_in_use(digest, false, in_use, remove)
             .await?
             .then(|| Removal::Link {
                 repository: name.clone(),
@@ -254,12 +259,14 @@ impl Collection<'_> {
 
     /// Removes a blob unless a push marked it since the listing: its data or location record
     /// first (the blob is then unknown), then the bytes a location pointed at, then its marker.
-    /// `None` when it stays.
+    /// `None` when it stays. `recorded`: a candidate record of the blob is in the store already
+    /// (see `unless_in_use`).
     pub(super) async fn remove_blob(
         &self,
         digest: &Digest,
         blob: &StoredBlob,
         cutoff: SystemTime,
+        recorded: bool,
     ) -> Result<Option<Removal>> {
         let marker = paths::blob_used(digest);
         if blob.marker_only() {
@@ -301,7 +308,7 @@ impl Collection<'_> {
         };
         let in_use = || used_since(self.registry, digest, Some(blob), cutoff);
         Ok(self
-            .unless_in_use(digest, in_use, remove)
+            .unless_in_use(digest, recorded, in_use, remove)
             .await?
             .then(|| Removal::Blob {
                 digest: digest.clone(),

@@ -205,7 +205,9 @@ async fn examine(
     if blob.newest.is_some_and(|t| t > cutoff) {
         return Ok(Examined::Kept { young: true });
     }
-    match gc.remove_blob(&digest, &blob, cutoff).await? {
+    // Every blob examined has a candidate record in the store: one listed (settled only below),
+    // or the one this collection's sweep wrote.
+    match gc.remove_blob(&digest, &blob, cutoff, true).await? {
         Some(removal) => {
             // What collections that stopped half way announced goes too; one another
             // collection is making now stays, and so do the records, for the next collection

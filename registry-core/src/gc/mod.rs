@@ -174,7 +174,7 @@ async fn full(registry: &Registry, options: &GcOptions) -> Result<GcReport> {
     // What a collection that stopped half way announced about blobs that stay.
     concurrently(abandoned, |key| gc.delete_owned(key)).await?;
     let decided = concurrently(candidates, |(digest, blob)| async move {
-        gc.remove_blob(&digest, &blob, cutoff).await
+        gc.remove_blob(&digest, &blob, cutoff, false).await
     })
     .await?;
     let removed_blobs: HashSet<Digest> = decided
