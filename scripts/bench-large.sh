@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # A large store measured: 100,000 repositories, one repository of 100,000 tags and 200,000 blobs
 # on the filesystem, seeded through the library (`registry-bench seed-listing` and `seed-usage`).
-# Prints the wall time and peak memory of `registry gc`, `registry scrub` and `registry usage`,
-# and of the server's first `_catalog?n=100` and `tags/list?n=100` pages (cold page cache where
-# the machine lets us drop it, then warm):
-#   ./scripts/bench-large.sh [--repos N] [--tags N] [--blobs N] [--keep DIR]
+# Prints the wall time and peak memory of `registry gc --full` (the first collection, which also
+# settles the records the seeding's pushes left), of `registry gc` after --deletes N manifest
+# deletes (incremental: reads what the deletes recorded) and of `registry gc --full --dry-run`
+# then (which must find nothing), all with the grace period and tag history at zero; then of
+# `registry scrub` and `registry usage`, and of the server's first `_catalog?n=100` and
+# `tags/list?n=100` pages (cold page cache where the machine lets us drop it, then warm):
+#   ./scripts/bench-large.sh [--repos N] [--tags N] [--blobs N] [--deletes N] [--keep DIR]
 # About 20 minutes with the defaults; the store takes about 13 GB (a folder per blob and per
 # link). Not part of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repos=100000 tags=100000 blobs=200000 keep=""
+repos=100000 tags=100000 blobs=200000 deletes=1000 keep=""
 while [ $# -gt 0 ]; do
   case $1 in
   --repos) repos=$2; shift 2 ;;
   --tags) tags=$2; shift 2 ;;
   --blobs) blobs=$2; shift 2 ;;
+  --deletes) deletes=$2; shift 2 ;;
   --keep) keep=$2; shift 2 ;;
-  *) echo "usage: $0 [--repos N] [--tags N] [--blobs N] [--keep DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--repos N] [--tags N] [--blobs N] [--deletes N] [--keep DIR]" >&2; exit 2 ;;
   esac
 done
 cargo build --release --locked -p registry-server -p registry-bench
@@ -47,8 +51,15 @@ if [ ! -d "$store/blobs" ]; then
 fi
 echo "store: $(find "$store/blobs" -name data | wc -l) blobs and manifests, $(du -sh "$store" | cut -f1)"
 
-timed "registry gc" "$bin/registry" gc --storage "fs:$store"
-grep -i -m3 "removed\|summary" "$work/out" || tail -1 "$work/out"
+export REGISTRY_GC_GRACE_SECS=0 REGISTRY_GC_HISTORY_DAYS=0
+timed "registry gc --full" "$bin/registry" gc --full --storage "fs:$store"
+grep -m1 "^gc: [0-9]" "$work/out" || tail -1 "$work/out"
+"$bin/registry-bench" delete-manifests --storage "fs:$store" --count "$deletes"
+timed "registry gc (incremental, after $deletes deletes)" "$bin/registry" gc --storage "fs:$store"
+grep "^gc: [0-9i]" "$work/out" | head -2
+timed "registry gc --full --dry-run" "$bin/registry" gc --full --dry-run --storage "fs:$store"
+grep -m1 "^gc: [0-9]" "$work/out" || tail -1 "$work/out"
+unset REGISTRY_GC_GRACE_SECS REGISTRY_GC_HISTORY_DAYS
 timed "registry scrub" "$bin/registry" scrub --storage "fs:$store"
 tail -1 "$work/out"
 timed "registry usage" "$bin/registry" usage --json --storage "fs:$store"

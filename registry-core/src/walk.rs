@@ -30,7 +30,7 @@ pub(crate) struct StoredBlob {
     /// The removals collections announced ([`paths::blob_collecting`]), with when.
     pub(crate) collecting: Vec<(String, SystemTime)>,
     /// Its `linked/` records ([`paths::blob_linked`]): the repository each names, its key, and
-    /// when it was written.
+    /// when it was written (read by [`list_blob`]; [`list_blobs`] keeps none).
     pub(crate) linked: Vec<(RepositoryName, String, SystemTime)>,
 }
 
@@ -56,11 +56,14 @@ pub(crate) async fn list_blobs(storage: &dyn Storage) -> Result<BTreeMap<Digest,
         let Some((digest, kind)) = paths::parse_blob_key(&meta.key) else {
             continue;
         };
-        blobs
-            .entry(digest)
-            .or_default()
-            .add(storage, meta, kind)
-            .await?;
+        // The `linked/` records count for the blob's age only: a store's worth of their keys
+        // would be held for nothing (a removal lists the records of the blob it removes).
+        let blob = blobs.entry(digest).or_default();
+        if matches!(kind, paths::BlobObject::Linked(_)) {
+            blob.newest = blob.newest.max(Some(meta.last_modified));
+            continue;
+        }
+        blob.add(storage, meta, kind).await?;
     }
     Ok(blobs)
 }

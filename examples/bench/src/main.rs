@@ -134,8 +134,8 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         blobs: u64,
     },
-    /// Deletes the image of N repositories of a store `seed-usage` filled, through the library
-    /// (for `scripts/bench-gc.sh`); `--url` is not used.
+    /// Deletes the manifest the first tag of each of N repositories names, through the library
+    /// (for `scripts/bench-gc.sh` and `scripts/bench-large.sh`); `--url` is not used.
     DeleteManifests {
         /// The store: `fs:PATH` or `s3://BUCKET[/PREFIX]` (with the `AWS_*` variables)
         #[arg(long)]

@@ -181,8 +181,8 @@ pub async fn seed_usage(spec: &str, blobs: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Deletes the images of `count` repositories of a store [`seed_usage`] filled (the manifest
-/// `latest` names, with its tags).
+/// Deletes the manifest the first tag of each of the first `count` repositories of the catalog
+/// names (with the tags naming it): on a store `seed-usage` or `seed-listing` filled.
 pub async fn delete_manifests(spec: &str, count: u64) -> Result<(), String> {
     let storage = open(spec)?;
     let registry = Registry::new(storage, RegistryConfig::default());
@@ -192,15 +192,19 @@ pub async fn delete_manifests(spec: &str, count: u64) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .items;
-    let latest: registry_core::reference::Tag = "latest".parse().map_err(|e| format!("{e}"))?;
     let mut deleted = 0;
     for repo in &repos {
         let name: RepositoryName = repo.parse().map_err(|e| format!("{e}"))?;
-        if let Some(record) = registry
-            .tag(&name, &latest)
+        let tags = registry
+            .list_tags(&name, Some(1), None)
             .await
             .map_err(|e| e.to_string())?
-        {
+            .items;
+        let Some(tag) = tags.first() else {
+            continue;
+        };
+        let tag = tag.parse().map_err(|e| format!("{e}"))?;
+        if let Some(record) = registry.tag(&name, &tag).await.map_err(|e| e.to_string())? {
             registry
                 .delete_manifest(&name, &record.digest)
                 .await

@@ -275,8 +275,8 @@ impl Collection<'_> {
             for (key, _) in &blob.collecting {
                 self.delete(key).await?;
             }
-            for (_, key, _) in &blob.linked {
-                self.delete(key).await?;
+            for key in self.linked_records(digest, blob, cutoff).await? {
+                self.delete(&key).await?;
             }
             return Ok(Some(Removal::Orphan {
                 key: marker,
@@ -292,8 +292,8 @@ impl Collection<'_> {
             // No repository links it (a full collection saw none; an incremental one asked each
             // repository these records name): the records listed are stale (a push linking it
             // since wrote a record of its own).
-            for (_, key, _) in &blob.linked {
-                storage.delete(key).await?;
+            for key in self.linked_records(digest, blob, cutoff).await? {
+                storage.delete(&key).await?;
             }
             self.registry.blobs.forget(digest);
             self.publish(
@@ -314,6 +314,38 @@ impl Collection<'_> {
                 digest: digest.clone(),
                 bytes: blob.size,
             }))
+    }
+
+    /// The keys of the blob's `linked/` records to remove with it: those its record holds (listed
+    /// before the removal was announced), or, for a full collection's record, which keeps none,
+    /// those a listing of the blob's folder finds older than `cutoff` (a younger one may be a
+    /// push's that linked the blob again since the announcement: its record stays).
+    async fn linked_records(
+        &self,
+        digest: &Digest,
+        blob: &StoredBlob,
+        cutoff: SystemTime,
+    ) -> Result<Vec<String>> {
+        if !blob.linked.is_empty() {
+            return Ok(blob.linked.iter().map(|(_, key, _)| key.clone()).collect());
+        }
+        let listed: Vec<ObjectMeta> = self
+            .registry
+            .storage()
+            .list_all(&paths::blob_folder(digest))
+            .try_collect()
+            .await?;
+        Ok(listed
+            .into_iter()
+            .filter(|m| {
+                m.last_modified <= cutoff
+                    && matches!(
+                        paths::parse_blob_key(&m.key),
+                        Some((_, paths::BlobObject::Linked(_)))
+                    )
+            })
+            .map(|m| m.key)
+            .collect())
     }
 
     /// Removes `data/<id>` objects that no blob location names and no upload is writing.
