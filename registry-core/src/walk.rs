@@ -68,7 +68,27 @@ pub(crate) async fn list_blobs(storage: &dyn Storage) -> Result<BTreeMap<Digest,
     Ok(blobs)
 }
 
-/// Reads one blob's folder: `None` when it holds nothing.
+/// Reads one blob's bytes, location record, in-use mark and announcements, but not its
+/// `linked/` records (one listing of one level: a blob many repositories link has as many
+/// records): enough to date it. `None` when none is there.
+pub(crate) async fn date_blob(
+    storage: &dyn Storage,
+    digest: &Digest,
+) -> Result<Option<StoredBlob>> {
+    let mut blob: Option<StoredBlob> = None;
+    for meta in storage.list(&paths::blob_folder(digest)).await?.objects {
+        if let Some((d, kind)) = paths::parse_blob_key(&meta.key)
+            && d == *digest
+        {
+            blob.get_or_insert_default()
+                .add(storage, meta, kind)
+                .await?;
+        }
+    }
+    Ok(blob)
+}
+
+/// Reads one blob's folder, `linked/` records included: `None` when it holds nothing.
 pub(crate) async fn list_blob(
     storage: &dyn Storage,
     digest: &Digest,

@@ -338,7 +338,8 @@ fn fresh(blobs: &BTreeMap<Digest, StoredBlob>, d: &Digest, cutoff: SystemTime) -
 }
 
 /// The blobs a repository's pass may remove links to (neither kept nor linked within the grace
-/// period), read folder by folder: what an incremental collection reads instead of `blobs/`.
+/// period), dated folder by folder without their `linked/` records: what an incremental
+/// collection reads instead of `blobs/`.
 async fn read_blobs(
     registry: &Registry,
     repo: &Repo,
@@ -356,7 +357,7 @@ async fn read_blobs(
     let wanted: HashSet<Digest> = revisions.chain(layers).map(|(d, _)| d.clone()).collect();
     let storage = registry.storage();
     let read = concurrently(wanted, |d| async move {
-        let blob = crate::walk::list_blob(storage.as_ref(), &d).await?;
+        let blob = crate::walk::date_blob(storage.as_ref(), &d).await?;
         Ok(blob.map(|blob| (d, blob)))
     })
     .await?;
